@@ -1,0 +1,45 @@
+// Free-running microsecond counter: a prescaler of CLK_HZ / 1 MHz clock cycles and a
+// 32-bit count of microseconds (wraps every 71.6 minutes; the host extends it).
+// CLK_HZ must be a whole number of MHz for exact microseconds.
+`resetall
+`timescale 1ns / 1ps
+`default_nettype none
+
+module pmq_timebase #(
+    parameter integer CLK_HZ = 100000000
+) (
+    input  wire        clk,
+    input  wire        rst,
+    output wire [31:0] time_us
+);
+
+    localparam integer TICKS = (CLK_HZ >= 1000000) ? CLK_HZ / 1000000 : 1;
+    localparam integer PW = (TICKS > 1) ? $clog2(TICKS) : 1;
+    localparam [PW-1:0] LAST = TICKS[PW-1:0] - 1'b1;
+
+    reg [PW-1:0] pre_reg;
+    reg [31:0]   time_reg;
+
+    wire tick = (pre_reg == LAST);
+
+    always @(posedge clk) begin
+        if (rst || tick) begin
+            pre_reg <= {PW{1'b0}};
+        end else begin
+            pre_reg <= pre_reg + 1'b1;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            time_reg <= 32'd0;
+        end else if (tick) begin
+            time_reg <= time_reg + 32'd1;
+        end
+    end
+
+    assign time_us = time_reg;
+
+endmodule
+
+`resetall
