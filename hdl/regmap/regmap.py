@@ -6,6 +6,8 @@
 """
 import argparse
 import pathlib
+import shutil
+import subprocess
 import sys
 import tomllib
 
@@ -156,7 +158,16 @@ def gen_rust(spec):
         out.append("        ],")
         out.append("    },")
     out.append("];")
-    return "\n".join(out) + "\n"
+    return rustfmt("\n".join(out) + "\n")
+
+
+def rustfmt(text):
+    """Formats generated Rust the way `cargo fmt` would, so the check stays quiet."""
+    exe = shutil.which("rustfmt")
+    if exe is None:
+        sys.exit("regmap.py: rustfmt not found (install Rust with rustup, component rustfmt)")
+    return subprocess.run([exe, "--edition", "2021"], input=text, capture_output=True, text=True,
+                          check=True).stdout
 
 
 def gen_markdown(spec):

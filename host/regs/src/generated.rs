@@ -221,8 +221,7 @@ pub const REGISTERS: &[RegDesc] = &[
         offset: 0x00,
         access: Access::ReadOnly,
         reset: None,
-        fields: &[
-        ],
+        fields: &[],
     },
     RegDesc {
         name: "VERSION",
@@ -230,8 +229,16 @@ pub const REGISTERS: &[RegDesc] = &[
         access: Access::ReadOnly,
         reset: None,
         fields: &[
-            FieldDesc { name: "MINOR", lsb: 16, width: 8 },
-            FieldDesc { name: "MAJOR", lsb: 24, width: 8 },
+            FieldDesc {
+                name: "MINOR",
+                lsb: 16,
+                width: 8,
+            },
+            FieldDesc {
+                name: "MAJOR",
+                lsb: 24,
+                width: 8,
+            },
         ],
     },
     RegDesc {
@@ -239,8 +246,7 @@ pub const REGISTERS: &[RegDesc] = &[
         offset: 0x08,
         access: Access::ReadWrite,
         reset: Some(0x0),
-        fields: &[
-        ],
+        fields: &[],
     },
     RegDesc {
         name: "PARAMS",
@@ -248,9 +254,21 @@ pub const REGISTERS: &[RegDesc] = &[
         access: Access::ReadOnly,
         reset: None,
         fields: &[
-            FieldDesc { name: "N_INPUTS", lsb: 0, width: 8 },
-            FieldDesc { name: "N_LEDS", lsb: 8, width: 8 },
-            FieldDesc { name: "FIFO_DEPTH_LOG2", lsb: 16, width: 5 },
+            FieldDesc {
+                name: "N_INPUTS",
+                lsb: 0,
+                width: 8,
+            },
+            FieldDesc {
+                name: "N_LEDS",
+                lsb: 8,
+                width: 8,
+            },
+            FieldDesc {
+                name: "FIFO_DEPTH_LOG2",
+                lsb: 16,
+                width: 5,
+            },
         ],
     },
     RegDesc {
@@ -258,50 +276,50 @@ pub const REGISTERS: &[RegDesc] = &[
         offset: 0x10,
         access: Access::ReadOnly,
         reset: None,
-        fields: &[
-        ],
+        fields: &[],
     },
     RegDesc {
         name: "TIME",
         offset: 0x14,
         access: Access::ReadOnly,
         reset: None,
-        fields: &[
-        ],
+        fields: &[],
     },
     RegDesc {
         name: "IRQ_ENABLE",
         offset: 0x20,
         access: Access::ReadWrite,
         reset: Some(0x0),
-        fields: &[
-            FieldDesc { name: "EVENT", lsb: 0, width: 1 },
-        ],
+        fields: &[FieldDesc {
+            name: "EVENT",
+            lsb: 0,
+            width: 1,
+        }],
     },
     RegDesc {
         name: "FIFO_LEVEL",
         offset: 0x24,
         access: Access::ReadOnly,
         reset: None,
-        fields: &[
-            FieldDesc { name: "COUNT", lsb: 0, width: 16 },
-        ],
+        fields: &[FieldDesc {
+            name: "COUNT",
+            lsb: 0,
+            width: 16,
+        }],
     },
     RegDesc {
         name: "DROPPED",
         offset: 0x28,
         access: Access::WriteClears,
         reset: Some(0x0),
-        fields: &[
-        ],
+        fields: &[],
     },
     RegDesc {
         name: "INPUTS",
         offset: 0x30,
         access: Access::ReadOnly,
         reset: None,
-        fields: &[
-        ],
+        fields: &[],
     },
     RegDesc {
         name: "EVT_POP",
@@ -309,10 +327,26 @@ pub const REGISTERS: &[RegDesc] = &[
         access: Access::ReadClears,
         reset: None,
         fields: &[
-            FieldDesc { name: "SEQ", lsb: 0, width: 16 },
-            FieldDesc { name: "INPUT", lsb: 16, width: 8 },
-            FieldDesc { name: "LEVEL", lsb: 30, width: 1 },
-            FieldDesc { name: "VALID", lsb: 31, width: 1 },
+            FieldDesc {
+                name: "SEQ",
+                lsb: 0,
+                width: 16,
+            },
+            FieldDesc {
+                name: "INPUT",
+                lsb: 16,
+                width: 8,
+            },
+            FieldDesc {
+                name: "LEVEL",
+                lsb: 30,
+                width: 1,
+            },
+            FieldDesc {
+                name: "VALID",
+                lsb: 31,
+                width: 1,
+            },
         ],
     },
     RegDesc {
@@ -320,15 +354,13 @@ pub const REGISTERS: &[RegDesc] = &[
         offset: 0x44,
         access: Access::ReadOnly,
         reset: None,
-        fields: &[
-        ],
+        fields: &[],
     },
     RegDesc {
         name: "LED",
         offset: 0x50,
         access: Access::ReadWrite,
         reset: Some(0x0),
-        fields: &[
-        ],
+        fields: &[],
     },
 ];

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Lints the pynq_mqtt_io RTL; fails on any warning.
+#
+#   verilator --lint-only -Wall   for the default parameters and a few -G sets
+#   iverilog -g2005               parses and elaborates (plain Verilog-2005)
+#   yosys read_verilog            parses, and hierarchy -top elaborates
+#
+# Usage: hdl/lint.sh   (from any directory)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+top=pynq_mqtt_io
+inc=hdl/rtl
+shopt -s nullglob
+rtl=(hdl/rtl/*.v)
+shopt -u nullglob
+if ((${#rtl[@]} == 0)); then
+  echo "lint: no RTL files under hdl/rtl" >&2
+  exit 1
+fi
+
+# parameter sets for verilator: each entry is one space-separated list of NAME=VALUE
+param_sets=(
+  ""
+  "N_INPUTS=1 N_LEDS=1 FIFO_DEPTH=4"
+  "N_INPUTS=32 N_LEDS=32"
+  "CLK_HZ=125000000"
+)
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+failed=0
+
+# run_tool NAME CMD...: runs CMD, fails if it exits non-zero or prints anything that
+# looks like a warning or an error
+run_tool() {
+  local name=$1
+  shift
+  local log="$tmp/out.log"
+  local rc=0
+  "$@" >"$log" 2>&1 || rc=$?
+  if ((rc != 0)) || grep -qiE 'warning|error' "$log"; then
+    echo "lint: FAIL $name (exit $rc)" >&2
+    sed 's/^/  /' "$log" >&2
+    failed=1
+  else
+    echo "lint: ok   $name"
+  fi
+}
+
+for pset in "${param_sets[@]}"; do
+  read -r -a kvs <<<"$pset"
+  gargs=()
+  pargs=()
+  for kv in "${kvs[@]}"; do
+    gargs+=("-G$kv")
+    pargs+=("-P$top.$kv")
+  done
+  label=${pset:-defaults}
+  run_tool "verilator -Wall ($label)" \
+    verilator --lint-only -Wall "-I$inc" "${gargs[@]}" --top-module "$top" "${rtl[@]}"
+  run_tool "iverilog -g2005 ($label)" \
+    iverilog -g2005 -Wall -Wno-timescale "-I$inc" "${pargs[@]}" -s "$top" \
+      -o "$tmp/$top.vvp" "${rtl[@]}"
+done
+
+run_tool "yosys read_verilog + hierarchy -top $top" \
+  yosys -q -p "read_verilog -I$inc ${rtl[*]}; hierarchy -check -top $top"
+
+if ((failed)); then
+  echo "lint: FAILED" >&2
+  exit 1
+fi
+echo "lint: all clean"

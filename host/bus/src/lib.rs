@@ -1,0 +1,99 @@
+//! The bus layer: how the host reaches the registers and the interrupt of the
+//! `pynq_mqtt_io` peripheral. It knows offsets and 32-bit words, nothing of what
+//! they mean; the driver above it does.
+//!
+//! Backends: the Verilated RTL (`pynq-mqtt-sim`) and, on a board, Linux UIO.
+
+use std::time::Duration;
+
+/// What can go wrong on the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The offset is outside the register window or not word aligned.
+    #[error("register offset {offset:#x} is outside the {window:#x}-byte window or not 4-byte aligned")]
+    BadOffset { offset: u32, window: usize },
+    /// The peripheral did not answer a transaction (simulated bus hang).
+    #[error("bus transaction at {offset:#x} timed out")]
+    Timeout { offset: u32 },
+    /// The peripheral answered with an error response.
+    #[error("bus transaction at {offset:#x} answered {resp} instead of OKAY")]
+    Response { offset: u32, resp: u32 },
+    /// The backend has stopped (simulation ended, device closed).
+    #[error("the bus backend has stopped")]
+    Closed,
+    /// An operating-system error from the backend.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Outcome of waiting for the interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqWait {
+    /// The interrupt fired; it stays masked until [`Bus::rearm_irq`].
+    Fired,
+    /// The timeout passed without an interrupt.
+    TimedOut,
+}
+
+/// Access to the peripheral's registers and interrupt line.
+///
+/// Every read and write is exactly one bus transaction: reads may have side effects
+/// (popping an event), so implementations never repeat, merge or invent accesses.
+/// The interrupt follows Linux UIO semantics: once [`Bus::wait_irq`] reports
+/// [`IrqWait::Fired`] the line is masked until [`Bus::rearm_irq`]; a line still
+/// high at re-arm fires again at once.
+pub trait Bus: Send + Sync {
+    /// Reads the 32-bit register at byte `offset`.
+    fn read32(&self, offset: u32) -> Result<u32, BusError>;
+    /// Writes the 32-bit register at byte `offset` (all byte lanes).
+    fn write32(&self, offset: u32, value: u32) -> Result<(), BusError>;
+    /// Blocks until the interrupt fires or `timeout` passes.
+    fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError>;
+    /// Unmasks the interrupt after it fired.
+    fn rearm_irq(&self) -> Result<(), BusError>;
+    /// A short name of the backend for logs ("sim", "uio:/dev/uio4").
+    fn describe(&self) -> String;
+}
+
+impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
+    fn read32(&self, offset: u32) -> Result<u32, BusError> {
+        (**self).read32(offset)
+    }
+    fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
+        (**self).write32(offset, value)
+    }
+    fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
+        (**self).wait_irq(timeout)
+    }
+    fn rearm_irq(&self) -> Result<(), BusError> {
+        (**self).rearm_irq()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Checks that `offset` is a word-aligned offset inside a window of `window` bytes.
+pub fn check_offset(offset: u32, window: usize) -> Result<(), BusError> {
+    if offset % 4 != 0 || offset as usize + 4 > window {
+        return Err(BusError::BadOffset { offset, window });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_are_checked() {
+        assert!(check_offset(0, 0x10000).is_ok());
+        assert!(check_offset(0xFFFC, 0x10000).is_ok());
+        assert!(matches!(check_offset(0x10000, 0x10000), Err(BusError::BadOffset { .. })));
+        assert!(matches!(check_offset(2, 0x10000), Err(BusError::BadOffset { .. })));
+    }
+}

@@ -1,0 +1,89 @@
+//! Register map of the `pynq_mqtt_io` peripheral.
+//!
+//! Everything in [`generated`] comes from `hdl/regmap/pynq_mqtt_io.toml` through
+//! `hdl/regmap/regmap.py`; this file adds only the description types it uses.
+
+mod generated;
+
+pub use generated::*;
+
+/// How a register may be accessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read only, no side effect.
+    ReadOnly,
+    /// Read and write.
+    ReadWrite,
+    /// Reading has a side effect (pops an event): never read it for display.
+    ReadClears,
+    /// Any write clears it.
+    WriteClears,
+}
+
+impl Access {
+    /// Whether reading the register changes the hardware state.
+    pub const fn read_has_side_effect(self) -> bool {
+        matches!(self, Access::ReadClears)
+    }
+}
+
+/// One bit field of a register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldDesc {
+    pub name: &'static str,
+    pub lsb: u32,
+    pub width: u32,
+}
+
+impl FieldDesc {
+    /// Extracts this field from a register value.
+    pub const fn extract(&self, value: u32) -> u32 {
+        let mask = if self.width >= 32 { u32::MAX } else { (1 << self.width) - 1 };
+        (value >> self.lsb) & mask
+    }
+}
+
+/// One register: its name, offset, access and fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegDesc {
+    pub name: &'static str,
+    pub offset: u32,
+    pub access: Access,
+    pub reset: Option<u32>,
+    pub fields: &'static [FieldDesc],
+}
+
+/// Looks a register up by name (case-insensitive).
+pub fn by_name(name: &str) -> Option<&'static RegDesc> {
+    REGISTERS.iter().find(|r| r.name.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_word_fields_decode() {
+        let w = EvtPop(0)
+            .with_valid(true)
+            .with_level(true)
+            .with_input(3)
+            .with_seq(0xBEEF);
+        assert_eq!(w.0, 0xC003_BEEF);
+        assert!(w.valid() && w.level());
+        assert_eq!((w.input(), w.seq()), (3, 0xBEEF));
+        assert!(!EvtPop(0x0003_0001).valid());
+    }
+
+    #[test]
+    fn map_is_consistent() {
+        let mut offsets: Vec<u32> = REGISTERS.iter().map(|r| r.offset).collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        assert_eq!(offsets.len(), REGISTERS.len(), "offsets are unique");
+        assert_eq!(by_name("evt_pop").map(|r| r.offset), Some(offset::EVT_POP));
+        assert!(by_name("EVT_POP").unwrap().access.read_has_side_effect());
+        let f = by_name("PARAMS").unwrap().fields[1];
+        assert_eq!(f.extract(0x0009_0804), 8);
+    }
+}

@@ -1,0 +1,167 @@
+//! Verilates hdl/rtl, compiles the C++ shim hdl/sim/pmq_sim.cpp, and generates Rust
+//! bindings for its C header with bindgen.
+//!
+//! Build parameters of the simulated peripheral (environment, read at build time):
+//! PYNQ_MQTT_SIM_CLK_HZ (default 1000000: one clock per microsecond keeps a paced
+//! simulation cheap), PYNQ_MQTT_SIM_N_INPUTS (4), PYNQ_MQTT_SIM_N_LEDS (4),
+//! PYNQ_MQTT_SIM_FIFO_DEPTH (512).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+const TOP: &str = "pynq_mqtt_io";
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    exit(1);
+}
+
+fn param(name: &str, default: u32) -> u32 {
+    println!("cargo:rerun-if-env-changed={name}");
+    match env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name}={v} is not a number"))),
+        Err(_) => default,
+    }
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| fail(&format!("{what}: cannot start: {e}")));
+    if !out.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+        fail(&format!("{what} failed ({})", out.status));
+    }
+}
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest.join("../..").canonicalize().unwrap();
+    let rtl = root.join("hdl/rtl");
+    let shim = root.join("hdl/sim");
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let mdir = out.join("verilated");
+
+    let clk_hz = param("PYNQ_MQTT_SIM_CLK_HZ", 1_000_000);
+    let n_inputs = param("PYNQ_MQTT_SIM_N_INPUTS", 4);
+    let n_leds = param("PYNQ_MQTT_SIM_N_LEDS", 4);
+    let fifo_depth = param("PYNQ_MQTT_SIM_FIFO_DEPTH", 512);
+
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&rtl)
+        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", rtl.display())))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("v" | "vh")))
+        .collect();
+    sources.sort();
+    for p in &sources {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    println!("cargo:rerun-if-changed={}", shim.join("pmq_sim.h").display());
+    println!("cargo:rerun-if-changed={}", shim.join("pmq_sim.cpp").display());
+    println!("cargo:rerun-if-changed=build.rs");
+
+    // --- Verilator ------------------------------------------------------------
+    let vroot = match Command::new("verilator").arg("--getenv").arg("VERILATOR_ROOT").output() {
+        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+        _ => fail("verilator not found: install the Debian package `verilator` (scripts/setup does)"),
+    };
+    let _ = std::fs::remove_dir_all(&mdir);
+    let verilog: Vec<&PathBuf> = sources
+        .iter()
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("v"))
+        .collect();
+    run(
+        Command::new("verilator")
+            .args(["--cc", "--build", "-j", "2", "-O3", "--x-assign", "fast"])
+            .args(["--x-initial", "fast", "--top-module", TOP])
+            .arg("-Mdir")
+            .arg(&mdir)
+            .arg(format!("-I{}", rtl.display()))
+            .arg(format!("-GCLK_HZ={clk_hz}"))
+            .arg(format!("-GN_INPUTS={n_inputs}"))
+            .arg(format!("-GN_LEDS={n_leds}"))
+            .arg(format!("-GFIFO_DEPTH={fifo_depth}"))
+            .args(["-CFLAGS", "-fPIC"])
+            .args(&verilog),
+        "verilator",
+    );
+    let mk = format!("V{TOP}.mk");
+    run(
+        Command::new("make")
+            .arg("-C")
+            .arg(&mdir)
+            .arg("-f")
+            .arg(&mk)
+            .args(["-j2", "verilated.o", "verilated_threads.o"]),
+        "make verilated runtime",
+    );
+
+    // the runtime objects into an archive of our own
+    let runtime = out.join("libpmq_verilated_rt.a");
+    let _ = std::fs::remove_file(&runtime);
+    run(
+        Command::new("ar")
+            .arg("crs")
+            .arg(&runtime)
+            .arg(mdir.join("verilated.o"))
+            .arg(mdir.join("verilated_threads.o")),
+        "ar",
+    );
+    std::fs::copy(mdir.join(format!("V{TOP}__ALL.a")), out.join(format!("libV{TOP}.a")))
+        .unwrap_or_else(|e| fail(&format!("verilated archive missing: {e}")));
+
+    // --- the shim ---------------------------------------------------------------
+    let vinc = vroot.join("include");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file(shim.join("pmq_sim.cpp"))
+        .include(&shim)
+        .include(&mdir)
+        .flag("-isystem")
+        .flag(vinc.to_str().unwrap())
+        .flag("-isystem")
+        .flag(vinc.join("vltstd").to_str().unwrap())
+        .define("PMQ_SIM_CLK_HZ", Some(clk_hz.to_string().as_str()))
+        .define("PMQ_SIM_N_INPUTS", Some(n_inputs.to_string().as_str()))
+        .define("PMQ_SIM_N_LEDS", Some(n_leds.to_string().as_str()))
+        .opt_level(2)
+        .warnings(true)
+        .compile("pmq_sim");
+
+    println!("cargo:rustc-link-search=native={}", out.display());
+    println!("cargo:rustc-link-lib=static=V{TOP}");
+    println!("cargo:rustc-link-lib=static=pmq_verilated_rt");
+    println!("cargo:rustc-link-lib=dylib=stdc++");
+    println!("cargo:rustc-link-lib=dylib=pthread");
+
+    bindings(&shim.join("pmq_sim.h"), &out.join("bindings.rs"));
+}
+
+/// bindgen panics with a page of text when libclang is missing: replace that with one line.
+fn bindings(header: &Path, dest: &Path) {
+    let header = header.to_str().unwrap().to_owned();
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(move || {
+        bindgen::Builder::default()
+            .header(header)
+            .allowlist_function("pmq_sim_.*")
+            .allowlist_var("PMQ_SIM_.*")
+            .allowlist_type("pmq_sim")
+            .opaque_type("pmq_sim")
+            .generate()
+    });
+    std::panic::set_hook(default_hook);
+    match result {
+        Ok(Ok(b)) => b
+            .write_to_file(dest)
+            .unwrap_or_else(|e| fail(&format!("cannot write bindings: {e}"))),
+        Ok(Err(e)) => fail(&format!("bindgen failed on pmq_sim.h: {e}")),
+        Err(_) => fail("libclang not found (bindgen needs it): install the Debian package `libclang-dev` (scripts/setup does)"),
+    }
+}

@@ -1,0 +1,357 @@
+//! The simulated board: the real `pynq_mqtt_io` RTL, Verilated, behind the
+//! [`pynq_mqtt_bus::Bus`] trait.
+//!
+//! A clock thread advances the model, paced to the wall clock (or as fast as it runs
+//! while a stimulus replays), applies the stimulus to the button pins at its simulated
+//! microsecond, and wakes interrupt waiters. Bus calls take the model's lock between
+//! clock chunks, so simulated time also passes during their AXI transactions, as it
+//! would on a board.
+
+mod ffi;
+pub mod stimulus;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pynq_mqtt_bus::{check_offset, Bus, BusError, IrqWait};
+
+pub use stimulus::{Step, StimulusError};
+
+/// Size of the simulated register window (the top's C_S_AXI_ADDR_WIDTH = 16).
+const WINDOW: usize = 0x1_0000;
+/// Cycles advanced per lock of the model.
+const CHUNK: u64 = 1024;
+
+/// How fast simulated time runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// `factor` simulated seconds per wall second (1.0 is real time).
+    RealTime(f64),
+    /// As fast as the model runs while a stimulus replays, with the clock paused while
+    /// an interrupt is pending or being serviced, so the host never falls behind; real
+    /// time after the stimulus ends.
+    Fast,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(Speed::Fast),
+            "realtime" => Ok(Speed::RealTime(1.0)),
+            _ => match s.parse::<f64>() {
+                Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::RealTime(f)),
+                _ => Err(format!(
+                    "sim speed {s:?}: expected `realtime`, `fast` or a factor > 0"
+                )),
+            },
+        }
+    }
+}
+
+/// What can go wrong starting the simulated board.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("the Verilated model could not be created")]
+    Create,
+    #[error(transparent)]
+    Stimulus(#[from] StimulusError),
+}
+
+/// Settings of a simulated board.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub speed: Speed,
+    pub stimulus: Vec<Step>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            speed: Speed::RealTime(1.0),
+            stimulus: Vec::new(),
+        }
+    }
+}
+
+struct State {
+    model: ffi::Model,
+    /// UIO semantics: false from a delivered interrupt until the host re-arms.
+    armed: bool,
+    stimulus: VecDeque<Step>,
+    /// Cycle at which simulated microsecond 0 of the stimulus falls.
+    base_cycle: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    irq_cv: Condvar,
+    done_cv: Condvar,
+    /// Bus callers waiting for the lock: the clock thread lets them in first.
+    waiters: AtomicUsize,
+    stop: AtomicBool,
+    speed: Speed,
+    clk_hz: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // a panic while holding the lock leaves the model usable: ignore the poison
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks for a bus call, ahead of the clock thread.
+    fn lock_for_bus(&self) -> MutexGuard<'_, State> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let guard = self.lock();
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        guard
+    }
+
+    fn cycle_of(&self, st: &State, time_us: u64) -> u64 {
+        st.base_cycle + time_us.saturating_mul(self.clk_hz) / 1_000_000
+    }
+}
+
+/// The simulated board. Dropping it stops the clock.
+pub struct SimBoard {
+    shared: Arc<Shared>,
+    clock: Option<JoinHandle<()>>,
+    n_inputs: u32,
+    n_leds: u32,
+}
+
+impl SimBoard {
+    /// Creates the model, resets it and starts its clock.
+    pub fn start(config: SimConfig) -> Result<Self, SimError> {
+        let model = ffi::Model::new().ok_or(SimError::Create)?;
+        let base_cycle = model.cycles();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                model,
+                armed: true,
+                stimulus: config.stimulus.into(),
+                base_cycle,
+            }),
+            irq_cv: Condvar::new(),
+            done_cv: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            speed: config.speed,
+            clk_hz: u64::from(ffi::clk_hz()),
+        });
+        let s = Arc::clone(&shared);
+        let clock = std::thread::Builder::new()
+            .name("sim-clock".into())
+            .spawn(move || clock_thread(&s))
+            .map_err(|_| SimError::Create)?;
+        Ok(Self {
+            shared,
+            clock: Some(clock),
+            n_inputs: ffi::n_inputs(),
+            n_leds: ffi::n_leds(),
+        })
+    }
+
+    /// Number of button inputs of the simulated peripheral.
+    pub fn n_inputs(&self) -> u32 {
+        self.n_inputs
+    }
+
+    /// Number of LEDs of the simulated peripheral.
+    pub fn n_leds(&self) -> u32 {
+        self.n_leds
+    }
+
+    /// Clock frequency the model was built for.
+    pub fn clk_hz(&self) -> u64 {
+        self.shared.clk_hz
+    }
+
+    /// Drives one button pin now (keys in the demo).
+    pub fn set_input(&self, input: u32, level: bool) {
+        if input >= self.n_inputs {
+            return;
+        }
+        let mut st = self.shared.lock_for_bus();
+        let cur = st.model.inputs();
+        let next = if level {
+            cur | (1 << input)
+        } else {
+            cur & !(1 << input)
+        };
+        st.model.set_inputs(next);
+    }
+
+    /// The button pins as driven.
+    pub fn inputs(&self) -> u32 {
+        self.shared.lock_for_bus().model.inputs()
+    }
+
+    /// The LED pins.
+    pub fn leds(&self) -> u32 {
+        self.shared.lock_for_bus().model.leds()
+    }
+
+    /// Simulated microseconds since reset.
+    pub fn sim_time_us(&self) -> u64 {
+        let st = self.shared.lock_for_bus();
+        (st.model.cycles() - st.base_cycle) * 1_000_000 / self.shared.clk_hz
+    }
+
+    /// Whether every stimulus line has been applied.
+    pub fn stimulus_done(&self) -> bool {
+        self.shared.lock_for_bus().stimulus.is_empty()
+    }
+
+    /// Waits until every stimulus line has been applied; false on timeout.
+    pub fn wait_stimulus_done(&self, timeout: Duration) -> bool {
+        let st = self.shared.lock();
+        let (st, _) = self
+            .shared
+            .done_cv
+            .wait_timeout_while(st, timeout, |st| !st.stimulus.is_empty())
+            .unwrap_or_else(|p| p.into_inner());
+        st.stimulus.is_empty()
+    }
+}
+
+impl Drop for SimBoard {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.irq_cv.notify_all();
+        if let Some(h) = self.clock.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn clock_thread(sh: &Shared) {
+    let mut epoch = Instant::now();
+    let mut epoch_cycle = sh.lock().model.cycles();
+    let mut fast = sh.speed == Speed::Fast;
+    let factor = match sh.speed {
+        Speed::RealTime(f) => f,
+        Speed::Fast => 1.0,
+    };
+    while !sh.stop.load(Ordering::Relaxed) {
+        while sh.waiters.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
+        }
+        let mut st = sh.lock();
+        let now = st.model.cycles();
+        // apply every stimulus line that is due
+        let mut applied = false;
+        while let Some(step) = st.stimulus.front().copied() {
+            if sh.cycle_of(&st, step.time_us) > now {
+                break;
+            }
+            st.stimulus.pop_front();
+            let cur = st.model.inputs();
+            let bit = 1u32 << step.input;
+            st.model
+                .set_inputs(if step.level { cur | bit } else { cur & !bit });
+            applied = true;
+        }
+        if applied && st.stimulus.is_empty() {
+            sh.done_cv.notify_all();
+            if fast {
+                // from here on, real time
+                fast = false;
+                epoch = Instant::now();
+                epoch_cycle = now;
+            }
+        }
+        let next_stim = st
+            .stimulus
+            .front()
+            .map_or(u64::MAX, |s| sh.cycle_of(&st, s.time_us));
+        let target = if fast {
+            u64::MAX
+        } else {
+            let elapsed = epoch.elapsed().as_secs_f64();
+            epoch_cycle + (elapsed * factor * sh.clk_hz as f64) as u64
+        };
+        // in fast mode, simulated time stands still from the moment the interrupt line
+        // rises until the host has serviced it and re-armed: the host never falls behind
+        let paused = fast && (!st.armed || st.model.irq());
+        let n = if paused {
+            0
+        } else {
+            CHUNK
+                .min(target.saturating_sub(now))
+                .min(next_stim.saturating_sub(now))
+        };
+        if n > 0 {
+            st.model.step(n);
+        }
+        if st.armed && st.model.irq() {
+            sh.irq_cv.notify_all();
+        }
+        drop(st);
+        if paused {
+            std::thread::sleep(Duration::from_micros(20));
+        } else if n == 0 || !fast && n < CHUNK {
+            // caught up with the wall clock: sleep until the next chunk is due
+            let due = CHUNK as f64 / (factor * sh.clk_hz as f64);
+            std::thread::sleep(Duration::from_secs_f64(due.min(0.001)));
+        }
+    }
+}
+
+impl Bus for SimBoard {
+    fn read32(&self, offset: u32) -> Result<u32, BusError> {
+        check_offset(offset, WINDOW)?;
+        let mut st = self.shared.lock_for_bus();
+        st.model.read(offset).map_err(|e| axi_error(offset, e))
+    }
+
+    fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
+        check_offset(offset, WINDOW)?;
+        let mut st = self.shared.lock_for_bus();
+        st.model.write(offset, value).map_err(|e| axi_error(offset, e))
+    }
+
+    fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.lock_for_bus();
+        loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                return Err(BusError::Closed);
+            }
+            if st.armed && st.model.irq() {
+                st.armed = false;
+                return Ok(IrqWait::Fired);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(IrqWait::TimedOut);
+            }
+            st = self
+                .shared
+                .irq_cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn rearm_irq(&self) -> Result<(), BusError> {
+        self.shared.lock_for_bus().armed = true;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("sim ({} Hz Verilated RTL)", self.shared.clk_hz)
+    }
+}
+
+fn axi_error(offset: u32, e: ffi::AxiError) -> BusError {
+    match e {
+        ffi::AxiError::Timeout => BusError::Timeout { offset },
+        ffi::AxiError::Response(resp) => BusError::Response { offset, resp },
+    }
+}
