@@ -5,6 +5,7 @@
 // that follows, exactly as a synchronous AXI master's would.
 #include "pmq_sim.h"
 
+#include <deque>
 #include <memory>
 
 #include "Vpynq_mqtt_io.h"
@@ -26,11 +27,18 @@ constexpr uint64_t kAxiTimeoutCycles = 1000;
 constexpr uint64_t kResetCycles = 8;
 }  // namespace
 
+struct PinChange {
+    uint64_t cycle;
+    uint32_t mask;
+    bool level;
+};
+
 struct pmq_sim {
     std::unique_ptr<VerilatedContext> ctx;
     std::unique_ptr<Vpynq_mqtt_io> top;
     uint64_t cycles = 0;
     uint32_t inputs = 0;
+    std::deque<PinChange> schedule;
 
     pmq_sim() : ctx(new VerilatedContext), top(new Vpynq_mqtt_io{ctx.get(), "pynq_mqtt_io"}) {}
 
@@ -39,8 +47,17 @@ struct pmq_sim {
         top->s_axi_aclk = 0;
         top->eval();
     }
-    // Rising edge.
+    // Rising edge, after the pin changes scheduled for this cycle.
     void high() {
+        if (!schedule.empty() && schedule.front().cycle <= cycles) {
+            do {
+                const PinChange &c = schedule.front();
+                inputs = c.level ? (inputs | c.mask) : (inputs & ~c.mask);
+                schedule.pop_front();
+            } while (!schedule.empty() && schedule.front().cycle <= cycles);
+            top->btn = inputs;
+            low();
+        }
         top->s_axi_aclk = 1;
         top->eval();
         ++cycles;
@@ -179,6 +196,16 @@ void pmq_sim_set_inputs(pmq_sim *sim, uint32_t levels) {
     sim->top->btn = sim->inputs;
     sim->low();
 }
+
+int pmq_sim_schedule_input(pmq_sim *sim, uint64_t cycle, uint32_t input, int level) {
+    if (input >= PMQ_SIM_N_INPUTS || (!sim->schedule.empty() && cycle < sim->schedule.back().cycle)) {
+        return -1;
+    }
+    sim->schedule.push_back(PinChange{cycle, 1u << input, level != 0});
+    return 0;
+}
+
+uint64_t pmq_sim_pending_inputs(const pmq_sim *sim) { return sim->schedule.size(); }
 
 uint32_t pmq_sim_inputs(const pmq_sim *sim) { return sim->inputs; }
 

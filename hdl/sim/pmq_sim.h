@@ -40,6 +40,13 @@ int pmq_sim_axi_write(pmq_sim *sim, uint32_t addr, uint32_t data, uint8_t strb);
 
 /* Drives the raw (asynchronous) button pins, bit i = btn[i]. */
 void pmq_sim_set_inputs(pmq_sim *sim, uint32_t levels);
+/* Schedules button pin `input` to take `level` (0 or 1) just before rising edge number
+ * `cycle` + 1 (that is, when pmq_sim_cycles() == cycle), whether the clock then runs in
+ * pmq_sim_step() or inside an AXI transaction. Changes must be scheduled in
+ * non-decreasing cycle order. Returns 0, or -1 if out of order or no such input. */
+int pmq_sim_schedule_input(pmq_sim *sim, uint64_t cycle, uint32_t input, int level);
+/* Scheduled pin changes not yet applied. */
+uint64_t pmq_sim_pending_inputs(const pmq_sim *sim);
 /* The button pins as last driven. */
 uint32_t pmq_sim_inputs(const pmq_sim *sim);
 /* The led pins, bit i = led[i]. */

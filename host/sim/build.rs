@@ -60,14 +60,26 @@ fn main() {
     for p in &sources {
         println!("cargo:rerun-if-changed={}", p.display());
     }
-    println!("cargo:rerun-if-changed={}", shim.join("pmq_sim.h").display());
-    println!("cargo:rerun-if-changed={}", shim.join("pmq_sim.cpp").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        shim.join("pmq_sim.h").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        shim.join("pmq_sim.cpp").display()
+    );
     println!("cargo:rerun-if-changed=build.rs");
 
     // --- Verilator ------------------------------------------------------------
-    let vroot = match Command::new("verilator").arg("--getenv").arg("VERILATOR_ROOT").output() {
+    let vroot = match Command::new("verilator")
+        .arg("--getenv")
+        .arg("VERILATOR_ROOT")
+        .output()
+    {
         Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        _ => fail("verilator not found: install the Debian package `verilator` (scripts/setup does)"),
+        _ => {
+            fail("verilator not found: install the Debian package `verilator` (scripts/setup does)")
+        }
     };
     let _ = std::fs::remove_dir_all(&mdir);
     let verilog: Vec<&PathBuf> = sources
@@ -111,8 +123,11 @@ fn main() {
             .arg(mdir.join("verilated_threads.o")),
         "ar",
     );
-    std::fs::copy(mdir.join(format!("V{TOP}__ALL.a")), out.join(format!("libV{TOP}.a")))
-        .unwrap_or_else(|e| fail(&format!("verilated archive missing: {e}")));
+    std::fs::copy(
+        mdir.join(format!("V{TOP}__ALL.a")),
+        out.join(format!("libV{TOP}.a")),
+    )
+    .unwrap_or_else(|e| fail(&format!("verilated archive missing: {e}")));
 
     // --- the shim ---------------------------------------------------------------
     let vinc = vroot.join("include");

@@ -10,7 +10,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     /// The offset is outside the register window or not word aligned.
-    #[error("register offset {offset:#x} is outside the {window:#x}-byte window or not 4-byte aligned")]
+    #[error(
+        "register offset {offset:#x} is outside the {window:#x}-byte window or not 4-byte aligned"
+    )]
     BadOffset { offset: u32, window: usize },
     /// The peripheral did not answer a transaction (simulated bus hang).
     #[error("bus transaction at {offset:#x} timed out")]
@@ -55,6 +57,10 @@ pub trait Bus: Send + Sync {
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError>;
     /// Unmasks the interrupt after it fired.
     fn rearm_irq(&self) -> Result<(), BusError>;
+    /// Makes a [`Bus::wait_irq`] blocked in another thread return
+    /// [`IrqWait::TimedOut`] now (or the next one, if none is blocked): how a driver
+    /// stops without waiting out its timeout.
+    fn wake_waiter(&self);
     /// A short name of the backend for logs ("sim", "uio:/dev/uio4").
     fn describe(&self) -> String;
 }
@@ -71,6 +77,9 @@ impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
     }
     fn rearm_irq(&self) -> Result<(), BusError> {
         (**self).rearm_irq()
+    }
+    fn wake_waiter(&self) {
+        (**self).wake_waiter()
     }
     fn describe(&self) -> String {
         (**self).describe()
@@ -93,7 +102,13 @@ mod tests {
     fn offsets_are_checked() {
         assert!(check_offset(0, 0x10000).is_ok());
         assert!(check_offset(0xFFFC, 0x10000).is_ok());
-        assert!(matches!(check_offset(0x10000, 0x10000), Err(BusError::BadOffset { .. })));
-        assert!(matches!(check_offset(2, 0x10000), Err(BusError::BadOffset { .. })));
+        assert!(matches!(
+            check_offset(0x10000, 0x10000),
+            Err(BusError::BadOffset { .. })
+        ));
+        assert!(matches!(
+            check_offset(2, 0x10000),
+            Err(BusError::BadOffset { .. })
+        ));
     }
 }

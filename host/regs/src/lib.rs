@@ -38,7 +38,11 @@ pub struct FieldDesc {
 impl FieldDesc {
     /// Extracts this field from a register value.
     pub const fn extract(&self, value: u32) -> u32 {
-        let mask = if self.width >= 32 { u32::MAX } else { (1 << self.width) - 1 };
+        let mask = if self.width >= 32 {
+            u32::MAX
+        } else {
+            (1 << self.width) - 1
+        };
         (value >> self.lsb) & mask
     }
 }

@@ -78,6 +78,20 @@ impl Model {
         unsafe { sys::pmq_sim_set_inputs(self.raw.as_ptr(), levels) }
     }
 
+    /// Schedules a pin change at clock cycle `cycle` (non-decreasing order).
+    pub fn schedule_input(&mut self, cycle: u64, input: u32, level: bool) -> bool {
+        // SAFETY: live handle under `&mut self`.
+        unsafe {
+            sys::pmq_sim_schedule_input(self.raw.as_ptr(), cycle, input, i32::from(level)) == 0
+        }
+    }
+
+    /// Scheduled pin changes not yet applied.
+    pub fn pending_inputs(&self) -> u64 {
+        // SAFETY: live handle; reads the length of the schedule.
+        unsafe { sys::pmq_sim_pending_inputs(self.raw.as_ptr()) }
+    }
+
     /// The button pins as last driven.
     pub fn inputs(&self) -> u32 {
         // SAFETY: live handle; a pure read of a field.

@@ -2,15 +2,14 @@
 //! [`pynq_mqtt_bus::Bus`] trait.
 //!
 //! A clock thread advances the model, paced to the wall clock (or as fast as it runs
-//! while a stimulus replays), applies the stimulus to the button pins at its simulated
-//! microsecond, and wakes interrupt waiters. Bus calls take the model's lock between
-//! clock chunks, so simulated time also passes during their AXI transactions, as it
-//! would on a board.
+//! while a stimulus replays), and wakes interrupt waiters. The stimulus is handed to the
+//! model up front and applied at its exact clock cycle, also while an AXI transaction
+//! runs. Bus calls take the model's lock between clock chunks, so simulated time also
+//! passes during their AXI transactions, as it would on a board.
 
 mod ffi;
 pub mod stimulus;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -32,7 +31,7 @@ pub enum Speed {
     RealTime(f64),
     /// As fast as the model runs while a stimulus replays, with the clock paused while
     /// an interrupt is pending or being serviced, so the host never falls behind; real
-    /// time after the stimulus ends.
+    /// time before [`SimBoard::start_stimulus`] and after the stimulus ends.
     Fast,
 }
 
@@ -59,6 +58,8 @@ pub enum SimError {
     Create,
     #[error(transparent)]
     Stimulus(#[from] StimulusError),
+    #[error("stimulus line for input {input} at {time_us} us does not fit this board")]
+    BadStep { input: u32, time_us: u64 },
 }
 
 /// Settings of a simulated board.
@@ -77,13 +78,22 @@ impl Default for SimConfig {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Replay {
+    /// Waiting for `start_stimulus`.
+    Held,
+    Running,
+    Done,
+}
+
 struct State {
     model: ffi::Model,
     /// UIO semantics: false from a delivered interrupt until the host re-arms.
     armed: bool,
-    stimulus: VecDeque<Step>,
-    /// Cycle at which simulated microsecond 0 of the stimulus falls.
+    /// Cycle of the reset: TIME = 0.
     base_cycle: u64,
+    stimulus: Vec<Step>,
+    replay: Replay,
 }
 
 struct Shared {
@@ -93,6 +103,8 @@ struct Shared {
     /// Bus callers waiting for the lock: the clock thread lets them in first.
     waiters: AtomicUsize,
     stop: AtomicBool,
+    /// Set by `wake_waiter`: the next (or current) `wait_irq` returns at once.
+    wake: AtomicBool,
     speed: Speed,
     clk_hz: u64,
 }
@@ -110,10 +122,6 @@ impl Shared {
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         guard
     }
-
-    fn cycle_of(&self, st: &State, time_us: u64) -> u64 {
-        st.base_cycle + time_us.saturating_mul(self.clk_hz) / 1_000_000
-    }
 }
 
 /// The simulated board. Dropping it stops the clock.
@@ -129,19 +137,28 @@ impl SimBoard {
     pub fn start(config: SimConfig) -> Result<Self, SimError> {
         let model = ffi::Model::new().ok_or(SimError::Create)?;
         let base_cycle = model.cycles();
+        let clk_hz = u64::from(ffi::clk_hz());
+        if let Some(s) = config.stimulus.iter().find(|s| s.input >= ffi::n_inputs()) {
+            return Err(SimError::BadStep {
+                input: s.input,
+                time_us: s.time_us,
+            });
+        }
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 model,
                 armed: true,
-                stimulus: config.stimulus.into(),
                 base_cycle,
+                stimulus: config.stimulus,
+                replay: Replay::Held,
             }),
             irq_cv: Condvar::new(),
             done_cv: Condvar::new(),
             waiters: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            wake: AtomicBool::new(false),
             speed: config.speed,
-            clk_hz: u64::from(ffi::clk_hz()),
+            clk_hz,
         });
         let s = Arc::clone(&shared);
         let clock = std::thread::Builder::new()
@@ -169,6 +186,24 @@ impl SimBoard {
     /// Clock frequency the model was built for.
     pub fn clk_hz(&self) -> u64 {
         self.shared.clk_hz
+    }
+
+    /// Starts replaying the stimulus: its time 0 is now. Call it once the host is ready
+    /// to take events (in fast mode the stimulus runs ahead of the wall clock).
+    pub fn start_stimulus(&self) {
+        let mut st = self.shared.lock_for_bus();
+        if st.replay != Replay::Held {
+            return;
+        }
+        let base = st.model.cycles();
+        let clk_hz = self.shared.clk_hz;
+        for s in std::mem::take(&mut st.stimulus) {
+            let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
+            // inputs were checked at start and the parser keeps times sorted
+            let scheduled = st.model.schedule_input(cycle, s.input, s.level);
+            debug_assert!(scheduled);
+        }
+        st.replay = Replay::Running;
     }
 
     /// Drives one button pin now (keys in the demo).
@@ -204,7 +239,7 @@ impl SimBoard {
 
     /// Whether every stimulus line has been applied.
     pub fn stimulus_done(&self) -> bool {
-        self.shared.lock_for_bus().stimulus.is_empty()
+        self.shared.lock_for_bus().replay == Replay::Done
     }
 
     /// Waits until every stimulus line has been applied; false on timeout.
@@ -213,9 +248,9 @@ impl SimBoard {
         let (st, _) = self
             .shared
             .done_cv
-            .wait_timeout_while(st, timeout, |st| !st.stimulus.is_empty())
+            .wait_timeout_while(st, timeout, |st| st.replay != Replay::Done)
             .unwrap_or_else(|p| p.into_inner());
-        st.stimulus.is_empty()
+        st.replay == Replay::Done
     }
 }
 
@@ -232,7 +267,7 @@ impl Drop for SimBoard {
 fn clock_thread(sh: &Shared) {
     let mut epoch = Instant::now();
     let mut epoch_cycle = sh.lock().model.cycles();
-    let mut fast = sh.speed == Speed::Fast;
+    let mut fast = false;
     let factor = match sh.speed {
         Speed::RealTime(f) => f,
         Speed::Fast => 1.0,
@@ -243,32 +278,17 @@ fn clock_thread(sh: &Shared) {
         }
         let mut st = sh.lock();
         let now = st.model.cycles();
-        // apply every stimulus line that is due
-        let mut applied = false;
-        while let Some(step) = st.stimulus.front().copied() {
-            if sh.cycle_of(&st, step.time_us) > now {
-                break;
-            }
-            st.stimulus.pop_front();
-            let cur = st.model.inputs();
-            let bit = 1u32 << step.input;
-            st.model
-                .set_inputs(if step.level { cur | bit } else { cur & !bit });
-            applied = true;
-        }
-        if applied && st.stimulus.is_empty() {
+        if st.replay == Replay::Running && st.model.pending_inputs() == 0 {
+            st.replay = Replay::Done;
             sh.done_cv.notify_all();
-            if fast {
-                // from here on, real time
-                fast = false;
-                epoch = Instant::now();
-                epoch_cycle = now;
-            }
         }
-        let next_stim = st
-            .stimulus
-            .front()
-            .map_or(u64::MAX, |s| sh.cycle_of(&st, s.time_us));
+        let want_fast = sh.speed == Speed::Fast && st.replay == Replay::Running;
+        if want_fast != fast {
+            // real time resumes from where fast replay left simulated time
+            fast = want_fast;
+            epoch = Instant::now();
+            epoch_cycle = now;
+        }
         let target = if fast {
             u64::MAX
         } else {
@@ -281,9 +301,7 @@ fn clock_thread(sh: &Shared) {
         let n = if paused {
             0
         } else {
-            CHUNK
-                .min(target.saturating_sub(now))
-                .min(next_stim.saturating_sub(now))
+            CHUNK.min(target.saturating_sub(now))
         };
         if n > 0 {
             st.model.step(n);
@@ -294,7 +312,7 @@ fn clock_thread(sh: &Shared) {
         drop(st);
         if paused {
             std::thread::sleep(Duration::from_micros(20));
-        } else if n == 0 || !fast && n < CHUNK {
+        } else if n < CHUNK {
             // caught up with the wall clock: sleep until the next chunk is due
             let due = CHUNK as f64 / (factor * sh.clk_hz as f64);
             std::thread::sleep(Duration::from_secs_f64(due.min(0.001)));
@@ -312,7 +330,9 @@ impl Bus for SimBoard {
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
         check_offset(offset, WINDOW)?;
         let mut st = self.shared.lock_for_bus();
-        st.model.write(offset, value).map_err(|e| axi_error(offset, e))
+        st.model
+            .write(offset, value)
+            .map_err(|e| axi_error(offset, e))
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
@@ -325,6 +345,9 @@ impl Bus for SimBoard {
             if st.armed && st.model.irq() {
                 st.armed = false;
                 return Ok(IrqWait::Fired);
+            }
+            if self.shared.wake.swap(false, Ordering::SeqCst) {
+                return Ok(IrqWait::TimedOut);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -342,6 +365,12 @@ impl Bus for SimBoard {
     fn rearm_irq(&self) -> Result<(), BusError> {
         self.shared.lock_for_bus().armed = true;
         Ok(())
+    }
+
+    fn wake_waiter(&self) {
+        let _guard = self.shared.lock_for_bus();
+        self.shared.wake.store(true, Ordering::SeqCst);
+        self.shared.irq_cv.notify_all();
     }
 
     fn describe(&self) -> String {

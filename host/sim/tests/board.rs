@@ -45,6 +45,7 @@ fn stimulus_edges_become_events_with_irq_semantics() {
     // all four inputs in the same microsecond, then input 2 alone
     let b = board(Speed::Fast, "100 0 1\n100 1 1\n100 2 1\n100 3 1\n250 2 0\n");
     b.write32(IRQ_ENABLE, 1).unwrap();
+    b.start_stimulus();
     assert!(b.wait_stimulus_done(Duration::from_secs(10)));
     assert_eq!(b.wait_irq(Duration::from_secs(5)).unwrap(), IrqWait::Fired);
     // masked until re-armed, although the line is still high
@@ -66,11 +67,10 @@ fn stimulus_edges_become_events_with_irq_semantics() {
         who,
         vec![(0, 1, 0), (1, 1, 1), (2, 1, 2), (3, 1, 3), (2, 0, 4)]
     );
-    // timestamps within the 2-flop synchronizer latency of the stimulus time
-    for g in &got[..4] {
-        assert!((100..=103).contains(&g.3), "{g:?}");
-    }
-    assert!((250..=253).contains(&got[4].3), "{:?}", got[4]);
+    // same microsecond, same stamp; the next edge 150 us later (time 0 = replay start)
+    assert!(got[..4].iter().all(|g| g.3 == got[0].3), "{got:?}");
+    assert!((100..=110).contains(&got[0].3), "{got:?}");
+    assert_eq!(got[4].3 - got[0].3, 150);
     b.rearm_irq().unwrap();
     assert_eq!(
         b.wait_irq(Duration::from_millis(50)).unwrap(),
@@ -87,6 +87,7 @@ fn five_second_stimulus_replays_every_edge() {
     }
     let b = board(Speed::Fast, &text);
     b.write32(IRQ_ENABLE, 1).unwrap();
+    b.start_stimulus();
     let t0 = Instant::now();
     let mut n = 0;
     while n < 2000 {

@@ -1,0 +1,1121 @@
+"""cocotb bench for pynq_mqtt_io, the top level of the button/LED AXI4-Lite peripheral.
+
+Run it through pytest (see README.md): ``test_pynq_mqtt_io_runner`` at the bottom builds
+the RTL with Icarus Verilog for a few parameter sets and runs every cocotb test below on
+each. Register addresses and fields come from hdl/regmap/pynq_mqtt_io.toml.
+
+Every cocotb test runs twice: ``stress=False`` with an always-ready AXI master, and
+``stress=True`` with random idle cycles on AW, W and AR and random backpressure on B and
+R. The two ``*_raw`` tests drive the AXI pins themselves (no cocotbext-axi) to control
+the exact cycle of every VALID and READY; their stress pass randomizes those too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tomllib
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cocotb
+import pytest
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
+
+TB_DIR = Path(__file__).resolve().parent
+ROOT = TB_DIR.parent.parent
+RTL_DIR = ROOT / "hdl" / "rtl"
+REGMAP_TOML = ROOT / "hdl" / "regmap" / "pynq_mqtt_io.toml"
+
+REGMAP = tomllib.loads(REGMAP_TOML.read_text())
+REGS = {reg["name"]: reg for reg in REGMAP["reg"]}
+ADDR = {name: reg["offset"] for name, reg in REGS.items()}
+FIELDS = {
+    (reg["name"], field["name"]): (field["lsb"], field["width"])
+    for reg in REGMAP["reg"]
+    for field in reg.get("fields", [])
+}
+
+ID_VALUE = 0x504D5154  # "PMQT"
+assert REGMAP["ip"]["id"] == ID_VALUE, "regmap toml and bench disagree on the ID"
+
+PERIOD_NS = 10  # simulated s_axi_aclk period; TIME is checked in clock cycles, not ns
+STRESS = [False, True]
+TIMEOUT_US = 5000
+
+
+def field(value: int, reg: str, name: str) -> int:
+    lsb, width = FIELDS[(reg, name)]
+    return (value >> lsb) & ((1 << width) - 1)
+
+
+def random_pause(probability: float):
+    """An endless pause pattern for a cocotbext-axi channel: True = idle / not ready."""
+    while True:
+        yield random.random() < probability
+
+
+@dataclass
+class Event:
+    valid: int
+    level: int
+    input: int
+    seq: int
+    raw: int
+    ts: int | None = None
+
+    @classmethod
+    def decode(cls, raw: int, ts: int | None = None) -> Event:
+        ev = cls(
+            valid=field(raw, "EVT_POP", "VALID"),
+            level=field(raw, "EVT_POP", "LEVEL"),
+            input=field(raw, "EVT_POP", "INPUT"),
+            seq=field(raw, "EVT_POP", "SEQ"),
+            raw=raw,
+            ts=ts,
+        )
+        # every bit outside the documented fields reads 0
+        known = 0
+        for (reg, _), (lsb, width) in FIELDS.items():
+            if reg == "EVT_POP":
+                known |= ((1 << width) - 1) << lsb
+        assert raw & ~known == 0, f"EVT_POP reserved bits set: {raw:#010x}"
+        return ev
+
+
+@dataclass
+class ModelEvent:
+    seq: int
+    input: int
+    level: int
+    cycle: int  # clock cycle at which the pins changed
+
+
+class TB:
+    """Clock, reset, pins, and (unless raw) a cocotbext-axi AXI4-Lite master."""
+
+    def __init__(self, dut, stress: bool = False, master: bool = True):
+        self.dut = dut
+        self.clk = dut.s_axi_aclk
+        self.log = dut._log
+        self.stress = stress
+
+        self.n_inputs = self._param("N_INPUTS")
+        self.n_leds = self._param("N_LEDS")
+        self.fifo_depth = self._param("FIFO_DEPTH")
+        self.clk_hz = self._param("CLK_HZ")
+        self.ticks = max(1, self.clk_hz // 1_000_000)  # clock cycles per microsecond
+        self.capacity = self.fifo_depth + 1  # FIFO storage plus its output register
+        self.in_mask = (1 << self.n_inputs) - 1
+        self.led_mask = (1 << self.n_leds) - 1
+        self.log.info(
+            "N_INPUTS=%d N_LEDS=%d FIFO_DEPTH=%d CLK_HZ=%d stress=%s",
+            self.n_inputs, self.n_leds, self.fifo_depth, self.clk_hz, stress,
+        )
+
+        # every input the bench (or the raw driver) owns starts in a known state
+        dut.btn.value = 0
+        dut.s_axi_aresetn.value = 0
+        for name in ("awvalid", "wvalid", "arvalid", "bready", "rready"):
+            getattr(dut, f"s_axi_{name}").value = 0
+        for name in ("awaddr", "wdata", "wstrb", "araddr", "awprot", "arprot"):
+            getattr(dut, f"s_axi_{name}").value = 0
+
+        Clock(self.clk, PERIOD_NS, unit="ns").start()
+
+        self.axil = None
+        if master:
+            self.start_master()
+
+    def _param(self, name: str) -> int:
+        return int(getattr(self.dut, name).value)
+
+    def start_master(self) -> None:
+        self.axil = AxiLiteMaster(
+            AxiLiteBus.from_prefix(self.dut, "s_axi"),
+            self.clk,
+            self.dut.s_axi_aresetn,
+            reset_active_level=False,
+        )
+        for logger in (self.axil.write_if.log, self.axil.read_if.log):
+            logger.setLevel("WARNING")
+        if self.stress:
+            w, r = self.axil.write_if, self.axil.read_if
+            # idle cycles on the master's VALIDs, backpressure on its READYs
+            for channel in (w.aw_channel, w.w_channel, r.ar_channel):
+                channel.set_pause_generator(random_pause(0.4))
+            for channel in (w.b_channel, r.r_channel):
+                channel.set_pause_generator(random_pause(0.5))
+
+    def cycle(self) -> int:
+        """Index of the current clock cycle (rising edges happen at multiples of PERIOD_NS)."""
+        return int(get_sim_time("ns")) // PERIOD_NS
+
+    async def reset(self) -> None:
+        self.dut.s_axi_aresetn.value = 0
+        self.dut.btn.value = 0
+        await ClockCycles(self.clk, 8)
+        self.dut.s_axi_aresetn.value = 1
+        await ClockCycles(self.clk, 4)
+        assert int(self.dut.irq.value) == 0, "irq high after reset"
+
+    # ---- register access through the cocotbext-axi master ---------------------------
+    async def read(self, reg: str | int) -> int:
+        addr = ADDR[reg] if isinstance(reg, str) else reg
+        resp = await self.axil.read(addr, 4)
+        assert resp.resp == AxiResp.OKAY, f"read {addr:#06x}: {resp.resp!r}"
+        return int.from_bytes(resp.data, "little")
+
+    async def write(self, reg: str | int, value: int) -> None:
+        addr = ADDR[reg] if isinstance(reg, str) else reg
+        await self.write_bytes(addr, value.to_bytes(4, "little"))
+
+    async def write_bytes(self, addr: int, data: bytes) -> None:
+        """A write of len(data) bytes at addr: WSTRB covers exactly those bytes."""
+        resp = await self.axil.write(addr, data)
+        assert resp.resp == AxiResp.OKAY, f"write {addr:#06x}: {resp.resp!r}"
+
+    async def pop(self) -> Event:
+        raw = await self.read("EVT_POP")
+        ts = await self.read("EVT_TS") if field(raw, "EVT_POP", "VALID") else None
+        return Event.decode(raw, ts)
+
+    # ---- pins ---------------------------------------------------------------------------
+    async def drive_btn(self, value: int) -> int:
+        """Changes the btn pins right after a rising edge; returns that cycle's index."""
+        await RisingEdge(self.clk)
+        self.dut.btn.value = value & self.in_mask
+        return self.cycle()
+
+    async def wait_events_settled(self, n_edges: int) -> None:
+        # synchronizer (2) + detection (1) + snapshot queue (2) + one event per clock
+        # + event FIFO (2), with margin
+        await ClockCycles(self.clk, 12 + n_edges)
+
+
+class EventModel:
+    """What the event path must produce, for edges spaced so no snapshot is lost."""
+
+    def __init__(self, tb: TB):
+        self.tb = tb
+        self.pins = 0
+        self.seq = 0
+        self.queue: deque[ModelEvent] = deque()
+        self.dropped = 0
+        self.ref: tuple[int, int] | None = None  # (cycle, ts) of the first popped event
+        self.last_ts: int | None = None
+        self.last_seq: int | None = None
+
+    async def set_pins(self, value: int, settle: bool = True) -> None:
+        value &= self.tb.in_mask
+        cycle = await self.tb.drive_btn(value)
+        changed = value ^ self.pins
+        for i in range(self.tb.n_inputs):  # serialized lowest input first
+            if (changed >> i) & 1:
+                ev = ModelEvent(self.seq & 0xFFFF, i, (value >> i) & 1, cycle)
+                self.seq += 1
+                if len(self.queue) < self.tb.capacity:
+                    self.queue.append(ev)
+                else:
+                    self.dropped += 1
+        self.pins = value
+        if settle:
+            await self.tb.wait_events_settled(bin(changed).count("1"))
+
+    async def toggle(self, i: int, settle: bool = True) -> None:
+        await self.set_pins(self.pins ^ (1 << i), settle)
+
+    def check(self, got: Event) -> None:
+        assert self.queue, f"event popped but none expected: {got}"
+        exp = self.queue.popleft()
+        assert got.valid == 1, f"EVT_POP VALID=0, expected {exp}"
+        assert (got.seq, got.input, got.level) == (exp.seq, exp.input, exp.level), (
+            f"got seq={got.seq} input={got.input} level={got.level}, expected {exp}"
+        )
+        self.check_ts(got.ts, exp.cycle)
+
+    def check_ts(self, ts: int, cycle: int) -> None:
+        """Timestamps never go back, and advance by one per CLK_HZ/1e6 clock cycles."""
+        if self.last_ts is not None:
+            assert ts >= self.last_ts, f"timestamp went back: {ts} after {self.last_ts}"
+        self.last_ts = ts
+        if self.ref is None:
+            self.ref = (cycle, ts)
+            return
+        ref_cycle, ref_ts = self.ref
+        expected = Fraction(cycle - ref_cycle, self.tb.ticks)
+        assert abs((ts - ref_ts) - expected) < 1, (
+            f"timestamp {ts} for an edge {cycle - ref_cycle} cycles after the one stamped "
+            f"{ref_ts}: expected {ref_ts} + {float(expected):.2f}"
+        )
+
+    async def pop_all(self) -> None:
+        while self.queue:
+            self.check(await self.tb.pop())
+        empty = await self.tb.pop()
+        assert empty.raw == 0, f"EVT_POP on an empty FIFO read {empty.raw:#010x}"
+
+
+# =====================================================================================
+# registers
+# =====================================================================================
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_identity_and_reset_values(dut, stress):
+    """ID, VERSION, PARAMS, CLK_HZ read the build; reset values; TIME counts microseconds."""
+    tb = TB(dut, stress)
+    await tb.reset()
+
+    assert await tb.read("ID") == ID_VALUE
+
+    version = await tb.read("VERSION")
+    assert field(version, "VERSION", "MAJOR") == REGMAP["ip"]["version_major"]
+    assert field(version, "VERSION", "MINOR") == REGMAP["ip"]["version_minor"]
+    assert version & 0xFFFF == 0, f"VERSION reserved bits: {version:#010x}"
+
+    params = await tb.read("PARAMS")
+    assert field(params, "PARAMS", "N_INPUTS") == tb.n_inputs
+    assert field(params, "PARAMS", "N_LEDS") == tb.n_leds
+    assert 1 << field(params, "PARAMS", "FIFO_DEPTH_LOG2") == tb.fifo_depth
+    assert params >> 21 == 0, f"PARAMS reserved bits: {params:#010x}"
+
+    assert await tb.read("CLK_HZ") == tb.clk_hz
+
+    for reg in ("SCRATCH", "IRQ_ENABLE", "FIFO_LEVEL", "DROPPED", "INPUTS", "EVT_POP", "LED"):
+        assert await tb.read(reg) == 0, f"{reg} after reset"
+    assert int(dut.led.value) == 0
+    assert int(dut.irq.value) == 0
+
+    # TIME: microseconds since reset. A read samples TIME at its AR handshake, somewhere
+    # between the cycle the read was issued and the cycle it returned.
+    s1 = tb.cycle()
+    t1 = await tb.read("TIME")
+    e1 = tb.cycle()
+    assert t1 <= e1 // tb.ticks + 1, f"TIME {t1} after only {e1} cycles"
+    wait = 37 * tb.ticks + random.randrange(tb.ticks)
+    await ClockCycles(tb.clk, wait)
+    s2 = tb.cycle()
+    t2 = await tb.read("TIME")
+    e2 = tb.cycle()
+    lo = (s2 - e1) // tb.ticks - 1
+    hi = -(-(e2 - s1) // tb.ticks) + 1
+    assert lo <= t2 - t1 <= hi, f"TIME advanced {t2 - t1} in {s2 - e1}..{e2 - s1} cycles"
+
+    # concurrent reads of every identity register, all OKAY, data in order
+    names = ["ID", "VERSION", "PARAMS", "CLK_HZ"] * 3
+    events = [tb.axil.init_read(ADDR[n], 4) for n in names]
+    for ev in events:
+        await ev.wait()
+    expect = {"ID": ID_VALUE, "VERSION": version, "PARAMS": params, "CLK_HZ": tb.clk_hz}
+    for name, ev in zip(names, events):
+        assert ev.data.resp == AxiResp.OKAY
+        assert int.from_bytes(ev.data.data, "little") == expect[name], name
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_scratch_wstrb(dut, stress):
+    """SCRATCH resets to 0, reads back what was written, and honours WSTRB byte by byte."""
+    tb = TB(dut, stress)
+    await tb.reset()
+    base = ADDR["SCRATCH"]
+
+    assert await tb.read("SCRATCH") == 0
+    await tb.write("SCRATCH", 0x11223344)
+    assert await tb.read("SCRATCH") == 0x11223344
+
+    # single bytes, each lane on its own
+    await tb.write_bytes(base + 2, b"\xaa")
+    assert await tb.read("SCRATCH") == 0x11AA3344
+    await tb.write_bytes(base + 0, b"\x55")
+    assert await tb.read("SCRATCH") == 0x11AA3355
+    await tb.write_bytes(base + 3, b"\x00")
+    assert await tb.read("SCRATCH") == 0x00AA3355
+    await tb.write_bytes(base + 1, b"\xff")
+    assert await tb.read("SCRATCH") == 0x00AAFF55
+    # half words
+    await tb.write_bytes(base + 2, b"\x34\x12")
+    assert await tb.read("SCRATCH") == 0x1234FF55
+    await tb.write_bytes(base + 0, b"\xcd\xab")
+    assert await tb.read("SCRATCH") == 0x1234ABCD
+
+    # random values and random byte ranges against a model
+    model = 0x1234ABCD
+    for _ in range(24):
+        start = random.randrange(4)
+        length = random.randint(1, 4 - start)
+        data = random.randbytes(length)
+        await tb.write_bytes(base + start, data)
+        for k, byte in enumerate(data):
+            lane = start + k
+            model = (model & ~(0xFF << 8 * lane)) | (byte << 8 * lane)
+        assert await tb.read("SCRATCH") == model
+
+    # the other read/write registers keep their own values and masks
+    await tb.write("IRQ_ENABLE", 0xFFFFFFFF)
+    assert await tb.read("IRQ_ENABLE") == 1, "IRQ_ENABLE: only EVENT (bit 0) is implemented"
+    await tb.write_bytes(ADDR["IRQ_ENABLE"] + 1, b"\xff")
+    assert await tb.read("IRQ_ENABLE") == 1
+    await tb.write_bytes(ADDR["IRQ_ENABLE"] + 1, b"\x00")
+    assert await tb.read("IRQ_ENABLE") == 1, "a write to byte 1 must not touch bit 0"
+    await tb.write_bytes(ADDR["IRQ_ENABLE"], b"\x00")
+    assert await tb.read("IRQ_ENABLE") == 0
+    assert await tb.read("SCRATCH") == model
+
+    # writes and reads in flight together on different registers
+    vals = [random.getrandbits(32) for _ in range(4)]
+    w1 = tb.axil.init_write(base, vals[0].to_bytes(4, "little"))
+    w2 = tb.axil.init_write(ADDR["LED"], vals[1].to_bytes(4, "little"))
+    r1 = tb.axil.init_read(ADDR["ID"], 4)
+    w3 = tb.axil.init_write(base, vals[2].to_bytes(4, "little"))
+    r2 = tb.axil.init_read(ADDR["CLK_HZ"], 4)
+    for ev in (w1, w2, r1, w3, r2):
+        await ev.wait()
+        assert ev.data.resp == AxiResp.OKAY
+    assert int.from_bytes(r1.data.data, "little") == ID_VALUE
+    assert int.from_bytes(r2.data.data, "little") == tb.clk_hz
+    assert await tb.read("SCRATCH") == vals[2], "writes to one address land in order"
+    assert await tb.read("LED") == vals[1] & tb.led_mask
+
+    # reset clears it again
+    await tb.reset()
+    assert await tb.read("SCRATCH") == 0
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_unmapped_and_read_only(dut, stress):
+    """Unmapped addresses read 0 and take writes with OKAY; read-only registers ignore writes."""
+    tb = TB(dut, stress)
+    await tb.reset()
+
+    mapped = set(ADDR.values())
+    unmapped = [a for a in range(0, 0x100, 4) if a not in mapped]
+    unmapped += [0x1000, 0x8000, 0x8008, 0x8050, 0xFFFC, 0x4040]
+    # aliases of mapped registers under higher address bits must not decode
+    await tb.write("SCRATCH", 0xA5A5A5A5)
+    await tb.write("LED", 0xFFFFFFFF)
+    await tb.write("IRQ_ENABLE", 0)
+    for addr in unmapped:
+        assert await tb.read(addr) == 0, f"unmapped {addr:#06x} must read 0"
+    for addr in random.sample(unmapped, 12) + [0x8008, 0x8050, 0x4040, 0x8020]:
+        await tb.write(addr, random.getrandbits(32))  # OKAY checked in write()
+        await tb.write_bytes(addr + random.randrange(4), b"\x5a")
+    assert await tb.read("SCRATCH") == 0xA5A5A5A5
+    assert await tb.read("LED") == tb.led_mask
+    assert await tb.read("IRQ_ENABLE") == 0
+    for addr in random.sample(unmapped, 8):
+        assert await tb.read(addr) == 0, f"unmapped {addr:#06x} after writes"
+
+    # read-only registers: writes are OKAY and change nothing
+    version = await tb.read("VERSION")
+    params = await tb.read("PARAMS")
+    for reg in ("ID", "VERSION", "PARAMS", "CLK_HZ", "TIME", "FIFO_LEVEL", "INPUTS", "EVT_TS"):
+        await tb.write(reg, 0xFFFFFFFF)
+    assert await tb.read("ID") == ID_VALUE
+    assert await tb.read("VERSION") == version
+    assert await tb.read("PARAMS") == params
+    assert await tb.read("CLK_HZ") == tb.clk_hz
+    assert await tb.read("FIFO_LEVEL") == 0
+    assert await tb.read("INPUTS") == 0
+    t = await tb.read("TIME")
+    assert t < 0x100000, "TIME must not take a written value"
+
+    # a write to EVT_POP does not pop
+    model = EventModel(tb)
+    await model.toggle(0)
+    await model.toggle(0)
+    assert await tb.read("FIFO_LEVEL") == 2
+    await tb.write("EVT_POP", 0xFFFFFFFF)
+    await tb.write("EVT_TS", 0)
+    assert await tb.read("FIFO_LEVEL") == 2, "a write to EVT_POP must not pop"
+    await model.pop_all()
+
+
+# =====================================================================================
+# raw AXI channels
+# =====================================================================================
+
+
+class RawAxi:
+    """Drives the AXI4-Lite pins one clock at a time, without cocotbext-axi.
+
+    Each loop iteration drives the inputs at the falling edge, then samples every
+    handshake signal in the ReadOnly phase: what it sees is what the slave sees at the
+    next rising edge.
+    """
+
+    def __init__(self, tb: TB):
+        self.tb = tb
+        self.dut = tb.dut
+
+    def _garbage_addr(self) -> int:
+        return random.getrandbits(16) & ~0x3
+
+    async def writes(self, writes, aw_delay, w_delay, bready, max_cycles=400):
+        """Performs writes = [(addr, data, strb), ...] in order.
+
+        aw_delay[k] / w_delay[k]: idle cycles before AW / W k is presented, counted from
+        the previous handshake on that channel (so the two channels run independently
+        and either may lead); bready(cycle) gives BREADY. Checks that VALIDs are
+        accepted, that BVALID (and BRESP) hold until BREADY, that B k comes only after
+        both AW k and W k were accepted, and that there is exactly one B per write.
+        """
+        dut = self.dut
+        n = len(writes)
+        aw_k = w_k = b_count = 0
+        aw_wait, w_wait = aw_delay[0], w_delay[0]
+        aw_hs = w_hs = 0
+        b_held = False
+        done_at = None
+        cyc = 0
+        while True:
+            await FallingEdge(self.tb.clk)
+            if aw_k < n and aw_wait == 0:
+                dut.s_axi_awvalid.value = 1
+                dut.s_axi_awaddr.value = writes[aw_k][0]
+                dut.s_axi_awprot.value = random.getrandbits(3)
+            else:
+                dut.s_axi_awvalid.value = 0
+                dut.s_axi_awaddr.value = self._garbage_addr()
+            if w_k < n and w_wait == 0:
+                dut.s_axi_wvalid.value = 1
+                dut.s_axi_wdata.value = writes[w_k][1]
+                dut.s_axi_wstrb.value = writes[w_k][2]
+            else:
+                dut.s_axi_wvalid.value = 0
+                dut.s_axi_wdata.value = random.getrandbits(32)
+                dut.s_axi_wstrb.value = random.getrandbits(4)
+            dut.s_axi_bready.value = 1 if done_at is not None else int(bool(bready(cyc)))
+            await ReadOnly()
+
+            awv, awr = int(dut.s_axi_awvalid.value), int(dut.s_axi_awready.value)
+            wv, wr = int(dut.s_axi_wvalid.value), int(dut.s_axi_wready.value)
+            bv, br = int(dut.s_axi_bvalid.value), int(dut.s_axi_bready.value)
+            if b_held:
+                assert bv == 1, f"cycle {cyc}: BVALID dropped before BREADY"
+            if bv:
+                assert int(dut.s_axi_bresp.value) == 0, f"cycle {cyc}: BRESP not OKAY"
+                assert b_count < min(aw_hs, w_hs), (
+                    f"cycle {cyc}: BVALID for write {b_count} but only {aw_hs} AW and "
+                    f"{w_hs} W accepted before (one B per write, after both)"
+                )
+            if bv and br:
+                b_count += 1
+            b_held = bool(bv and not br)
+            if awv and awr:
+                aw_hs += 1
+                aw_k += 1
+                if aw_k < n:
+                    aw_wait = aw_delay[aw_k]
+            elif not awv and aw_wait:
+                aw_wait -= 1
+            if wv and wr:
+                w_hs += 1
+                w_k += 1
+                if w_k < n:
+                    w_wait = w_delay[w_k]
+            elif not wv and w_wait:
+                w_wait -= 1
+
+            if b_count == n and done_at is None:
+                done_at = cyc
+            if done_at is not None and cyc - done_at >= 4:
+                break  # four more cycles with BREADY high and no extra B
+            cyc += 1
+            assert cyc < max_cycles, (
+                f"write stuck: {aw_hs} AW, {w_hs} W, {b_count} B accepted of {n}"
+            )
+        await FallingEdge(self.tb.clk)
+        dut.s_axi_awvalid.value = 0
+        dut.s_axi_wvalid.value = 0
+        dut.s_axi_bready.value = 0
+
+    async def reads(self, addrs, ar_delay, rready, on_cycle=None, max_cycles=400):
+        """Reads addrs in order; returns (data list, cycle of each AR handshake).
+
+        ar_delay[k]: idle cycles before AR k; rready(cycle) gives RREADY; on_cycle(cycle)
+        runs at the falling edge before the inputs are sampled. Checks that RVALID, RDATA
+        and RRESP hold until RREADY, that R k comes only after AR k was accepted, and
+        that there is exactly one R per read.
+        """
+        dut = self.dut
+        n = len(addrs)
+        ar_k = 0
+        ar_wait = ar_delay[0]
+        ar_cycles: list[int] = []
+        data: list[int] = []
+        held = None
+        done_at = None
+        cyc = 0
+        while True:
+            await FallingEdge(self.tb.clk)
+            if on_cycle is not None:
+                on_cycle(cyc)
+            if ar_k < n and ar_wait == 0:
+                dut.s_axi_arvalid.value = 1
+                dut.s_axi_araddr.value = addrs[ar_k]
+                dut.s_axi_arprot.value = random.getrandbits(3)
+            else:
+                dut.s_axi_arvalid.value = 0
+                dut.s_axi_araddr.value = self._garbage_addr()
+            dut.s_axi_rready.value = 1 if done_at is not None else int(bool(rready(cyc)))
+            await ReadOnly()
+
+            arv, arr = int(dut.s_axi_arvalid.value), int(dut.s_axi_arready.value)
+            rv, rr = int(dut.s_axi_rvalid.value), int(dut.s_axi_rready.value)
+            if held is not None:
+                assert rv == 1, f"cycle {cyc}: RVALID dropped before RREADY"
+                assert int(dut.s_axi_rdata.value) == held, f"cycle {cyc}: RDATA changed"
+            if rv:
+                assert int(dut.s_axi_rresp.value) == 0, f"cycle {cyc}: RRESP not OKAY"
+                assert len(data) < len(ar_cycles), (
+                    f"cycle {cyc}: RVALID for read {len(data)} with {len(ar_cycles)} AR accepted"
+                )
+            rdata = int(dut.s_axi_rdata.value) if rv else None
+            if rv and rr:
+                data.append(rdata)
+            held = rdata if rv and not rr else None
+            if arv and arr:
+                ar_cycles.append(cyc)
+                ar_k += 1
+                if ar_k < n:
+                    ar_wait = ar_delay[ar_k]
+            elif not arv and ar_wait:
+                ar_wait -= 1
+
+            if len(data) == n and done_at is None:
+                done_at = cyc
+            if done_at is not None and cyc - done_at >= 4:
+                break
+            cyc += 1
+            assert cyc < max_cycles, f"read stuck: {len(ar_cycles)} AR, {len(data)} R of {n}"
+        await FallingEdge(self.tb.clk)
+        dut.s_axi_arvalid.value = 0
+        dut.s_axi_rready.value = 0
+        return data, ar_cycles
+
+    async def read1(self, addr: int) -> int:
+        data, _ = await self.reads([addr], [0], lambda c: True)
+        return data[0]
+
+
+def apply_strb(old: int, data: int, strb: int, mask: int = 0xFFFFFFFF) -> int:
+    for lane in range(4):
+        if (strb >> lane) & 1:
+            old = (old & ~(0xFF << 8 * lane)) | (data & (0xFF << 8 * lane))
+    return old & mask
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_axi_write_channels_raw(dut, stress):
+    """AW and W in either order or together; BVALID held until BREADY; one B per write."""
+    tb = TB(dut, stress, master=False)
+    raw = RawAxi(tb)
+    await tb.reset()
+
+    scratch = 0
+    if stress:
+        scenarios = [
+            (random.randint(-6, 6), random.randint(0, 8), random.choice([0xF, random.getrandbits(4)]))
+            for _ in range(16)
+        ]
+    else:
+        # (W cycles after AW: negative = W first, BREADY low cycles after both, WSTRB)
+        scenarios = [(d, hold, 0xF) for d in (-5, -2, -1, 0, 1, 2, 5) for hold in (0, 6)]
+        scenarios += [(-3, 2, 0x4), (3, 0, 0x9), (0, 4, 0x0)]
+
+    for d, hold, strb in scenarios:
+        data = random.getrandbits(32)
+        aw_delay, w_delay = max(0, -d), max(0, d)
+        start_b = max(aw_delay, w_delay) + hold
+        if stress:
+            bready = lambda c, s=start_b: c >= s and random.random() < 0.5  # noqa: E731
+        else:
+            bready = lambda c, s=start_b: c >= s  # noqa: E731
+        await raw.writes([(ADDR["SCRATCH"], data, strb)], [aw_delay], [w_delay], bready)
+        scratch = apply_strb(scratch, data, strb)
+        got = await raw.read1(ADDR["SCRATCH"])
+        assert got == scratch, (
+            f"W {d:+d} cycles after AW, BREADY low {hold}, WSTRB {strb:#x}: "
+            f"SCRATCH {got:#010x}, expected {scratch:#010x}"
+        )
+
+    # several writes in flight: new AW/W arrive while the previous B is still waiting.
+    # Write k changes only byte k % 4 of SCRATCH, and LED gets the odd ones, so the
+    # final values show every write landed, in order.
+    n = 12
+    writes, led = [], 0
+    for k in range(n):
+        if k % 2:
+            val = random.getrandbits(32)
+            writes.append((ADDR["LED"], val, 0xF))
+            led = val & tb.led_mask
+        else:
+            val = random.getrandbits(32)
+            strb = 1 << (k // 2 % 4)
+            writes.append((ADDR["SCRATCH"], val, strb))
+            scratch = apply_strb(scratch, val, strb)
+    if stress:
+        aw_delay = [random.choice([0, 0, 1, 3]) for _ in range(n)]
+        w_delay = [random.choice([0, 0, 2, 4]) for _ in range(n)]
+        bready = lambda c: c >= 5 and random.random() < 0.4  # noqa: E731
+    else:
+        aw_delay, w_delay = [0] * n, [3] + [0] * (n - 1)
+        bready = lambda c: c >= 10 and c % 3 == 0  # noqa: E731
+    await raw.writes(writes, aw_delay, w_delay, bready)
+    assert await raw.read1(ADDR["SCRATCH"]) == scratch
+    assert await raw.read1(ADDR["LED"]) == led
+    assert int(dut.led.value) == led
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_axi_read_channel_raw(dut, stress):
+    """RVALID/RDATA held until RREADY; one read strobe per AR (EVT_POP pops once)."""
+    tb = TB(dut, stress, master=False)
+    raw = RawAxi(tb)
+    await tb.reset()
+
+    def rready_after(cycles):
+        if stress:
+            return lambda c: c >= cycles and random.random() < 0.5
+        return lambda c: c >= cycles
+
+    # one read, RREADY low for a while after RVALID
+    for hold in (0, 1, 5, 9):
+        data, _ = await raw.reads([ADDR["ID"]], [random.randrange(3) if stress else 0],
+                                  rready_after(hold))
+        assert data == [ID_VALUE]
+
+    # a run of reads presented back to back, RREADY toggling
+    names = ["ID", "VERSION", "CLK_HZ", "SCRATCH", "PARAMS", "LED", "ID", "CLK_HZ"]
+    if stress:
+        ar_delay = [random.choice([0, 0, 1, 2]) for _ in names]
+        rready = lambda c: random.random() < 0.4  # noqa: E731
+    else:
+        ar_delay = [0] * len(names)
+        rready = lambda c: c % 4 == 3  # noqa: E731
+    data, _ = await raw.reads([ADDR[n] for n in names], ar_delay, rready)
+    expect = {
+        "ID": ID_VALUE,
+        "VERSION": (REGMAP["ip"]["version_major"] << 24) | (REGMAP["ip"]["version_minor"] << 16),
+        "CLK_HZ": tb.clk_hz,
+        "SCRATCH": 0,
+        "PARAMS": tb.n_inputs | (tb.n_leds << 8) | ((tb.fifo_depth.bit_length() - 1) << 16),
+        "LED": 0,
+    }
+    assert data == [expect[n] for n in names]
+
+    # EVT_POP: an R held for many cycles pops exactly one event
+    model = EventModel(tb)
+    n_ev = min(3, tb.capacity)
+    for k in range(n_ev):
+        await model.toggle(k % tb.n_inputs)
+    addrs = [ADDR["EVT_POP"]] * (n_ev + 1) + [ADDR["FIFO_LEVEL"]]
+    rready = (lambda c: random.random() < 0.2) if stress else (lambda c: c % 7 == 6)  # noqa: E731
+    data, _ = await raw.reads(addrs, [0] * len(addrs), rready)
+    for k in range(n_ev):
+        ev = Event.decode(data[k])
+        exp = model.queue.popleft()
+        assert (ev.valid, ev.seq, ev.input, ev.level) == (1, exp.seq, exp.input, exp.level), (
+            f"pop {k}: {ev} expected {exp}"
+        )
+    assert data[n_ev] == 0, "EVT_POP on an empty FIFO"
+    assert data[n_ev + 1] == 0, "FIFO_LEVEL after popping everything"
+
+    # TIME read on every clock: +1 exactly every CLK_HZ/1e6 cycles
+    count = 3 * tb.ticks + 2
+    data, ar_cycles = await raw.reads([ADDR["TIME"]] * count, [0] * count, lambda c: True)
+    assert ar_cycles == list(range(ar_cycles[0], ar_cycles[0] + count)), "AR every cycle"
+    steps = [b - a for a, b in zip(data, data[1:])]
+    assert set(steps) <= {0, 1}, f"TIME steps {steps}"
+    ups = [i for i, s in enumerate(steps) if s]
+    assert len(ups) >= 2, f"TIME did not advance: {data}"
+    assert all(b - a == tb.ticks for a, b in zip(ups, ups[1:])), (
+        f"TIME must advance every {tb.ticks} cycles: {data}"
+    )
+
+    # INPUTS read on every clock while btn changes: the 2-flop synchronizer delays it
+    before = model.pins
+    pattern = before ^ random.randint(1, tb.in_mask)
+    change_at = 3
+
+    def drive(c):
+        if c == change_at:
+            dut.btn.value = pattern
+
+    count = 10
+    data, ar_cycles = await raw.reads(
+        [ADDR["INPUTS"]] * count, [0] * count, lambda c: True, on_cycle=drive
+    )
+    first_new = data.index(pattern)
+    assert all(v == before for v in data[:first_new]), f"INPUTS {data}"
+    assert all(v == pattern for v in data[first_new:]), f"INPUTS {data}"
+    latency = ar_cycles[first_new] - change_at
+    assert 2 <= latency <= 3, f"btn change seen by INPUTS after {latency} cycles"
+
+
+# =====================================================================================
+# events
+# =====================================================================================
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_events_and_irq(dut, stress):
+    """Edges become events (input, level, seq, timestamp); FIFO_LEVEL; irq follows IRQ_ENABLE."""
+    tb = TB(dut, stress)
+    await tb.reset()
+    model = EventModel(tb)
+
+    assert (await tb.pop()).raw == 0, "EVT_POP with nothing detected"
+
+    # a few single edges, at random spacing, with IRQ_ENABLE = 0
+    t_before = await tb.read("TIME")
+    n = min(tb.capacity, 10)
+    for _ in range(n):
+        await model.toggle(random.randrange(tb.n_inputs), settle=False)
+        await ClockCycles(tb.clk, random.randint(3, 3 * tb.ticks + 3))
+        assert int(dut.irq.value) == 0, "irq with IRQ_ENABLE = 0"
+    await tb.wait_events_settled(1)
+    assert await tb.read("FIFO_LEVEL") == n
+    assert int(dut.irq.value) == 0, "irq with IRQ_ENABLE = 0 and events waiting"
+    t_after = await tb.read("TIME")
+
+    await tb.write("IRQ_ENABLE", 1)
+    await ClockCycles(tb.clk, 2)
+    assert int(dut.irq.value) == 1, "irq low with IRQ_ENABLE = 1 and events waiting"
+    await tb.write("IRQ_ENABLE", 0)
+    await ClockCycles(tb.clk, 2)
+    assert int(dut.irq.value) == 0, "irq still high after IRQ_ENABLE = 0"
+    await tb.write("IRQ_ENABLE", 1)
+    await ClockCycles(tb.clk, 2)
+    assert int(dut.irq.value) == 1
+
+    last_ts = None
+    for k in range(n):
+        got = await tb.pop()
+        assert t_before <= got.ts <= t_after, (
+            f"event {k} stamped {got.ts}, TIME was {t_before}..{t_after}"
+        )
+        model.check(got)
+        last_ts = got.ts
+        level = await tb.read("FIFO_LEVEL")
+        assert level == n - k - 1, f"FIFO_LEVEL {level} after {k + 1} of {n} pops"
+        await ClockCycles(tb.clk, 2)
+        assert int(dut.irq.value) == (1 if level else 0), f"irq with {level} events waiting"
+    assert not model.queue
+
+    # empty: VALID = 0, nothing popped, EVT_TS keeps the last popped timestamp
+    for _ in range(3):
+        assert (await tb.read("EVT_POP")) == 0
+    assert await tb.read("EVT_TS") == last_ts
+    assert await tb.read("FIFO_LEVEL") == 0
+    assert int(dut.irq.value) == 0
+
+    # the next edge continues the sequence (the empty pops consumed nothing) and
+    # raises irq by itself
+    await model.toggle(tb.n_inputs - 1)
+    assert int(dut.irq.value) == 1, "irq did not rise for a new event"
+    now = await tb.read("TIME")
+    got = await tb.pop()
+    assert got.seq == n
+    assert got.ts <= now
+    model.check(got)
+    await ClockCycles(tb.clk, 2)
+    assert int(dut.irq.value) == 0
+
+    # pops pipelined back to back: each AR pops exactly one event, in order
+    m = min(tb.capacity, 6)
+    for _ in range(m):
+        await model.toggle(random.randrange(tb.n_inputs))
+    assert await tb.read("FIFO_LEVEL") == m
+    reads = [tb.axil.init_read(ADDR["EVT_POP"], 4) for _ in range(m + 2)]
+    for ev in reads:
+        await ev.wait()
+    words = [int.from_bytes(ev.data.data, "little") for ev in reads]
+    for word in words[:m]:
+        ev = Event.decode(word)
+        exp = model.queue.popleft()
+        assert (ev.valid, ev.seq, ev.input, ev.level) == (1, exp.seq, exp.input, exp.level)
+    assert words[m:] == [0, 0]
+    assert await tb.read("FIFO_LEVEL") == 0
+    await ClockCycles(tb.clk, 2)
+    assert int(dut.irq.value) == 0
+    assert await tb.read("DROPPED") == 0
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_simultaneous_edges(dut, stress):
+    """Edges in one cycle come out lowest input first, one timestamp; bursts are accounted."""
+    tb = TB(dut, stress)
+    await tb.reset()
+    model = EventModel(tb)
+    n = tb.n_inputs
+
+    async def pop_group(count):
+        got = [await tb.pop() for _ in range(count)]
+        for ev in got:
+            model.check(ev)
+        assert len({ev.ts for ev in got}) == 1, f"one cycle, several timestamps: {got}"
+        return got
+
+    # all inputs at once, up and down, then random subsets
+    patterns = [tb.in_mask, 0] + [random.randint(0, tb.in_mask) for _ in range(4)]
+    for pattern in patterns:
+        changed = pattern ^ model.pins
+        if not changed:
+            continue
+        width = bin(changed).count("1")
+        first = model.seq
+        await model.set_pins(pattern)
+        assert await tb.read("FIFO_LEVEL") == width
+        got = await pop_group(width)
+        assert [ev.input for ev in got] == [i for i in range(n) if (changed >> i) & 1]
+        assert [ev.seq for ev in got] == list(range(first, first + width))
+    assert (await tb.pop()).raw == 0
+    assert await tb.read("DROPPED") == 0
+
+    # every input toggling on every clock, for a few clocks: faster than one event per
+    # clock, so snapshots (or events, when the FIFO fills) may be lost, but never
+    # unaccounted for
+    await model.set_pins(0)
+    while model.queue:
+        model.check(await tb.pop())
+    await tb.write("DROPPED", 0)
+    base_seq = model.seq
+    for burst in range(2):
+        cycles = random.randint(4, 9) if stress else 8
+        pins = 0
+        t0 = tb.cycle() + 1
+        for _ in range(cycles):
+            pins ^= tb.in_mask
+            await tb.drive_btn(pins)
+        edges = cycles * n
+        await ClockCycles(tb.clk, 5 * n + 30)  # snapshot queue (5) drains, n per snapshot
+        dropped = await tb.read("DROPPED")
+        waiting = await tb.read("FIFO_LEVEL")
+        assert waiting + dropped == edges, (
+            f"burst {burst}: {edges} edges, {waiting} waiting + {dropped} dropped"
+        )
+        assert waiting <= tb.capacity
+        got = [await tb.pop() for _ in range(waiting)]
+        assert (await tb.pop()).raw == 0
+        seqs = [ev.seq - base_seq for ev in got]
+        assert all(0 <= s < edges for s in seqs), f"seq out of range: {seqs}"
+        assert seqs == sorted(set(seqs)), f"seq not strictly increasing: {seqs}"
+        assert edges - len(seqs) == dropped, "sequence gaps must equal DROPPED"
+        for ev, s in zip(got, seqs):
+            snap = s // n  # the clock cycle of the burst this edge happened in
+            assert ev.input == s % n, f"seq {ev.seq}: input {ev.input}, expected {s % n}"
+            assert ev.level == (1 if snap % 2 == 0 else 0), f"seq {ev.seq}: level {ev.level}"
+        # one timestamp per cycle, advancing with the cycles
+        stamps = {}
+        for ev, s in zip(got, seqs):
+            stamps.setdefault(s // n, set()).add(ev.ts)
+        assert all(len(v) == 1 for v in stamps.values()), f"timestamps {stamps}"
+        snaps = sorted(stamps)
+        ref_ts = next(iter(stamps[snaps[0]]))
+        for snap in snaps:
+            ts = next(iter(stamps[snap]))
+            assert abs(ts - ref_ts - Fraction(snap - snaps[0], tb.ticks)) < 1, (
+                f"snapshot {snap}: ts {ts}, first delivered {snaps[0]} ts {ref_ts}"
+            )
+        tb.log.info(
+            "burst %d: %d cycles x %d inputs from cycle %d: %d delivered, %d dropped",
+            burst, cycles, n, t0, len(got), dropped,
+        )
+        # clear DROPPED; the next edge continues the sequence after the burst
+        await tb.write("DROPPED", random.getrandbits(32))
+        assert await tb.read("DROPPED") == 0
+        base_seq += edges
+        model = EventModel(tb)
+        model.pins, model.seq = pins, base_seq
+        await model.toggle(random.randrange(n))
+        got1 = await tb.pop()
+        assert got1.seq == base_seq & 0xFFFF
+        model.check(got1)
+        await model.set_pins(0)
+        while model.queue:
+            model.check(await tb.pop())
+        base_seq = model.seq
+    assert await tb.read("DROPPED") == 0
+
+
+@cocotb.test(timeout_time=TIMEOUT_US * 4, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_fifo_overflow(dut, stress):
+    """A full FIFO drops exactly the excess; DROPPED counts it, seq shows it, a write clears it."""
+    tb = TB(dut, stress)
+    await tb.reset()
+    await tb.write("IRQ_ENABLE", 1)
+    model = EventModel(tb)
+    n = tb.n_inputs
+    cap = tb.capacity
+
+    async def single_edges(count):
+        # one edge every other clock: the serializer keeps up, only the FIFO can overflow
+        for _ in range(count):
+            await model.toggle(model.seq % n, settle=False)
+            await ClockCycles(tb.clk, 1)
+        await tb.wait_events_settled(1)
+
+    x1 = random.randint(1, 5)
+    await single_edges(cap + x1)
+    assert model.dropped == x1
+    assert await tb.read("FIFO_LEVEL") == cap, "FIFO capacity is FIFO_DEPTH + 1"
+    assert await tb.read("DROPPED") == x1
+    assert await tb.read("DROPPED") == x1, "reading DROPPED must not clear it"
+    assert int(dut.irq.value) == 1
+
+    # make room for two, then overflow again: DROPPED accumulates
+    model.check(await tb.pop())
+    model.check(await tb.pop())
+    assert await tb.read("FIFO_LEVEL") == cap - 2
+    x2 = random.randint(1, 4)
+    await single_edges(2 + x2)
+    assert await tb.read("FIFO_LEVEL") == cap
+    assert await tb.read("DROPPED") == x1 + x2 == model.dropped
+
+    # any write clears it: a single-byte write of 0 ...
+    await tb.write_bytes(ADDR["DROPPED"] + random.randrange(4), b"\x00")
+    assert await tb.read("DROPPED") == 0
+    await single_edges(1)
+    assert await tb.read("DROPPED") == 1, "a loss after the clear counts again"
+    # ... or a full word of anything
+    await tb.write("DROPPED", 0xFFFFFFFF)
+    assert await tb.read("DROPPED") == 0
+
+    # drain: seq 2..cap-1, then a gap of x1 (lost), the two accepted after the first
+    # pops, then nothing more was accepted
+    seqs = []
+    while model.queue:
+        got = await tb.pop()
+        model.check(got)
+        seqs.append(got.seq)
+    assert seqs[: cap - 2] == list(range(2, cap))
+    assert seqs[cap - 2 :] == [cap + x1, cap + x1 + 1], f"after the first overflow: {seqs[cap - 2:]}"
+    assert (await tb.pop()).raw == 0
+    await ClockCycles(tb.clk, 2)
+    assert int(dut.irq.value) == 0
+
+    # inputs keep being captured: the sequence resumes after every lost edge
+    expected_next = cap + x1 + 2 + x2 + 1
+    assert model.seq == expected_next
+    await single_edges(3)
+    assert await tb.read("FIFO_LEVEL") == 3
+    got = await tb.pop()
+    assert got.seq == expected_next
+    model.check(got)
+    await model.pop_all()
+    assert await tb.read("DROPPED") == 0
+
+
+# =====================================================================================
+# LEDs and inputs
+# =====================================================================================
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_led_and_inputs(dut, stress):
+    """LED drives the led pins (N_LEDS bits) and reads back; INPUTS shows the btn levels."""
+    tb = TB(dut, stress)
+    await tb.reset()
+
+    assert int(dut.led.value) == 0
+    values = [0xFFFFFFFF, 0, 0xA5A5A5A5, 0x5A5A5A5A] + [random.getrandbits(32) for _ in range(6)]
+    led = 0
+    for value in values:
+        await tb.write("LED", value)
+        led = value & tb.led_mask
+        assert int(dut.led.value) == led, f"led pins after writing {value:#010x}"
+        assert await tb.read("LED") == led
+    # WSTRB: only the written byte changes
+    await tb.write("LED", 0)
+    led = 0
+    for lane in range(4):
+        byte = random.getrandbits(8) | 1
+        await tb.write_bytes(ADDR["LED"] + lane, bytes([byte]))
+        led = apply_strb(led, byte << 8 * lane, 1 << lane, tb.led_mask)
+        assert int(dut.led.value) == led
+        assert await tb.read("LED") == led
+    await tb.reset()
+    assert int(dut.led.value) == 0, "LED resets to 0"
+    assert await tb.read("LED") == 0
+
+    patterns = [tb.in_mask, 0, 1, tb.in_mask >> 1] + [random.getrandbits(tb.n_inputs) for _ in range(6)]
+    edges, pins = 0, 0
+    for pattern in patterns:
+        await tb.drive_btn(pattern)
+        edges += bin(pattern ^ pins).count("1")
+        pins = pattern
+        await ClockCycles(tb.clk, 3)
+        assert await tb.read("INPUTS") == pattern, f"INPUTS with btn = {pattern:#x}"
+    # every INPUTS change was an event too: each one is waiting or counted as dropped
+    await tb.wait_events_settled(tb.n_inputs)
+    waiting = await tb.read("FIFO_LEVEL")
+    assert waiting + await tb.read("DROPPED") == edges
+    assert waiting == min(edges, tb.capacity) or tb.n_inputs > 1
+
+
+# =====================================================================================
+# pytest entry: build with Icarus and run every test above, for each parameter set
+# =====================================================================================
+
+PARAM_SETS = {
+    # N_INPUTS=4, N_LEDS=4, FIFO_DEPTH=512 (defaults); 10 cycles per microsecond
+    "default": {"CLK_HZ": 10_000_000},
+    # smallest instance; one cycle per microsecond
+    "min": {"N_INPUTS": 1, "N_LEDS": 1, "FIFO_DEPTH": 4, "CLK_HZ": 1_000_000},
+    # more inputs than FIFO slots per burst; LED register full width
+    "wide": {"N_INPUTS": 8, "N_LEDS": 32, "FIFO_DEPTH": 16, "CLK_HZ": 25_000_000},
+}
+
+RTL_SOURCES = [
+    RTL_DIR / name
+    for name in (
+        "pmq_sync.v",
+        "pmq_timebase.v",
+        "pmq_fifo.v",
+        "pmq_event_capture.v",
+        "pmq_axil_slave.v",
+        "pynq_mqtt_io.v",
+    )
+]
+
+
+@pytest.mark.parametrize("name", list(PARAM_SETS))
+def test_pynq_mqtt_io_runner(name: str) -> None:
+    from cocotb_tools.runner import get_runner
+
+    build_dir = TB_DIR / f"sim_build-{name}"
+    waves = os.environ.get("WAVES") == "1"
+    runner = get_runner("icarus")
+    runner.build(
+        sources=RTL_SOURCES,
+        includes=[RTL_DIR],
+        hdl_toplevel="pynq_mqtt_io",
+        parameters=PARAM_SETS[name],
+        build_dir=build_dir,
+        always=True,
+        waves=waves,
+        timescale=("1ns", "1ps"),
+    )
+    runner.test(
+        hdl_toplevel="pynq_mqtt_io",
+        test_module="test_pynq_mqtt_io",
+        build_dir=build_dir,
+        test_dir=build_dir,
+        waves=waves,
+    )
