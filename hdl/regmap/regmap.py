@@ -128,17 +128,19 @@ def gen_rust(spec):
             out.append(f"    /// {f['desc']}")
             out.append("    #[inline]")
             out.append(f"    pub const fn {fn}(self) -> {ty} {{")
+            shifted = f"(self.0 >> {f['lsb']})" if f["lsb"] else "self.0"
             if ty == "bool":
-                out.append(f"        (self.0 >> {f['lsb']}) & 1 != 0")
+                out.append(f"        {shifted} & 1 != 0")
             else:
-                out.append(f"        ((self.0 >> {f['lsb']}) & 0x{mask:X}) as {ty}")
+                out.append(f"        ({shifted} & 0x{mask:X}) as {ty}")
             out.append("    }")
             out.append("")
             out.append(f"    /// Returns a copy with {f['name']} replaced.")
             out.append("    #[inline]")
             out.append(f"    pub const fn with_{fn}(self, value: {ty}) -> Self {{")
             out.append(f"        let v = (value as u32) & 0x{mask:X};")
-            out.append(f"        Self((self.0 & !0x{field_mask(f):08X}) | (v << {f['lsb']}))")
+            placed = f"(v << {f['lsb']})" if f["lsb"] else "v"
+            out.append(f"        Self((self.0 & !0x{field_mask(f):08X}) | {placed})")
             out.append("    }")
             out.append("")
         out[-1] = "}"

@@ -88,7 +88,7 @@ impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
 
 /// Checks that `offset` is a word-aligned offset inside a window of `window` bytes.
 pub fn check_offset(offset: u32, window: usize) -> Result<(), BusError> {
-    if offset % 4 != 0 || offset as usize + 4 > window {
+    if !offset.is_multiple_of(4) || offset as usize + 4 > window {
         return Err(BusError::BadOffset { offset, window });
     }
     Ok(())

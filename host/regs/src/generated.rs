@@ -81,14 +81,14 @@ impl Params {
     /// Number of button inputs.
     #[inline]
     pub const fn n_inputs(self) -> u8 {
-        ((self.0 >> 0) & 0xFF) as u8
+        (self.0 & 0xFF) as u8
     }
 
     /// Returns a copy with N_INPUTS replaced.
     #[inline]
     pub const fn with_n_inputs(self, value: u8) -> Self {
         let v = (value as u32) & 0xFF;
-        Self((self.0 & !0x000000FF) | (v << 0))
+        Self((self.0 & !0x000000FF) | v)
     }
 
     /// Number of LED outputs.
@@ -126,14 +126,14 @@ impl IrqEnable {
     /// Raise irq while the event FIFO is not empty.
     #[inline]
     pub const fn event(self) -> bool {
-        (self.0 >> 0) & 1 != 0
+        self.0 & 1 != 0
     }
 
     /// Returns a copy with EVENT replaced.
     #[inline]
     pub const fn with_event(self, value: bool) -> Self {
         let v = (value as u32) & 0x1;
-        Self((self.0 & !0x00000001) | (v << 0))
+        Self((self.0 & !0x00000001) | v)
     }
 }
 
@@ -145,14 +145,14 @@ impl FifoLevel {
     /// Events waiting.
     #[inline]
     pub const fn count(self) -> u16 {
-        ((self.0 >> 0) & 0xFFFF) as u16
+        (self.0 & 0xFFFF) as u16
     }
 
     /// Returns a copy with COUNT replaced.
     #[inline]
     pub const fn with_count(self, value: u16) -> Self {
         let v = (value as u32) & 0xFFFF;
-        Self((self.0 & !0x0000FFFF) | (v << 0))
+        Self((self.0 & !0x0000FFFF) | v)
     }
 }
 
@@ -164,14 +164,14 @@ impl EvtPop {
     /// Sequence number, +1 per detected event, including lost ones.
     #[inline]
     pub const fn seq(self) -> u16 {
-        ((self.0 >> 0) & 0xFFFF) as u16
+        (self.0 & 0xFFFF) as u16
     }
 
     /// Returns a copy with SEQ replaced.
     #[inline]
     pub const fn with_seq(self, value: u16) -> Self {
         let v = (value as u32) & 0xFFFF;
-        Self((self.0 & !0x0000FFFF) | (v << 0))
+        Self((self.0 & !0x0000FFFF) | v)
     }
 
     /// Input index.

@@ -384,3 +384,8 @@ fn axi_error(offset: u32, e: ffi::AxiError) -> BusError {
         ffi::AxiError::Response(resp) => BusError::Response { offset, resp },
     }
 }
+
+/// Number of button inputs the simulated peripheral was built with.
+pub fn model_n_inputs() -> u32 {
+    ffi::n_inputs()
+}

@@ -1,0 +1,106 @@
+//! Payloads: what goes out for a button event and what comes in as an LED command.
+
+use pynq_mqtt_driver::{ButtonEvent, LedAction};
+
+/// Longest LED command payload considered at all; longer ones are rejected unread.
+pub const MAX_COMMAND_LEN: usize = 16;
+
+/// Format of the button payloads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// `1` pressed, `0` released: the seed notebook's format.
+    #[default]
+    Plain,
+    /// `{"input":..,"state":..,"seq":..,"ts_us":..}`.
+    Json,
+}
+
+impl std::str::FromStr for PayloadFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plain" => Ok(Self::Plain),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("payload format {s:?}: expected `plain` or `json`")),
+        }
+    }
+}
+
+/// The payload of one button event.
+pub fn button_payload(format: PayloadFormat, e: &ButtonEvent) -> Vec<u8> {
+    match format {
+        PayloadFormat::Plain => vec![if e.level { b'1' } else { b'0' }],
+        PayloadFormat::Json => format!(
+            r#"{{"input":{},"state":{},"seq":{},"ts_us":{}}}"#,
+            e.input,
+            u8::from(e.level),
+            e.seq,
+            e.ts_us
+        )
+        .into_bytes(),
+    }
+}
+
+/// Why an LED command payload was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("payload of {0} bytes is longer than {MAX_COMMAND_LEN}")]
+    TooLong(usize),
+    #[error("payload is not UTF-8")]
+    NotUtf8,
+    #[error("payload is not 1, 0, on, off or toggle")]
+    Unknown,
+}
+
+/// Parses an LED command payload.
+pub fn parse_command(payload: &[u8]) -> Result<LedAction, CommandError> {
+    if payload.len() > MAX_COMMAND_LEN {
+        return Err(CommandError::TooLong(payload.len()));
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| CommandError::NotUtf8)?;
+    text.parse().map_err(|_| CommandError::Unknown)
+}
+
+/// A payload made printable for a log line: escaped and cut to a few bytes.
+pub fn printable(payload: &[u8]) -> String {
+    let shown = &payload[..payload.len().min(32)];
+    let mut s: String = shown.escape_ascii().to_string();
+    if payload.len() > shown.len() {
+        s.push_str(&format!("... ({} bytes)", payload.len()));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_json_payloads() {
+        let e = ButtonEvent {
+            input: 2,
+            level: true,
+            ts_us: 123_456_789_012,
+            seq: 70_000,
+        };
+        assert_eq!(button_payload(PayloadFormat::Plain, &e), b"1");
+        let j = String::from_utf8(button_payload(PayloadFormat::Json, &e)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["input"], 2);
+        assert_eq!(v["state"], 1);
+        assert_eq!(v["seq"], 70_000);
+        assert_eq!(v["ts_us"], 123_456_789_012u64);
+    }
+
+    #[test]
+    fn commands_are_checked() {
+        assert_eq!(parse_command(b"On"), Ok(LedAction::On));
+        assert_eq!(parse_command(b"toggle"), Ok(LedAction::Toggle));
+        assert_eq!(parse_command(b"0"), Ok(LedAction::Off));
+        assert_eq!(parse_command(b"\xff\xfe"), Err(CommandError::NotUtf8));
+        assert_eq!(parse_command(b"blink"), Err(CommandError::Unknown));
+        assert_eq!(parse_command(&[b'1'; 17]), Err(CommandError::TooLong(17)));
+        assert_eq!(printable(b"a\nb\xff"), "a\\nb\\xff");
+        assert!(printable(&[b'x'; 100]).ends_with("(100 bytes)"));
+    }
+}

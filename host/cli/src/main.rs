@@ -1,0 +1,131 @@
+//! `pynq-mqtt`: a PYNQ board's buttons and LEDs as an MQTT device.
+
+#[cfg(feature = "sim")]
+mod broker;
+mod daemon;
+mod settings;
+#[cfg(feature = "sim")]
+mod sim_cmd;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use pynq_mqtt_bus::Bus;
+use tracing_subscriber::EnvFilter;
+
+use settings::{BoardKind, CommonArgs, Settings};
+
+#[derive(Parser, Debug)]
+#[command(name = "pynq-mqtt", version, about)]
+struct Cli {
+    /// Log filter, e.g. `info`, `debug`, `pynq_mqtt_driver=debug`.
+    #[arg(long, global = true, env = "PYNQ_MQTT_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the daemon until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// The demo: the Verilated RTL as the board and an embedded broker.
+    #[cfg(feature = "sim")]
+    Sim(sim_cmd::SimArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// `uio` (a PYNQ board) or `sim` (the Verilated RTL).
+    #[arg(long, env = "PYNQ_MQTT_BOARD")]
+    board: Option<String>,
+    /// mqtt://HOST:PORT (default mqtt://localhost:1883).
+    #[arg(long, env = "PYNQ_MQTT_BROKER")]
+    broker: Option<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(format!("{},rumqttd=warn", cli.log))
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pynq-mqtt: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run(args) => {
+            let settings =
+                settings::resolve(&args.common, args.board.as_deref(), args.broker.as_deref())?;
+            let rt = runtime()?;
+            match settings.board {
+                BoardKind::Sim => run_sim_board(&rt, &settings),
+                BoardKind::Uio => {
+                    bail!("board uio: this build has no UIO backend yet; use --board sim")
+                }
+            }
+        }
+        #[cfg(feature = "sim")]
+        Cmd::Sim(args) => {
+            let settings = settings::resolve(&args.common, Some("sim"), None)?;
+            let rt = runtime()?;
+            sim_cmd::run(&rt, &args, settings)
+        }
+    }
+}
+
+#[cfg(feature = "sim")]
+fn run_sim_board(rt: &tokio::runtime::Runtime, settings: &Settings) -> Result<()> {
+    let board = open_sim(settings)?;
+    let b = Arc::clone(&board);
+    daemon::run(
+        rt,
+        settings,
+        board as Arc<dyn Bus>,
+        move || b.start_stimulus(),
+        None,
+    )
+}
+
+#[cfg(not(feature = "sim"))]
+fn run_sim_board(_: &tokio::runtime::Runtime, _: &Settings) -> Result<()> {
+    bail!("board sim: this build leaves the simulated board out (feature `sim`)")
+}
+
+/// The Verilated board with the stimulus of the settings, not yet started.
+#[cfg(feature = "sim")]
+fn open_sim(settings: &Settings) -> Result<Arc<pynq_mqtt_sim::SimBoard>> {
+    use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig};
+    let speed = settings.sim_speed.parse().map_err(anyhow::Error::msg)?;
+    let steps = match &settings.stimulus {
+        Some(p) => stimulus::load(p, pynq_mqtt_sim::model_n_inputs())?,
+        None => Vec::new(),
+    };
+    let board = SimBoard::start(SimConfig {
+        speed,
+        stimulus: steps,
+    })?;
+    Ok(Arc::new(board))
+}
