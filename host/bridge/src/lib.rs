@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{never, select, Receiver, Sender, TrySendError};
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, NetworkOptions, Outgoing, Packet, QoS};
 use tracing::{debug, info, warn};
 
 pub use payload::{
@@ -122,6 +122,10 @@ pub async fn run(cfg: BridgeConfig, io: BridgeIo) -> Result<BridgeStatsView, Bri
             true,
         ));
     let (client, mut eventloop) = AsyncClient::new(opts, cfg.request_capacity.max(16));
+    // a button press must not wait for the previous packet's ACK (Nagle)
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
 
     let shared = Arc::new(Shared {
         topics,

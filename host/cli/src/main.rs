@@ -50,8 +50,9 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_new(format!("{},rumqttd=warn", cli.log))
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn"));
+    // the embedded broker logs every routine disconnect as an error: quiet unless asked
+    let filter = EnvFilter::try_new(format!("rumqttd=off,{}", cli.log))
+        .unwrap_or_else(|_| EnvFilter::new("rumqttd=off,info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

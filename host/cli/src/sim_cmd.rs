@@ -78,7 +78,7 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     let b = Arc::clone(&board);
     let result = daemon::run(rt, &settings, board, move || b.start_stimulus(), Some(stop));
     // let the subscriber print `offline`
-    rt.block_on(tokio::time::sleep(Duration::from_millis(300)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
     observer.abort();
     if interactive {
         let _ = crossterm::terminal::disable_raw_mode();
@@ -112,6 +112,9 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
     );
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let mut out = Out::new(raw);
     let start = Instant::now();
     let mut leds = vec![false; n_leds as usize];
