@@ -48,14 +48,50 @@ struct RunArgs {
     common: CommonArgs,
 }
 
+/// Log lines on stderr; with `crlf`, each newline also returns the carriage, for the
+/// terminal in raw mode during the interactive demo.
+struct LogWriter {
+    crlf: bool,
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut err = std::io::stderr().lock();
+        if self.crlf {
+            for part in buf.split_inclusive(|b| *b == b'\n') {
+                match part.strip_suffix(b"\n") {
+                    Some(line) => {
+                        err.write_all(line)?;
+                        err.write_all(b"\r\n")?;
+                    }
+                    None => err.write_all(part)?,
+                }
+            }
+        } else {
+            err.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "sim")]
+    let crlf = matches!(cli.cmd, Cmd::Sim(_))
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    #[cfg(not(feature = "sim"))]
+    let crlf = false;
     // the embedded broker logs every routine disconnect as an error: quiet unless asked
     let filter = EnvFilter::try_new(format!("rumqttd=off,{}", cli.log))
         .unwrap_or_else(|_| EnvFilter::new("rumqttd=off,info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || LogWriter { crlf })
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
