@@ -61,7 +61,7 @@ for pset in "${param_sets[@]}"; do
   run_tool "verilator -Wall ($label)" \
     verilator --lint-only -Wall "-I$inc" "${gargs[@]}" --top-module "$top" "${rtl[@]}"
   run_tool "iverilog -g2005 ($label)" \
-    iverilog -g2005 -Wall -Wno-timescale "-I$inc" "${pargs[@]}" -s "$top" \
+    iverilog -g2005 -Wall "-I$inc" "${pargs[@]}" -s "$top" \
       -o "$tmp/$top.vvp" "${rtl[@]}"
 done
 
