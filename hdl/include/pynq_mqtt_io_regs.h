@@ -4,7 +4,7 @@
 
 #define PMQ_ID_VALUE 0x504D5154u
 #define PMQ_VERSION_MAJOR 0u
-#define PMQ_VERSION_MINOR 1u
+#define PMQ_VERSION_MINOR 2u
 #define PMQ_WINDOW_BYTES 0x10000u
 
 /* ID (ro): Fixed magic 0x504D5154 ("PMQT") that names this IP. */
@@ -29,31 +29,100 @@
 #define PMQ_CLK_HZ 0x10u
 /* TIME (ro): Free-running microsecond counter; the same clock stamps every event. Wraps every 2^32 us (71.6 min); the host extends it to 64 bits. */
 #define PMQ_TIME 0x14u
-/* IRQ_ENABLE (rw): Interrupt enables; irq is high while an enabled cause is pending. */
+/* IRQ_ENABLE (rw): Interrupt enables; irq = OR of (IRQ_STATUS & IRQ_ENABLE). */
 #define PMQ_IRQ_ENABLE 0x20u
 #define PMQ_IRQ_ENABLE_EVENT_SHIFT 0u
 #define PMQ_IRQ_ENABLE_EVENT_MASK 0x00000001u
-/* FIFO_LEVEL (ro): Number of events waiting in the event FIFO. */
-#define PMQ_FIFO_LEVEL 0x24u
-#define PMQ_FIFO_LEVEL_COUNT_SHIFT 0u
-#define PMQ_FIFO_LEVEL_COUNT_MASK 0x0000FFFFu
-/* DROPPED (wc): Events lost because a queue was full; saturates at 0xFFFFFFFF; any write clears it. Sequence numbers still advance over lost events. */
-#define PMQ_DROPPED 0x28u
-/* INPUTS (ro): Current synchronized level of every input, bit i = input i. */
-#define PMQ_INPUTS 0x30u
+#define PMQ_IRQ_ENABLE_OVERFLOW_SHIFT 1u
+#define PMQ_IRQ_ENABLE_OVERFLOW_MASK 0x00000002u
+#define PMQ_IRQ_ENABLE_GEN_DONE_SHIFT 2u
+#define PMQ_IRQ_ENABLE_GEN_DONE_MASK 0x00000004u
+/* IRQ_STATUS (ro): Interrupt causes. EVENT is a level: the FIFO holds at least IRQ_THRESHOLD events, or its oldest event is IRQ_TIMEOUT_US old. The others are sticky until written with 1. */
+#define PMQ_IRQ_STATUS 0x24u
+#define PMQ_IRQ_STATUS_EVENT_SHIFT 0u
+#define PMQ_IRQ_STATUS_EVENT_MASK 0x00000001u
+#define PMQ_IRQ_STATUS_OVERFLOW_SHIFT 1u
+#define PMQ_IRQ_STATUS_OVERFLOW_MASK 0x00000002u
+#define PMQ_IRQ_STATUS_GEN_DONE_SHIFT 2u
+#define PMQ_IRQ_STATUS_GEN_DONE_MASK 0x00000004u
+/* IRQ_THRESHOLD (rw): EVENT is due when this many events wait (0: never by count). With IRQ_TIMEOUT_US, coalesces interrupts. */
+#define PMQ_IRQ_THRESHOLD 0x28u
+#define PMQ_IRQ_THRESHOLD_COUNT_SHIFT 0u
+#define PMQ_IRQ_THRESHOLD_COUNT_MASK 0x0000FFFFu
+/* IRQ_TIMEOUT_US (rw): EVENT is due when the oldest waiting event is this many microseconds old (0: at once, one interrupt per event with the default threshold). */
+#define PMQ_IRQ_TIMEOUT_US 0x2Cu
 /* EVT_POP (rc): Reading pops the oldest event and returns its description (VALID = 0 when the FIFO was empty; nothing is popped then). Its timestamp is latched into EVT_TS. */
-#define PMQ_EVT_POP 0x40u
+#define PMQ_EVT_POP 0x30u
 #define PMQ_EVT_POP_SEQ_SHIFT 0u
 #define PMQ_EVT_POP_SEQ_MASK 0x0000FFFFu
 #define PMQ_EVT_POP_INPUT_SHIFT 16u
 #define PMQ_EVT_POP_INPUT_MASK 0x00FF0000u
+#define PMQ_EVT_POP_SYNTHETIC_SHIFT 29u
+#define PMQ_EVT_POP_SYNTHETIC_MASK 0x20000000u
 #define PMQ_EVT_POP_LEVEL_SHIFT 30u
 #define PMQ_EVT_POP_LEVEL_MASK 0x40000000u
 #define PMQ_EVT_POP_VALID_SHIFT 31u
 #define PMQ_EVT_POP_VALID_MASK 0x80000000u
 /* EVT_TS (ro): Timestamp (TIME at detection, microseconds) of the event last popped through EVT_POP. */
-#define PMQ_EVT_TS 0x44u
-/* LED (rw): LED outputs, bit i = led[i]. Reads back the driven value. */
-#define PMQ_LED 0x50u
+#define PMQ_EVT_TS 0x34u
+/* FIFO_LEVEL (ro): Number of events waiting in the event FIFO. */
+#define PMQ_FIFO_LEVEL 0x38u
+#define PMQ_FIFO_LEVEL_COUNT_SHIFT 0u
+#define PMQ_FIFO_LEVEL_COUNT_MASK 0x0000FFFFu
+/* DROPPED (wsub): Events lost because a queue was full; saturates at 0xFFFFFFFF. Writing V subtracts V (floor 0): write back what you read to clear without missing a loss in between. Sequence numbers advance over lost events. */
+#define PMQ_DROPPED 0x3Cu
+/* INPUTS (ro): Debounced level of every input, bit i = input i. */
+#define PMQ_INPUTS 0x40u
+/* INPUTS_RAW (ro): Synchronized level of every input before the debouncer. */
+#define PMQ_INPUTS_RAW 0x44u
+/* INPUT_ENABLE (rw): Inputs whose edges become events, bit i = input i. */
+#define PMQ_INPUT_ENABLE 0x48u
+/* EDGE_RISE (rw): Inputs whose rising edges (presses) become events. */
+#define PMQ_EDGE_RISE 0x4Cu
+/* EDGE_FALL (rw): Inputs whose falling edges (releases) become events. */
+#define PMQ_EDGE_FALL 0x50u
+/* DEBOUNCE_US (rw): Debounce time in microseconds, the same for every input (0: off). An input's first edge passes at once with its exact time; the input is then held for this long, and a level that differs at the end passes as the next edge. One event per press and one per release while the contact bounces for less than this. */
+#define PMQ_DEBOUNCE_US 0x54u
+#define PMQ_DEBOUNCE_US_TIME_SHIFT 0u
+#define PMQ_DEBOUNCE_US_TIME_MASK 0x0000FFFFu
+/* GEN_CTRL (rw): Event generator: synthetic events into the same path as the pins (detection, sequence numbers, FIFO, drop counting), marked SYNTHETIC. Pin edges take precedence in a cycle they share. */
+#define PMQ_GEN_CTRL 0x60u
+#define PMQ_GEN_CTRL_ENABLE_SHIFT 0u
+#define PMQ_GEN_CTRL_ENABLE_MASK 0x00000001u
+/* GEN_COUNT (rw): Events to generate per run (0: until ENABLE is cleared). */
+#define PMQ_GEN_COUNT 0x64u
+/* GEN_PERIOD (rw): Clock cycles between generated events (0 or 1: one per clock). */
+#define PMQ_GEN_PERIOD 0x68u
+/* GEN_PATTERN (rw): Inputs the generator cycles through, lowest first; each generated event toggles that input's synthetic level (the first is a press). 0 acts as input 0 alone. */
+#define PMQ_GEN_PATTERN 0x6Cu
+/* GEN_SENT (ro): Events generated since the last start (lost ones included). */
+#define PMQ_GEN_SENT 0x70u
+/* LED (rw): LED on/off, bit i = led[i]. Reads back the value. */
+#define PMQ_LED 0x80u
+/* LED_SET (wo): Writing 1s switches those LEDs on, atomically; reads 0. */
+#define PMQ_LED_SET 0x84u
+/* LED_CLR (wo): Writing 1s switches those LEDs off, atomically; reads 0. */
+#define PMQ_LED_CLR 0x88u
+/* LED_TOGGLE (wo): Writing 1s toggles those LEDs, atomically; reads 0. */
+#define PMQ_LED_TOGGLE 0x8Cu
+/* LED_PWM (rw): Brightness of four LEDs per register (LED_PWMk holds LEDs 4k..4k+3), 0 dark to 255 fully on, applied while the LED is on; PWM period 4096 clock cycles (24 kHz at 100 MHz). */
+#define PMQ_LED_PWM0 0xA0u
+#define PMQ_LED_PWM1 0xA4u
+#define PMQ_LED_PWM2 0xA8u
+#define PMQ_LED_PWM3 0xACu
+#define PMQ_LED_PWM4 0xB0u
+#define PMQ_LED_PWM5 0xB4u
+#define PMQ_LED_PWM6 0xB8u
+#define PMQ_LED_PWM7 0xBCu
+#define PMQ_LED_PWM(k) (0xA0u + (k) * 4u)
+#define PMQ_LED_PWM_COUNT 8u
+#define PMQ_LED_PWM_LED0_SHIFT 0u
+#define PMQ_LED_PWM_LED0_MASK 0x000000FFu
+#define PMQ_LED_PWM_LED1_SHIFT 8u
+#define PMQ_LED_PWM_LED1_MASK 0x0000FF00u
+#define PMQ_LED_PWM_LED2_SHIFT 16u
+#define PMQ_LED_PWM_LED2_MASK 0x00FF0000u
+#define PMQ_LED_PWM_LED3_SHIFT 24u
+#define PMQ_LED_PWM_LED3_MASK 0xFF000000u
 
 #endif /* PYNQ_MQTT_IO_REGS_H */

@@ -1,10 +1,12 @@
 // Edge detection and event serialization.
 //
-// Every cycle, the inputs are compared with their previous level. A cycle with one or
-// more edges becomes one snapshot (edge mask, new levels, timestamp, first sequence
-// number) in a small queue; the serializer then emits one event per clock from the
-// queue head, lowest input first. So edges on several inputs in the same cycle all
-// become events, in a fixed order, and sequence numbers follow detection order.
+// Every cycle, the inputs are compared with their previous level; an edge counts when
+// its input is enabled and its direction selected. A cycle with one or more edges
+// becomes one snapshot (edge mask, new levels, timestamp, first sequence number) in a
+// small queue; the serializer then emits one event per clock from the queue head,
+// lowest input first. So edges on several inputs in the same cycle all become events,
+// in a fixed order, and sequence numbers follow detection order. A cycle without pin
+// edges may instead take one synthetic event from the generator (marked as such).
 //
 // The sequence counter advances at detection, for every edge, whether or not the event
 // survives: a loss (snapshot queue full, or the downstream FIFO full when an event is
@@ -26,9 +28,18 @@ module pmq_event_capture #(
     input  wire                  rst,
 
     input  wire [N_INPUTS-1:0]   level,
+    input  wire [N_INPUTS-1:0]   enable,
+    input  wire [N_INPUTS-1:0]   rise,
+    input  wire [N_INPUTS-1:0]   fall,
     input  wire [31:0]           time_us,
 
+    input  wire                  gen_valid,
+    input  wire [IDX_WIDTH-1:0]  gen_input,
+    input  wire                  gen_level,
+    output wire                  gen_ready,
+
     output wire                  evt_valid,
+    output wire                  evt_synthetic,
     output wire [IDX_WIDTH-1:0]  evt_input,
     output wire                  evt_level,
     output wire [31:0]           evt_ts,
@@ -38,7 +49,8 @@ module pmq_event_capture #(
     output wire [LOST_WIDTH-1:0] lost_count
 );
 
-    localparam integer SNAP_WIDTH = N_INPUTS + N_INPUTS + 32 + SEQ_WIDTH;
+    // snapshot: {synthetic, edge mask, levels, timestamp, first sequence number}
+    localparam integer SNAP_WIDTH = 1 + N_INPUTS + N_INPUTS + 32 + SEQ_WIDTH;
     localparam integer K_WIDTH = (N_INPUTS > 1) ? $clog2(N_INPUTS) : 1;
 
     function [LOST_WIDTH-1:0] popcount;
@@ -69,8 +81,18 @@ module pmq_event_capture #(
     reg  [N_INPUTS-1:0]  prev_reg = {N_INPUTS{1'b0}};
     reg  [SEQ_WIDTH-1:0] seq_reg;
 
-    wire [N_INPUTS-1:0]   edges = level ^ prev_reg;
+    wire [N_INPUTS-1:0]   pin_edges = (level ^ prev_reg) & enable & ((level & rise) | (~level & fall));
+    wire                  pin_any = |pin_edges;
+
+    // a cycle without pin edges may carry one generated event instead
+    wire                  gen_take = gen_valid && !pin_any;
+    wire [N_INPUTS-1:0]   gen_bit = ({N_INPUTS{1'b0}} + 1'b1) << gen_input;
+    wire [N_INPUTS-1:0]   edges = pin_any ? pin_edges : (gen_take ? gen_bit : {N_INPUTS{1'b0}});
+    wire [N_INPUTS-1:0]   levels = gen_take ? ((level & ~gen_bit) | (gen_level ? gen_bit : {N_INPUTS{1'b0}}))
+                                            : level;
     wire [LOST_WIDTH-1:0] n_edges = popcount(edges);
+
+    assign gen_ready = !pin_any;
 
     always @(posedge clk) begin
         prev_reg <= level;
@@ -98,7 +120,7 @@ module pmq_event_capture #(
     ) snap_queue (
         .clk(clk),
         .rst(rst),
-        .in_data({edges, level, time_us, seq_reg}),
+        .in_data({gen_take, edges, levels, time_us, seq_reg}),
         .in_valid(snap_in_valid),
         .in_ready(snap_in_ready),
         .out_data(snap_head),
@@ -108,7 +130,8 @@ module pmq_event_capture #(
     );
 
     // ---- serializer ----------------------------------------------------------
-    wire [N_INPUTS-1:0]  head_mask  = snap_head[SNAP_WIDTH-1 -: N_INPUTS];
+    wire                 head_synth = snap_head[SNAP_WIDTH-1];
+    wire [N_INPUTS-1:0]  head_mask  = snap_head[SNAP_WIDTH-2 -: N_INPUTS];
     wire [N_INPUTS-1:0]  head_level = snap_head[SEQ_WIDTH+32 +: N_INPUTS];
     wire [31:0]          head_ts    = snap_head[SEQ_WIDTH +: 32];
     wire [SEQ_WIDTH-1:0] head_seq   = snap_head[SEQ_WIDTH-1:0];
@@ -133,6 +156,7 @@ module pmq_event_capture #(
     end
 
     assign evt_valid = snap_valid;
+    assign evt_synthetic = head_synth;
     assign evt_input = index_of(lowest);
     assign evt_level = |(head_level & lowest);
     assign evt_ts    = head_ts;

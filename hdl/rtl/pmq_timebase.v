@@ -10,7 +10,8 @@ module pmq_timebase #(
 ) (
     input  wire        clk,
     input  wire        rst,
-    output wire [31:0] time_us
+    output wire [31:0] time_us,
+    output wire        tick      // one cycle per microsecond, as time_us advances
 );
 
     localparam integer TICKS = (CLK_HZ >= 1000000) ? CLK_HZ / 1000000 : 1;
@@ -20,10 +21,10 @@ module pmq_timebase #(
     reg [PW-1:0] pre_reg;
     reg [31:0]   time_reg;
 
-    wire tick = (pre_reg == LAST);
+    wire tick_w = (pre_reg == LAST);
 
     always @(posedge clk) begin
-        if (rst || tick) begin
+        if (rst || tick_w) begin
             pre_reg <= {PW{1'b0}};
         end else begin
             pre_reg <= pre_reg + 1'b1;
@@ -33,12 +34,13 @@ module pmq_timebase #(
     always @(posedge clk) begin
         if (rst) begin
             time_reg <= 32'd0;
-        end else if (tick) begin
+        end else if (tick_w) begin
             time_reg <= time_reg + 32'd1;
         end
     end
 
     assign time_us = time_reg;
+    assign tick = tick_w;
 
 endmodule
 

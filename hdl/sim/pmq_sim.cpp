@@ -107,6 +107,16 @@ void pmq_sim_step(pmq_sim *sim, uint64_t cycles) {
     }
 }
 
+uint64_t pmq_sim_step_until_irq(pmq_sim *sim, uint64_t cycles) {
+    uint64_t done = 0;
+    while (done < cycles && !sim->top->irq) {
+        sim->high();
+        sim->low();
+        ++done;
+    }
+    return done;
+}
+
 uint64_t pmq_sim_cycles(const pmq_sim *sim) { return sim->cycles; }
 
 int pmq_sim_axi_read(pmq_sim *sim, uint32_t addr, uint32_t *data) {

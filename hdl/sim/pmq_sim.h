@@ -30,6 +30,9 @@ void pmq_sim_destroy(pmq_sim *sim);
 
 /* Advances the clock by `cycles` rising edges with the AXI bus idle. */
 void pmq_sim_step(pmq_sim *sim, uint64_t cycles);
+/* Advances at most `cycles` rising edges, stopping early after the edge that raised
+ * irq (or at once if it is already high). Returns the cycles advanced. */
+uint64_t pmq_sim_step_until_irq(pmq_sim *sim, uint64_t cycles);
 /* Rising clock edges since creation. */
 uint64_t pmq_sim_cycles(const pmq_sim *sim);
 

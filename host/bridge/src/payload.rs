@@ -82,6 +82,7 @@ mod tests {
             level: true,
             ts_us: 123_456_789_012,
             seq: 70_000,
+            synthetic: false,
         };
         assert_eq!(button_payload(PayloadFormat::Plain, &e), b"1");
         let j = String::from_utf8(button_payload(PayloadFormat::Json, &e)).unwrap();

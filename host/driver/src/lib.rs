@@ -72,6 +72,18 @@ pub struct DriverConfig {
     pub channel_capacity: usize,
     /// Longest wait for an interrupt before the FIFO is checked anyway.
     pub irq_timeout: Duration,
+    /// Hardware debounce time in microseconds (0: off, the reset value).
+    pub debounce_us: u16,
+    /// Inputs whose edges become events (bit i = input i).
+    pub input_mask: u32,
+    /// Inputs whose presses become events.
+    pub rise_mask: u32,
+    /// Inputs whose releases become events.
+    pub fall_mask: u32,
+    /// Interrupt when this many events wait (0: never by count; 1: every event).
+    pub coalesce_count: u16,
+    /// Interrupt when the oldest event has waited this long (0: at once).
+    pub coalesce_us: u32,
 }
 
 impl Default for DriverConfig {
@@ -79,6 +91,12 @@ impl Default for DriverConfig {
         Self {
             channel_capacity: 65_536,
             irq_timeout: Duration::from_millis(100),
+            debounce_us: 0,
+            input_mask: u32::MAX,
+            rise_mask: u32::MAX,
+            fall_mask: u32::MAX,
+            coalesce_count: 1,
+            coalesce_us: 0,
         }
     }
 }
@@ -100,6 +118,16 @@ pub struct Driver {
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// Programs the input and interrupt settings.
+fn configure(bus: &dyn Bus, c: &DriverConfig) -> Result<(), BusError> {
+    bus.write32(offset::DEBOUNCE_US, u32::from(c.debounce_us))?;
+    bus.write32(offset::INPUT_ENABLE, c.input_mask)?;
+    bus.write32(offset::EDGE_RISE, c.rise_mask)?;
+    bus.write32(offset::EDGE_FALL, c.fall_mask)?;
+    bus.write32(offset::IRQ_THRESHOLD, u32::from(c.coalesce_count))?;
+    bus.write32(offset::IRQ_TIMEOUT_US, c.coalesce_us)
 }
 
 /// Reads and checks the identity of the peripheral behind `bus`.
@@ -137,6 +165,7 @@ impl Driver {
         config: &DriverConfig,
     ) -> Result<(Driver, DriverChannels), DriverError> {
         let info = probe(bus.as_ref())?;
+        configure(bus.as_ref(), config)?;
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (ev_tx, ev_rx) = bounded(config.channel_capacity);
@@ -311,6 +340,7 @@ impl EventPump {
                 level: word.level(),
                 ts_us: self.clock.extend(ts),
                 seq,
+                synthetic: word.synthetic(),
             };
             match self.tx.try_send(event) {
                 Ok(()) => {}
@@ -360,13 +390,13 @@ impl LedWorker {
             return Ok(());
         }
         let bit = 1u32 << cmd.led;
-        let cur = self.bus.read32(offset::LED)?;
-        let next = match cmd.action {
-            LedAction::On => cur | bit,
-            LedAction::Off => cur & !bit,
-            LedAction::Toggle => cur ^ bit,
+        // the hardware's set/clear/toggle registers: no read-modify-write to race with
+        let reg = match cmd.action {
+            LedAction::On => offset::LED_SET,
+            LedAction::Off => offset::LED_CLR,
+            LedAction::Toggle => offset::LED_TOGGLE,
         };
-        self.bus.write32(offset::LED, next)?;
+        self.bus.write32(reg, bit)?;
         let back = self.bus.read32(offset::LED)?;
         Stats::add(&self.stats.led_commands, 1);
         let _ = self.tx.try_send(LedReport {

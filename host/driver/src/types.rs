@@ -14,6 +14,8 @@ pub struct ButtonEvent {
     pub ts_us: u64,
     /// Hardware sequence number extended to 64 bits; a gap means lost events.
     pub seq: u64,
+    /// Made by the hardware event generator, not by a pin.
+    pub synthetic: bool,
 }
 
 /// What to do to an LED.

@@ -7,7 +7,7 @@ mod generated;
 
 pub use generated::*;
 
-/// How a register may be accessed.
+/// How a register or a field may be accessed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// Read only, no side effect.
@@ -15,16 +15,47 @@ pub enum Access {
     /// Read and write.
     ReadWrite,
     /// Reading has a side effect (pops an event): never read it for display.
-    ReadClears,
-    /// Any write clears it.
-    WriteClears,
+    ReadPops,
+    /// Write only: a write acts, reads return 0.
+    WriteOnly,
+    /// Sticky bits, cleared by writing 1.
+    WriteOneToClear,
+    /// A write subtracts the value written.
+    WriteSubtracts,
 }
 
 impl Access {
     /// Whether reading the register changes the hardware state.
     pub const fn read_has_side_effect(self) -> bool {
-        matches!(self, Access::ReadClears)
+        matches!(self, Access::ReadPops)
     }
+
+    /// Whether reading the register tells anything.
+    pub const fn readable(self) -> bool {
+        !matches!(self, Access::WriteOnly)
+    }
+
+    /// The short name used in the register map (`ro`, `rw`, ...).
+    pub const fn short(self) -> &'static str {
+        match self {
+            Access::ReadOnly => "ro",
+            Access::ReadWrite => "rw",
+            Access::ReadPops => "rc",
+            Access::WriteOnly => "wo",
+            Access::WriteOneToClear => "w1c",
+            Access::WriteSubtracts => "wsub",
+        }
+    }
+}
+
+/// The value a register takes at reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reset {
+    /// Not defined (read-only values, live counters).
+    None,
+    Value(u32),
+    /// Every implemented bit set (one per input or LED of this instance).
+    AllImplemented,
 }
 
 /// One bit field of a register.
@@ -33,6 +64,7 @@ pub struct FieldDesc {
     pub name: &'static str,
     pub lsb: u32,
     pub width: u32,
+    pub access: Access,
 }
 
 impl FieldDesc {
@@ -53,7 +85,7 @@ pub struct RegDesc {
     pub name: &'static str,
     pub offset: u32,
     pub access: Access,
-    pub reset: Option<u32>,
+    pub reset: Reset,
     pub fields: &'static [FieldDesc],
 }
 
@@ -74,7 +106,8 @@ mod tests {
             .with_input(3)
             .with_seq(0xBEEF);
         assert_eq!(w.0, 0xC003_BEEF);
-        assert!(w.valid() && w.level());
+        assert!(w.valid() && w.level() && !w.synthetic());
+        assert!(EvtPop(0xA000_0000).synthetic());
         assert_eq!((w.input(), w.seq()), (3, 0xBEEF));
         assert!(!EvtPop(0x0003_0001).valid());
     }
@@ -89,5 +122,16 @@ mod tests {
         assert!(by_name("EVT_POP").unwrap().access.read_has_side_effect());
         let f = by_name("PARAMS").unwrap().fields[1];
         assert_eq!(f.extract(0x0009_0804), 8);
+        // arrays expand into one entry per element
+        assert_eq!(
+            by_name("LED_PWM3").map(|r| r.offset),
+            Some(offset::LED_PWM[3])
+        );
+        assert_eq!(
+            by_name("INPUT_ENABLE").unwrap().reset,
+            Reset::AllImplemented
+        );
+        let status = by_name("IRQ_STATUS").unwrap();
+        assert_eq!(status.fields[1].access, Access::WriteOneToClear);
     }
 }

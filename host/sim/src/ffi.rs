@@ -51,6 +51,12 @@ impl Model {
         unsafe { sys::pmq_sim_step(self.raw.as_ptr(), cycles) }
     }
 
+    /// Advances up to `cycles` cycles, stopping once irq is high; returns the cycles run.
+    pub fn step_until_irq(&mut self, cycles: u64) -> u64 {
+        // SAFETY: live handle under `&mut self`.
+        unsafe { sys::pmq_sim_step_until_irq(self.raw.as_ptr(), cycles) }
+    }
+
     /// Clock cycles since creation.
     pub fn cycles(&self) -> u64 {
         // SAFETY: live handle; the call only reads a counter.

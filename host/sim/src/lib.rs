@@ -304,7 +304,12 @@ fn clock_thread(sh: &Shared) {
             CHUNK.min(target.saturating_sub(now))
         };
         if n > 0 {
-            st.model.step(n);
+            if fast {
+                // stop at the edge that raises irq: the host reacts before the next one
+                st.model.step_until_irq(n);
+            } else {
+                st.model.step(n);
+            }
         }
         if st.armed && st.model.irq() {
             sh.irq_cv.notify_all();

@@ -6,14 +6,10 @@ use std::time::{Duration, Instant};
 use pynq_mqtt_bus::{Bus, IrqWait};
 use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig, Speed};
 
-const ID: u32 = 0x00;
-const SCRATCH: u32 = 0x08;
-const PARAMS: u32 = 0x0C;
-const CLK_HZ: u32 = 0x10;
-const IRQ_ENABLE: u32 = 0x20;
-const EVT_POP: u32 = 0x40;
-const EVT_TS: u32 = 0x44;
-const LED: u32 = 0x50;
+use pynq_mqtt_regs::offset::{
+    CLK_HZ, DROPPED, EVT_POP, EVT_TS, GEN_COUNT, GEN_CTRL, GEN_PATTERN, GEN_PERIOD, GEN_SENT, ID,
+    IRQ_ENABLE, LED, LED_SET, LED_TOGGLE, PARAMS, SCRATCH,
+};
 
 fn board(speed: Speed, stim: &str) -> SimBoard {
     let steps = stimulus::parse(stim, "test", 4).unwrap();
@@ -103,4 +99,62 @@ fn five_second_stimulus_replays_every_edge() {
     assert_eq!(n, 2000, "every edge of the stimulus became an event");
     assert!(b.sim_time_us() >= 4_997_500);
     eprintln!("5 s of simulated stimulus in {wall:?}");
+}
+
+/// Drains the FIFO once: (input, level, seq, synthetic) of each event.
+fn drain(b: &SimBoard) -> Vec<(u32, u32, u32, bool)> {
+    let mut got = Vec::new();
+    loop {
+        let w = b.read32(EVT_POP).unwrap();
+        if w >> 31 == 0 {
+            return got;
+        }
+        got.push((
+            (w >> 16) & 0xFF,
+            (w >> 30) & 1,
+            w & 0xFFFF,
+            (w >> 29) & 1 == 1,
+        ));
+    }
+}
+
+#[test]
+fn generator_overflow_is_counted_exactly() {
+    let b = board(Speed::RealTime(1.0), "");
+    b.write32(GEN_COUNT, 2000).unwrap();
+    b.write32(GEN_PERIOD, 0).unwrap();
+    b.write32(GEN_PATTERN, 0b1011).unwrap();
+    // one event per clock for 2000 clocks: far more than the 513 the FIFO holds
+    b.write32(GEN_CTRL, 1).unwrap();
+    while b.read32(GEN_CTRL).unwrap() & 1 == 1 {}
+    assert_eq!(b.read32(GEN_SENT).unwrap(), 2000);
+    let got = drain(&b);
+    let dropped = b.read32(DROPPED).unwrap() as usize;
+    assert!(dropped > 0, "the generator outran the FIFO");
+    assert_eq!(got.len() + dropped, 2000, "delivered + dropped = generated");
+    // the delivered ones are synthetic, cycle through inputs 0, 1, 3 and toggle per input
+    for (k, g) in got.iter().take(12).enumerate() {
+        assert!(g.3, "{g:?} is marked synthetic");
+        assert_eq!(g.0, [0, 1, 3][k % 3]);
+        assert_eq!(g.1, if (k / 3) % 2 == 0 { 1 } else { 0 }, "{k}: {g:?}");
+        assert_eq!(g.2 as usize, k);
+    }
+    // the sequence numbers show exactly the missing ones
+    let last_seq = got.last().unwrap().2 as usize;
+    assert_eq!(last_seq + 1 - got.len(), dropped - (1999 - last_seq));
+    // writing back what was read clears the count
+    b.write32(DROPPED, dropped as u32).unwrap();
+    assert_eq!(b.read32(DROPPED).unwrap(), 0);
+}
+
+#[test]
+fn led_set_and_toggle_registers_are_atomic_ops() {
+    let b = board(Speed::RealTime(1.0), "");
+    b.write32(LED_SET, 0b0101).unwrap();
+    assert_eq!(b.read32(LED).unwrap(), 0b0101);
+    b.write32(LED_TOGGLE, 0b0011).unwrap();
+    assert_eq!(b.read32(LED).unwrap(), 0b0110);
+    assert_eq!(b.read32(LED_SET).unwrap(), 0, "write-only registers read 0");
+    std::thread::sleep(Duration::from_millis(10));
+    assert_eq!(b.leds(), 0b0110);
 }
