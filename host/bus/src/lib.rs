@@ -2,9 +2,14 @@
 //! `pynq_mqtt_io` peripheral. It knows offsets and 32-bit words, nothing of what
 //! they mean; the driver above it does.
 //!
-//! Backends: the Verilated RTL (`pynq-mqtt-sim`) and, on a board, Linux UIO.
+//! Backends: the Verilated RTL (`pynq-mqtt-sim`) and, on a board, Linux UIO
+//! ([`uio`]). Only this crate contains `unsafe` code: the mapping, the volatile
+//! register accesses and the system calls of the UIO backend.
 
 use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+pub mod uio;
 
 /// What can go wrong on the bus.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +25,9 @@ pub enum BusError {
     /// The peripheral answered with an error response.
     #[error("bus transaction at {offset:#x} answered {resp} instead of OKAY")]
     Response { offset: u32, resp: u32 },
+    /// The device was opened read-only (to look at it while a daemon runs).
+    #[error("the device is open read-only: {op} is not allowed")]
+    ReadOnly { op: &'static str },
     /// The backend has stopped (simulation ended, device closed).
     #[error("the bus backend has stopped")]
     Closed,

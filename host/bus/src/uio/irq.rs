@@ -1,0 +1,191 @@
+//! The interrupt of a UIO device: a 4-byte read returns the cumulative interrupt count
+//! (blocking until one arrives), a 4-byte write of 1 unmasks the line again
+//! (`uio_pdrv_genirq` masks it in its handler). Waiting is a `ppoll` on that descriptor
+//! and an eventfd, so that [`IrqLine::wake`] ends a wait at once.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::{BusError, IrqWait};
+
+/// The descriptors the interrupt is waited for and re-armed on. On a board both are
+/// the device file; tests hand in the two ends of pipes, which have the same 4-byte
+/// read and write behaviour.
+#[derive(Debug)]
+pub struct IrqFds {
+    /// Readable when an interrupt arrived; a 4-byte read returns the count.
+    pub wait: OwnedFd,
+    /// Takes the 4-byte `1` that re-arms.
+    pub rearm: OwnedFd,
+}
+
+/// A UIO interrupt line with its wake-up eventfd.
+#[derive(Debug)]
+pub(crate) struct IrqLine {
+    wait: File,
+    rearm: File,
+    wake: File,
+    /// The count the last read returned.
+    count: AtomicU32,
+}
+
+impl IrqLine {
+    pub(crate) fn new(fds: IrqFds) -> std::io::Result<Self> {
+        set_nonblocking(&fds.wait)?;
+        // SAFETY: eventfd takes no pointers; the flags are valid constants.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor that eventfd just created and nothing else owns.
+        let wake = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Self {
+            wait: File::from(fds.wait),
+            rearm: File::from(fds.rearm),
+            wake: File::from(wake),
+            count: AtomicU32::new(0),
+        })
+    }
+
+    /// The interrupt count the last wait read (0 before the first).
+    pub(crate) fn count(&self) -> u32 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn wait(&self, timeout: Duration) -> Result<IrqWait, BusError> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.wait.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.wake.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let ts = libc::timespec {
+                tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: left.subsec_nanos().into(),
+            };
+            // SAFETY: `fds` is a valid array of two pollfd that outlives the call, `ts`
+            // is a valid timespec, and a null signal mask means "leave it unchanged".
+            let n = unsafe {
+                libc::ppoll(
+                    fds.as_mut_ptr(),
+                    fds.len() as libc::nfds_t,
+                    &ts,
+                    std::ptr::null(),
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(io("waiting for the interrupt", e));
+            }
+            let irq = fds[0].revents;
+            if irq & libc::POLLIN != 0 {
+                match self.read_count() {
+                    Ok(Some(count)) => {
+                        self.count.store(count, Ordering::Relaxed);
+                        return Ok(IrqWait::Fired);
+                    }
+                    // someone else took it, or a spurious wake-up: wait on
+                    Ok(None) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if irq & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                // the device went away (overlay removed) or the test closed its end
+                return Err(BusError::Closed);
+            }
+            if fds[1].revents & libc::POLLIN != 0 {
+                let mut buf = [0u8; 8];
+                // resets the eventfd; a concurrent wake may have taken it already
+                let _ = (&self.wake).read(&mut buf);
+                return Ok(IrqWait::TimedOut);
+            }
+            if n == 0 || left.is_zero() {
+                return Ok(IrqWait::TimedOut);
+            }
+        }
+    }
+
+    /// One 4-byte read; `None` when nothing was there after all.
+    fn read_count(&self) -> Result<Option<u32>, BusError> {
+        let mut buf = [0u8; 4];
+        match (&self.wait).read(&mut buf) {
+            Ok(4) => Ok(Some(u32::from_ne_bytes(buf))),
+            Ok(0) => Err(BusError::Closed),
+            Ok(n) => Err(io(
+                "reading the interrupt count",
+                std::io::Error::other(format!("short read of {n} bytes")),
+            )),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                Ok(None)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Err(io(
+                "reading the interrupt count (the UIO device has no interrupt: the \
+                 overlay's node needs `interrupts = <0 30 4>`)",
+                e,
+            )),
+            Err(e) => Err(io("reading the interrupt count", e)),
+        }
+    }
+
+    /// Unmasks the line: a 4-byte write of 1.
+    pub(crate) fn rearm(&self) -> Result<(), BusError> {
+        match (&self.rearm).write(&1u32.to_ne_bytes()) {
+            Ok(4) => Ok(()),
+            Ok(n) => Err(io(
+                "re-arming the interrupt",
+                std::io::Error::other(format!("short write of {n} bytes")),
+            )),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENOSYS)) => Err(io(
+                "re-arming the interrupt (this UIO driver cannot unmask it: bind the \
+                     node to uio_pdrv_genirq)",
+                e,
+            )),
+            Err(e) => Err(io("re-arming the interrupt", e)),
+        }
+    }
+
+    /// Ends the current (or next) [`IrqLine::wait`] with `TimedOut`.
+    pub(crate) fn wake(&self) {
+        // a full eventfd counter (EAGAIN) already wakes the waiter
+        let _ = (&self.wake).write(&1u64.to_ne_bytes());
+    }
+}
+
+fn io(what: &str, source: std::io::Error) -> BusError {
+    BusError::Io {
+        what: what.into(),
+        source,
+    }
+}
+
+fn set_nonblocking(fd: &impl AsFd) -> std::io::Result<()> {
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we borrow; no pointers involved.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
