@@ -30,15 +30,41 @@ impl std::str::FromStr for PayloadFormat {
 pub fn button_payload(format: PayloadFormat, e: &ButtonEvent) -> Vec<u8> {
     match format {
         PayloadFormat::Plain => vec![if e.level { b'1' } else { b'0' }],
-        PayloadFormat::Json => format!(
-            r#"{{"input":{},"state":{},"seq":{},"ts_us":{}}}"#,
-            e.input,
-            u8::from(e.level),
-            e.seq,
-            e.ts_us
-        )
-        .into_bytes(),
+        PayloadFormat::Json => {
+            let mut b = bytes::BytesMut::new();
+            write_json(&mut b, e);
+            b.to_vec()
+        }
     }
+}
+
+/// Appends `{"input":..,"state":..,"seq":..,"ts_us":..}` without a formatter.
+pub(crate) fn write_json(b: &mut bytes::BytesMut, e: &ButtonEvent) {
+    b.extend_from_slice(b"{\"input\":");
+    put_u64(b, u64::from(e.input));
+    b.extend_from_slice(if e.level {
+        b",\"state\":1,\"seq\":"
+    } else {
+        b",\"state\":0,\"seq\":"
+    });
+    put_u64(b, e.seq);
+    b.extend_from_slice(b",\"ts_us\":");
+    put_u64(b, e.ts_us);
+    b.extend_from_slice(b"}");
+}
+
+fn put_u64(b: &mut bytes::BytesMut, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(&digits[i..]);
 }
 
 /// Why an LED command payload was refused.
@@ -91,6 +117,17 @@ mod tests {
         assert_eq!(v["state"], 1);
         assert_eq!(v["seq"], 70_000);
         assert_eq!(v["ts_us"], 123_456_789_012u64);
+        let e = ButtonEvent {
+            input: 0,
+            level: false,
+            ts_us: 0,
+            seq: u64::MAX,
+            synthetic: false,
+        };
+        assert_eq!(
+            String::from_utf8(button_payload(PayloadFormat::Json, &e)).unwrap(),
+            format!(r#"{{"input":0,"state":0,"seq":{},"ts_us":0}}"#, u64::MAX)
+        );
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! The daemon: driver below, MQTT bridge above, and an orderly stop.
 //!
 //! Stop order, so nothing captured is lost: the driver drains the FIFO one last time
-//! and closes its channels; the bridge publishes everything still queued, then
-//! `offline`, then disconnects cleanly.
+//! and closes its channels; the bridge delivers everything still buffered (within
+//! its shutdown timeout, retrying the broker if need be), then `offline`, then
+//! disconnects cleanly.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pynq_mqtt_bridge::{BridgeConfig, BridgeIo};
+use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, BridgeStatsView};
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_driver::{Driver, DriverConfig};
 use tokio::runtime::Runtime;
@@ -17,11 +18,20 @@ use tracing::{error, info, warn};
 
 use crate::settings::Settings;
 
-/// How long the bridge may take, after the driver stopped, to publish what is queued.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(20);
+/// Beyond the bridge's own shutdown timeout, how long to wait for it before
+/// abandoning it (it gives up by itself first; this only guards against a hang).
+const ABANDON_MARGIN: Duration = Duration::from_secs(10);
 
 /// What ends the daemon besides a signal.
 pub type StopFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The bridge's settings for this run: the resolved ones with the broker's address.
+fn bridge_config(settings: &Settings) -> BridgeConfig {
+    let mut cfg = settings.bridge.clone();
+    cfg.host = settings.broker.host.clone();
+    cfg.port = settings.broker.port;
+    cfg
+}
 
 /// Runs the daemon on `bus` until SIGINT/SIGTERM (or `extra_stop`). `on_started`
 /// runs once the driver is taking events (the simulated board starts its stimulus).
@@ -32,6 +42,12 @@ pub fn run(
     on_started: impl FnOnce(),
     extra_stop: Option<StopFuture>,
 ) -> Result<()> {
+    let cfg = bridge_config(settings);
+    // TLS files and topic names are checked before the board is touched
+    pynq_mqtt_bridge::check(&cfg)?;
+    if settings.ha_remove {
+        return remove_discovery(rt, &cfg, bus.as_ref());
+    }
     let (driver, ch) = Driver::start(
         Arc::clone(&bus),
         &DriverConfig {
@@ -42,29 +58,31 @@ pub fn run(
     .with_context(|| format!("board {}", bus.describe()))?;
     let info = driver.info();
     let driver_stats = driver.stats();
+    let bridge_stats = Arc::new(BridgeStats::default());
 
-    let mut cfg = BridgeConfig::new(&settings.broker.host, settings.broker.port);
-    cfg.prefix = settings.prefix.clone();
-    cfg.qos = settings.qos;
-    cfg.payload = settings.payload;
-    cfg.stats_interval = settings.stats_interval;
-    if let Some(id) = &settings.client_id {
-        cfg.client_id = id.clone();
-    }
-    info!(broker = %settings.broker, prefix = %settings.prefix, "daemon starting");
+    info!(
+        broker = %cfg.broker_url(),
+        client_id = %cfg.client_id,
+        prefix = %settings.prefix,
+        qos = cfg.qos as u8,
+        "daemon starting"
+    );
+    let shutdown_timeout = cfg.shutdown_timeout;
     let mut bridge = rt.spawn(pynq_mqtt_bridge::run(
         cfg,
         BridgeIo {
             events: ch.events,
             commands: ch.commands,
             leds: ch.leds,
+            n_inputs: info.n_inputs,
             n_leds: info.n_leds,
             driver_stats: Arc::clone(&driver_stats),
         },
+        Arc::clone(&bridge_stats),
     ));
     on_started();
 
-    let bridge_ended_early = rt.block_on(async {
+    let ended_early = rt.block_on(async {
         let extra = async {
             match extra_stop {
                 Some(f) => f.await,
@@ -72,54 +90,74 @@ pub fn run(
             }
         };
         tokio::select! {
-            s = shutdown_signal() => { info!("{s}: stopping"); false }
-            () = extra => { info!("stopping"); false }
-            r = &mut bridge => {
-                error!("MQTT bridge ended unexpectedly: {r:?}");
-                true
-            }
+            s = shutdown_signal() => { info!("{s}: stopping"); None }
+            () = extra => { info!("stopping"); None }
+            r = &mut bridge => Some(r),
         }
     });
 
     // the last drain: every event captured so far goes into the channel
     driver.stop();
-    if bridge_ended_early {
-        anyhow::bail!("MQTT bridge ended unexpectedly");
+    if let Some(r) = ended_early {
+        return match r {
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(_)) => Err(anyhow::anyhow!("MQTT bridge ended unexpectedly")),
+            Err(join) => Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
+        };
     }
-    let result = rt.block_on(async { tokio::time::timeout(FLUSH_TIMEOUT, &mut bridge).await });
-    let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let result = rt.block_on(async {
+        tokio::time::timeout(shutdown_timeout + ABANDON_MARGIN, &mut bridge).await
+    });
+    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let captured = g(&driver_stats.captured);
-    match result {
-        Ok(Ok(Ok(b))) => {
-            let lost =
-                g(&driver_stats.hw_dropped) + g(&driver_stats.channel_full) + b.publish_failed;
-            info!(
-                captured,
-                published = b.published,
-                lost,
-                led_commands = b.commands,
-                rejected = b.commands_rejected,
-                "stopped cleanly"
-            );
-            if lost > 0 {
-                warn!(
-                    lost,
-                    "events were lost during this run (see the counters above)"
-                );
-            }
-            Ok(())
-        }
-        Ok(Ok(Err(e))) => Err(e.into()),
-        Ok(Err(join)) => Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
+    let b = match result {
+        Ok(Ok(Ok(b))) => b,
+        Ok(Ok(Err(e))) => return Err(e.into()),
+        Ok(Err(join)) => return Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
         Err(_) => {
             bridge.abort();
-            error!(
-                captured,
-                "broker did not take the remaining events within {FLUSH_TIMEOUT:?}; they are lost"
-            );
-            Ok(())
+            error!(captured, "the MQTT bridge did not finish; buffered events are lost");
+            BridgeStatsView::from(bridge_stats.as_ref())
         }
+    };
+    let (hw, channel) = (g(&driver_stats.hw_dropped), g(&driver_stats.channel_full));
+    let lost = hw + channel + b.lost();
+    info!(
+        captured,
+        published = b.published,
+        lost,
+        dropped_hardware_fifo = hw,
+        dropped_channel = channel,
+        dropped_retry_buffer = b.dropped_buffer,
+        dropped_at_shutdown = b.dropped_shutdown,
+        reconnects = b.reconnects(),
+        writes = b.writes,
+        led_commands = b.commands,
+        rejected = b.commands_rejected,
+        "stopped cleanly"
+    );
+    if lost > 0 {
+        warn!(
+            lost,
+            "events were lost during this run (see the counters above)"
+        );
     }
+    Ok(())
+}
+
+/// `--ha-remove`: clears the discovery configs of this board and returns.
+fn remove_discovery(rt: &Runtime, cfg: &BridgeConfig, bus: &dyn Bus) -> Result<()> {
+    if cfg.discovery.is_none() {
+        anyhow::bail!("--ha-remove: Home Assistant discovery is not configured (ha_discovery = true, with the same ha_prefix and client_id as the daemon)");
+    }
+    let info = pynq_mqtt_driver::probe(bus).with_context(|| format!("board {}", bus.describe()))?;
+    let n = rt.block_on(pynq_mqtt_bridge::remove_discovery(
+        cfg,
+        info.n_inputs,
+        info.n_leds,
+    ))?;
+    info!(configs = n, "Home Assistant discovery configs removed");
+    Ok(())
 }
 
 async fn shutdown_signal() -> &'static str {

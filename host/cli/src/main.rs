@@ -2,6 +2,9 @@
 
 #[cfg(feature = "sim")]
 mod broker;
+#[cfg(feature = "sim")]
+mod broker_cmd;
+mod config_cmd;
 mod daemon;
 mod settings;
 #[cfg(feature = "sim")]
@@ -34,6 +37,12 @@ enum Cmd {
     /// The demo: the Verilated RTL as the board and an embedded broker.
     #[cfg(feature = "sim")]
     Sim(sim_cmd::SimArgs),
+    /// Print the effective configuration (sources shown, secrets masked) and check it.
+    Config(config_cmd::ConfigArgs),
+    /// The embedded broker alone (for tests).
+    #[cfg(feature = "sim")]
+    #[command(hide = true)]
+    Broker(broker_cmd::BrokerArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -41,7 +50,7 @@ struct RunArgs {
     /// `uio` (a PYNQ board) or `sim` (the Verilated RTL).
     #[arg(long, env = "PYNQ_MQTT_BOARD")]
     board: Option<String>,
-    /// mqtt://HOST:PORT (default mqtt://localhost:1883).
+    /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) (default mqtt://localhost:1883).
     #[arg(long, env = "PYNQ_MQTT_BROKER")]
     broker: Option<String>,
     #[command(flatten)]
@@ -130,6 +139,9 @@ fn run(cli: Cli) -> Result<()> {
             let rt = runtime()?;
             sim_cmd::run(&rt, &args, settings)
         }
+        Cmd::Config(args) => config_cmd::run(&args),
+        #[cfg(feature = "sim")]
+        Cmd::Broker(args) => broker_cmd::run(&runtime()?, &args),
     }
 }
 

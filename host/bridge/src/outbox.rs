@@ -1,0 +1,471 @@
+//! The retry buffer: every button event the publisher has taken from the driver's
+//! channel and not yet finished with, oldest first.
+//!
+//! "Finished" depends on the QoS: at QoS 0 an event is finished once its PUBLISH has
+//! been handed to the connection; at QoS 1 when its PUBACK arrives; at QoS 2 when its
+//! PUBCOMP arrives. Events are never reordered and never dropped here: when the buffer
+//! is full, [`Outbox::push`] refuses and the caller decides (and counts) what happens.
+//!
+//! Packet ids: events own the range `1..=EVENT_PKIDS`, handed out consecutively in
+//! buffer order, so the slot of an acknowledged id is found by subtraction instead of
+//! a map. The ids above are the control messages' (status, LED states, subscriptions).
+//!
+//! Regions of the buffer, as indices (`written <= sent <= len` at QoS 1/2; at QoS 0
+//! nothing has an id and `sent` stays 0):
+//! ```text
+//!  0 ......... written ......... sent ......... len
+//!  | out on this connection |  have an id,  |  never sent
+//!  |                        |  to go again  |
+//! ```
+
+use std::collections::VecDeque;
+
+use pynq_mqtt_driver::ButtonEvent;
+use rumqttc::QoS;
+
+/// Packet ids `1..=EVENT_PKIDS` belong to events; the rest to control messages.
+pub const EVENT_PKIDS: u16 = 0xF000;
+
+/// Where an event stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// No packet id yet (or QoS 0).
+    New,
+    /// PUBLISH written at least once; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    AwaitAck,
+    /// QoS 2: PUBREC received, PUBREL sent; waiting for PUBCOMP.
+    AwaitComp,
+    /// Acknowledged; removed once everything before it is too.
+    Done,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    ev: ButtonEvent,
+    pkid: u16,
+    phase: Phase,
+    /// Connections on which this event's PUBREL was sent and never completed.
+    rel_tries: u8,
+}
+
+/// What the connection must write next for the buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A PUBLISH of this event; `dup` when it was sent before.
+    Publish {
+        ev: ButtonEvent,
+        pkid: u16,
+        dup: bool,
+    },
+    /// A PUBREL again (QoS 2 after a reconnect).
+    Release { pkid: u16 },
+}
+
+/// After this many connections lost while waiting for a resent PUBREL's PUBCOMP, the
+/// broker is taken to have forgotten the message (rumqttd keeps no QoS 2 state across
+/// connections and closes on an unknown PUBREL) and the PUBLISH is sent again.
+const MAX_REL_TRIES: u8 = 2;
+
+/// The bounded buffer of unfinished events.
+#[derive(Debug)]
+pub struct Outbox {
+    q: VecDeque<Slot>,
+    capacity: usize,
+    qos: QoS,
+    max_inflight: usize,
+    /// `q[..written]` went out on the current connection.
+    written: usize,
+    /// QoS 1/2: `q[..sent]` hold packet ids.
+    sent: usize,
+    /// The id the next event gets.
+    next_pkid: u16,
+}
+
+fn next_id(p: u16) -> u16 {
+    if p >= EVENT_PKIDS {
+        1
+    } else {
+        p + 1
+    }
+}
+
+impl Outbox {
+    /// `max_inflight` (at least 1) bounds the events awaiting an acknowledgement.
+    pub fn new(capacity: usize, qos: QoS, max_inflight: usize) -> Self {
+        let max_inflight = max_inflight.clamp(1, usize::from(EVENT_PKIDS) / 2);
+        Self {
+            q: VecDeque::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+            qos,
+            max_inflight,
+            written: 0,
+            sent: 0,
+            next_pkid: 1,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.q.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.q.len() < self.capacity
+    }
+
+    /// Events waiting for an acknowledgement (QoS 1/2).
+    pub fn inflight(&self) -> usize {
+        self.sent
+    }
+
+    /// Appends an event; refuses it (giving it back) when the buffer is full.
+    pub fn push(&mut self, ev: ButtonEvent) -> Result<(), ButtonEvent> {
+        if !self.has_room() {
+            return Err(ev);
+        }
+        self.q.push_back(Slot {
+            ev,
+            pkid: 0,
+            phase: Phase::New,
+            rel_tries: 0,
+        });
+        Ok(())
+    }
+
+    /// The next packet to write on this connection, if any may go now; marks it written.
+    pub fn next(&mut self) -> Option<Next> {
+        loop {
+            let slot = self.q.get_mut(self.written)?;
+            if self.qos == QoS::AtMostOnce {
+                self.written += 1;
+                return Some(Next::Publish {
+                    ev: slot.ev,
+                    pkid: 0,
+                    dup: false,
+                });
+            }
+            match slot.phase {
+                Phase::Done => {
+                    // acknowledged out of order while waiting to be resent
+                    self.written += 1;
+                }
+                Phase::AwaitAck => {
+                    self.written += 1;
+                    return Some(Next::Publish {
+                        ev: slot.ev,
+                        pkid: slot.pkid,
+                        dup: true,
+                    });
+                }
+                Phase::AwaitComp => {
+                    self.written += 1;
+                    return Some(Next::Release { pkid: slot.pkid });
+                }
+                Phase::New => {
+                    if self.sent >= self.max_inflight {
+                        return None;
+                    }
+                    slot.pkid = self.next_pkid;
+                    slot.phase = Phase::AwaitAck;
+                    self.next_pkid = next_id(self.next_pkid);
+                    self.sent += 1;
+                    self.written += 1;
+                    return Some(Next::Publish {
+                        ev: slot.ev,
+                        pkid: slot.pkid,
+                        dup: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether [`Outbox::next`] would give something.
+    pub fn wants_write(&self) -> bool {
+        match self.q.get(self.written) {
+            None => false,
+            Some(s) if self.qos != QoS::AtMostOnce && s.phase == Phase::New => {
+                self.sent < self.max_inflight
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// QoS 0: the first `n` events were completely written; they are finished.
+    pub fn complete_written(&mut self, n: usize) -> usize {
+        debug_assert_eq!(self.qos, QoS::AtMostOnce);
+        let n = n.min(self.written);
+        self.q.drain(..n);
+        self.written -= n;
+        n
+    }
+
+    /// The slot index of an event packet id, if it is one of ours in flight.
+    fn index_of(&self, pkid: u16) -> Option<usize> {
+        let first = self.q.front()?.pkid;
+        if pkid == 0 || pkid > EVENT_PKIDS || first == 0 {
+            return None;
+        }
+        let n = usize::from(EVENT_PKIDS);
+        let i = (usize::from(pkid) + n - usize::from(first)) % n;
+        (i < self.sent && self.q[i].pkid == pkid).then_some(i)
+    }
+
+    /// Pops finished events from the front; returns how many.
+    fn pop_done(&mut self) -> usize {
+        let mut n = 0;
+        while self.q.front().is_some_and(|s| s.phase == Phase::Done) {
+            self.q.pop_front();
+            self.sent -= 1;
+            self.written = self.written.saturating_sub(1);
+            n += 1;
+        }
+        n
+    }
+
+    /// QoS 1: PUBACK. Returns the number of events finished by it (0 for an unknown id).
+    pub fn puback(&mut self, pkid: u16) -> usize {
+        match self.index_of(pkid) {
+            Some(i) if self.qos == QoS::AtLeastOnce && self.q[i].phase == Phase::AwaitAck => {
+                self.q[i].phase = Phase::Done;
+                self.pop_done()
+            }
+            _ => 0,
+        }
+    }
+
+    /// QoS 2: PUBREC. True when a PUBREL must be sent for it (also for a repeated
+    /// PUBREC of an event already released).
+    pub fn pubrec(&mut self, pkid: u16) -> bool {
+        match self.index_of(pkid) {
+            Some(i) if self.qos == QoS::ExactlyOnce => match self.q[i].phase {
+                Phase::AwaitAck | Phase::AwaitComp => {
+                    self.q[i].phase = Phase::AwaitComp;
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// QoS 2: PUBCOMP. Returns the number of events finished by it.
+    pub fn pubcomp(&mut self, pkid: u16) -> usize {
+        match self.index_of(pkid) {
+            Some(i) if self.q[i].phase == Phase::AwaitComp => {
+                self.q[i].phase = Phase::Done;
+                self.pop_done()
+            }
+            _ => 0,
+        }
+    }
+
+    /// A new connection: everything not finished goes out again, in order.
+    /// `session_present` is the broker's word that it kept our QoS 2 state; without
+    /// it, released-but-incomplete events are published again (brokers deliver a
+    /// QoS 2 message on PUBREL, so a lost session never delivered them).
+    pub fn rewind(&mut self, session_present: bool) {
+        self.written = 0;
+        for s in self.q.iter_mut().take(self.sent) {
+            if s.phase == Phase::AwaitComp {
+                s.rel_tries += 1;
+                if !session_present || s.rel_tries > MAX_REL_TRIES {
+                    s.phase = Phase::AwaitAck;
+                    s.rel_tries = 0;
+                }
+            }
+        }
+    }
+
+    /// Removes every event (at an abandoned shutdown); returns how many there were.
+    pub fn clear(&mut self) -> usize {
+        let n = self.q.len();
+        self.q.clear();
+        self.written = 0;
+        self.sent = 0;
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64) -> ButtonEvent {
+        ButtonEvent {
+            input: (seq % 4) as u8,
+            level: seq % 2 == 0,
+            ts_us: seq * 10,
+            seq,
+            synthetic: false,
+        }
+    }
+
+    fn publishes(o: &mut Outbox) -> Vec<(u64, u16, bool)> {
+        let mut v = Vec::new();
+        while let Some(n) = o.next() {
+            match n {
+                Next::Publish { ev, pkid, dup } => v.push((ev.seq, pkid, dup)),
+                Next::Release { .. } => panic!("unexpected PUBREL"),
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn qos0_finishes_on_write_and_rewrites_only_the_unwritten() {
+        let mut o = Outbox::new(10, QoS::AtMostOnce, 4);
+        for s in 0..5 {
+            o.push(ev(s)).unwrap();
+        }
+        assert_eq!(publishes(&mut o).len(), 5, "QoS 0 has no window");
+        assert_eq!(o.complete_written(3), 3);
+        assert_eq!(o.len(), 2);
+        // the connection dropped before the last two were written
+        o.rewind(false);
+        let again = publishes(&mut o);
+        assert_eq!(again.iter().map(|p| p.0).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(again.iter().all(|p| p.1 == 0 && !p.2));
+    }
+
+    #[test]
+    fn qos1_window_acks_out_of_order_and_resend_with_dup() {
+        let mut o = Outbox::new(100, QoS::AtLeastOnce, 3);
+        for s in 0..6 {
+            o.push(ev(s)).unwrap();
+        }
+        assert_eq!(publishes(&mut o), vec![(0, 1, false), (1, 2, false), (2, 3, false)]);
+        assert!(!o.wants_write(), "window of 3 is full");
+        assert_eq!(o.puback(2), 0, "out of order: nothing finished yet");
+        assert_eq!(o.inflight(), 3);
+        assert_eq!(o.puback(1), 2, "1 and 2 finish together");
+        assert_eq!(o.puback(1), 0, "a repeated ack is ignored");
+        assert_eq!(o.puback(999), 0, "an unknown id is ignored");
+        assert_eq!(publishes(&mut o), vec![(3, 4, false), (4, 5, false)]);
+        // connection lost with 3, 4 and 5 (ids 3..=5) unacknowledged, 6th never sent
+        o.rewind(true);
+        assert_eq!(
+            publishes(&mut o),
+            vec![(2, 3, true), (3, 4, true), (4, 5, true)],
+            "resent in order with the same ids"
+        );
+        assert_eq!(o.puback(3) + o.puback(4) + o.puback(5), 3);
+        assert_eq!(publishes(&mut o), vec![(5, 6, false)]);
+        assert_eq!(o.puback(6), 1);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn an_ack_arriving_for_an_event_not_yet_resent_skips_it() {
+        let mut o = Outbox::new(100, QoS::AtLeastOnce, 10);
+        for s in 0..3 {
+            o.push(ev(s)).unwrap();
+        }
+        publishes(&mut o);
+        o.rewind(true);
+        assert_eq!(o.puback(2), 0);
+        assert_eq!(publishes(&mut o), vec![(0, 1, true), (2, 3, true)]);
+        assert_eq!(o.puback(1) + o.puback(3), 3);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn qos2_releases_and_resends_releases_after_reconnect() {
+        let mut o = Outbox::new(100, QoS::ExactlyOnce, 10);
+        for s in 0..3 {
+            o.push(ev(s)).unwrap();
+        }
+        assert_eq!(publishes(&mut o).len(), 3);
+        assert!(o.pubrec(1));
+        assert!(o.pubrec(2));
+        assert_eq!(o.pubcomp(1), 1);
+        // lost: id 2 released, id 3 only published
+        o.rewind(true);
+        assert_eq!(o.next(), Some(Next::Release { pkid: 2 }));
+        assert_eq!(
+            o.next(),
+            Some(Next::Publish {
+                ev: ev(2),
+                pkid: 3,
+                dup: true
+            })
+        );
+        assert_eq!(o.next(), None);
+        assert!(o.pubrec(3));
+        assert_eq!(o.pubcomp(3), 0, "2 still open");
+        assert_eq!(o.pubcomp(2), 2);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn qos2_publishes_again_when_the_broker_lost_the_session() {
+        let mut o = Outbox::new(100, QoS::ExactlyOnce, 10);
+        o.push(ev(0)).unwrap();
+        publishes(&mut o);
+        assert!(o.pubrec(1));
+        o.rewind(false);
+        assert_eq!(
+            o.next(),
+            Some(Next::Publish {
+                ev: ev(0),
+                pkid: 1,
+                dup: true
+            })
+        );
+    }
+
+    #[test]
+    fn qos2_gives_up_on_a_release_the_broker_keeps_refusing() {
+        let mut o = Outbox::new(100, QoS::ExactlyOnce, 10);
+        o.push(ev(0)).unwrap();
+        publishes(&mut o);
+        assert!(o.pubrec(1));
+        for _ in 0..MAX_REL_TRIES {
+            o.rewind(true);
+            assert_eq!(o.next(), Some(Next::Release { pkid: 1 }));
+        }
+        o.rewind(true);
+        assert!(matches!(o.next(), Some(Next::Publish { dup: true, .. })));
+    }
+
+    #[test]
+    fn full_buffer_refuses_and_ids_wrap() {
+        let mut o = Outbox::new(2, QoS::AtLeastOnce, 2);
+        o.push(ev(0)).unwrap();
+        o.push(ev(1)).unwrap();
+        assert_eq!(o.push(ev(2)), Err(ev(2)));
+        assert!(!o.has_room());
+        // run the ids around their range
+        let mut seq = 0;
+        o.clear();
+        o.next_pkid = EVENT_PKIDS - 1;
+        for _ in 0..2 {
+            o.push(ev(seq)).unwrap();
+            seq += 1;
+        }
+        let p = publishes(&mut o);
+        assert_eq!(p.iter().map(|x| x.1).collect::<Vec<_>>(), vec![EVENT_PKIDS - 1, EVENT_PKIDS]);
+        o.push(ev(seq)).unwrap_err();
+        assert_eq!(o.puback(EVENT_PKIDS), 0);
+        assert_eq!(o.puback(EVENT_PKIDS - 1), 2);
+        o.push(ev(seq)).unwrap();
+        assert_eq!(publishes(&mut o), vec![(seq, 1, false)], "wraps to 1, never 0");
+        assert_eq!(o.puback(1), 1);
+    }
+
+    #[test]
+    fn control_ids_are_not_taken_for_events() {
+        let mut o = Outbox::new(10, QoS::AtLeastOnce, 10);
+        o.push(ev(0)).unwrap();
+        publishes(&mut o);
+        assert_eq!(o.puback(EVENT_PKIDS + 1), 0);
+        assert_eq!(o.len(), 1);
+    }
+}

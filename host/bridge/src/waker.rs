@@ -1,0 +1,117 @@
+//! Wakes the async publisher when the driver's channels have something.
+//!
+//! The driver's channels are crossbeam channels (its threads must never block on an
+//! async runtime). A small thread waits until either channel is ready, without taking
+//! anything from it, and notifies the publisher task; it then waits to be re-armed,
+//! which the publisher does only after it has found a channel empty. So a busy
+//! publisher costs the waker nothing: one wake-up per batch, not per event.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
+use pynq_mqtt_driver::{ButtonEvent, LedReport};
+use tokio::sync::Notify;
+
+/// The publisher's end.
+pub struct Waker {
+    notify: Arc<Notify>,
+    arm: Sender<()>,
+    events_closed: Arc<AtomicBool>,
+    leds_closed: Arc<AtomicBool>,
+}
+
+impl Waker {
+    /// Starts the waiting thread on clones of the two receivers.
+    pub fn spawn(events: &Receiver<ButtonEvent>, leds: &Receiver<LedReport>) -> std::io::Result<Self> {
+        let notify = Arc::new(Notify::new());
+        let (arm, armed) = bounded::<()>(1);
+        let events_closed = Arc::new(AtomicBool::new(false));
+        let leds_closed = Arc::new(AtomicBool::new(false));
+        let (n, ec, lc) = (
+            Arc::clone(&notify),
+            Arc::clone(&events_closed),
+            Arc::clone(&leds_closed),
+        );
+        let (events, leds) = (events.clone(), leds.clone());
+        std::thread::Builder::new()
+            .name("mqtt-waker".into())
+            .spawn(move || wait_loop(&events, &leds, &armed, &n, &ec, &lc))?;
+        let _ = arm.try_send(());
+        Ok(Self {
+            notify,
+            arm,
+            events_closed,
+            leds_closed,
+        })
+    }
+
+    /// Resolves once a channel may have something (or spuriously).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// The publisher found the channels empty: wake it on the next message.
+    pub fn arm(&self) {
+        match self.arm.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) => {}
+            Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+
+    /// A channel reported disconnected: stop watching it (else it is always ready).
+    pub fn set_closed(&self, events: bool, leds: bool) {
+        if events {
+            self.events_closed.store(true, Ordering::SeqCst);
+        }
+        if leds {
+            self.leds_closed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn wait_loop(
+    events: &Receiver<ButtonEvent>,
+    leds: &Receiver<LedReport>,
+    armed: &Receiver<()>,
+    notify: &Notify,
+    events_closed: &AtomicBool,
+    leds_closed: &AtomicBool,
+) {
+    // the publisher dropping its end (it ended) stops this thread
+    while armed.recv().is_ok() {
+        let (e_open, l_open) = (
+            !events_closed.load(Ordering::SeqCst),
+            !leds_closed.load(Ordering::SeqCst),
+        );
+        if !e_open && !l_open {
+            return;
+        }
+        let mut sel = Select::new();
+        if e_open {
+            sel.recv(events);
+        }
+        if l_open {
+            sel.recv(leds);
+        }
+        // bounded waits, so that an ended publisher does not leave this thread behind
+        loop {
+            if sel.ready_timeout(Duration::from_secs(5)).is_ok() {
+                break;
+            }
+            if armed_is_gone(armed) {
+                return;
+            }
+        }
+        notify.notify_one();
+    }
+}
+
+fn armed_is_gone(armed: &Receiver<()>) -> bool {
+    // recv would block; a disconnected, empty channel is what we look for
+    matches!(
+        armed.try_recv(),
+        Err(crossbeam_channel::TryRecvError::Disconnected)
+    )
+}

@@ -1,0 +1,265 @@
+//! MQTT 3.1.1 packets, encoded and decoded by rumqttc's `mqttbytes` (a maintained,
+//! tested implementation of the wire format); this module only decides what goes
+//! into which buffer. The hot path is [`EventEncoder::encode`]: one PUBLISH per event,
+//! appended to the batch buffer, with the topic strings built once per input.
+
+use bytes::{Bytes, BytesMut};
+use pynq_mqtt_driver::ButtonEvent;
+use rumqttc::mqttbytes::v4::{
+    Connect, Disconnect, LastWill, Login, Packet, PingReq, PubAck, PubComp, PubRec, PubRel,
+    Publish, Subscribe, SubscribeFilter,
+};
+use rumqttc::mqttbytes::{Error as MqttError, QoS};
+
+use crate::payload::{write_json, PayloadFormat};
+use crate::topics::Topics;
+
+/// Largest packet accepted from the broker (LED commands are a few bytes; this is
+/// only a guard against a runaway message).
+pub const MAX_INCOMING: usize = 1 << 20;
+
+/// A packet that could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("MQTT packet: {0}")]
+pub struct WireError(#[from] MqttError);
+
+/// Encodes button events into PUBLISH packets.
+pub struct EventEncoder {
+    /// One PUBLISH per input, reused: only id, dup flag and payload change per event.
+    templates: Vec<Publish>,
+    topics: Topics,
+    format: PayloadFormat,
+    qos: QoS,
+    /// JSON payloads are written here and split off, so they cost no allocation each.
+    scratch: BytesMut,
+}
+
+impl EventEncoder {
+    pub fn new(topics: &Topics, qos: QoS, format: PayloadFormat) -> Self {
+        let templates = (0..topics.n_inputs())
+            .map(|i| Publish::from_bytes(topics.button(i), qos, Bytes::new()))
+            .collect();
+        Self {
+            templates,
+            topics: topics.clone(),
+            format,
+            qos,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    /// Appends the PUBLISH of `ev` to `buf`.
+    pub fn encode(&mut self, buf: &mut BytesMut, ev: &ButtonEvent, pkid: u16, dup: bool) {
+        let i = usize::from(ev.input);
+        while self.templates.len() <= i {
+            let n = self.templates.len() as u8;
+            self.templates.push(Publish::from_bytes(
+                self.topics.button(n),
+                self.qos,
+                Bytes::new(),
+            ));
+        }
+        let payload = match self.format {
+            PayloadFormat::Plain => Bytes::from_static(if ev.level { b"1" } else { b"0" }),
+            PayloadFormat::Json => {
+                if self.scratch.capacity() < 128 {
+                    self.scratch.reserve(16 * 1024);
+                }
+                write_json(&mut self.scratch, ev);
+                self.scratch.split().freeze()
+            }
+        };
+        let t = &mut self.templates[i];
+        t.pkid = pkid;
+        t.dup = dup;
+        t.payload = payload;
+        // fails only for a zero id at QoS 1/2, which the outbox never hands out
+        let r = t.write(buf);
+        debug_assert!(r.is_ok(), "{r:?}");
+    }
+}
+
+/// Appends any PUBLISH.
+pub fn publish(buf: &mut BytesMut, topic: &str, qos: QoS, retain: bool, pkid: u16, payload: &[u8]) {
+    let mut p = Publish::new(topic, qos, payload);
+    p.retain = retain;
+    p.pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
+    let r = p.write(buf);
+    debug_assert!(r.is_ok(), "{r:?}");
+}
+
+pub fn puback(buf: &mut BytesMut, pkid: u16) {
+    let _ = PubAck::new(pkid).write(buf);
+}
+
+pub fn pubrec(buf: &mut BytesMut, pkid: u16) {
+    let _ = PubRec::new(pkid).write(buf);
+}
+
+pub fn pubrel(buf: &mut BytesMut, pkid: u16) {
+    let _ = PubRel::new(pkid).write(buf);
+}
+
+pub fn pubcomp(buf: &mut BytesMut, pkid: u16) {
+    let _ = PubComp::new(pkid).write(buf);
+}
+
+pub fn pingreq(buf: &mut BytesMut) {
+    let _ = PingReq.write(buf);
+}
+
+pub fn disconnect(buf: &mut BytesMut) {
+    let _ = Disconnect.write(buf);
+}
+
+/// Appends one SUBSCRIBE for all `filters`.
+pub fn subscribe(buf: &mut BytesMut, pkid: u16, filters: &[(String, QoS)]) {
+    let mut s = Subscribe::new_many(
+        filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter::new(f.clone(), *q)),
+    );
+    s.pkid = pkid;
+    let r = s.write(buf);
+    debug_assert!(r.is_ok(), "{r:?}");
+}
+
+/// What goes into CONNECT.
+pub struct ConnectSpec<'a> {
+    pub client_id: &'a str,
+    pub keep_alive_s: u16,
+    pub clean_session: bool,
+    /// Retained `offline` on this topic, QoS 1.
+    pub will_topic: &'a str,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+}
+
+pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireError> {
+    let mut c = Connect::new(spec.client_id);
+    c.keep_alive = spec.keep_alive_s;
+    c.clean_session = spec.clean_session;
+    c.last_will = Some(LastWill::new(
+        spec.will_topic,
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if spec.username.is_some() || spec.password.is_some() {
+        c.login = Some(Login::new(
+            spec.username.unwrap_or_default(),
+            spec.password.unwrap_or_default(),
+        ));
+    }
+    c.write(buf)?;
+    Ok(())
+}
+
+/// Takes one complete packet off the front of `buf`; None until one is complete.
+pub fn read(buf: &mut BytesMut) -> Result<Option<Packet>, WireError> {
+    match Packet::read(buf, MAX_INCOMING) {
+        Ok(p) => Ok(Some(p)),
+        Err(MqttError::InsufficientBytes(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topics::TopicLayout;
+
+    #[test]
+    fn events_encode_to_what_mqttbytes_decodes() {
+        let topics = Topics::new(&TopicLayout::default(), 4, 4);
+        for (qos, format) in [
+            (QoS::AtMostOnce, PayloadFormat::Plain),
+            (QoS::AtLeastOnce, PayloadFormat::Json),
+            (QoS::ExactlyOnce, PayloadFormat::Plain),
+        ] {
+            let mut enc = EventEncoder::new(&topics, qos, format);
+            let mut buf = BytesMut::new();
+            let evs: Vec<ButtonEvent> = (0..1000u64)
+                .map(|s| ButtonEvent {
+                    input: (s % 6) as u8, // 4 and 5 are beyond the board's inputs
+                    level: s % 3 == 0,
+                    ts_us: s * 7,
+                    seq: s,
+                    synthetic: false,
+                })
+                .collect();
+            for (k, e) in evs.iter().enumerate() {
+                enc.encode(&mut buf, e, (k % 100 + 1) as u16, k % 5 == 0);
+            }
+            for (k, e) in evs.iter().enumerate() {
+                let Some(Packet::Publish(p)) = read(&mut buf).unwrap() else {
+                    panic!("not a publish")
+                };
+                assert_eq!(p.topic, format!("button/{}", e.input));
+                assert_eq!(p.qos, qos);
+                assert!(!p.retain);
+                if qos != QoS::AtMostOnce {
+                    assert_eq!(p.pkid, (k % 100 + 1) as u16);
+                    assert_eq!(p.dup, k % 5 == 0);
+                }
+                assert_eq!(p.payload.to_vec(), crate::button_payload(format, e));
+            }
+            assert!(buf.is_empty());
+            assert!(read(&mut buf).unwrap().is_none());
+        }
+    }
+
+    #[test]
+    fn control_packets_round_trip() {
+        let mut buf = BytesMut::new();
+        connect(
+            &mut buf,
+            &ConnectSpec {
+                client_id: "id",
+                keep_alive_s: 30,
+                clean_session: false,
+                will_topic: "p/status",
+                username: Some("u"),
+                password: Some("pw"),
+            },
+        )
+        .unwrap();
+        subscribe(
+            &mut buf,
+            0xF001,
+            &[("a/+/set".into(), QoS::AtLeastOnce), ("b".into(), QoS::AtMostOnce)],
+        );
+        publish(&mut buf, "p/status", QoS::AtLeastOnce, true, 0xF002, b"online");
+        pubrel(&mut buf, 7);
+        disconnect(&mut buf);
+        let Some(Packet::Connect(c)) = read(&mut buf).unwrap() else {
+            panic!()
+        };
+        assert!(!c.clean_session);
+        let w = c.last_will.unwrap();
+        assert_eq!((w.topic.as_str(), &w.message[..], w.retain), ("p/status", &b"offline"[..], true));
+        assert_eq!(c.login.unwrap().password, "pw");
+        let Some(Packet::Subscribe(s)) = read(&mut buf).unwrap() else {
+            panic!()
+        };
+        assert_eq!((s.pkid, s.filters.len()), (0xF001, 2));
+        let Some(Packet::Publish(p)) = read(&mut buf).unwrap() else {
+            panic!()
+        };
+        assert!(p.retain && p.pkid == 0xF002);
+        assert!(matches!(read(&mut buf).unwrap(), Some(Packet::PubRel(r)) if r.pkid == 7));
+        assert!(matches!(read(&mut buf).unwrap(), Some(Packet::Disconnect)));
+    }
+
+    #[test]
+    fn partial_packets_wait_and_garbage_fails() {
+        let mut full = BytesMut::new();
+        publish(&mut full, "t", QoS::AtMostOnce, false, 0, b"x");
+        let mut part = BytesMut::from(&full[..2]);
+        assert!(read(&mut part).unwrap().is_none());
+        part.extend_from_slice(&full[2..]);
+        assert!(read(&mut part).unwrap().is_some());
+        let mut bad = BytesMut::from(&[0xF0u8, 0x00][..]);
+        assert!(read(&mut bad).is_err());
+    }
+}
