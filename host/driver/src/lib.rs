@@ -26,13 +26,14 @@ pub use types::{BadLedAction, ButtonEvent, DeviceInfo, LedAction, LedCommand, Le
 pub enum DriverError {
     #[error("register access failed: {0}")]
     Bus(#[from] BusError),
-    #[error("no pynq_mqtt_io peripheral here: ID register reads {found:#010x}, expected {expected:#010x} (wrong bitstream loaded?)")]
+    #[error("no pynq_mqtt_io peripheral here: the ID register reads {found:#010x}, not {expected:#010x}: the loaded bitstream is another design; load the pynq_mqtt overlay (pynq_mqtt.bit + .dtbo) or pass the right --device")]
     WrongId { found: u32, expected: u32 },
-    #[error("register map version {found_major}.{found_minor} is not supported by this build (major {expected_major}): rebuild the overlay or the daemon so they match")]
+    #[error("the pynq_mqtt_io peripheral has register map {found_major}.{found_minor}, this daemon was built for {expected_major}.{expected_minor} (or a later {expected_major}.x): load the overlay that matches this daemon, or install the daemon built with it")]
     WrongVersion {
         found_major: u8,
         found_minor: u8,
         expected_major: u8,
+        expected_minor: u8,
     },
     #[error("cannot start driver thread: {0}")]
     Thread(std::io::Error),
@@ -57,6 +58,11 @@ pub struct Stats {
     pub led_commands: AtomicU64,
     /// LED commands refused (no such LED).
     pub led_rejected: AtomicU64,
+    /// LED read-backs not reported because their channel was full.
+    pub led_reports_lost: AtomicU64,
+    /// Interrupts that found the FIFO empty (a few are normal races; many in a row
+    /// mean a line that is not ours, and are throttled).
+    pub empty_irqs: AtomicU64,
 }
 
 impl Stats {
@@ -145,6 +151,7 @@ pub fn probe(bus: &dyn Bus) -> Result<DeviceInfo, DriverError> {
             found_major: version.major(),
             found_minor: version.minor(),
             expected_major: regs::VERSION_MAJOR,
+            expected_minor: regs::VERSION_MINOR,
         });
     }
     let params = Params(bus.read32(offset::PARAMS)?);
@@ -172,13 +179,25 @@ impl Driver {
         let (cmd_tx, cmd_rx) = bounded::<LedCommand>(256);
         let (led_tx, led_rx) = bounded::<LedReport>(256 + usize::from(info.n_leds));
 
+        // losses from before this start (no daemon was draining) are not this run's:
+        // report them and clear the counter, which then counts this run exactly
+        let before = bus.read32(offset::DROPPED)?;
+        if before > 0 {
+            bus.write32(offset::DROPPED, before)?;
+            warn!(
+                dropped = before,
+                "events were lost before this start (the FIFO overflowed while no daemon ran)"
+            );
+        }
         let mut events = EventPump {
             bus: Arc::clone(&bus),
             stats: Arc::clone(&stats),
             tx: ev_tx,
             clock: Clock64::new(bus.read32(offset::TIME)?),
             seq: Seq64::default(),
-            dropped_raw: bus.read32(offset::DROPPED)?,
+            n_inputs: info.n_inputs,
+            check_every: u64::from(info.fifo_depth).max(16),
+            empty_in_a_row: 0,
         };
         bus.write32(offset::IRQ_ENABLE, regs::IrqEnable(0).with_event(true).0)?;
 
@@ -254,10 +273,17 @@ impl Driver {
     }
 
     fn shutdown(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
         self.stop.store(true, Ordering::SeqCst);
         self.bus.wake_waiter();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        // no interrupts for a daemon that is gone; the next start enables it again
+        if let Err(e) = self.bus.write32(offset::IRQ_ENABLE, 0) {
+            debug!("cannot disable the interrupt at stop: {e}");
         }
     }
 }
@@ -274,22 +300,61 @@ struct EventPump {
     tx: Sender<ButtonEvent>,
     clock: Clock64,
     seq: Seq64,
-    dropped_raw: u32,
+    n_inputs: u8,
+    /// Pops between identity checks (and stop checks): the FIFO depth.
+    check_every: u64,
+    /// Interrupts in a row that found nothing to do.
+    empty_in_a_row: u32,
 }
+
+/// Why a drain ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    /// EVT_POP read empty: safe to re-arm.
+    Empty,
+    /// The stop flag was seen, or the pop limit reached, with events still coming.
+    Stopped,
+}
+
+/// What can go wrong in a drain.
+#[derive(Debug, thiserror::Error)]
+enum DrainError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A PL reprogrammed under a running daemon answers garbage, which can look like
+    /// an endless stream of valid events.
+    #[error("the peripheral stopped answering as pynq_mqtt_io (ID reads {0:#010x}): was another overlay loaded? restart the daemon once the pynq_mqtt overlay is back")]
+    Vanished(u32),
+}
+
+/// After this many interrupts in a row with nothing to do, re-arming is throttled.
+const EMPTY_IRQS_BEFORE_THROTTLE: u32 = 64;
 
 impl EventPump {
     fn run(&mut self, stop: &AtomicBool, timeout: Duration) {
         let mut failures = 0u32;
         while !stop.load(Ordering::SeqCst) {
             let result = match self.bus.wait_irq(timeout) {
-                // the FIFO is drained on timeouts too: a lost interrupt costs latency, not events
+                // the line stays masked until the FIFO has read empty: an event that
+                // arrives after that last pop raises the (level) interrupt again at
+                // the re-arm, so none waits unseen and none fires twice
                 Ok(IrqWait::Fired) => {
                     Stats::add(&self.stats.irqs, 1);
-                    self.drain().and_then(|()| self.bus.rearm_irq())
+                    match self.drain(Some(stop), None) {
+                        Ok((Drained::Empty, popped)) => {
+                            self.note_empty_irq(popped);
+                            self.bus.rearm_irq().map_err(DrainError::from)
+                        }
+                        // stopping: the final drain below takes what is left
+                        Ok((Drained::Stopped, _)) => Ok(()),
+                        Err(e) => Err(e),
+                    }
                 }
-                Ok(IrqWait::TimedOut) => self.drain(),
+                // the FIFO is drained on timeouts too: a lost interrupt costs latency,
+                // not events (and the time extension gets its regular reading)
+                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None).map(|_| ()),
                 Err(BusError::Closed) => break,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
             match result {
                 Ok(()) => failures = 0,
@@ -303,52 +368,142 @@ impl EventPump {
                 }
             }
         }
-        // the last drain: everything captured before the stop goes up
-        if let Err(e) = self.drain() {
-            Stats::add(&self.stats.bus_errors, 1);
-            error!("final event drain failed: {e}");
+        // the last drain: everything captured before the stop goes up; bounded, so
+        // that an input that never stops (the generator without a count) cannot hold
+        // the daemon
+        let limit = 2 * self.check_every + 64;
+        match self.drain(None, Some(limit)) {
+            Ok((Drained::Empty, _)) => {}
+            Ok((Drained::Stopped, n)) => {
+                warn!(
+                    popped = n,
+                    "events still arriving at stop; the rest stays in the FIFO"
+                )
+            }
+            Err(e) => {
+                Stats::add(&self.stats.bus_errors, 1);
+                error!("final event drain failed: {e}");
+            }
         }
         debug!("event pump stopped");
     }
 
-    /// Pops events until the FIFO reads empty.
-    fn drain(&mut self) -> Result<(), BusError> {
-        self.clock.update(self.bus.read32(offset::TIME)?);
-        let dropped = self.bus.read32(offset::DROPPED)?;
-        let new_drops = dropped.wrapping_sub(self.dropped_raw);
-        if new_drops > 0 {
-            self.dropped_raw = dropped;
-            Stats::add(&self.stats.hw_dropped, u64::from(new_drops));
+    /// Counts interrupts that found nothing; many in a row are throttled so that a line
+    /// that is not ours (wrong IRQ_F2P wiring, a shared line) cannot eat a core.
+    fn note_empty_irq(&mut self, popped: u64) {
+        if popped > 0 {
+            self.empty_in_a_row = 0;
+            return;
+        }
+        Stats::add(&self.stats.empty_irqs, 1);
+        self.empty_in_a_row = self.empty_in_a_row.saturating_add(1);
+        if self.empty_in_a_row == EMPTY_IRQS_BEFORE_THROTTLE {
             warn!(
-                dropped = new_drops,
-                "hardware event FIFO overflowed: events lost"
+                "the interrupt keeps firing with an empty FIFO: is another device on this \
+                 line? (the overlay must use IRQ_F2P[1], interrupts = <0 30 4>); throttling"
             );
         }
-        loop {
+        if self.empty_in_a_row >= EMPTY_IRQS_BEFORE_THROTTLE {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Pops events until EVT_POP reads empty. Every `check_every` pops it checks the
+    /// peripheral's identity and the stop flag (when given); with `limit` it gives up
+    /// after that many pops. Returns how it ended and how many events it popped.
+    fn drain(
+        &mut self,
+        stop: Option<&AtomicBool>,
+        limit: Option<u64>,
+    ) -> Result<(Drained, u64), DrainError> {
+        self.clock.update(self.bus.read32(offset::TIME)?);
+        self.take_drops()?;
+        let mut popped = 0u64;
+        let mut gaps = 0u64;
+        let result = loop {
+            if popped > 0 && popped.is_multiple_of(self.check_every) {
+                let id = self.bus.read32(offset::ID)?;
+                if id != regs::ID_VALUE {
+                    break Err(DrainError::Vanished(id));
+                }
+                if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                    break Ok(Drained::Stopped);
+                }
+                // a long drain: keep the time extension current
+                self.clock.update(self.bus.read32(offset::TIME)?);
+            }
+            if limit.is_some_and(|l| popped >= l) {
+                break Ok(Drained::Stopped);
+            }
             let word = EvtPop(self.bus.read32(offset::EVT_POP)?);
             if !word.valid() {
-                return Ok(());
+                break Ok(Drained::Empty);
+            }
+            popped += 1;
+            if word.input() >= self.n_inputs {
+                // no such input: garbage on the bus, or the peripheral is gone
+                let id = self.bus.read32(offset::ID)?;
+                if id != regs::ID_VALUE {
+                    break Err(DrainError::Vanished(id));
+                }
+                Stats::add(&self.stats.bus_errors, 1);
+                error!(
+                    word = format_args!("{:#010x}", word.0),
+                    "impossible event word skipped"
+                );
+                continue;
             }
             let ts = self.bus.read32(offset::EVT_TS)?;
             let (seq, gap) = self.seq.accept(word.seq());
-            if gap > 0 {
-                Stats::add(&self.stats.seq_lost, gap);
-            }
+            gaps += gap;
             Stats::add(&self.stats.captured, 1);
-            let event = ButtonEvent {
+            self.send(ButtonEvent {
                 input: word.input(),
                 level: word.level(),
                 ts_us: self.clock.extend(ts),
                 seq,
                 synthetic: word.synthetic(),
-            };
-            match self.tx.try_send(event) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    let n = self.stats.channel_full.fetch_add(1, Ordering::Relaxed);
-                    if n.is_power_of_two() {
-                        warn!(lost = n + 1, "event channel full: events lost");
-                    }
+            });
+        };
+        if gaps > 0 {
+            Stats::add(&self.stats.seq_lost, gaps);
+            warn!(
+                missing = gaps,
+                "sequence numbers skipped: events lost in the hardware"
+            );
+        }
+        // drops counted during this drain are reported with it
+        self.take_drops()?;
+        result.map(|how| (how, popped))
+    }
+
+    /// Moves the hardware's DROPPED count into the stats: writing back what was read
+    /// subtracts exactly that, so a drop in between is counted next time and the
+    /// register never saturates.
+    fn take_drops(&mut self) -> Result<(), BusError> {
+        let dropped = self.bus.read32(offset::DROPPED)?;
+        if dropped == 0 {
+            return Ok(());
+        }
+        self.bus.write32(offset::DROPPED, dropped)?;
+        Stats::add(&self.stats.hw_dropped, u64::from(dropped));
+        if dropped == u32::MAX {
+            warn!("hardware event FIFO overflowed: at least {dropped} events lost (counter saturated)");
+        } else {
+            warn!(dropped, "hardware event FIFO overflowed: events lost");
+        }
+        Ok(())
+    }
+
+    /// Hands an event up; a full channel loses it, counted and logged, never blocking
+    /// (the FIFO must keep draining, and LED commands run on their own thread).
+    fn send(&self, event: ButtonEvent) {
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                let n = self.stats.channel_full.fetch_add(1, Ordering::Relaxed);
+                if (n + 1).is_power_of_two() {
+                    warn!(lost = n + 1, "event channel full: events lost");
                 }
             }
         }
@@ -399,10 +554,19 @@ impl LedWorker {
         self.bus.write32(reg, bit)?;
         let back = self.bus.read32(offset::LED)?;
         Stats::add(&self.stats.led_commands, 1);
-        let _ = self.tx.try_send(LedReport {
+        let report = LedReport {
             led: cmd.led,
             on: back & bit != 0,
-        });
+        };
+        if self.tx.try_send(report).is_err() {
+            let n = self.stats.led_reports_lost.fetch_add(1, Ordering::Relaxed);
+            if (n + 1).is_power_of_two() {
+                warn!(
+                    lost = n + 1,
+                    "LED report channel full: read-backs not reported"
+                );
+            }
+        }
         Ok(())
     }
 }
