@@ -1,0 +1,305 @@
+"""scripts/board-install into a scratch root (DESTDIR), and the overlay loader
+(overlays/pynq_mqtt/pynq-mqtt-overlay) against a fake sysfs and a fake PYNQ.
+
+What a board adds that these tests cannot: systemd, udev, the account, PYNQ itself and
+the kernel's device-tree overlay code. The unit is checked with systemd-analyze verify,
+the config file by the daemon itself, the loader's PYNQ path with a stand-in `pynq`
+module that does what Overlay() does to sysfs."""
+import hashlib
+import os
+import re
+import shutil
+import signal
+import stat
+import struct
+import subprocess
+
+import pytest
+
+from conftest import ROOT, Subscriber
+
+INSTALL = ROOT / "scripts" / "board-install"
+LOADER = ROOT / "overlays" / "pynq_mqtt" / "pynq-mqtt-overlay"
+
+FILES = {  # path in the root -> mode
+    "usr/local/bin/pynq-mqtt": 0o755,
+    "usr/local/sbin/pynq-mqtt-overlay": 0o755,
+    "usr/local/share/pynq-mqtt/pynq_mqtt.bit": 0o644,
+    "usr/local/share/pynq-mqtt/pynq_mqtt.hwh": 0o644,
+    "usr/local/share/pynq-mqtt/pynq_mqtt.dtbo": 0o644,
+    "etc/udev/rules.d/60-pynq-mqtt.rules": 0o644,
+    "etc/systemd/system/pynq-mqtt.service": 0o644,
+    "etc/pynq-mqtt/config.toml": 0o640,
+}
+
+
+def bitstream(part="7z020clg400", body=bytes(range(256)) * 4):
+    """A .bit file as Vivado writes it: a header of fields a-d, then e and the data."""
+    def field(key, text):
+        raw = text.encode() + b"\0"
+        return bytes([key]) + struct.pack(">H", len(raw)) + raw
+    head = struct.pack(">H", 9) + bytes([0x0F, 0xF0] * 4 + [0]) + struct.pack(">H", 1)
+    return (head + field(0x61, "pynq_mqtt_wrapper;UserID=0XFFFFFFFF;Version=2022.1")
+            + field(0x62, part) + field(0x63, "2025/01/01") + field(0x64, "12:00:00")
+            + b"\x65" + struct.pack(">I", len(body)) + body)
+
+
+def elf(machine, elf_class):
+    """The first bytes of an ELF executable for a machine (0x28 ARM, 0xb7 aarch64)."""
+    head = bytearray(64)
+    head[0:4] = b"\x7fELF"
+    head[4] = elf_class
+    head[5] = 1
+    head[18] = machine
+    return bytes(head)
+
+
+@pytest.fixture
+def kit(tmp_path):
+    """What a board owner copies to the board: an ARM binary and the overlay files."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "pynq_mqtt.bit").write_bytes(bitstream())
+    (overlay / "pynq_mqtt.hwh").write_text("<MODULES/>\n")
+    binary = tmp_path / "pynq-mqtt"
+    binary.write_bytes(elf(0x28, 1))
+    binary.chmod(0o755)
+    return {"overlay": overlay, "bin": binary, "root": tmp_path / "root"}
+
+
+def install(kit, *args, check=True):
+    env = dict(os.environ, DESTDIR=str(kit["root"]))
+    r = subprocess.run([str(INSTALL), "--arch", "armv7l", "--bin", str(kit["bin"]),
+                        "--overlay-dir", str(kit["overlay"]), *args],
+                       env=env, capture_output=True, text=True, timeout=60)
+    if check:
+        assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def tree(root):
+    """Every file under root: path -> (mode, sha256)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            out[str(p.relative_to(root))] = (stat.S_IMODE(p.stat().st_mode),
+                                             hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def test_install_puts_every_file_in_place_and_a_second_run_changes_nothing(kit):
+    first = install(kit)
+    root = kit["root"]
+    got = tree(root)
+    assert {p: m for p, (m, _) in got.items()} == FILES, got
+    share = root / "usr/local/share/pynq-mqtt"
+    # side by side, same base name: what PYNQ's Overlay() needs to insert the dtbo
+    assert sorted(p.name for p in share.iterdir()) == ["pynq_mqtt.bit", "pynq_mqtt.dtbo", "pynq_mqtt.hwh"]
+    assert "." not in str(share.relative_to(root)), "PYNQ derives the .dtbo path by splitting on dots"
+    assert (share / "pynq_mqtt.bit").read_bytes() == (kit["overlay"] / "pynq_mqtt.bit").read_bytes()
+    dtbo = share / "pynq_mqtt.dtbo"
+    assert subprocess.run(["fdtget", str(dtbo), "/fragment@0/__overlay__/pynq_mqtt@43c00000",
+                           "linux,uio-name"], capture_output=True, text=True).stdout.strip() == "pynq_mqtt"
+    assert "compiled   pynq_mqtt.dtbo" in first.stdout
+
+    second = install(kit)
+    assert tree(root) == got, "a second run changed files"
+    assert "installed" not in second.stdout, second.stdout
+    assert second.stdout.count("unchanged") == 7 and "kept       /etc/pynq-mqtt/config.toml" in second.stdout
+
+
+def test_the_unit_runs_the_loader_as_root_and_the_daemon_unprivileged(kit):
+    install(kit)
+    unit = (kit["root"] / "etc/systemd/system/pynq-mqtt.service").read_text()
+    keys = dict(re.findall(r"^(\w+)=(.*)$", unit, flags=re.M))
+    assert keys["User"] == "pynq-mqtt" and keys["Group"] == "pynq-mqtt"
+    assert keys["ExecStartPre"] == "+/usr/local/sbin/pynq-mqtt-overlay load /usr/local/share/pynq-mqtt/pynq_mqtt.bit"
+    assert keys["ExecStart"] == "/usr/local/bin/pynq-mqtt run --config /etc/pynq-mqtt/config.toml"
+    assert keys["Restart"] == "on-failure"
+    assert keys["WantedBy"] == "multi-user.target"
+    for after in ("boot_leds.service", "bootpy.service", "network-online.target"):
+        assert after in keys["After"].split()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_the_unit_passes_systemd_analyze_verify(kit, tmp_path):
+    install(kit)
+    root = kit["root"]
+    # verify checks that the executables exist: point them into the scratch root
+    unit = (root / "etc/systemd/system/pynq-mqtt.service").read_text()
+    check = tmp_path / "verify" / "pynq-mqtt.service"
+    check.parent.mkdir()
+    check.write_text(unit.replace("/usr/local/", f"{root}/usr/local/"))
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", "--recursive-errors=no", str(check)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
+def test_the_udev_rule_gives_the_group_the_pynq_mqtt_device(kit):
+    install(kit)
+    rules = [l for l in (kit["root"] / "etc/udev/rules.d/60-pynq-mqtt.rules").read_text().splitlines()
+             if l and not l.startswith("#")]
+    assert rules == ['SUBSYSTEM=="uio", ATTR{name}=="pynq_mqtt", GROUP="pynq-mqtt", MODE="0660", '
+                     'SYMLINK+="pynq-mqtt"']
+
+
+def test_broker_option_changes_only_the_broker_line(kit):
+    install(kit, "--broker", "mqtt://192.168.2.10:1883")
+    conf = kit["root"] / "etc/pynq-mqtt/config.toml"
+    assert 'broker = "mqtt://192.168.2.10:1883"' in conf.read_text().splitlines()
+    conf.write_text(conf.read_text() + 'prefix = "pynq/lab/"\n')  # the owner's own edit
+    r = install(kit, "--broker", "mqtt://broker.lan:1884")
+    assert "updated    /etc/pynq-mqtt/config.toml" in r.stdout
+    lines = conf.read_text().splitlines()
+    assert 'broker = "mqtt://broker.lan:1884"' in lines and 'prefix = "pynq/lab/"' in lines
+    assert sum(l.startswith("broker") for l in lines) == 1
+    r = install(kit, "--broker", "http://x", check=False)
+    assert r.returncode != 0 and "expected mqtt://HOST" in r.stderr
+
+
+def test_uninstall_removes_everything_but_the_config_and_purge_removes_that(kit):
+    install(kit)
+    env = dict(os.environ, DESTDIR=str(kit["root"]))
+    r = subprocess.run([str(INSTALL), "--uninstall"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert list(tree(kit["root"])) == ["etc/pynq-mqtt/config.toml"]
+    r = subprocess.run([str(INSTALL), "--uninstall", "--purge"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert tree(kit["root"]) == {}
+    install(kit)  # and it comes back
+    assert set(tree(kit["root"])) == set(FILES)
+
+
+def test_install_refuses_what_would_not_run_on_the_board(kit, tmp_path):
+    kit["bin"].write_bytes(elf(0x3E, 2))  # an x86-64 build
+    r = install(kit, check=False)
+    assert r.returncode != 0
+    assert "is a x86-64 program, but this board (armv7l) needs 32-bit ARM" in r.stderr
+    assert "armv7-unknown-linux-gnueabihf" in r.stderr
+
+    kit["bin"].write_bytes(elf(0x28, 1))
+    (kit["overlay"] / "pynq_mqtt.bit").write_bytes(bitstream(part="7z010clg400"))
+    r = install(kit, check=False)
+    assert r.returncode != 0 and "not a bitstream for the PYNQ-Z1/Z2" in r.stderr
+
+    (kit["overlay"] / "pynq_mqtt.bit").unlink()
+    r = install(kit, check=False)
+    assert r.returncode != 0 and "scripts/build-overlay" in r.stderr
+    assert not kit["root"].exists(), "a refused install wrote files"
+
+
+def test_the_installed_config_is_accepted_by_the_daemon(binary, mosquitto, kit, tmp_path):
+    """The daemon rejects unknown keys: run it with the installed file (board and broker
+    overridden on the command line), and with every key the file suggests uncommented."""
+    install(kit)
+    text = (kit["root"] / "etc/pynq-mqtt/config.toml").read_text()
+    suggested = re.sub(r"^# (\w+ = \S+)\s+#.*$", r"\1", text, flags=re.M)
+    assert suggested.count("\n# ") < text.count("\n# ") - 3, "no suggested keys found"
+    for name, variant in (("installed", text), ("suggested", suggested)):
+        conf = tmp_path / f"{name}.toml"
+        conf.write_text(variant)
+        sub = Subscriber(mosquitto, ("#",))
+        log = open(tmp_path / f"{name}.log", "w")
+        proc = subprocess.Popen([str(binary), "run", "--config", str(conf), "--board", "sim",
+                                 "--broker", f"mqtt://127.0.0.1:{mosquitto}"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            online = sub.wait_for(lambda m: any(t.endswith("status") and p == b"online" for t, p, _ in m), 30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            log.close()
+            sub.close()
+        out = (tmp_path / f"{name}.log").read_text()
+        assert online and code == 0, f"{name} config:\n{variant}\n{out}"
+
+
+# ---- the overlay loader -----------------------------------------------------------------
+
+FAKE_PYNQ = '''
+import os, pathlib
+class Overlay:
+    """What PYNQ's Overlay() leaves behind: the dtbo applied, so the kernel created the
+    UIO device and udev its node."""
+    def __init__(self, bitfile):
+        pathlib.Path(os.environ["FAKE_PYNQ_LOG"]).write_text(bitfile)
+        sysfs = pathlib.Path(os.environ["PYNQ_MQTT_SYSFS"])
+        uio = sysfs / "class/uio/uio3"
+        (uio / "maps/map0").mkdir(parents=True)
+        (uio / "name").write_text("pynq_mqtt\\n")
+        (uio / "maps/map0/addr").write_text("0x43c00000\\n")
+        (uio / "maps/map0/size").write_text("0x00010000\\n")
+        overlay = sysfs / "kernel/config/device-tree/overlays/pynq_mqtt"
+        overlay.mkdir()
+        (overlay / "status").write_text("applied\\n")
+        (pathlib.Path(os.environ["PYNQ_MQTT_DEVDIR"]) / "uio3").write_text("")
+        self.bitfile_name = bitfile
+        self.dtbo = bitfile[:-4] + ".dtbo"
+'''
+
+
+@pytest.fixture
+def board(tmp_path, kit):
+    """A fake board: sysfs with the device-tree symbols and configfs, /dev, a `pynq`
+    module, the installed overlay files."""
+    install(kit)
+    sysfs = tmp_path / "sys"
+    (sysfs / "firmware/devicetree/base/__symbols__").mkdir(parents=True)
+    (sysfs / "firmware/devicetree/base/__symbols__/amba").write_text("/axi")
+    (sysfs / "kernel/config/device-tree/overlays").mkdir(parents=True)
+    (sysfs / "class/uio").mkdir(parents=True)
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "profile.d").mkdir()
+    (tmp_path / "py/pynq").mkdir(parents=True)
+    (tmp_path / "py/pynq/__init__.py").write_text(FAKE_PYNQ)
+    env = dict(os.environ, PYNQ_MQTT_SYSFS=str(sysfs), PYNQ_MQTT_DEVDIR=str(tmp_path / "dev"),
+               PYNQ_MQTT_PROFILE_D=str(tmp_path / "profile.d"), PYNQ_MQTT_FIRMWARE=str(tmp_path / "fw"),
+               PYTHONPATH=str(tmp_path / "py"), FAKE_PYNQ_LOG=str(tmp_path / "pynq.log"))
+    env.pop("VIRTUAL_ENV", None)
+    return {"env": env, "sysfs": sysfs, "bit": kit["root"] / "usr/local/share/pynq-mqtt/pynq_mqtt.bit",
+            "tmp": tmp_path}
+
+
+def loader(board, *args):
+    return subprocess.run([str(LOADER), *args], env=board["env"], capture_output=True, text=True, timeout=60)
+
+
+def test_loader_loads_with_pynq_and_finds_the_uio_device(board):
+    r = loader(board, "load", str(board["bit"]))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (board["tmp"] / "pynq.log").read_text() == str(board["bit"])
+    assert "loading" in r.stdout and "with PYNQ's Overlay()" in r.stdout
+    assert f"ready: {board['tmp']}/dev/uio3 (pynq_mqtt, group" in r.stdout
+    # udev did not run here, so the group is not pynq-mqtt: the loader says what to check
+    assert "60-pynq-mqtt.rules" in r.stdout
+    s = loader(board, "status")
+    assert s.returncode == 0, s.stderr
+    assert "device-tree overlay: applied" in s.stdout
+    assert "register window:     0x43c00000 size 0x00010000" in s.stdout
+
+
+def test_loader_refuses_missing_files_and_a_kernel_without_overlay_symbols(board):
+    bit = board["bit"]
+    (bit.parent / "pynq_mqtt.dtbo").rename(bit.parent / "moved.dtbo")
+    r = loader(board, "load", str(bit))
+    assert r.returncode != 0 and "no " + str(bit.parent / "pynq_mqtt.dtbo") in r.stderr
+    (bit.parent / "moved.dtbo").rename(bit.parent / "pynq_mqtt.dtbo")
+    (board["sysfs"] / "firmware/devicetree/base/__symbols__/amba").unlink()
+    r = loader(board, "load", str(bit))
+    assert r.returncode != 0 and "no __symbols__/amba" in r.stderr
+    s = loader(board, "status")
+    assert s.returncode != 0 and "none named pynq_mqtt" in s.stdout
+
+
+def test_loader_converts_a_bitstream_for_the_fpga_manager(board):
+    body = bytes(range(256)) * 4
+    src = board["tmp"] / "x.bit"
+    src.write_bytes(bitstream(body=body))
+    out = board["tmp"] / "x.bin"
+    r = loader(board, "bit2bin", str(src), str(out))
+    assert r.returncode == 0, r.stderr
+    # each 32-bit word byte-swapped, as PYNQ's bit2bin does
+    assert out.read_bytes() == b"".join(body[i:i + 4][::-1] for i in range(0, len(body), 4))
+    src.write_bytes(bitstream(part="7z010clg400", body=body))
+    r = loader(board, "bit2bin", str(src), str(out))
+    assert r.returncode != 0 and "not a PYNQ-Z1/Z2" in r.stderr

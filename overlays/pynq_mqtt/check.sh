@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Checks the pynq_mqtt overlay as far as it can be checked without Vivado or a board.
+#
+#   overlays/pynq_mqtt/check.sh [tcl] [rtl] [dtso]     (no argument: all three)
+#
+# tcl   build.tcl and package_ip.tcl run under tclsh with recording stubs for every
+#       Vivado command (test/dry_run.tcl): they parse, need no Tcl 8.6, name only files
+#       that exist, and ask for the PS7, address, interrupt wiring and ports the overlay
+#       promises; the XDC puts btn[5:0] and led[9:0] on the PYNQ-Z1/Z2 pins.
+# rtl   the IP with the board's parameters (N_INPUTS=6, N_LEDS=10, CLK_HZ=100 MHz) is
+#       clean under verilator -Wall and synthesizes for xc7 with yosys (resource count).
+# dtso  pynq_mqtt.dtso compiles with dtc -@ without a warning; fdtget finds the fragment
+#       target (a fixup to the `amba` label), compatible, reg, interrupts, the UIO name;
+#       fdtoverlay applies it to a PYNQ-like base tree (test/pynq-base.dts), where the
+#       node lands on the AXI bus with the GIC as interrupt parent and no other node
+#       uses its interrupt; a base tree without __symbols__ is refused.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+  echo "check: FAIL $*" >&2
+  exit 1
+}
+
+check_tcl() {
+  command -v tclsh >/dev/null || fail "tclsh missing (Debian package tcl)"
+  tclsh "$here/test/dry_run.tcl" "$tmp/dry-run"
+}
+
+check_rtl() {
+  local rtl=("$repo"/hdl/rtl/*.v) log=$tmp/rtl.log
+  local params=(N_INPUTS=6 N_LEDS=10 FIFO_DEPTH=512 CLK_HZ=100000000)
+  local g=() chparam=""
+  for kv in "${params[@]}"; do
+    g+=("-G$kv")
+    chparam+=" -set ${kv%%=*} ${kv#*=}"
+  done
+  if ! verilator --lint-only -Wall "-I$repo/hdl/rtl" "${g[@]}" --top-module pynq_mqtt_io \
+      "${rtl[@]}" >"$log" 2>&1 || grep -qiE 'warning|error' "$log"; then
+    cat "$log" >&2
+    fail "verilator -Wall with the board parameters (${params[*]})"
+  fi
+  echo "ok:   verilator -Wall clean with ${params[*]}"
+  if ! yosys -q -l "$log" -p "read_verilog -I$repo/hdl/rtl ${rtl[*]};
+      chparam$chparam pynq_mqtt_io; synth_xilinx -family xc7 -top pynq_mqtt_io -noiopad -flatten;
+      tee -o $tmp/stat.txt stat" >/dev/null 2>&1; then
+    tail -n 30 "$log" >&2
+    fail "yosys synth_xilinx with the board parameters"
+  fi
+  local cells
+  cells=$(grep -E '^\s+(LUT[1-6]|FD[A-Z]*|RAMB[0-9A-Z_]*|CARRY4|SRL[0-9A-Z]*)\s+[0-9]+' "$tmp/stat.txt" |
+    awk '{print $1"="$2}' | sort | tr '\n' ' ')
+  echo "ok:   yosys synth_xilinx xc7 with the board parameters: ${cells:-see yosys stat}"
+}
+
+check_dtso() {
+  local dtbo=$tmp/pynq_mqtt.dtbo log=$tmp/dtc.log node=/fragment@0/__overlay__/pynq_mqtt@43c00000
+  dtc -@ -I dts -O dtb -o "$dtbo" "$here/pynq_mqtt.dtso" >"$log" 2>&1 || { cat "$log" >&2; fail "dtc"; }
+  if [[ -s $log ]]; then
+    cat "$log" >&2
+    fail "dtc warns about pynq_mqtt.dtso"
+  fi
+  echo "ok:   dtc -@ compiles pynq_mqtt.dtso without a warning"
+
+  expect() { # expect WHAT ACTUAL WANTED
+    [[ $2 == "$3" ]] || fail "$1: got '$2', expected '$3'"
+    echo "ok:   $1 = $3"
+  }
+  expect "fragment target (unresolved until applied)" "$(fdtget -t x "$dtbo" /fragment@0 target)" ffffffff
+  expect "fixup of the target" "$(fdtget "$dtbo" /__fixups__ amba)" "/fragment@0:target:0"
+  expect "fixup of the interrupt parent" "$(fdtget "$dtbo" /__fixups__ intc)" \
+    "/fragment@0/__overlay__/pynq_mqtt@43c00000:interrupt-parent:0"
+  expect "compatible" "$(fdtget "$dtbo" $node compatible)" generic-uio
+  expect "reg" "$(fdtget -t x "$dtbo" $node reg)" "43c00000 10000"
+  expect "interrupts" "$(fdtget -t u "$dtbo" $node interrupts)" "0 30 4"
+  expect "linux,uio-name" "$(fdtget "$dtbo" $node linux,uio-name)" pynq_mqtt
+  # no firmware-name anywhere: PYNQ programs the PL itself
+  if fdtdump "$dtbo" 2>/dev/null | grep -q firmware-name; then
+    fail "the overlay carries a firmware-name"
+  fi
+  echo "ok:   no firmware-name (PYNQ programs the PL, not the FPGA region)"
+
+  # apply it to a PYNQ-like live tree, as configfs does on the board
+  local base=$tmp/base.dtb merged=$tmp/merged.dtb
+  dtc -@ -I dts -O dtb -o "$base" "$here/test/pynq-base.dts" 2>"$log" || { cat "$log" >&2; fail "base dtc"; }
+  fdtoverlay -i "$base" -o "$merged" "$dtbo" || fail "fdtoverlay cannot apply pynq_mqtt.dtbo to the base tree"
+  local applied=/axi/pynq_mqtt@43c00000 gic=/axi/interrupt-controller@f8f01000
+  expect "applied: compatible" "$(fdtget "$merged" $applied compatible)" generic-uio
+  expect "applied: interrupt parent is the GIC" \
+    "$(fdtget -t x "$merged" $applied interrupt-parent)" "$(fdtget -t x "$merged" $gic phandle)"
+  expect "applied: reg" "$(fdtget -t x "$merged" $applied reg)" "43c00000 10000"
+  local fabric
+  fabric=$(fdtget -t u "$merged" /fabric@40000000 interrupts)
+  [[ $fabric != "$(fdtget -t u "$merged" $applied interrupts)" ]] ||
+    fail "pynq_mqtt shares its interrupt with PYNQ's fabric node"
+  echo "ok:   applied: interrupt <0 30 4> differs from PYNQ's fabric node <$fabric>"
+  dtc -I dts -O dtb -o "$tmp/nosym.dtb" "$here/test/pynq-base.dts" 2>/dev/null
+  if fdtoverlay -i "$tmp/nosym.dtb" -o "$tmp/bad.dtb" "$dtbo" 2>/dev/null; then
+    fail "the overlay applied to a base tree without __symbols__ (it must not resolve there)"
+  fi
+  echo "ok:   refused by a base tree without __symbols__ (the loader checks for them)"
+}
+
+what=("$@")
+((${#what[@]})) || what=(tcl rtl dtso)
+for w in "${what[@]}"; do
+  case $w in
+    tcl) check_tcl ;;
+    rtl) check_rtl ;;
+    dtso) check_dtso ;;
+    *) fail "unknown check $w (tcl, rtl, dtso)" ;;
+  esac
+done
+echo "check: ${what[*]}: all passed"
