@@ -6,7 +6,9 @@
 # tcl   build.tcl and package_ip.tcl run under tclsh with recording stubs for every
 #       Vivado command (test/dry_run.tcl): they parse, need no Tcl 8.6, name only files
 #       that exist, and ask for the PS7, address, interrupt wiring and ports the overlay
-#       promises; the XDC puts btn[5:0] and led[9:0] on the PYNQ-Z1/Z2 pins.
+#       promises; the XDC puts btn[5:0] and led[9:0] on the PYNQ-Z1/Z2 pins; and
+#       scripts/build-overlay runs it through a stand-in `vivado` (test/fake_vivado.tcl)
+#       and leaves the three overlay files, or, with no vivado, explains and exits 2.
 # rtl   the IP with the board's parameters (N_INPUTS=6, N_LEDS=10, CLK_HZ=100 MHz) is
 #       clean under verilator -Wall and synthesizes for xc7 with yosys (resource count).
 # dtso  pynq_mqtt.dtso compiles with dtc -@ without a warning; fdtget finds the fragment
@@ -28,6 +30,42 @@ fail() {
 check_tcl() {
   command -v tclsh >/dev/null || fail "tclsh missing (Debian package tcl)"
   tclsh "$here/test/dry_run.tcl" "$tmp/dry-run"
+
+  # scripts/build-overlay end to end, with a `vivado` that runs build.tcl on the stubs
+  mkdir -p "$tmp/bin"
+  cat >"$tmp/bin/vivado" <<VIVADO
+#!/usr/bin/env bash
+[[ \$1 == -version ]] && { echo "Vivado v2022.1 (64-bit)"; exit 0; }
+args=("\$@"); src=""; tclargs=()
+for ((i = 0; i < \${#args[@]}; i++)); do
+  case \${args[i]} in
+    -source) src=\${args[i + 1]} ;;
+    -tclargs) tclargs=("\${args[@]:i+1}"); break ;;
+  esac
+done
+exec tclsh "$here/test/fake_vivado.tcl" "\$src" "\${tclargs[@]}"
+VIVADO
+  chmod +x "$tmp/bin/vivado"
+  local log=$tmp/build-overlay.log f
+  if ! PATH=$tmp/bin:$PATH "$repo/scripts/build-overlay" --out "$tmp/out" --build "$tmp/build" \
+    --jobs 1 >"$log" 2>&1; then
+    cat "$log" >&2
+    fail "scripts/build-overlay with the stubbed Vivado"
+  fi
+  grep -q "fake vivado: $here/build.tcl ran" "$log" || { cat "$log" >&2; fail "build-overlay did not run build.tcl"; }
+  for f in pynq_mqtt.bit pynq_mqtt.hwh pynq_mqtt.dtbo; do
+    [[ -s $tmp/out/$f ]] || { cat "$log" >&2; fail "scripts/build-overlay did not leave $f"; }
+  done
+  echo "ok:   scripts/build-overlay runs build.tcl (stubbed Vivado) and leaves .bit, .hwh, .dtbo"
+
+  # without Vivado it builds the .dtbo and says what is needed, with exit status 2
+  local rc=0
+  PATH=/usr/local/bin:/usr/bin:/bin "$repo/scripts/build-overlay" --out "$tmp/out2" >"$log" 2>&1 || rc=$?
+  if ((rc != 2)) || ! grep -q "vivado is not on the PATH" "$log" || [[ ! -s $tmp/out2/pynq_mqtt.dtbo ]]; then
+    cat "$log" >&2
+    fail "scripts/build-overlay without Vivado (exit $rc)"
+  fi
+  echo "ok:   without Vivado, scripts/build-overlay builds the .dtbo and says what is needed (exit 2)"
 }
 
 check_rtl() {
