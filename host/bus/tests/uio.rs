@@ -87,6 +87,13 @@ fn an_explicit_node_is_taken_as_given() {
     let dev = find(&fake.paths, &spec).unwrap();
     assert_eq!((dev.index, dev.name.as_str()), (3, "pynq_mqtt"));
 
+    // the udev rule's link names the same device
+    let link = fake.paths.dev.join("pynq-mqtt");
+    std::os::unix::fs::symlink(fake.node(3), &link).unwrap();
+    let dev = find(&fake.paths, &DeviceSpec::Node(link.clone())).unwrap();
+    assert_eq!((dev.index, dev.node), (3, link));
+
+    std::fs::write(fake.paths.dev.join("ttyS0"), "").unwrap();
     let e = open_err(&fake.paths, &DeviceSpec::Node(fake.paths.dev.join("ttyS0")));
     assert!(matches!(e, UioError::NotUioNode { .. }), "{e}");
     let e = open_err(&fake.paths, &DeviceSpec::Node(fake.node(7)));

@@ -1,20 +1,25 @@
 //! `pynq-mqtt`: a PYNQ board's buttons and LEDs as an MQTT device.
 
+mod board;
 #[cfg(feature = "sim")]
 mod broker;
 #[cfg(feature = "sim")]
 mod broker_cmd;
 mod config_cmd;
 mod daemon;
+mod doctor;
+mod regs_cmd;
 mod settings;
 #[cfg(feature = "sim")]
 mod sim_cmd;
 
 use std::process::ExitCode;
+#[cfg(feature = "sim")]
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+#[cfg(feature = "sim")]
 use pynq_mqtt_bus::Bus;
 use tracing_subscriber::EnvFilter;
 
@@ -39,6 +44,10 @@ enum Cmd {
     Sim(sim_cmd::SimArgs),
     /// Print the effective configuration (sources shown, secrets masked) and check it.
     Config(config_cmd::ConfigArgs),
+    /// Check a board's set-up, one line per check with its fix.
+    Doctor(doctor::DoctorArgs),
+    /// Dump every register of the peripheral by name, fields decoded.
+    Regs(regs_cmd::RegsArgs),
     /// The embedded broker alone (for tests).
     #[cfg(feature = "sim")]
     #[command(hide = true)]
@@ -53,6 +62,8 @@ struct RunArgs {
     /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) (default mqtt://localhost:1883).
     #[arg(long, env = "PYNQ_MQTT_BROKER")]
     broker: Option<String>,
+    #[command(flatten)]
+    uio: board::UioArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -128,9 +139,7 @@ fn run(cli: Cli) -> Result<()> {
             let rt = runtime()?;
             match settings.board {
                 BoardKind::Sim => run_sim_board(&rt, &settings),
-                BoardKind::Uio => {
-                    bail!("board uio: this build has no UIO backend yet; use --board sim")
-                }
+                BoardKind::Uio => board::run_uio(&rt, &settings, &args.uio),
             }
         }
         #[cfg(feature = "sim")]
@@ -140,6 +149,8 @@ fn run(cli: Cli) -> Result<()> {
             sim_cmd::run(&rt, &args, settings)
         }
         Cmd::Config(args) => config_cmd::run(&args),
+        Cmd::Doctor(args) => doctor::run(&args),
+        Cmd::Regs(args) => regs_cmd::run(&args),
         #[cfg(feature = "sim")]
         Cmd::Broker(args) => broker_cmd::run(&runtime()?, &args),
     }
@@ -160,7 +171,7 @@ fn run_sim_board(rt: &tokio::runtime::Runtime, settings: &Settings) -> Result<()
 
 #[cfg(not(feature = "sim"))]
 fn run_sim_board(_: &tokio::runtime::Runtime, _: &Settings) -> Result<()> {
-    bail!("board sim: this build leaves the simulated board out (feature `sim`)")
+    anyhow::bail!("board sim: this build leaves the simulated board out (feature `sim`)")
 }
 
 /// The Verilated board with the stimulus of the settings, not yet started.

@@ -27,7 +27,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use mmap_rs::MmapOptions;
 use tracing::debug;
 
 use crate::{Bus, BusError, IrqWait};
@@ -98,7 +97,6 @@ impl UioBus {
         device: UioDevice,
         opts: OpenOptions,
     ) -> Result<Self, UioError> {
-        let page = MmapOptions::page_size();
         let MapInfo { size, offset, .. } = device.map;
         if !offset.is_multiple_of(4) {
             return Err(UioError::Misaligned {
@@ -108,8 +106,8 @@ impl UioBus {
         }
         // the kernel maps whole pages: map0 spans `size` rounded up to a page, and
         // the registers start `offset` bytes into it
-        let map_len = size.div_ceil(page).saturating_mul(page);
-        let window = map_len.saturating_sub(offset);
+        let map_len = device.map.mapped_len();
+        let window = device.map.window();
         if size == 0 || window < opts.min_size.max(4) {
             return Err(UioError::MapTooSmall {
                 node: device.node,

@@ -89,6 +89,20 @@ pub struct MapInfo {
     pub offset: usize,
 }
 
+impl MapInfo {
+    /// Bytes mapped: the kernel maps whole pages, so `size` rounded up to a page.
+    pub fn mapped_len(&self) -> usize {
+        let page = mmap_rs::MmapOptions::page_size();
+        self.size.div_ceil(page).saturating_mul(page)
+    }
+
+    /// Bytes of register window: from the register base (`offset` into the first
+    /// page) to the end of the mapping.
+    pub fn window(&self) -> usize {
+        self.mapped_len().saturating_sub(self.offset)
+    }
+}
+
 /// A UIO device found in sysfs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UioDevice {
@@ -110,11 +124,9 @@ pub fn find(paths: &UioPaths, spec: &DeviceSpec) -> Result<UioDevice, UioError> 
     match spec {
         DeviceSpec::Name(name) => find_by_name(paths, name),
         DeviceSpec::Node(node) => {
-            let index = node
-                .file_name()
-                .and_then(|f| f.to_str())
-                .and_then(|f| f.strip_prefix("uio"))
-                .and_then(|n| n.parse::<u32>().ok())
+            // /dev/uioN, or a link to it such as the udev rule's /dev/pynq-mqtt
+            let index = uio_index(node)
+                .or_else(|| fs::canonicalize(node).ok().and_then(|p| uio_index(&p)))
                 .ok_or_else(|| UioError::NotUioNode { node: node.clone() })?;
             let sysfs = paths.class_uio().join(format!("uio{index}"));
             if !sysfs.is_dir() {
@@ -126,6 +138,15 @@ pub fn find(paths: &UioPaths, spec: &DeviceSpec) -> Result<UioDevice, UioError> 
             describe(paths, index, node.clone())
         }
     }
+}
+
+/// N of a path ending in `uioN`.
+fn uio_index(path: &Path) -> Option<u32> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("uio")?
+        .parse()
+        .ok()
 }
 
 fn find_by_name(paths: &UioPaths, name: &str) -> Result<UioDevice, UioError> {

@@ -1,0 +1,138 @@
+//! Opening a board: a PYNQ through Linux UIO, or the simulated one.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use pynq_mqtt_bus::uio::{DeviceSpec, Mode, OpenOptions, UioBus, UioPaths};
+use pynq_mqtt_bus::Bus;
+use pynq_mqtt_regs::REGISTERS;
+
+/// Which UIO device, for `run`, `doctor` and `regs`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct UioArgs {
+    /// UIO device: its name in /sys/class/uio/*/name, or a node such as /dev/uio4.
+    #[arg(
+        long,
+        env = "PYNQ_MQTT_DEVICE",
+        default_value = "pynq_mqtt",
+        value_name = "NAME|/dev/uioN"
+    )]
+    pub device: String,
+    /// Root of sysfs (tests point it at a fake tree).
+    #[arg(long, hide = true, default_value = "/sys")]
+    pub sysfs_root: PathBuf,
+    /// Directory of the device nodes (tests).
+    #[arg(long, hide = true, default_value = "/dev")]
+    pub dev_dir: PathBuf,
+    /// Root of procfs (tests).
+    #[arg(long, hide = true, default_value = "/proc")]
+    pub proc_root: PathBuf,
+}
+
+impl UioArgs {
+    pub fn paths(&self) -> UioPaths {
+        UioPaths {
+            sys: self.sysfs_root.clone(),
+            dev: self.dev_dir.clone(),
+            proc: self.proc_root.clone(),
+        }
+    }
+
+    pub fn spec(&self) -> DeviceSpec {
+        match self.device.parse() {
+            Ok(spec) => spec,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// Bytes of register window the register map needs: up to its last register.
+pub fn register_span() -> usize {
+    REGISTERS
+        .iter()
+        .map(|r| r.offset as usize + 4)
+        .max()
+        .unwrap_or(4)
+}
+
+/// Opens the UIO device; errors name their cause and fix in one line.
+pub fn open_uio(args: &UioArgs, mode: Mode) -> Result<Arc<UioBus>> {
+    let bus = UioBus::open(
+        &args.paths(),
+        &args.spec(),
+        OpenOptions::new(mode, register_span()),
+    )?;
+    Ok(Arc::new(bus))
+}
+
+/// `uio` or `sim`, as given to `--board`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardChoice {
+    Uio,
+    Sim,
+}
+
+impl std::str::FromStr for BoardChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "uio" => Ok(BoardChoice::Uio),
+            "sim" => Ok(BoardChoice::Sim),
+            o => bail!("board {o:?}: expected `uio` or `sim`"),
+        }
+    }
+}
+
+/// An open board.
+pub enum Board {
+    Uio(Arc<UioBus>),
+    #[cfg(feature = "sim")]
+    Sim(Arc<pynq_mqtt_sim::SimBoard>),
+}
+
+impl Board {
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        match self {
+            Board::Uio(b) => Arc::clone(b) as Arc<dyn Bus>,
+            #[cfg(feature = "sim")]
+            Board::Sim(b) => Arc::clone(b) as Arc<dyn Bus>,
+        }
+    }
+}
+
+/// The simulated board in real time, no stimulus: for `doctor` and `regs`.
+#[cfg(feature = "sim")]
+pub fn open_sim() -> Result<Board> {
+    let board = pynq_mqtt_sim::SimBoard::start(pynq_mqtt_sim::SimConfig::default())?;
+    Ok(Board::Sim(Arc::new(board)))
+}
+
+#[cfg(not(feature = "sim"))]
+pub fn open_sim() -> Result<Board> {
+    bail!("board sim: this build leaves the simulated board out (feature `sim`)")
+}
+
+/// Opens the board `choice` names.
+pub fn open(choice: BoardChoice, uio: &UioArgs, mode: Mode) -> Result<Board> {
+    match choice {
+        BoardChoice::Uio => Ok(Board::Uio(open_uio(uio, mode)?)),
+        BoardChoice::Sim => open_sim(),
+    }
+}
+
+/// `run --board uio`: the daemon on the UIO device.
+pub fn run_uio(
+    rt: &tokio::runtime::Runtime,
+    settings: &crate::settings::Settings,
+    uio: &UioArgs,
+) -> Result<()> {
+    let bus = open_uio(uio, Mode::Exclusive)?;
+    tracing::info!(
+        device = %bus.describe(),
+        addr = format_args!("{:#x}", bus.device().map.addr),
+        size = bus.device().map.size,
+        "UIO device opened"
+    );
+    crate::daemon::run(rt, settings, bus as Arc<dyn Bus>, || {}, None)
+}

@@ -1,0 +1,390 @@
+//! `pynq-mqtt doctor`: checks a board's set-up, one line per check with ✓ or ✗ (and
+//! `-` for a check that could not run because an earlier one failed), each failure
+//! with its fix. The settings are the daemon's (flags, environment, config file), so
+//! it checks what `run` would use. Exits non-zero when a check failed.
+
+mod broker;
+mod hw;
+
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use pynq_mqtt_bus::uio::{self, Mode, OpenOptions, UioBus, UioError};
+use pynq_mqtt_bus::Bus;
+use pynq_mqtt_driver::{probe, DeviceInfo};
+use pynq_mqtt_regs as regs;
+
+use crate::board::{register_span, BoardChoice, UioArgs};
+use crate::settings::{self, BoardKind, CommonArgs, Settings};
+use hw::Failure;
+
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    /// `uio` (a PYNQ board, default) or `sim` (the Verilated RTL).
+    #[arg(long, env = "PYNQ_MQTT_BOARD")]
+    pub board: Option<String>,
+    /// mqtt://HOST:PORT or mqtts://HOST:PORT (default mqtt://localhost:1883).
+    #[arg(long, env = "PYNQ_MQTT_BROKER")]
+    pub broker: Option<String>,
+    #[command(flatten)]
+    pub uio: UioArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The lines printed so far, and how many failed.
+#[derive(Default)]
+struct Report {
+    checks: usize,
+    failed: usize,
+}
+
+impl Report {
+    fn pass(&mut self, name: &str, detail: impl std::fmt::Display) {
+        self.checks += 1;
+        println!("✓ {name:<10} {detail}");
+    }
+
+    /// `cause_and_fix` is one sentence that already names the fix (the UIO and driver
+    /// errors are written that way).
+    fn fail_msg(&mut self, name: &str, cause_and_fix: impl std::fmt::Display) {
+        self.checks += 1;
+        self.failed += 1;
+        println!("✗ {name:<10} {cause_and_fix}");
+    }
+
+    fn fail(&mut self, name: &str, f: Failure) {
+        self.fail_msg(name, format_args!("{}; fix: {}", f.cause, f.fix));
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        println!("- {name:<10} not checked: {why}");
+    }
+
+    fn outcome(&mut self, name: &str, r: Result<String, Failure>) -> bool {
+        match r {
+            Ok(d) => {
+                self.pass(name, d);
+                true
+            }
+            Err(f) => {
+                self.fail(name, f);
+                false
+            }
+        }
+    }
+}
+
+/// The bus to check, and whether doctor may change registers and take interrupts.
+struct Opened {
+    bus: Arc<dyn Bus>,
+    exclusive: bool,
+}
+
+pub fn run(args: &DoctorArgs) -> Result<()> {
+    let mut r = Report::default();
+    let settings =
+        match settings::resolve(&args.common, args.board.as_deref(), args.broker.as_deref()) {
+            Ok(s) => {
+                r.pass(
+                    "settings",
+                    format_args!(
+                        "board {}, broker {}",
+                        if s.board == BoardKind::Sim {
+                            "sim"
+                        } else {
+                            "uio"
+                        },
+                        broker_url(&s)
+                    ),
+                );
+                Some(s)
+            }
+            Err(e) => {
+                r.fail_msg(
+                    "settings",
+                    format_args!(
+                        "{e:#}; fix: correct it (`pynq-mqtt config` shows every setting and \
+                         where it comes from)"
+                    ),
+                );
+                None
+            }
+        };
+    let choice = match &settings {
+        Some(s) if s.board == BoardKind::Sim => BoardChoice::Sim,
+        Some(_) => BoardChoice::Uio,
+        None => args.board.as_deref().unwrap_or("uio").parse()?,
+    };
+    let opened = match choice {
+        BoardChoice::Uio => uio_checks(&mut r, &args.uio),
+        BoardChoice::Sim => sim_checks(&mut r),
+    };
+
+    let info = match &opened {
+        Some(o) => identity(&mut r, o.bus.as_ref()),
+        None => {
+            r.skip("identity", "no device");
+            None
+        }
+    };
+    match (&opened, &info) {
+        (Some(o), Some(info)) if o.exclusive => {
+            r.outcome("interrupt", hw::interrupt(o.bus.as_ref(), info));
+            r.outcome("LEDs", hw::leds(o.bus.as_ref(), info.n_leds));
+        }
+        (Some(o), Some(_)) if !o.exclusive => {
+            r.skip("interrupt", "the device is in use (see access)");
+            r.skip("LEDs", "the device is in use (see access)");
+        }
+        _ => {
+            r.skip("interrupt", "no pynq_mqtt_io to talk to");
+            r.skip("LEDs", "no pynq_mqtt_io to talk to");
+        }
+    }
+    drop(opened);
+
+    match &settings {
+        Some(s) => {
+            r.outcome("broker", broker::check(&target(s)));
+        }
+        None => r.skip("broker", "the settings are invalid"),
+    }
+
+    if r.failed == 0 {
+        println!("all {} checks passed", r.checks);
+        Ok(())
+    } else {
+        bail!("{} of {} checks failed", r.failed, r.checks)
+    }
+}
+
+/// `mqtt://host:port` (or `mqtts://`) of the settings.
+fn broker_url(s: &Settings) -> String {
+    let mut cfg = s.bridge.clone();
+    cfg.host = s.broker.host.clone();
+    cfg.port = s.broker.port;
+    cfg.broker_url()
+}
+
+fn target(s: &Settings) -> broker::Target<'_> {
+    broker::Target {
+        url: broker_url(s),
+        host: &s.broker.host,
+        port: s.broker.port,
+        tls: s.bridge.tls.is_some(),
+        username: s.bridge.username.as_deref(),
+        password: s.bridge.password.as_ref().map(|p| p.expose()),
+    }
+}
+
+/// FPGA, UIO driver, device, map and access, in the order a set-up goes wrong.
+fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
+    let paths = args.paths();
+    let fpga_ok = match uio::fpga_state(&paths) {
+        None => {
+            r.skip("fpga", "no FPGA manager in sysfs (not a Zynq?)");
+            true
+        }
+        Some(state) if state == "operating" => {
+            r.pass("fpga", "the PL is programmed (fpga0: operating)");
+            true
+        }
+        Some(_) => {
+            if let Err(e) = uio::check_fpga(&paths) {
+                r.fail_msg("fpga", e);
+            }
+            false
+        }
+    };
+
+    let status = uio::driver_status(&paths);
+    let found = uio::find(&paths, &args.spec());
+    match &found {
+        Err(e @ (UioError::DriverMissing { .. } | UioError::NotBound { .. })) => {
+            r.fail_msg("uio driver", e);
+            r.skip("device", "no UIO driver for it");
+            r.skip("map", "no device");
+            r.skip("access", "no device");
+            return None;
+        }
+        Ok(dev) => match dev.driver.as_deref() {
+            Some(d) if d == uio::GENIRQ_DRIVER => {
+                r.pass("uio driver", format_args!("{} is bound to {d}", dev.name))
+            }
+            Some(d) => r.pass(
+                "uio driver",
+                format_args!(
+                    "{} is bound to {d} (not {}: interrupts may not re-arm)",
+                    dev.name,
+                    uio::GENIRQ_DRIVER
+                ),
+            ),
+            None => r.pass("uio driver", format_args!("{} is a UIO device", dev.name)),
+        },
+        Err(_) if status.genirq => r.pass(
+            "uio driver",
+            format_args!(
+                "{} is registered{}",
+                uio::GENIRQ_DRIVER,
+                match status.of_id_on_cmdline {
+                    Some(true) => " and of_id is on the kernel command line",
+                    _ => "",
+                }
+            ),
+        ),
+        Err(_) => r.skip("uio driver", "cannot tell"),
+    }
+    let dev = match found {
+        Ok(dev) => {
+            r.pass(
+                "device",
+                format_args!(
+                    "\"{}\" is {} (uio{})",
+                    dev.name,
+                    dev.node.display(),
+                    dev.index
+                ),
+            );
+            dev
+        }
+        Err(e) => {
+            r.fail_msg("device", e);
+            r.skip("map", "no device");
+            r.skip("access", "no device");
+            return None;
+        }
+    };
+
+    let need = register_span();
+    let window = dev.map.window();
+    if window >= need {
+        r.pass(
+            "map",
+            format_args!(
+                "map0: {} bytes at {:#x} (the registers need {need}; the IP's window is {})",
+                dev.map.size,
+                dev.map.addr,
+                regs::WINDOW_BYTES
+            ),
+        );
+    } else {
+        r.fail_msg(
+            "map",
+            UioError::MapTooSmall {
+                node: dev.node.clone(),
+                window,
+                need,
+            },
+        );
+        r.skip("access", "map0 is too small");
+        return None;
+    }
+    if !fpga_ok {
+        // a register access to an unprogrammed PL hangs the bus: stop here
+        r.skip("access", "the PL is not programmed");
+        return None;
+    }
+
+    let node = dev.node.clone();
+    match UioBus::open_device(&paths, dev.clone(), OpenOptions::new(Mode::Exclusive, need)) {
+        Ok(bus) => {
+            r.pass(
+                "access",
+                format_args!(
+                    "{} opened read/write, locked and mapped (MAP_SHARED)",
+                    node.display()
+                ),
+            );
+            Some(Opened {
+                bus: Arc::new(bus),
+                exclusive: true,
+            })
+        }
+        Err(e @ UioError::Busy { .. }) => {
+            r.fail_msg("access", &e);
+            // look without touching: identity still tells something
+            UioBus::open_device(&paths, dev, OpenOptions::new(Mode::Observe, need))
+                .ok()
+                .map(|bus| Opened {
+                    bus: Arc::new(bus),
+                    exclusive: false,
+                })
+        }
+        Err(e) => {
+            r.fail_msg("access", e);
+            None
+        }
+    }
+}
+
+#[cfg(feature = "sim")]
+fn sim_checks(r: &mut Report) -> Option<Opened> {
+    match crate::board::open_sim() {
+        Ok(crate::board::Board::Sim(sim)) => {
+            r.pass(
+                "board",
+                format_args!(
+                    "simulated pynq_mqtt_io (Verilated RTL, {} Hz clock, {} inputs, {} LEDs)",
+                    sim.clk_hz(),
+                    sim.n_inputs(),
+                    sim.n_leds()
+                ),
+            );
+            r.pass(
+                "map",
+                format_args!(
+                    "a {}-byte register window (the registers need {})",
+                    regs::WINDOW_BYTES,
+                    register_span()
+                ),
+            );
+            Some(Opened {
+                bus: sim as Arc<dyn Bus>,
+                exclusive: true,
+            })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            r.fail_msg("board", format_args!("{e:#}"));
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "sim"))]
+fn sim_checks(r: &mut Report) -> Option<Opened> {
+    r.fail_msg(
+        "board",
+        "this build leaves the simulated board out; fix: use --board uio, or a build with \
+         feature `sim`",
+    );
+    None
+}
+
+/// ID and VERSION against what this daemon was built for.
+fn identity(r: &mut Report, bus: &dyn Bus) -> Option<DeviceInfo> {
+    match probe(bus) {
+        Ok(info) => {
+            r.pass(
+                "identity",
+                format_args!(
+                    "pynq_mqtt_io {}.{} (this build: {}.{}), {} inputs, {} LEDs, FIFO {}, clock {} Hz",
+                    info.version_major,
+                    info.version_minor,
+                    regs::VERSION_MAJOR,
+                    regs::VERSION_MINOR,
+                    info.n_inputs,
+                    info.n_leds,
+                    info.fifo_depth,
+                    info.clk_hz
+                ),
+            );
+            Some(info)
+        }
+        Err(e) => {
+            r.fail_msg("identity", e);
+            None
+        }
+    }
+}
