@@ -106,7 +106,15 @@ fn generate_one(bus: &dyn Bus, info: &DeviceInfo) -> Result<String, Failure> {
         return Err(no_interrupt(bus)?);
     }
     let word = EvtPop(bus.read32(offset::EVT_POP)?);
-    if !(word.valid() && word.synthetic() && word.input() == 0 && word.level()) {
+    if !word.valid() {
+        return Err(Failure::new(
+            "an interrupt arrived, but the FIFO is empty: the line that fired is not this \
+             IP's",
+            "the overlay's node must name the IP's line, IRQ_F2P[1] (`interrupts = <0 30 4>`), \
+             not one another device uses",
+        ));
+    }
+    if !(word.synthetic() && word.input() == 0 && word.level()) {
         return Err(Failure::new(
             format!(
                 "the interrupt fired, but the FIFO held {:#010x} instead of a synthetic \

@@ -1,0 +1,182 @@
+"""`pynq-mqtt doctor`, `regs` and `run --board uio` as a user runs them: on the
+simulated board (the Verilated RTL) with a real mosquitto, and on a fake UIO board (a
+sysfs tree laid out as the kernel does it, a file standing in for /dev/uioN) through
+the binary's hidden --sysfs-root/--dev-dir/--proc-root options."""
+import pathlib
+import re
+import struct
+import subprocess
+
+from conftest import ROOT, free_port
+
+ID = 0x504D5154
+CHECKS = ["settings", "board", "map", "identity", "interrupt", "LEDs", "broker"]
+
+
+def run(binary, *args, timeout=60):
+    return subprocess.run([str(binary), *args], capture_output=True, text=True,
+                          timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+
+
+def check_lines(stdout):
+    """{check name: (mark, text)} of doctor's output."""
+    out = {}
+    for line in stdout.splitlines():
+        m = re.match(r"^([✓✗-]) (\S+)\s+(.*)$", line)
+        if m:
+            out[m.group(2)] = (m.group(1), m.group(3))
+    return out
+
+
+def register_names():
+    """Every register name of docs/registers.md (arrays expanded)."""
+    names = []
+    for line in (ROOT / "docs/registers.md").read_text().splitlines():
+        m = re.match(r"^\| `0x[0-9A-F]+`(?:\.\.`0x[0-9A-F]+`)? \| (\w+?)(\d+)?(?:\.\.(\d+))? \|", line)
+        if not m:
+            continue
+        if m.group(3):
+            names += [f"{m.group(1)}{i}" for i in range(int(m.group(2)), int(m.group(3)) + 1)]
+        else:
+            names.append(m.group(1) + (m.group(2) or ""))
+    assert len(names) > 20, names
+    return names
+
+
+def test_doctor_on_the_simulated_board_passes_every_check(binary, mosquitto):
+    r = run(binary, "doctor", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{mosquitto}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = check_lines(r.stdout)
+    assert list(lines) == CHECKS, r.stdout
+    for name, (mark, text) in lines.items():
+        assert mark == "✓", f"{name}: {text}"
+    assert "pynq_mqtt_io 0.2" in lines["identity"][1]
+    assert "generated press" in lines["interrupt"][1]
+    assert "restored to 0000" in lines["LEDs"][1]
+    assert "accepted an MQTT connection" in lines["broker"][1]
+    assert f"all {len(CHECKS)} checks passed" in r.stdout
+
+
+def test_doctor_names_the_fix_when_the_broker_is_down(binary):
+    port = free_port()  # nothing listens there
+    r = run(binary, "doctor", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{port}")
+    assert r.returncode != 0
+    lines = check_lines(r.stdout)
+    mark, text = lines["broker"]
+    assert mark == "✗" and f"127.0.0.1:{port}" in text and "fix: start the broker" in text, text
+    assert all(m == "✓" for n, (m, _) in lines.items() if n != "broker"), r.stdout
+    assert "1 of 7 checks failed" in r.stderr
+
+
+def test_regs_dumps_every_register_of_the_simulated_board(binary):
+    r = run(binary, "regs", "--board", "sim")
+    assert r.returncode == 0, r.stderr
+    rows = {}
+    for line in r.stdout.splitlines()[2:]:
+        f = line.split(None, 4)
+        rows[f[1]] = f
+    assert list(rows) == register_names()
+    assert rows["ID"][3] == f"{ID:#010x}"
+    assert rows["VERSION"][4] == "MINOR=2 MAJOR=0"
+    assert rows["PARAMS"][4].startswith("N_INPUTS=4 N_LEDS=4 ")
+    assert rows["EVT_POP"][3] == "-" and "not read" in rows["EVT_POP"][4]
+    assert rows["LED_TOGGLE"][3] == "-" and rows["LED_TOGGLE"][4] == "write only"
+    assert rows["INPUT_ENABLE"][3] == "0x0000000f", "reset value: every implemented input"
+
+
+# ---- a fake UIO board ---------------------------------------------------------------
+
+
+# The registers start this far into the fake map0 (sysfs maps/map0/offset): a file that
+# stands in for /dev/uio4 takes the daemon's 4-byte interrupt re-arm write at its file
+# position, which must not land on a register.
+BASE = 0x100
+
+
+def fake_board(tmp, name="pynq_mqtt", id_value=ID, bound=True, driver=True, with_uio=True):
+    """The sysfs a PYNQ shows with the overlay loaded, and /dev/uio4 as a file."""
+    sys_ = tmp / "sys"
+    dev = tmp / "dev"
+    proc = tmp / "proc"
+    for d in (sys_ / "class/uio", sys_ / "bus/platform/devices", dev, proc,
+              sys_ / "class/fpga_manager/fpga0"):
+        d.mkdir(parents=True, exist_ok=True)
+    (sys_ / "class/fpga_manager/fpga0/state").write_text("operating\n")
+    drv = sys_ / "bus/platform/drivers/uio_pdrv_genirq"
+    if driver:
+        drv.mkdir(parents=True)
+    node = sys_ / "devices/platform/43c00000.pynq-mqtt-io"
+    (node / "of_node").mkdir(parents=True)
+    (node / "of_node/linux,uio-name").write_bytes(name.encode() + b"\0")
+    (sys_ / "bus/platform/devices/43c00000.pynq-mqtt-io").symlink_to(node)
+    if bound:
+        (node / "driver").symlink_to(drv)
+    if with_uio:
+        uio = sys_ / "class/uio/uio4"
+        (uio / "maps/map0").mkdir(parents=True)
+        (uio / "name").write_text(name + "\n")
+        (uio / "device").symlink_to(node)
+        for k, v in (("addr", "0x43c00000"), ("size", "0x00010000"), ("offset", hex(BASE))):
+            (uio / "maps/map0" / k).write_text(v + "\n")
+        regs = bytearray(0x10000)
+        for off, v in ((0x00, id_value), (0x04, 0x0002_0000), (0x0C, 0x000A_0404),
+                       (0x10, 100_000_000), (0x80, 0b0110)):
+            struct.pack_into("<I", regs, BASE + off, v)
+        (dev / "uio4").write_bytes(bytes(regs))
+    return ["--sysfs-root", str(sys_), "--dev-dir", str(dev), "--proc-root", str(proc)]
+
+
+def one_error_line(r):
+    """The one line that says what is wrong (log lines may come before it)."""
+    assert r.returncode != 0
+    lines = [l for l in r.stderr.splitlines() if "error" in l.lower()]
+    assert len(lines) == 1 and lines[0].startswith("pynq-mqtt: error: "), r.stderr
+    return lines[0]
+
+
+def test_regs_reads_a_uio_board_by_name(binary, tmp_path):
+    paths = fake_board(tmp_path)
+    r = run(binary, "regs", "--board", "uio", *paths)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"uio:{tmp_path}/dev/uio4 (pynq_mqtt): ID 0x504d5154")
+    led = next(l for l in r.stdout.splitlines() if l.split()[1] == "LED")
+    assert led.split()[3] == "0x00000006"
+    # regs opens read-only: the "device" is unchanged
+    data = (tmp_path / "dev/uio4").read_bytes()
+    assert data[:BASE] == bytes(BASE) and struct.unpack_from("<I", data, BASE)[0] == ID
+
+
+def test_regs_refuses_another_ip(binary, tmp_path):
+    paths = fake_board(tmp_path, id_value=0xDEADBEEF)
+    line = one_error_line(run(binary, "regs", "--board", "uio", *paths))
+    assert "0xdeadbeef" in line and "--force" in line
+    r = run(binary, "regs", "--board", "uio", "--force", *paths)
+    assert r.returncode == 0 and "0xdeadbeef" in r.stdout
+
+
+def test_run_on_uio_names_cause_and_fix_in_one_line(binary, tmp_path):
+    cases = [
+        (dict(with_uio=False, bound=False, driver=False), ["uio_pdrv_genirq", "of_id=generic-uio"]),
+        (dict(with_uio=False, bound=False), ["not bound", "of_id=generic-uio"]),
+        (dict(name="fabric"), ["no UIO device named \"pynq_mqtt\"", "uio4 \"fabric\"", "load the overlay"]),
+        (dict(id_value=0x12345678), ["0x12345678", "load the pynq_mqtt overlay"]),
+    ]
+    for k, (kw, words) in enumerate(cases):
+        paths = fake_board(tmp_path / str(k), **kw)
+        line = one_error_line(run(binary, "run", "--board", "uio", "--stats-interval", "0", *paths))
+        for w in words:
+            assert w in line, f"case {k}: {w!r} not in {line!r}"
+
+
+def test_doctor_on_a_uio_board_without_the_overlay(binary, tmp_path):
+    paths = fake_board(tmp_path, name="fabric")
+    r = run(binary, "doctor", "--board", "uio", "--broker", f"mqtt://127.0.0.1:{free_port()}", *paths)
+    assert r.returncode != 0
+    lines = check_lines(r.stdout)
+    assert lines["fpga"][0] == "✓"
+    assert lines["driver"][0] == "✓"
+    mark, text = lines["device"]
+    assert mark == "✗" and "load the overlay" in text, text
+    for later in ("map", "access", "identity", "interrupt", "LEDs"):
+        assert lines[later][0] == "-", r.stdout
+
