@@ -1,0 +1,418 @@
+"""Helpers of the MQTT bridge tests: real brokers that a test can kill and restart
+(mosquitto from Debian, the embedded rumqttd as `pynq-mqtt broker`), a TCP proxy
+that can cut or hold connections, test certificates made with the openssl CLI, a
+persistent-session subscriber that reconnects by itself, and the daemon."""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+from conftest import free_port, wait_port
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def wait_closed(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                time.sleep(0.05)
+        except OSError:
+            return
+    raise TimeoutError(f"127.0.0.1:{port} still accepts connections")
+
+
+class Mosquitto:
+    """mosquitto on a fixed loopback port, restartable. `persistence` keeps sessions
+    and queued messages across a SIGTERM restart; `extra` is appended to the listener."""
+
+    name = "mosquitto"
+
+    def __init__(self, tmp_path, persistence=False, extra="", port=None, listener_opts="allow_anonymous true\n"):
+        self.dir = tmp_path / f"mosquitto-{time.monotonic_ns()}"
+        self.dir.mkdir()
+        self.port = port or free_port()
+        conf = f"listener {self.port} 127.0.0.1\n{listener_opts}{extra}"
+        # never drop QoS0 messages queued for a slow test subscriber
+        conf += "max_queued_messages 0\nmax_inflight_messages 0\n"
+        if os.geteuid() == 0:
+            # started as root, mosquitto would drop to its own user, which cannot
+            # write its database (or read the test's certificates) in the test's tree
+            conf += "user root\n"
+        if persistence:
+            conf += f"persistence true\npersistence_location {self.dir}/\nautosave_interval 3600\n"
+        else:
+            conf += "persistence false\n"
+        self.conf = self.dir / "mosquitto.conf"
+        self.conf.write_text(conf)
+        self.proc = None
+        self.starts = 0
+
+    def start(self):
+        self.log = open(self.dir / f"mosquitto-{self.starts}.log", "w")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.starts += 1
+        wait_port(self.port)
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        if self.proc:
+            self.log.close()
+        self.proc = None
+
+    def restart(self, sig=signal.SIGTERM, down_s=0.0):
+        self.stop(sig)
+        time.sleep(down_s)
+        self.start()
+
+    def logs(self):
+        return "".join(p.read_text() for p in sorted(self.dir.glob("mosquitto-*.log")))
+
+
+class Rumqttd:
+    """The embedded broker of `pynq-mqtt sim`, alone in its own process."""
+
+    name = "rumqttd"
+
+    def __init__(self, binary, tmp_path, port=None, extra_args=()):
+        self.binary = binary
+        self.dir = tmp_path / f"rumqttd-{time.monotonic_ns()}"
+        self.dir.mkdir()
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.starts = 0
+
+    def start(self):
+        self.log = open(self.dir / f"rumqttd-{self.starts}.log", "w")
+        self.proc = subprocess.Popen([str(self.binary), "broker", "--port", str(self.port), *self.extra_args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.starts += 1
+        wait_port(self.port, 20)
+        # rumqttd may refuse the first connects while it starts: wait for a CONNACK
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{time.monotonic_ns()}")
+                c.connect("127.0.0.1", self.port)
+                c.disconnect()
+                break
+            except OSError:
+                time.sleep(0.05)
+        return self
+
+    def stop(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=20)
+        if self.proc:
+            self.log.close()
+        self.proc = None
+        wait_closed(self.port)
+
+    def restart(self, sig=signal.SIGKILL, down_s=0.0):
+        self.stop(sig)
+        time.sleep(down_s)
+        self.start()
+
+    def logs(self):
+        return "".join(p.read_text() for p in sorted(self.dir.glob("rumqttd-*.log")))
+
+
+class Proxy:
+    """A TCP proxy on its own port in front of a broker. `cut()` resets every
+    connection (as a crashed broker would); while `hold()`, new connections are
+    refused (reset at once) until `release()`."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns = []
+        self.held = False
+        self.cuts = 0
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                held = self.held
+            if held:
+                _reset(c)
+                continue
+            try:
+                up = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                _reset(c)
+                continue
+            up.settimeout(None)
+            for s in (c, up):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self.lock:
+                self.conns.append((c, up))
+            threading.Thread(target=self._pipe, args=(c, up), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(up, c), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def cut(self):
+        with self.lock:
+            conns, self.conns = self.conns, []
+            self.cuts += 1
+        for c, up in conns:
+            _reset(c)
+            _reset(up)
+
+    def hold(self):
+        with self.lock:
+            self.held = True
+
+    def release(self):
+        with self.lock:
+            self.held = False
+
+    def close(self):
+        self.stopped = True
+        self.cut()
+        self.sock.close()
+
+
+def _reset(s):
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()
+    except OSError:
+        pass
+
+
+class Collector:
+    """An independent paho subscriber. With `client_id` and clean_session False it
+    keeps a persistent session and reconnects by itself (subscribing again each
+    time); messages are kept in arrival order."""
+
+    def __init__(self, port, filters=("#",), qos=1, client_id=None, persistent=False, tls=None,
+                 username=None, password=None):
+        self.messages = []
+        self.cond = threading.Condition()
+        self.filters = [(f, qos) for f in filters]
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        cid = client_id or f"collector-{os.getpid()}-{time.monotonic_ns()}"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid,
+                                  clean_session=not persistent)
+        if tls:
+            self.client.tls_set(**tls)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)
+        self.client.max_inflight_messages_set(1000)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a, **k: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *a, **k: (self.connected.clear(), self.subscribed.clear())
+        self.port = port
+        self._connect()
+        self.client.loop_start()
+        assert self.subscribed.wait(15), "no SUBACK"
+
+    def _connect(self):
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.client.connect("127.0.0.1", self.port, keepalive=30)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _on_connect(self, client, userdata, flags, reason, props):
+        if not reason.is_failure:
+            self.connected.set()
+            client.subscribe(self.filters)
+
+    def _on_message(self, client, userdata, msg):
+        with self.cond:
+            self.messages.append((msg.topic, msg.payload, msg.retain))
+            self.cond.notify_all()
+
+    def wait_for(self, pred, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not pred(self.messages):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+            return list(self.messages)
+
+    def wait_resubscribed(self, timeout=20):
+        return self.subscribed.wait(timeout)
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.messages)
+
+    def close(self):
+        self.client.loop_stop()
+        try:
+            self.client.disconnect()
+        except Exception:
+            pass
+
+
+def events(messages, prefix=""):
+    """The JSON button events among `messages`: list of dicts, in arrival order."""
+    out = []
+    for topic, payload, _ in messages:
+        if topic.startswith(prefix + "button/"):
+            out.append(json.loads(payload))
+    return out
+
+
+class Daemon:
+    """`pynq-mqtt run --board sim` with a stimulus; its log in the test's directory."""
+
+    def __init__(self, binary, broker_url, tmp_path, *args, env=None, stimulus=None, speed="realtime",
+                 name="daemon", strace=None):
+        self.log_path = tmp_path / f"{name}-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "w")
+        cmd = [str(binary), "run", "--board", "sim", "--broker", broker_url, "--sim-speed", speed]
+        if stimulus is not None:
+            cmd += ["--stimulus", str(stimulus)]
+        cmd += [str(a) for a in args]
+        if strace:
+            cmd = ["strace", "-f", "-c", "-o", str(strace), *cmd]
+        full_env = dict(os.environ)
+        full_env.setdefault("PYNQ_MQTT_LOG", "info")
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
+
+    def wait(self, timeout=60):
+        code = self.proc.wait(timeout=timeout)
+        self.log.close()
+        return code
+
+    def text(self):
+        return self.log_path.read_text()
+
+    def wait_log(self, needle, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return True
+            if self.proc.poll() is not None:
+                return needle in self.text()
+            time.sleep(0.05)
+        return False
+
+    def final(self):
+        """The counters of the daemon's last line (`stopped cleanly ...`)."""
+        lines = [l for l in self.text().splitlines() if "stopped cleanly" in l]
+        assert lines, self.text()[-3000:]
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
+
+
+def stimulus(path, n, spacing_us=100, burst=1, gap_us=0, start_us=1000, inputs=4):
+    """`n` edges round-robin over `inputs`; `burst` edges in consecutive microseconds,
+    then `gap_us` of quiet. Returns the simulated duration in seconds."""
+    level = [0] * inputs
+    lines = []
+    t = start_us
+    for k in range(n):
+        i = k % inputs
+        level[i] ^= 1
+        lines.append(f"{t} {i} {level[i]}")
+        if burst > 1:
+            t += 1 if (k + 1) % burst else gap_us
+        else:
+            t += spacing_us
+    path.write_text("\n".join(lines) + "\n")
+    return (t - start_us) / 1e6
+
+
+def check_events(evs, n_captured, allow_duplicates):
+    """Every captured event arrived (distinct sequence numbers == captured), per input
+    in order with alternating levels; duplicates only if allowed. Returns dup count."""
+    seqs = [e["seq"] for e in evs]
+    distinct = set(seqs)
+    assert len(distinct) == n_captured, f"{len(distinct)} distinct events delivered, {n_captured} captured"
+    dups = len(seqs) - len(distinct)
+    if not allow_duplicates:
+        assert dups == 0, f"{dups} duplicates"
+    # first delivery of each event, per input: levels alternate, sequence rises
+    seen = set()
+    last = {}
+    for e in evs:
+        if e["seq"] in seen:
+            continue
+        seen.add(e["seq"])
+        i = e["input"]
+        if i in last:
+            assert e["seq"] > last[i]["seq"], f"input {i}: seq {e['seq']} after {last[i]['seq']}"
+            assert e["state"] != last[i]["state"], f"input {i}: level repeated at seq {e['seq']}"
+        last[i] = e
+    return dups
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1/localhost, a client certificate, and a
+    second, unrelated CA. Returns a dict of paths."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", f"{ca}.key",
+            "-out", f"{ca}.crt", "-subj", f"/CN=pynq-mqtt test {ca}")
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                                  "extendedKeyUsage=serverAuth\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    for who in ("server", "client"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+            "-subj", f"/CN={who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-out", f"{who}.crt", "-extfile", f"{who}.ext")
+    return {k: d / f"{k.replace('_', '.')}" for k in
+            ("ca_crt", "other-ca_crt", "server_crt", "server_key", "client_crt", "client_key")}
