@@ -180,3 +180,24 @@ def test_doctor_on_a_uio_board_without_the_overlay(binary, tmp_path):
     for later in ("map", "access", "identity", "interrupt", "LEDs"):
         assert lines[later][0] == "-", r.stdout
 
+
+
+def test_a_second_daemon_is_told_who_holds_the_device(binary, tmp_path):
+    import fcntl
+    import os
+    paths = fake_board(tmp_path)
+    paths = paths[:-2]  # the real /proc: it names the lock's holder
+    with open(tmp_path / "dev/uio4", "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        line = one_error_line(run(binary, "run", "--board", "uio", *paths))
+        assert f"in use by pid {os.getpid()}" in line and "stop it first" in line, line
+
+        # doctor still looks (read-only) and says what it could not do
+        r = run(binary, "doctor", "--board", "uio", "--broker", f"mqtt://127.0.0.1:{free_port()}", *paths)
+        lines = check_lines(r.stdout)
+        assert lines["access"][0] == "✗" and f"pid {os.getpid()}" in lines["access"][1], r.stdout
+        assert lines["identity"][0] == "✓", r.stdout
+        assert lines["interrupt"][0] == "-" and lines["LEDs"][0] == "-", r.stdout
+
+        # regs does not need the lock
+        assert run(binary, "regs", "--board", "uio", *paths).returncode == 0
