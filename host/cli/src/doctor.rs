@@ -202,7 +202,7 @@ fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
     let found = uio::find(&paths, &args.spec());
     match &found {
         Err(e @ (UioError::DriverMissing { .. } | UioError::NotBound { .. })) => {
-            r.fail_msg("uio driver", e);
+            r.fail_msg("driver", e);
             r.skip("device", "no UIO driver for it");
             r.skip("map", "no device");
             r.skip("access", "no device");
@@ -210,20 +210,20 @@ fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
         }
         Ok(dev) => match dev.driver.as_deref() {
             Some(d) if d == uio::GENIRQ_DRIVER => {
-                r.pass("uio driver", format_args!("{} is bound to {d}", dev.name))
+                r.pass("driver", format_args!("{} is bound to {d}", dev.name))
             }
             Some(d) => r.pass(
-                "uio driver",
+                "driver",
                 format_args!(
                     "{} is bound to {d} (not {}: interrupts may not re-arm)",
                     dev.name,
                     uio::GENIRQ_DRIVER
                 ),
             ),
-            None => r.pass("uio driver", format_args!("{} is a UIO device", dev.name)),
+            None => r.pass("driver", format_args!("{} is a UIO device", dev.name)),
         },
         Err(_) if status.genirq => r.pass(
-            "uio driver",
+            "driver",
             format_args!(
                 "{} is registered{}",
                 uio::GENIRQ_DRIVER,
@@ -233,7 +233,12 @@ fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
                 }
             ),
         ),
-        Err(_) => r.skip("uio driver", "cannot tell"),
+        Err(_) => r.fail_msg(
+            "driver",
+            UioError::DriverMissing {
+                path: paths.genirq_driver(),
+            },
+        ),
     }
     let dev = match found {
         Ok(dev) => {

@@ -232,3 +232,141 @@ pub fn leds(bus: &dyn Bus, n_leds: u8) -> Result<String, Failure> {
         w = usize::from(n_leds)
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Mutex;
+
+    /// A peripheral in a few lines: the generator puts one synthetic press in the FIFO;
+    /// `wired` says whether its interrupt reaches the host; `stuck_led` is a LED bit
+    /// that never changes.
+    struct Model {
+        regs: Mutex<HashMap<u32, u32>>,
+        fifo: Mutex<VecDeque<u32>>,
+        wired: bool,
+        stuck_led: u32,
+    }
+
+    impl Model {
+        fn new(wired: bool, stuck_led: u32) -> Self {
+            let regs = [
+                (offset::IRQ_THRESHOLD, 4),
+                (offset::IRQ_TIMEOUT_US, 500),
+                (offset::GEN_PATTERN, 0b1010),
+                (offset::GEN_COUNT, 7),
+                (offset::LED, 0b0110),
+            ];
+            Self {
+                regs: Mutex::new(regs.into_iter().collect()),
+                fifo: Mutex::new(VecDeque::new()),
+                wired,
+                stuck_led,
+            }
+        }
+        fn get(&self, reg: u32) -> u32 {
+            self.regs.lock().unwrap().get(&reg).copied().unwrap_or(0)
+        }
+    }
+
+    impl Bus for Model {
+        fn read32(&self, off: u32) -> Result<u32, BusError> {
+            Ok(match off {
+                offset::EVT_POP => self.fifo.lock().unwrap().pop_front().unwrap_or(0),
+                offset::FIFO_LEVEL => self.fifo.lock().unwrap().len() as u32,
+                offset::GEN_SENT => 1,
+                offset::IRQ_STATUS => u32::from(!self.fifo.lock().unwrap().is_empty()),
+                offset::GEN_CTRL => 0,
+                o => self.get(o),
+            })
+        }
+        fn write32(&self, off: u32, v: u32) -> Result<(), BusError> {
+            let mut regs = self.regs.lock().unwrap();
+            let led = regs.get(&offset::LED).copied().unwrap_or(0);
+            let stuck = |x: u32| (x & !self.stuck_led) | (led & self.stuck_led);
+            match off {
+                offset::GEN_CTRL if v & 1 == 1 => {
+                    let w = EvtPop(0)
+                        .with_valid(true)
+                        .with_synthetic(true)
+                        .with_level(true);
+                    self.fifo.lock().unwrap().push_back(w.0);
+                }
+                offset::LED => drop(regs.insert(off, stuck(v))),
+                offset::LED_SET => drop(regs.insert(offset::LED, stuck(led | v))),
+                offset::LED_CLR => drop(regs.insert(offset::LED, stuck(led & !v))),
+                offset::LED_TOGGLE => drop(regs.insert(offset::LED, stuck(led ^ v))),
+                _ => drop(regs.insert(off, v)),
+            }
+            Ok(())
+        }
+        fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
+            let pending =
+                !self.fifo.lock().unwrap().is_empty() && self.get(offset::IRQ_ENABLE) == 1;
+            Ok(if self.wired && pending && !timeout.is_zero() {
+                IrqWait::Fired
+            } else {
+                IrqWait::TimedOut
+            })
+        }
+        fn rearm_irq(&self) -> Result<(), BusError> {
+            Ok(())
+        }
+        fn wake_waiter(&self) {}
+        fn describe(&self) -> String {
+            "model".into()
+        }
+    }
+
+    fn info() -> DeviceInfo {
+        DeviceInfo {
+            version_major: 0,
+            version_minor: 2,
+            n_inputs: 4,
+            n_leds: 4,
+            fifo_depth: 16,
+            clk_hz: 1_000_000,
+        }
+    }
+
+    fn assert_restored(m: &Model) {
+        assert_eq!(m.get(offset::IRQ_THRESHOLD), 4);
+        assert_eq!(m.get(offset::IRQ_TIMEOUT_US), 500);
+        assert_eq!(m.get(offset::GEN_PATTERN), 0b1010);
+        assert_eq!(m.get(offset::GEN_COUNT), 7);
+        assert_eq!(m.get(offset::IRQ_ENABLE), 0);
+    }
+
+    #[test]
+    fn a_delivered_interrupt_passes_and_everything_is_put_back() {
+        let m = Model::new(true, 0);
+        let detail = interrupt(&m, &info()).unwrap();
+        assert!(detail.contains("generated press"), "{detail}");
+        assert!(m.fifo.lock().unwrap().is_empty());
+        assert_restored(&m);
+    }
+
+    #[test]
+    fn an_interrupt_that_never_arrives_names_the_wiring() {
+        let m = Model::new(false, 0);
+        let f = interrupt(&m, &info()).unwrap_err();
+        assert!(f.cause.contains("IRQ_STATUS.EVENT = 1"), "{f:?}");
+        assert!(
+            f.fix.contains("IRQ_F2P[1]") && f.fix.contains("<0 30 4>"),
+            "{f:?}"
+        );
+        assert_restored(&m);
+    }
+
+    #[test]
+    fn leds_are_checked_bit_by_bit_and_restored() {
+        let m = Model::new(true, 0);
+        assert!(leds(&m, 4).unwrap().contains("restored to 0110"));
+        assert_eq!(m.get(offset::LED), 0b0110);
+        let m = Model::new(true, 0b0100);
+        let f = leds(&m, 4).unwrap_err();
+        assert!(f.cause.contains("expected 1010, read back 1110"), "{f:?}");
+        assert_eq!(m.get(offset::LED), 0b0110);
+    }
+}
