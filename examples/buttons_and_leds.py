@@ -9,8 +9,9 @@
 # back from the hardware. The timing cell counts what a second, independent subscriber
 # actually received, and the publisher disconnects cleanly, so nothing is lost at exit.
 #
-# Run it cell by cell in Jupyter on the board (needs `paho-mqtt`), or as a script from
-# anywhere that reaches the broker:
+# Run it cell by cell in Jupyter on the board (needs paho-mqtt 2: if the first cell says
+# so, run `%pip install "paho-mqtt>=2"` in a cell), or as a script from anywhere that
+# reaches the broker:
 #
 #     python3 examples/buttons_and_leds.py --broker HOST [--port 1883] [--prefix P]
 #
@@ -31,7 +32,11 @@ import threading
 import time
 import uuid
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
+
+if int(paho.mqtt.__version__.split(".")[0]) < 2:
+    raise SystemExit(f"paho-mqtt {paho.mqtt.__version__} is too old: pip install 'paho-mqtt>=2'")
 
 
 def settings():

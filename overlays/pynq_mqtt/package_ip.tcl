@@ -26,6 +26,19 @@ proc pmq_regmap_version {toml} {
     return "$major.$minor"
 }
 
+# Bytes from a Vivado range value such as 65536, 64K or 1M.
+proc pmq_bytes {value} {
+    if {[regexp {^([0-9]+)([KMG]?)$} $value -> n unit]} {
+        switch -- $unit {
+            K { return [expr {$n * 1024}] }
+            M { return [expr {$n * 1024 * 1024}] }
+            G { return [expr {$n * 1024 * 1024 * 1024}] }
+            default { return $n }
+        }
+    }
+    return [expr {$value + 0}]
+}
+
 # The bus interface of $core whose bus type is xilinx.com:<library>:<type>:*, or "".
 proc pmq_find_intf {core type} {
     foreach intf [ipx::get_bus_interfaces -of_objects $core] {
@@ -158,8 +171,13 @@ proc pmq_package_ip {rtl_dir regmap ip_dir proj_dir part} {
         set blocks [ipx::add_address_block reg0 $map]
     }
     set block [lindex $blocks 0]
-    set_property range 65536 $block
+    if {[catch {set_property range 65536 $block} err]} {
+        puts "pmq: range of [get_property NAME $block]: $err"
+    }
     set_property width 32 $block
+    if {[pmq_bytes [get_property RANGE $block]] != 65536} {
+        error "pmq: the register block of the IP spans [get_property RANGE $block] bytes, not 65536"
+    }
 
     pmq_user_param $core N_INPUTS "Inputs (buttons, switches)" range {1 32}
     pmq_user_param $core N_LEDS "LEDs" range {1 32}
