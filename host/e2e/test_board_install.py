@@ -246,6 +246,7 @@ def board(tmp_path, kit):
     sysfs = tmp_path / "sys"
     (sysfs / "firmware/devicetree/base/__symbols__").mkdir(parents=True)
     (sysfs / "firmware/devicetree/base/__symbols__/amba").write_text("/axi")
+    (sysfs / "firmware/devicetree/base/__symbols__/intc").write_text("/axi/interrupt-controller@f8f01000")
     (sysfs / "kernel/config/device-tree/overlays").mkdir(parents=True)
     (sysfs / "class/uio").mkdir(parents=True)
     (tmp_path / "dev").mkdir()
@@ -303,3 +304,49 @@ def test_loader_converts_a_bitstream_for_the_fpga_manager(board):
     src.write_bytes(bitstream(part="7z010clg400", body=body))
     r = loader(board, "bit2bin", str(src), str(out))
     assert r.returncode != 0 and "not a PYNQ-Z1/Z2" in r.stderr
+
+
+def test_loader_without_pynq_programs_through_the_fpga_manager_and_configfs(board):
+    """The fallback for a Zynq Linux without PYNQ: .bit -> .bin into the firmware
+    directory, the FPGA manager's flags and firmware files, the .dtbo into configfs. A
+    thread plays the kernel: it applies the overlay once the dtbo is written."""
+    import threading
+    import time
+
+    sysfs, tmp = board["sysfs"], board["tmp"]
+    fpga = sysfs / "class/fpga_manager/fpga0"
+    fpga.mkdir(parents=True)
+    (fpga / "flags").write_text("")
+    (fpga / "firmware").write_text("")
+    (fpga / "state").write_text("operating\n")
+    overlays = sysfs / "kernel/config/device-tree/overlays"
+    stop = threading.Event()
+
+    def kernel():
+        while not stop.is_set():
+            dtbo = overlays / "pynq_mqtt" / "dtbo"
+            if dtbo.exists() and dtbo.stat().st_size > 0:
+                (overlays / "pynq_mqtt" / "status").write_text("applied\n")
+                uio = sysfs / "class/uio/uio7"
+                uio.mkdir(parents=True)
+                (uio / "name").write_text("pynq_mqtt\n")
+                (tmp / "dev/uio7").write_text("")
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=kernel)
+    t.start()
+    try:
+        env = dict(board["env"], PYNQ_MQTT_LOADER="fpga-manager")
+        r = subprocess.run([str(LOADER), "load", str(board["bit"])], env=env,
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        stop.set()
+        t.join()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "through" in r.stdout and f"ready: {tmp}/dev/uio7" in r.stdout
+    body = bytes(range(256)) * 4
+    assert (tmp / "fw/pynq_mqtt.bin").read_bytes() == b"".join(body[i:i + 4][::-1] for i in range(0, len(body), 4))
+    assert (fpga / "flags").read_text().strip() == "0"
+    assert (fpga / "firmware").read_text().strip() == "pynq_mqtt.bin"
+    assert (overlays / "pynq_mqtt/dtbo").read_bytes() == (board["bit"].parent / "pynq_mqtt.dtbo").read_bytes()
