@@ -416,3 +416,19 @@ def make_certs(d):
             "-days", "2", "-out", f"{who}.crt", "-extfile", f"{who}.ext")
     return {k: d / f"{k.replace('_', '.')}" for k in
             ("ca_crt", "other-ca_crt", "server_crt", "server_key", "client_crt", "client_key")}
+
+
+class Pub:
+    """One connected client for many publishes (a connection per message is slow)."""
+
+    def __init__(self, port):
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{time.monotonic_ns()}")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def __call__(self, topic, payload, qos=1, retain=False):
+        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
