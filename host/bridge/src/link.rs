@@ -184,9 +184,9 @@ impl Publisher {
         let url = self.cfg.broker_url();
         let mut backoff = Backoff::new(self.cfg.reconnect_min, self.cfg.reconnect_max);
         loop {
-            if self.driver_done() && self.outbox.is_empty() && self.ever_connected {
-                // the connection broke during shutdown with nothing left to send: the
-                // broker has already published our last will (`offline`)
+            if self.driver_done() && self.outbox.is_empty() {
+                // stopping with nothing left to send and no connection: the broker
+                // has published our last will (`offline`) if we ever were online
                 return Ok(());
             }
             match self.connect().await {
@@ -248,7 +248,7 @@ impl Publisher {
             if self.check_deadline() {
                 return true;
             }
-            if self.driver_done() && self.outbox.is_empty() && self.ever_connected {
+            if self.driver_done() && self.outbox.is_empty() {
                 return true;
             }
             let deadline = match self.finish_by {
@@ -872,9 +872,15 @@ async fn connect_once(
             }
             match rd.read_buf(&mut rbuf).await {
                 Ok(0) => {
-                    return Err(ConnectFail::Transient(
-                        "the broker closed the connection before CONNACK".into(),
-                    ))
+                    // rumqttd answers bad credentials this way, without a CONNACK code
+                    let hint = if cfg.username.is_some() {
+                        " (user name or password refused?)"
+                    } else {
+                        ""
+                    };
+                    return Err(ConnectFail::Transient(format!(
+                        "the broker closed the connection before CONNACK{hint}"
+                    )));
                 }
                 Ok(_) => {}
                 Err(e) => return Err(io_fail(e)),
