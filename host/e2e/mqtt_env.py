@@ -315,15 +315,30 @@ class Daemon:
             cmd += ["--stimulus", str(stimulus)]
         cmd += [str(a) for a in args]
         if strace:
-            cmd = ["strace", "-f", "-c", "-o", str(strace), *cmd]
+            # only the write family stops the process (seccomp), so strace costs little
+            cmd = ["strace", "--seccomp-bpf", "-f", "-c", "-o", str(strace),
+                   "-e", "trace=write,writev,sendto,sendmsg,pwrite64", *cmd]
         full_env = dict(os.environ)
         full_env.setdefault("PYNQ_MQTT_LOG", "info")
         full_env.update(env or {})
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        self.traced = bool(strace)
+
+    def pid(self):
+        """The daemon's pid (under strace, strace's child)."""
+        if not self.traced:
+            return self.proc.pid
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            kids = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
+            if kids:
+                return int(kids[0])
+            time.sleep(0.05)
+        raise RuntimeError("strace started no daemon")
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            os.kill(self.pid(), sig)
         code = self.proc.wait(timeout=timeout)
         self.log.close()
         return code

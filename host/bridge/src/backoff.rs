@@ -56,7 +56,11 @@ mod tests {
         let delays: Vec<Duration> = (0..12).map(|_| b.next_delay()).collect();
         for (k, d) in delays.iter().enumerate() {
             let full = (min * (1 << k.min(20))).min(max);
-            assert!(*d >= full / 2 && *d <= full, "attempt {k}: {d:?} outside [{:?}, {full:?}]", full / 2);
+            assert!(
+                *d >= full / 2 && *d <= full,
+                "attempt {k}: {d:?} outside [{:?}, {full:?}]",
+                full / 2
+            );
         }
         assert!(delays[11] >= max / 2, "capped");
         assert!(delays.windows(2).any(|w| w[0] != w[1]));

@@ -176,7 +176,10 @@ mod tests {
         let mut c = BridgeConfig::new("h", 1);
         c.password = Some(Secret::new("hunter2"));
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("***"),
+            "{shown}"
+        );
         assert_eq!(c.broker_url(), "mqtt://h:1");
         c.host = "::1".into();
         c.tls = Some(TlsConfig::default());

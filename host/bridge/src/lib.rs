@@ -28,9 +28,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 
-pub use config::{
-    BridgeConfig, Discovery, Rule, RuleLeds, Secret, SessionMode, TlsConfig,
-};
+pub use config::{BridgeConfig, Discovery, Rule, RuleLeds, Secret, SessionMode, TlsConfig};
 pub use discovery::node_id;
 pub use payload::{
     button_payload, parse_command, printable, CommandError, PayloadFormat, MAX_COMMAND_LEN,

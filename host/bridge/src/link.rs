@@ -278,7 +278,9 @@ impl Publisher {
         if !self.gave_up {
             let n = self.outbox.clear() as u64;
             add(&self.stats.dropped_shutdown, n);
-            self.stats.buffered.store(0, std::sync::atomic::Ordering::Relaxed);
+            self.stats
+                .buffered
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             if n > 0 {
                 error!(
                     lost = n,
@@ -371,9 +373,10 @@ impl Publisher {
         if dropped > 0 {
             self.note_drops(dropped);
         }
-        self.stats
-            .buffered
-            .store(self.outbox.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.stats.buffered.store(
+            self.outbox.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         taken
     }
 
@@ -381,9 +384,10 @@ impl Publisher {
     fn note_drops(&mut self, n: u64) {
         add(&self.stats.dropped_buffer, n);
         self.drops_since_warning += n;
-        let due = self
-            .last_drop_warning
-            .map_or(true, |t| t.elapsed() > Duration::from_secs(5));
+        let due = match self.last_drop_warning {
+            None => true,
+            Some(t) => t.elapsed() > Duration::from_secs(5),
+        };
         if due {
             warn!(
                 dropped = self.drops_since_warning,
@@ -439,7 +443,9 @@ impl Publisher {
                 flush_pending: false,
                 last_write: now,
                 ping_sent: None,
-                timer: Box::pin(sleep_until(TokioInstant::from_std(now + self.cfg.keep_alive))),
+                timer: Box::pin(sleep_until(TokioInstant::from_std(
+                    now + self.cfg.keep_alive,
+                ))),
                 offline_pkid: None,
                 offline_acked: false,
                 disconnect_queued: false,
@@ -483,7 +489,14 @@ impl Publisher {
     fn queue_discovery(&mut self, c: &mut Conn) {
         for (topic, body) in &self.discovery {
             let pkid = next_ctrl(&mut self.next_ctrl);
-            wire::publish(&mut c.ctrl, topic, QoS::AtLeastOnce, true, pkid, body.as_bytes());
+            wire::publish(
+                &mut c.ctrl,
+                topic,
+                QoS::AtLeastOnce,
+                true,
+                pkid,
+                body.as_bytes(),
+            );
         }
     }
 
@@ -662,7 +675,9 @@ impl Publisher {
             }
         }
         let prefix_len = self.topics.prefix().len();
-        let relative = topic.get(prefix_len..).filter(|_| topic.starts_with(self.topics.prefix()));
+        let relative = topic
+            .get(prefix_len..)
+            .filter(|_| topic.starts_with(self.topics.prefix()));
         let rules: Vec<(Vec<u8>, LedAction)> = self
             .cfg
             .rules
@@ -773,7 +788,11 @@ impl Publisher {
 
 /// The next control packet id (above the events' range, never 0).
 fn next_ctrl(n: &mut u16) -> u16 {
-    *n = if *n == u16::MAX { EVENT_PKIDS + 1 } else { *n + 1 };
+    *n = if *n == u16::MAX {
+        EVENT_PKIDS + 1
+    } else {
+        *n + 1
+    };
     *n
 }
 
@@ -821,12 +840,13 @@ async fn connect_once(
     clean: bool,
 ) -> Result<(Reader, Writer, BytesMut, bool), ConnectFail> {
     let attempt = async {
-        let (mut rd, mut wr) = transport::open(&cfg.host, cfg.port, tls)
-            .await
-            .map_err(|e| match e {
-                ConnectError::Tls(s) => ConnectFail::Permanent(s),
-                other => ConnectFail::Transient(other.to_string()),
-            })?;
+        let (mut rd, mut wr) =
+            transport::open(&cfg.host, cfg.port, tls)
+                .await
+                .map_err(|e| match e {
+                    ConnectError::Tls(s) => ConnectFail::Permanent(s),
+                    other => ConnectFail::Transient(other.to_string()),
+                })?;
         let mut buf = BytesMut::new();
         let keep_alive_s = cfg.keep_alive.as_secs().clamp(1, u64::from(u16::MAX)) as u16;
         wire::connect(
@@ -904,9 +924,7 @@ fn refusal(code: ConnectReturnCode) -> String {
         ConnectReturnCode::NotAuthorized => {
             "the broker refused us: not authorized (CONNACK 5; credentials or ACL)".into()
         }
-        ConnectReturnCode::BadClientId => {
-            "the broker refused the client id (CONNACK 2)".into()
-        }
+        ConnectReturnCode::BadClientId => "the broker refused the client id (CONNACK 2)".into(),
         ConnectReturnCode::RefusedProtocolVersion => {
             "the broker does not speak MQTT 3.1.1 (CONNACK 1)".into()
         }
@@ -930,9 +948,8 @@ pub(crate) async fn remove_discovery(
     let mut own = cfg.clone();
     own.client_id = format!("{}-ha-remove", cfg.client_id);
     let url = cfg.broker_url();
-    let (mut rd, mut wr, mut rbuf, _) = connect_once(&own, tls, true)
-        .await
-        .map_err(|e| match e {
+    let (mut rd, mut wr, mut rbuf, _) =
+        connect_once(&own, tls, true).await.map_err(|e| match e {
             ConnectFail::Permanent(s) | ConnectFail::Transient(s) => {
                 BridgeError::Connect(format!("broker {url}: {s}"))
             }
@@ -950,7 +967,9 @@ pub(crate) async fn remove_discovery(
     wr.flush().await.map_err(io)?;
     let wait = async {
         while !pending.is_empty() {
-            while let Some(p) = wire::read(&mut rbuf).map_err(|e| BridgeError::Connect(e.to_string()))? {
+            while let Some(p) =
+                wire::read(&mut rbuf).map_err(|e| BridgeError::Connect(e.to_string()))?
+            {
                 if let Packet::PubAck(a) = p {
                     pending.remove(&a.pkid);
                 }

@@ -301,7 +301,7 @@ mod tests {
     fn ev(seq: u64) -> ButtonEvent {
         ButtonEvent {
             input: (seq % 4) as u8,
-            level: seq % 2 == 0,
+            level: seq.is_multiple_of(2),
             ts_us: seq * 10,
             seq,
             synthetic: false,
@@ -341,7 +341,10 @@ mod tests {
         for s in 0..6 {
             o.push(ev(s)).unwrap();
         }
-        assert_eq!(publishes(&mut o), vec![(0, 1, false), (1, 2, false), (2, 3, false)]);
+        assert_eq!(
+            publishes(&mut o),
+            vec![(0, 1, false), (1, 2, false), (2, 3, false)]
+        );
         assert!(!o.wants_write(), "window of 3 is full");
         assert_eq!(o.puback(2), 0, "out of order: nothing finished yet");
         assert_eq!(o.inflight(), 3);
@@ -451,12 +454,19 @@ mod tests {
             seq += 1;
         }
         let p = publishes(&mut o);
-        assert_eq!(p.iter().map(|x| x.1).collect::<Vec<_>>(), vec![EVENT_PKIDS - 1, EVENT_PKIDS]);
+        assert_eq!(
+            p.iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![EVENT_PKIDS - 1, EVENT_PKIDS]
+        );
         o.push(ev(seq)).unwrap_err();
         assert_eq!(o.puback(EVENT_PKIDS), 0);
         assert_eq!(o.puback(EVENT_PKIDS - 1), 2);
         o.push(ev(seq)).unwrap();
-        assert_eq!(publishes(&mut o), vec![(seq, 1, false)], "wraps to 1, never 0");
+        assert_eq!(
+            publishes(&mut o),
+            vec![(seq, 1, false)],
+            "wraps to 1, never 0"
+        );
         assert_eq!(o.puback(1), 1);
     }
 

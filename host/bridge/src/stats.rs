@@ -116,7 +116,8 @@ impl StatsReport {
         let captured = g(&d.captured);
         let now = Instant::now();
         let dt = now.duration_since(self.last).as_secs_f64().max(1e-6);
-        let rate = |now: u64, then: u64| ((now.saturating_sub(then)) as f64 / dt * 10.0).round() / 10.0;
+        let rate =
+            |now: u64, then: u64| ((now.saturating_sub(then)) as f64 / dt * 10.0).round() / 10.0;
         let out = serde_json::json!({
             "uptime_s": self.start.elapsed().as_secs(),
             "captured": captured,

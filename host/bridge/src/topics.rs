@@ -207,7 +207,9 @@ impl Topics {
             .strip_prefix(&self.layout.prefix)?
             .strip_prefix("led/")?
             .strip_suffix("/set")?;
-        let names: Vec<String> = (0..self.n_leds()).map(|i| self.layout.led_name(i)).collect();
+        let names: Vec<String> = (0..self.n_leds())
+            .map(|i| self.layout.led_name(i))
+            .collect();
         Some(Err(format!(
             "no LED named {:?} (the LEDs are {})",
             name,
@@ -243,7 +245,11 @@ mod tests {
         layout.check().unwrap();
         let t = Topics::new(&layout, 3, 2);
         assert_eq!(t.button(0), "pynq/b1/btn0/state");
-        assert_eq!(t.button(2), "pynq/b1/2/state", "unnamed inputs use the index");
+        assert_eq!(
+            t.button(2),
+            "pynq/b1/2/state",
+            "unnamed inputs use the index"
+        );
         assert_eq!(t.led(0), "pynq/b1/led/red");
         assert_eq!(t.led(1), "pynq/b1/led/1");
         assert_eq!(
@@ -269,8 +275,14 @@ mod tests {
             4,
             4,
         );
-        assert_eq!(t.parse_led_set("pynq/b1/led/2/set"), Some(Ok(LedTarget::One(2))));
-        assert_eq!(t.parse_led_set("pynq/b1/led/0/set"), Some(Ok(LedTarget::One(0))));
+        assert_eq!(
+            t.parse_led_set("pynq/b1/led/2/set"),
+            Some(Ok(LedTarget::One(2)))
+        );
+        assert_eq!(
+            t.parse_led_set("pynq/b1/led/0/set"),
+            Some(Ok(LedTarget::One(0)))
+        );
         for bad in [
             "pynq/b1/led//set",
             "pynq/b1/led/02/set",
@@ -281,7 +293,12 @@ mod tests {
         ] {
             assert!(matches!(t.parse_led_set(bad), Some(Err(_))), "{bad}");
         }
-        for other in ["led/2/set", "pynq/b1/led/2/set/x", "pynq/b1/led/2", "pynq/b1/button/0"] {
+        for other in [
+            "led/2/set",
+            "pynq/b1/led/2/set/x",
+            "pynq/b1/led/2",
+            "pynq/b1/button/0",
+        ] {
             assert_eq!(t.parse_led_set(other), None, "{other}");
         }
     }

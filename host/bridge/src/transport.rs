@@ -174,7 +174,11 @@ pub fn describe_io(e: &io::Error, tls: Option<&Tls>) -> String {
 
 /// Opens the stream: TCP with Nagle off (a button press must not wait for the
 /// previous packet's acknowledgement), then the TLS handshake if configured.
-pub async fn open(host: &str, port: u16, tls: Option<&Tls>) -> Result<(Reader, Writer), ConnectError> {
+pub async fn open(
+    host: &str,
+    port: u16,
+    tls: Option<&Tls>,
+) -> Result<(Reader, Writer), ConnectError> {
     let tcp = TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
     match tls {

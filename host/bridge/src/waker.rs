@@ -24,7 +24,10 @@ pub struct Waker {
 
 impl Waker {
     /// Starts the waiting thread on clones of the two receivers.
-    pub fn spawn(events: &Receiver<ButtonEvent>, leds: &Receiver<LedReport>) -> std::io::Result<Self> {
+    pub fn spawn(
+        events: &Receiver<ButtonEvent>,
+        leds: &Receiver<LedReport>,
+    ) -> std::io::Result<Self> {
         let notify = Arc::new(Notify::new());
         let (arm, armed) = bounded::<()>(1);
         let events_closed = Arc::new(AtomicBool::new(false));

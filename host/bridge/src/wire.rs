@@ -227,9 +227,19 @@ mod tests {
         subscribe(
             &mut buf,
             0xF001,
-            &[("a/+/set".into(), QoS::AtLeastOnce), ("b".into(), QoS::AtMostOnce)],
+            &[
+                ("a/+/set".into(), QoS::AtLeastOnce),
+                ("b".into(), QoS::AtMostOnce),
+            ],
         );
-        publish(&mut buf, "p/status", QoS::AtLeastOnce, true, 0xF002, b"online");
+        publish(
+            &mut buf,
+            "p/status",
+            QoS::AtLeastOnce,
+            true,
+            0xF002,
+            b"online",
+        );
         pubrel(&mut buf, 7);
         disconnect(&mut buf);
         let Some(Packet::Connect(c)) = read(&mut buf).unwrap() else {
@@ -237,7 +247,10 @@ mod tests {
         };
         assert!(!c.clean_session);
         let w = c.last_will.unwrap();
-        assert_eq!((w.topic.as_str(), &w.message[..], w.retain), ("p/status", &b"offline"[..], true));
+        assert_eq!(
+            (w.topic.as_str(), &w.message[..], w.retain),
+            ("p/status", &b"offline"[..], true)
+        );
         assert_eq!(c.login.unwrap().password, "pw");
         let Some(Packet::Subscribe(s)) = read(&mut buf).unwrap() else {
             panic!()

@@ -449,9 +449,8 @@ fn p_u64(raw: Raw<'_>) -> Result<u64, String> {
             .trim()
             .parse()
             .map_err(|_| format!("expected a whole number, found {s:?}")),
-        Raw::Toml(Value::Integer(i)) => {
-            u64::try_from(*i.value()).map_err(|_| format!("expected a whole number ≥ 0, found {}", i.value()))
-        }
+        Raw::Toml(Value::Integer(i)) => u64::try_from(*i.value())
+            .map_err(|_| format!("expected a whole number ≥ 0, found {}", i.value())),
         Raw::Toml(v) => Err(format!("expected a whole number, found {}", toml_type(v))),
     }
 }
@@ -499,7 +498,10 @@ fn p_list(raw: Raw<'_>) -> Result<Vec<String>, String> {
                 other => Err(format!("expected strings, found {}", toml_type(other))),
             })
             .collect(),
-        Raw::Toml(v) => Err(format!("expected a list of strings, found {}", toml_type(v))),
+        Raw::Toml(v) => Err(format!(
+            "expected a list of strings, found {}",
+            toml_type(v)
+        )),
     }
 }
 
@@ -576,7 +578,11 @@ fn rules(file: &File) -> Result<Vec<Rule>> {
         for (k, _) in t.iter() {
             if !["topic", "payloads", "action", "leds"].contains(&k) {
                 let (key, _) = t.get_key_value(k).expect("iterated key");
-                return Err(at(key.span(), k, "unknown key (rule keys: topic, payloads, action, leds)"));
+                return Err(at(
+                    key.span(),
+                    k,
+                    "unknown key (rule keys: topic, payloads, action, leds)",
+                ));
             }
         }
         let get = |k: &str| t.get(k).and_then(|i| i.as_value());
@@ -586,7 +592,11 @@ fn rules(file: &File) -> Result<Vec<Rule>> {
             None => return Err(at(t.span(), "topic", "missing")),
         };
         if topic.is_empty() || topic.contains('\0') {
-            return Err(at(get("topic").and_then(|v| v.span()), "topic", "not a topic filter"));
+            return Err(at(
+                get("topic").and_then(|v| v.span()),
+                "topic",
+                "not a topic filter",
+            ));
         }
         let action = match get("action") {
             Some(Value::String(s)) => s
@@ -604,11 +614,21 @@ fn rules(file: &File) -> Result<Vec<Rule>> {
                     .map(|v| match v {
                         Value::Integer(i) => u8::try_from(*i.value())
                             .map_err(|_| at(v.span(), "leds", "LED numbers are 0..255")),
-                        _ => Err(at(v.span(), "leds", "expected \"all\" or a list of LED numbers")),
+                        _ => Err(at(
+                            v.span(),
+                            "leds",
+                            "expected \"all\" or a list of LED numbers",
+                        )),
                     })
                     .collect::<Result<_>>()?,
             ),
-            Some(v) => return Err(at(v.span(), "leds", "expected \"all\" or a list of LED numbers")),
+            Some(v) => {
+                return Err(at(
+                    v.span(),
+                    "leds",
+                    "expected \"all\" or a list of LED numbers",
+                ))
+            }
         };
         let payloads = match get("payloads") {
             None => Vec::new(),
@@ -668,7 +688,12 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
                 false,
             )
         },
-        |(b, tls)| Some(show_str(&format!("{}://{b}", if *tls { "mqtts" } else { "mqtt" }))),
+        |(b, tls)| {
+            Some(show_str(&format!(
+                "{}://{b}",
+                if *tls { "mqtts" } else { "mqtt" }
+            )))
+        },
     )?;
     let (prefix, _) = l.get(&PREFIX, c.prefix.as_deref(), p_string, String::new, |s| {
         Some(show_str(s))
@@ -700,14 +725,26 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         c.payload.as_deref(),
         |r| p_string(r)?.parse::<PayloadFormat>(),
         PayloadFormat::default,
-        |p| Some(show_str(if *p == PayloadFormat::Json { "json" } else { "plain" })),
+        |p| {
+            Some(show_str(if *p == PayloadFormat::Json {
+                "json"
+            } else {
+                "plain"
+            }))
+        },
     )?;
     let (session, _) = l.get(
         &SESSION,
         c.session.as_deref(),
         |r| p_string(r)?.parse::<SessionMode>(),
         SessionMode::default,
-        |s| Some(show_str(if *s == SessionMode::Clean { "clean" } else { "persistent" })),
+        |s| {
+            Some(show_str(if *s == SessionMode::Clean {
+                "clean"
+            } else {
+                "persistent"
+            }))
+        },
     )?;
     let (keep_alive, _) = l.get(
         &KEEP_ALIVE,
@@ -844,9 +881,7 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         return Err(fail(
             &ca_src,
             &CA_FILE,
-            &format!(
-                "TLS settings are given but the broker ({broker_src}) is not mqtts://"
-            ),
+            &format!("TLS settings are given but the broker ({broker_src}) is not mqtts://"),
         ));
     }
     let (button_topic, _) = l.get(
@@ -863,13 +898,10 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         Vec::new,
         |v| Some(show_list(v)),
     )?;
-    let (led_names, names_src) = l.get(
-        &LED_NAMES,
-        c.led_names.as_deref(),
-        p_list,
-        Vec::new,
-        |v| Some(show_list(v)),
-    )?;
+    let (led_names, names_src) =
+        l.get(&LED_NAMES, c.led_names.as_deref(), p_list, Vec::new, |v| {
+            Some(show_list(v))
+        })?;
     let topics = TopicLayout {
         prefix: prefix.clone(),
         button_topic,
@@ -924,7 +956,7 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
     };
 
     let mut bridge = BridgeConfig::new(&broker.host, broker.port);
-    bridge.tls = tls.then(|| TlsConfig {
+    bridge.tls = tls.then_some(TlsConfig {
         ca_file,
         client_cert,
         client_key,
@@ -945,7 +977,7 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
     bridge.stats_interval = stats_interval;
     bridge.shutdown_timeout = shutdown_timeout;
     bridge.rules = rules;
-    bridge.discovery = ha_discovery.then(|| Discovery {
+    bridge.discovery = ha_discovery.then_some(Discovery {
         prefix: ha_prefix,
         device_name: ha_device_name,
     });
@@ -1005,7 +1037,8 @@ mod tests {
     use super::*;
 
     fn tmp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("pynq-mqtt-settings-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("pynq-mqtt-settings-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -1022,7 +1055,16 @@ mod tests {
         );
         assert!(!tls);
         assert_eq!(parse_broker("mqtt://board.local").unwrap().0.port, 1883);
-        assert_eq!(parse_broker("mqtts://board.local").unwrap(), (BrokerAddr { host: "board.local".into(), port: 8883 }, true));
+        assert_eq!(
+            parse_broker("mqtts://board.local").unwrap(),
+            (
+                BrokerAddr {
+                    host: "board.local".into(),
+                    port: 8883
+                },
+                true
+            )
+        );
         assert_eq!(parse_broker("mqtt://[::1]:99").unwrap().0.host, "::1");
         for bad in [
             "127.0.0.1:1883",
@@ -1064,8 +1106,14 @@ mod tests {
         assert_eq!(s.bridge.rules.len(), 1);
         assert_eq!(s.bridge.rules[0].leds, RuleLeds::All);
         let shown = render(&s);
-        assert!(shown.contains("qos = 2") && shown.contains("--qos"), "{shown}");
-        assert!(shown.contains("prefix = \"f/\"") && shown.contains("c.toml:1"), "{shown}");
+        assert!(
+            shown.contains("qos = 2") && shown.contains("--qos"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("prefix = \"f/\"") && shown.contains("c.toml:1"),
+            "{shown}"
+        );
         assert!(shown.contains("[[rule]]"), "{shown}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1083,18 +1131,27 @@ mod tests {
             resolve(&common, None, None).unwrap_err().to_string()
         };
         let e = err("prefix = \"f/\"\nbrokr = \"x\"\n");
-        assert!(e.contains("line 2") && e.contains("`brokr`") && e.contains("did you mean `broker`"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("`brokr`") && e.contains("did you mean `broker`"),
+            "{e}"
+        );
         assert!(e.contains("c.toml"), "{e}");
         let e = err("\n\nqos = \"high\"\n");
         assert!(e.contains("line 3") && e.contains("`qos`"), "{e}");
         let e = err("qos = 5\n");
-        assert!(e.contains("line 1") && e.contains("`qos`") && e.contains("0, 1 or 2"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("`qos`") && e.contains("0, 1 or 2"),
+            "{e}"
+        );
         let e = err("buffer_capacity = -3\n");
         assert!(e.contains("`buffer_capacity`"), "{e}");
         let e = err("x = [\n");
         assert!(e.contains("c.toml"), "{e}");
         let e = err("[tls]\nca_file = \"x\"\n");
-        assert!(e.contains("unknown key `tls`") && e.contains("line 1"), "{e}");
+        assert!(
+            e.contains("unknown key `tls`") && e.contains("line 1"),
+            "{e}"
+        );
         let e = err("[[rule]]\ntopic = \"b\"\nactoin = \"on\"\n");
         assert!(e.contains("line 3") && e.contains("rule.actoin"), "{e}");
         let e = err("led_names = [\"a\", \"a\"]\n");
@@ -1112,7 +1169,9 @@ mod tests {
         };
         let e = resolve(&common, None, None).unwrap_err().to_string();
         assert!(e.starts_with("--max-inflight"), "{e}");
-        let e = resolve(&CommonArgs::default(), None, Some("tcp://x")).unwrap_err().to_string();
+        let e = resolve(&CommonArgs::default(), None, Some("tcp://x"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--broker") && e.contains("mqtt://"), "{e}");
     }
 
@@ -1131,7 +1190,10 @@ mod tests {
             let s = resolve(&common, None, None).unwrap();
             assert_eq!(s.bridge.password.as_ref().unwrap().expose(), "s3cret");
             let shown = render(&s);
-            assert!(!shown.contains("s3cret") && shown.contains("***"), "{shown}");
+            assert!(
+                !shown.contains("s3cret") && shown.contains("***"),
+                "{shown}"
+            );
             assert!(!format!("{s:?}").contains("s3cret"));
         }
         let no_user = CommonArgs {
