@@ -116,7 +116,10 @@ pub fn run(
         Ok(Err(join)) => return Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
         Err(_) => {
             bridge.abort();
-            error!(captured, "the MQTT bridge did not finish; buffered events are lost");
+            error!(
+                captured,
+                "the MQTT bridge did not finish; buffered events are lost"
+            );
             BridgeStatsView::from(bridge_stats.as_ref())
         }
     };
