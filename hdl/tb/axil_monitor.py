@@ -61,7 +61,11 @@ class AxilMonitor:
                 self.counts = dict(aw=0, w=0, b=0, ar=0, r=0)
                 prev, was_reset = None, True
                 continue
-            s = {k: int(v.value) for k, v in self.sig.items()}
+            # handshake bits as ints, payloads as bit strings (they may hold X while idle)
+            s = {
+                k: int(v.value) if k.endswith(("valid", "ready")) else str(v.value)
+                for k, v in self.sig.items()
+            }
             c = self.counts
             if was_reset and (s["bvalid"] or s["rvalid"]):
                 self._fail("BVALID or RVALID high right after reset")

@@ -24,6 +24,8 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 
 from pmq_runner import run_bench
 
+TIMEOUT_US = 2000  # simulated; a hung handshake fails instead of hanging
+
 
 class DebounceTB:
     def __init__(self, dut, tick: int):
@@ -108,7 +110,7 @@ class DebounceTB:
 TICKS = [1, 4]
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(tick=TICKS)
 async def test_off_passes_every_change(dut, tick):
     """lock_us = 0: the output is the input one clock later, whatever it does."""
@@ -146,7 +148,7 @@ async def bounce(tb: DebounceTB, i: int, level: int, lock: int) -> int:
     return first
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(tick=TICKS, lock=[1, 2, 7])
 async def test_bouncing_contact(dut, tick, lock):
     """A contact bouncing for less than the lock: one change per press, one per release,
@@ -170,7 +172,7 @@ async def test_bouncing_contact(dut, tick, lock):
             )
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(tick=TICKS)
 async def test_short_pulse_passes_at_lockout_end(dut, tick):
     """A press released within the lockout: the release passes when the lockout ends."""
@@ -193,7 +195,7 @@ async def test_short_pulse_passes_at_lockout_end(dut, tick):
     )
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(tick=TICKS)
 async def test_random_inputs_and_lock_changes(dut, tick):
     """Random activity on every input, lock_us changed now and then: the rules every clock."""
@@ -209,7 +211,7 @@ async def test_random_inputs_and_lock_changes(dut, tick):
     assert sum(len(c) for c in tb.changes) > 10
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 async def test_reset_takes_the_input_level(dut):
     """After reset the output is the input level: an input held high gives no change."""
     tb = DebounceTB(dut, 1)

@@ -21,6 +21,8 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 
 from pmq_runner import run_bench
 
+TIMEOUT_US = 2000  # simulated; a hung handshake fails instead of hanging
+
 
 class FifoTB:
     def __init__(self, dut):
@@ -96,7 +98,7 @@ class FifoTB:
         return s
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 async def test_fill_and_drain(dut):
     """Fills to DEPTH+1 (storage + output register), refuses more, drains in order."""
     tb = FifoTB(dut)
@@ -124,7 +126,7 @@ async def test_fill_and_drain(dut):
     assert not s["out_valid"] and s["count"] == 0
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 async def test_first_word_latency_and_throughput(dut):
     """A push into an empty FIFO is the head two clocks later; push+pop every clock streams."""
     tb = FifoTB(dut)
@@ -150,7 +152,7 @@ async def test_first_word_latency_and_throughput(dut):
         await tb.step(False, True)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(p_in=[0.2, 0.5, 0.9], p_out=[0.2, 0.5, 0.9])
 async def test_random_traffic(dut, p_in, p_out):
     """Random in_valid and out_ready: the model's checks every clock, nothing lost."""
@@ -164,7 +166,7 @@ async def test_random_traffic(dut, p_in, p_out):
     tb.dut._log.info("p_in=%.1f p_out=%.1f: %d through", p_in, p_out, tb.n_in)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 async def test_reset_empties(dut):
     """A reset in the middle of traffic empties the FIFO: count 0, out_valid 0, in_ready 1."""
     tb = FifoTB(dut)
