@@ -1,4 +1,8 @@
-"""cocotb bench for pynq_mqtt_io, the top level of the button/LED AXI4-Lite peripheral.
+"""cocotb bench for pynq_mqtt_io, the top level of the button/LED AXI4-Lite peripheral:
+identity and register basics, the raw AXI channels, the event path, FIFO overflow, LEDs
+and inputs. The v0.2 features (debounce, edge select, coalescing interrupt, DROPPED,
+LED operations and PWM, the event generator) are in test_pynq_mqtt_io_features.py; the
+shared machinery (TB, event model, raw AXI drivers) is in pmq_top_tb.py.
 
 Run it through pytest (see README.md): ``test_pynq_mqtt_io_runner`` at the bottom builds
 the RTL with Icarus Verilog for a few parameter sets and runs every cocotb test below on
@@ -7,257 +11,38 @@ each. Register addresses and fields come from hdl/regmap/pynq_mqtt_io.toml.
 Every cocotb test runs twice: ``stress=False`` with an always-ready AXI master, and
 ``stress=True`` with random idle cycles on AW, W and AR and random backpressure on B and
 R. The two ``*_raw`` tests drive the AXI pins themselves (no cocotbext-axi) to control
-the exact cycle of every VALID and READY; their stress pass randomizes those too.
+the exact cycle of every VALID and READY; their stress pass randomizes those too. An
+AXI4-Lite protocol monitor (axil_monitor.py) checks every clock of every test.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tomllib
-from collections import deque
-from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 
 import cocotb
 import pytest
-from cocotb.clock import Clock
-from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
+from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiResp
 
-TB_DIR = Path(__file__).resolve().parent
-ROOT = TB_DIR.parent.parent
-RTL_DIR = ROOT / "hdl" / "rtl"
-REGMAP_TOML = ROOT / "hdl" / "regmap" / "pynq_mqtt_io.toml"
+from pmq_runner import run_bench
+from pmq_top_tb import (
+    ADDR,
+    ID_VALUE,
+    REGMAP,
+    REGS,
+    STRESS,
+    TB,
+    Event,
+    EventModel,
+    RawAxi,
+    apply_strb,
+    PARAM_SETS,
+    FIELDS,
+    field,
+)
 
-REGMAP = tomllib.loads(REGMAP_TOML.read_text())
-REGS = {reg["name"]: reg for reg in REGMAP["reg"]}
-ADDR = {name: reg["offset"] for name, reg in REGS.items()}
-FIELDS = {
-    (reg["name"], field["name"]): (field["lsb"], field["width"])
-    for reg in REGMAP["reg"]
-    for field in reg.get("fields", [])
-}
-
-ID_VALUE = 0x504D5154  # "PMQT"
-assert REGMAP["ip"]["id"] == ID_VALUE, "regmap toml and bench disagree on the ID"
-
-PERIOD_NS = 10  # simulated s_axi_aclk period; TIME is checked in clock cycles, not ns
-STRESS = [False, True]
 TIMEOUT_US = 200  # simulated; the longest test (overflow, FIFO_DEPTH=512) takes ~60 us
-
-
-def field(value: int, reg: str, name: str) -> int:
-    lsb, width = FIELDS[(reg, name)]
-    return (value >> lsb) & ((1 << width) - 1)
-
-
-def random_pause(probability: float):
-    """An endless pause pattern for a cocotbext-axi channel: True = idle / not ready."""
-    while True:
-        yield random.random() < probability
-
-
-@dataclass
-class Event:
-    valid: int
-    level: int
-    input: int
-    seq: int
-    raw: int
-    ts: int | None = None
-
-    @classmethod
-    def decode(cls, raw: int, ts: int | None = None) -> Event:
-        ev = cls(
-            valid=field(raw, "EVT_POP", "VALID"),
-            level=field(raw, "EVT_POP", "LEVEL"),
-            input=field(raw, "EVT_POP", "INPUT"),
-            seq=field(raw, "EVT_POP", "SEQ"),
-            raw=raw,
-            ts=ts,
-        )
-        # every bit outside the documented fields reads 0
-        known = 0
-        for (reg, _), (lsb, width) in FIELDS.items():
-            if reg == "EVT_POP":
-                known |= ((1 << width) - 1) << lsb
-        assert raw & ~known == 0, f"EVT_POP reserved bits set: {raw:#010x}"
-        return ev
-
-
-@dataclass
-class ModelEvent:
-    seq: int
-    input: int
-    level: int
-    cycle: int  # clock cycle at which the pins changed
-
-
-class TB:
-    """Clock, reset, pins, and (unless raw) a cocotbext-axi AXI4-Lite master."""
-
-    def __init__(self, dut, stress: bool = False, master: bool = True):
-        self.dut = dut
-        self.clk = dut.s_axi_aclk
-        self.log = dut._log
-        self.stress = stress
-
-        self.n_inputs = self._param("N_INPUTS")
-        self.n_leds = self._param("N_LEDS")
-        self.fifo_depth = self._param("FIFO_DEPTH")
-        self.clk_hz = self._param("CLK_HZ")
-        self.ticks = max(1, self.clk_hz // 1_000_000)  # clock cycles per microsecond
-        self.capacity = self.fifo_depth + 1  # FIFO storage plus its output register
-        self.in_mask = (1 << self.n_inputs) - 1
-        self.led_mask = (1 << self.n_leds) - 1
-        self.log.info(
-            "N_INPUTS=%d N_LEDS=%d FIFO_DEPTH=%d CLK_HZ=%d stress=%s",
-            self.n_inputs, self.n_leds, self.fifo_depth, self.clk_hz, stress,
-        )
-
-        # every input the bench (or the raw driver) owns starts in a known state
-        dut.btn.value = 0
-        dut.s_axi_aresetn.value = 0
-        for name in ("awvalid", "wvalid", "arvalid", "bready", "rready"):
-            getattr(dut, f"s_axi_{name}").value = 0
-        for name in ("awaddr", "wdata", "wstrb", "araddr", "awprot", "arprot"):
-            getattr(dut, f"s_axi_{name}").value = 0
-
-        Clock(self.clk, PERIOD_NS, unit="ns").start()
-
-        self.axil = None
-        if master:
-            self.start_master()
-
-    def _param(self, name: str) -> int:
-        return int(getattr(self.dut, name).value)
-
-    def start_master(self) -> None:
-        self.axil = AxiLiteMaster(
-            AxiLiteBus.from_prefix(self.dut, "s_axi"),
-            self.clk,
-            self.dut.s_axi_aresetn,
-            reset_active_level=False,
-        )
-        for logger in (self.axil.write_if.log, self.axil.read_if.log):
-            logger.setLevel("WARNING")
-        if self.stress:
-            w, r = self.axil.write_if, self.axil.read_if
-            # idle cycles on the master's VALIDs, backpressure on its READYs
-            for channel in (w.aw_channel, w.w_channel, r.ar_channel):
-                channel.set_pause_generator(random_pause(0.4))
-            for channel in (w.b_channel, r.r_channel):
-                channel.set_pause_generator(random_pause(0.5))
-
-    def cycle(self) -> int:
-        """Index of the current clock cycle: +1 per rising edge, consistent within a test."""
-        return int(get_sim_time("ns")) // PERIOD_NS
-
-    async def reset(self) -> None:
-        self.dut.s_axi_aresetn.value = 0
-        self.dut.btn.value = 0
-        await ClockCycles(self.clk, 8)
-        self.dut.s_axi_aresetn.value = 1
-        await ClockCycles(self.clk, 4)
-        assert int(self.dut.irq.value) == 0, "irq high after reset"
-
-    # ---- register access through the cocotbext-axi master ---------------------------
-    async def read(self, reg: str | int) -> int:
-        addr = ADDR[reg] if isinstance(reg, str) else reg
-        resp = await self.axil.read(addr, 4)
-        assert resp.resp == AxiResp.OKAY, f"read {addr:#06x}: {resp.resp!r}"
-        return int.from_bytes(resp.data, "little")
-
-    async def write(self, reg: str | int, value: int) -> None:
-        addr = ADDR[reg] if isinstance(reg, str) else reg
-        await self.write_bytes(addr, value.to_bytes(4, "little"))
-
-    async def write_bytes(self, addr: int, data: bytes) -> None:
-        """A write of len(data) bytes at addr: WSTRB covers exactly those bytes."""
-        resp = await self.axil.write(addr, data)
-        assert resp.resp == AxiResp.OKAY, f"write {addr:#06x}: {resp.resp!r}"
-
-    async def pop(self) -> Event:
-        raw = await self.read("EVT_POP")
-        ts = await self.read("EVT_TS") if field(raw, "EVT_POP", "VALID") else None
-        return Event.decode(raw, ts)
-
-    # ---- pins ---------------------------------------------------------------------------
-    async def drive_btn(self, value: int) -> int:
-        """Changes the btn pins right after a rising edge; returns that cycle's index."""
-        await RisingEdge(self.clk)
-        self.dut.btn.value = value & self.in_mask
-        return self.cycle()
-
-    async def wait_events_settled(self, n_edges: int) -> None:
-        # synchronizer (2) + detection (1) + snapshot queue (2) + one event per clock
-        # + event FIFO (2), with margin
-        await ClockCycles(self.clk, 12 + n_edges)
-
-
-class EventModel:
-    """What the event path must produce, for edges spaced so no snapshot is lost."""
-
-    def __init__(self, tb: TB):
-        self.tb = tb
-        self.pins = 0
-        self.seq = 0
-        self.queue: deque[ModelEvent] = deque()
-        self.dropped = 0
-        self.ref: tuple[int, int] | None = None  # (cycle, ts) of the first popped event
-        self.last_ts: int | None = None
-
-    async def set_pins(self, value: int, settle: bool = True) -> None:
-        value &= self.tb.in_mask
-        cycle = await self.tb.drive_btn(value)
-        changed = value ^ self.pins
-        for i in range(self.tb.n_inputs):  # serialized lowest input first
-            if (changed >> i) & 1:
-                ev = ModelEvent(self.seq & 0xFFFF, i, (value >> i) & 1, cycle)
-                self.seq += 1
-                if len(self.queue) < self.tb.capacity:
-                    self.queue.append(ev)
-                else:
-                    self.dropped += 1
-        self.pins = value
-        if settle:
-            await self.tb.wait_events_settled(bin(changed).count("1"))
-
-    async def toggle(self, i: int, settle: bool = True) -> None:
-        await self.set_pins(self.pins ^ (1 << i), settle)
-
-    def check(self, got: Event) -> None:
-        assert self.queue, f"event popped but none expected: {got}"
-        exp = self.queue.popleft()
-        assert got.valid == 1, f"EVT_POP VALID=0, expected {exp}"
-        assert (got.seq, got.input, got.level) == (exp.seq, exp.input, exp.level), (
-            f"got seq={got.seq} input={got.input} level={got.level}, expected {exp}"
-        )
-        self.check_ts(got.ts, exp.cycle)
-
-    def check_ts(self, ts: int, cycle: int) -> None:
-        """Timestamps never go back, and advance by one per CLK_HZ/1e6 clock cycles."""
-        if self.last_ts is not None:
-            assert ts >= self.last_ts, f"timestamp went back: {ts} after {self.last_ts}"
-        self.last_ts = ts
-        if self.ref is None:
-            self.ref = (cycle, ts)
-            return
-        ref_cycle, ref_ts = self.ref
-        expected = Fraction(cycle - ref_cycle, self.tb.ticks)
-        assert abs((ts - ref_ts) - expected) < 1, (
-            f"timestamp {ts} for an edge {cycle - ref_cycle} cycles after the one stamped "
-            f"{ref_ts}: expected {ref_ts} + {float(expected):.2f}"
-        )
-
-    async def pop_all(self) -> None:
-        while self.queue:
-            self.check(await self.tb.pop())
-        empty = await self.tb.pop()
-        assert empty.raw == 0, f"EVT_POP on an empty FIFO read {empty.raw:#010x}"
 
 
 # =====================================================================================
@@ -268,7 +53,8 @@ class EventModel:
 @cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(stress=STRESS)
 async def test_identity_and_reset_values(dut, stress):
-    """ID, VERSION, PARAMS, CLK_HZ read the build; reset values; TIME counts microseconds."""
+    """ID, VERSION, PARAMS, CLK_HZ read the build; every documented reset value; TIME
+    counts microseconds."""
     tb = TB(dut, stress)
     await tb.reset()
 
@@ -287,7 +73,30 @@ async def test_identity_and_reset_values(dut, stress):
 
     assert await tb.read("CLK_HZ") == tb.clk_hz
 
-    for reg in ("SCRATCH", "IRQ_ENABLE", "FIFO_LEVEL", "DROPPED", "INPUTS", "EVT_POP", "LED"):
+    # every register with a reset value in the register map reads it, limited to the
+    # bits this build implements ("ones": all of them)
+    implemented = {
+        "INPUT_ENABLE": tb.in_mask,
+        "EDGE_RISE": tb.in_mask,
+        "EDGE_FALL": tb.in_mask,
+        "GEN_PATTERN": tb.in_mask,
+        "LED": tb.led_mask,
+    }
+    checked = 0
+    for name, reg in REGS.items():
+        if "reset" not in reg:
+            continue
+        mask = implemented.get(name, 0xFFFFFFFF)
+        expect = mask if reg["reset"] == "ones" else reg["reset"] & mask
+        names = [f"{name}{k}" for k in range(tb.pwm_words)] if reg.get("count") else [name]
+        for n in names:
+            got = await tb.read(n)
+            assert got == expect, f"{n} after reset: {got:#x}, expected {expect:#x}"
+            checked += 1
+    assert checked >= 17, f"only {checked} reset values checked"
+    # read-only views and write-only registers read 0 after reset
+    for reg in ("FIFO_LEVEL", "INPUTS", "INPUTS_RAW", "EVT_POP", "IRQ_STATUS",
+                "LED_SET", "LED_CLR", "LED_TOGGLE"):
         assert await tb.read(reg) == 0, f"{reg} after reset"
     assert int(dut.led.value) == 0
     assert int(dut.irq.value) == 0
@@ -358,12 +167,13 @@ async def test_scratch_wstrb(dut, stress):
         assert await tb.read("SCRATCH") == model
 
     # the other read/write registers keep their own values and masks
+    irq_bits = sum(1 << lsb for (reg, _), (lsb, _w) in FIELDS.items() if reg == "IRQ_ENABLE")
     await tb.write("IRQ_ENABLE", 0xFFFFFFFF)
-    assert await tb.read("IRQ_ENABLE") == 1, "IRQ_ENABLE: only EVENT (bit 0) is implemented"
+    assert await tb.read("IRQ_ENABLE") == irq_bits, "IRQ_ENABLE: only its fields are implemented"
     await tb.write_bytes(ADDR["IRQ_ENABLE"] + 1, b"\xff")
-    assert await tb.read("IRQ_ENABLE") == 1
+    assert await tb.read("IRQ_ENABLE") == irq_bits
     await tb.write_bytes(ADDR["IRQ_ENABLE"] + 1, b"\x00")
-    assert await tb.read("IRQ_ENABLE") == 1, "a write to byte 1 must not touch bit 0"
+    assert await tb.read("IRQ_ENABLE") == irq_bits, "a write to byte 1 must not touch byte 0"
     await tb.write_bytes(ADDR["IRQ_ENABLE"], b"\x00")
     assert await tb.read("IRQ_ENABLE") == 0
     assert await tb.read("SCRATCH") == model
@@ -416,14 +226,16 @@ async def test_unmapped_and_read_only(dut, stress):
     # read-only registers: writes are OKAY and change nothing
     version = await tb.read("VERSION")
     params = await tb.read("PARAMS")
-    for reg in ("ID", "VERSION", "PARAMS", "CLK_HZ", "TIME", "FIFO_LEVEL", "INPUTS", "EVT_TS"):
+    read_only = ("ID", "VERSION", "PARAMS", "CLK_HZ", "TIME", "FIFO_LEVEL", "INPUTS",
+                 "INPUTS_RAW", "EVT_TS", "GEN_SENT", "IRQ_STATUS")
+    for reg in read_only:
         await tb.write(reg, 0xFFFFFFFF)
     assert await tb.read("ID") == ID_VALUE
     assert await tb.read("VERSION") == version
     assert await tb.read("PARAMS") == params
     assert await tb.read("CLK_HZ") == tb.clk_hz
-    assert await tb.read("FIFO_LEVEL") == 0
-    assert await tb.read("INPUTS") == 0
+    for reg in ("FIFO_LEVEL", "INPUTS", "INPUTS_RAW", "EVT_TS", "GEN_SENT", "IRQ_STATUS"):
+        assert await tb.read(reg) == 0, f"{reg} took a write"
     t = await tb.read("TIME")
     assert t < 0x100000, "TIME must not take a written value"
 
@@ -442,195 +254,6 @@ async def test_unmapped_and_read_only(dut, stress):
 # raw AXI channels
 # =====================================================================================
 
-
-class RawAxi:
-    """Drives the AXI4-Lite pins one clock at a time, without cocotbext-axi.
-
-    Each loop iteration drives the inputs at the falling edge, then samples every
-    handshake signal in the ReadOnly phase: what it sees is what the slave sees at the
-    next rising edge.
-    """
-
-    def __init__(self, tb: TB):
-        self.tb = tb
-        self.dut = tb.dut
-
-    def _garbage_addr(self) -> int:
-        return random.getrandbits(16) & ~0x3
-
-    async def writes(self, writes, aw_delay, w_delay, bready, max_cycles=None):
-        """Performs writes = [(addr, data, strb), ...] in order.
-
-        aw_delay[k] / w_delay[k]: idle cycles before AW / W k is presented, counted from
-        the previous handshake on that channel (so the two channels run independently
-        and either may lead); bready(cycle) gives BREADY. Checks that VALIDs are
-        accepted, that BVALID (and BRESP) hold until BREADY, that B k comes only after
-        both AW k and W k were accepted, and that there is exactly one B per write.
-        """
-        dut = self.dut
-        n = len(writes)
-        if max_cycles is None:
-            max_cycles = 200 + 20 * n
-        aw_k = w_k = b_count = 0
-        aw_wait, w_wait = aw_delay[0], w_delay[0]
-        aw_hs = w_hs = 0
-        b_held = False
-        done_at = None
-        cyc = 0
-        while True:
-            await FallingEdge(self.tb.clk)
-            if aw_k < n and aw_wait == 0:
-                dut.s_axi_awvalid.value = 1
-                dut.s_axi_awaddr.value = writes[aw_k][0]
-                dut.s_axi_awprot.value = random.getrandbits(3)
-            else:
-                dut.s_axi_awvalid.value = 0
-                dut.s_axi_awaddr.value = self._garbage_addr()
-            if w_k < n and w_wait == 0:
-                dut.s_axi_wvalid.value = 1
-                dut.s_axi_wdata.value = writes[w_k][1]
-                dut.s_axi_wstrb.value = writes[w_k][2]
-            else:
-                dut.s_axi_wvalid.value = 0
-                dut.s_axi_wdata.value = random.getrandbits(32)
-                dut.s_axi_wstrb.value = random.getrandbits(4)
-            dut.s_axi_bready.value = 1 if done_at is not None else int(bool(bready(cyc)))
-            await ReadOnly()
-
-            awv, awr = int(dut.s_axi_awvalid.value), int(dut.s_axi_awready.value)
-            wv, wr = int(dut.s_axi_wvalid.value), int(dut.s_axi_wready.value)
-            bv, br = int(dut.s_axi_bvalid.value), int(dut.s_axi_bready.value)
-            if b_held:
-                assert bv == 1, f"cycle {cyc}: BVALID dropped before BREADY"
-            if bv:
-                assert int(dut.s_axi_bresp.value) == 0, f"cycle {cyc}: BRESP not OKAY"
-                assert b_count < min(aw_hs, w_hs), (
-                    f"cycle {cyc}: BVALID for write {b_count} but only {aw_hs} AW and "
-                    f"{w_hs} W accepted before (one B per write, after both)"
-                )
-            if bv and br:
-                b_count += 1
-            b_held = bool(bv and not br)
-            if awv and awr:
-                aw_hs += 1
-                aw_k += 1
-                if aw_k < n:
-                    aw_wait = aw_delay[aw_k]
-            elif not awv and aw_wait:
-                aw_wait -= 1
-            if wv and wr:
-                w_hs += 1
-                w_k += 1
-                if w_k < n:
-                    w_wait = w_delay[w_k]
-            elif not wv and w_wait:
-                w_wait -= 1
-
-            if b_count == n and done_at is None:
-                done_at = cyc
-            if done_at is not None and cyc - done_at >= 4:
-                break  # four more cycles with BREADY high and no extra B
-            cyc += 1
-            assert cyc < max_cycles, (
-                f"write stuck: {aw_hs} AW, {w_hs} W, {b_count} B accepted of {n}"
-            )
-        await FallingEdge(self.tb.clk)
-        dut.s_axi_awvalid.value = 0
-        dut.s_axi_wvalid.value = 0
-        dut.s_axi_bready.value = 0
-
-    async def reads(self, addrs, ar_delay, rready, on_cycle=None, max_cycles=None):
-        """Reads addrs in order; returns (data list, cycle of each AR handshake).
-
-        ar_delay[k]: idle cycles before AR k; rready(cycle) gives RREADY; on_cycle(cycle)
-        runs at the falling edge before the inputs are sampled. Checks that RVALID, RDATA
-        and RRESP hold until RREADY, that R k comes only after AR k was accepted, and
-        that there is exactly one R per read.
-        """
-        dut = self.dut
-        n = len(addrs)
-        if max_cycles is None:
-            max_cycles = 200 + 20 * n
-        ar_k = 0
-        ar_wait = ar_delay[0]
-        ar_cycles: list[int] = []
-        data: list[int] = []
-        held = None
-        done_at = None
-        cyc = 0
-        while True:
-            await FallingEdge(self.tb.clk)
-            if on_cycle is not None:
-                on_cycle(cyc)
-            if ar_k < n and ar_wait == 0:
-                dut.s_axi_arvalid.value = 1
-                dut.s_axi_araddr.value = addrs[ar_k]
-                dut.s_axi_arprot.value = random.getrandbits(3)
-            else:
-                dut.s_axi_arvalid.value = 0
-                dut.s_axi_araddr.value = self._garbage_addr()
-            dut.s_axi_rready.value = 1 if done_at is not None else int(bool(rready(cyc)))
-            await ReadOnly()
-
-            arv, arr = int(dut.s_axi_arvalid.value), int(dut.s_axi_arready.value)
-            rv, rr = int(dut.s_axi_rvalid.value), int(dut.s_axi_rready.value)
-            if held is not None:
-                assert rv == 1, f"cycle {cyc}: RVALID dropped before RREADY"
-                assert int(dut.s_axi_rdata.value) == held, f"cycle {cyc}: RDATA changed"
-            if rv:
-                assert int(dut.s_axi_rresp.value) == 0, f"cycle {cyc}: RRESP not OKAY"
-                assert len(data) < len(ar_cycles), (
-                    f"cycle {cyc}: RVALID for read {len(data)} with {len(ar_cycles)} AR accepted"
-                )
-            rdata = int(dut.s_axi_rdata.value) if rv else None
-            if rv and rr:
-                data.append(rdata)
-            held = rdata if rv and not rr else None
-            if arv and arr:
-                ar_cycles.append(cyc)
-                ar_k += 1
-                if ar_k < n:
-                    ar_wait = ar_delay[ar_k]
-            elif not arv and ar_wait:
-                ar_wait -= 1
-
-            if len(data) == n and done_at is None:
-                done_at = cyc
-            if done_at is not None and cyc - done_at >= 4:
-                break
-            cyc += 1
-            assert cyc < max_cycles, f"read stuck: {len(ar_cycles)} AR, {len(data)} R of {n}"
-        await FallingEdge(self.tb.clk)
-        dut.s_axi_arvalid.value = 0
-        dut.s_axi_rready.value = 0
-        return data, ar_cycles
-
-    async def read1(self, addr: int) -> int:
-        """One read; with stress, after random idle cycles and under random RREADY."""
-        if self.tb.stress:
-            data, _ = await self.reads(
-                [addr], [random.randrange(4)], lambda c: random.random() < 0.5
-            )
-        else:
-            data, _ = await self.reads([addr], [0], lambda c: True)
-        return data[0]
-
-    async def write1(self, addr: int, data: int, strb: int = 0xF) -> None:
-        """One write; with stress, AW and W after random idle cycles, random BREADY."""
-        if self.tb.stress:
-            await self.writes(
-                [(addr, data, strb)], [random.randrange(4)], [random.randrange(4)],
-                lambda c: random.random() < 0.5,
-            )
-        else:
-            await self.writes([(addr, data, strb)], [0], [0], lambda c: True)
-
-
-def apply_strb(old: int, data: int, strb: int, mask: int = 0xFFFFFFFF) -> int:
-    for lane in range(4):
-        if (strb >> lane) & 1:
-            old = (old & ~(0xFF << 8 * lane)) | (data & (0xFF << 8 * lane))
-    return old & mask
 
 
 @cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
@@ -921,7 +544,7 @@ async def test_simultaneous_edges(dut, stress):
     await model.set_pins(0)
     while model.queue:
         model.check(await tb.pop())
-    await tb.write("DROPPED", 0)
+    await tb.write("DROPPED", await tb.read("DROPPED"))  # a write subtracts: clears it
     base_seq = model.seq
     for burst in range(2):
         cycles = random.randint(4, 9) if stress else 8
@@ -964,8 +587,9 @@ async def test_simultaneous_edges(dut, stress):
             "burst %d: %d cycles x %d inputs from cycle %d: %d delivered, %d dropped",
             burst, cycles, n, t0, len(got), dropped,
         )
-        # clear DROPPED; the next edge continues the sequence after the burst
-        await tb.write("DROPPED", random.getrandbits(32))
+        # clear DROPPED (a write subtracts, floor 0); the next edge continues the
+        # sequence after the burst
+        await tb.write("DROPPED", dropped + random.choice([0, 1, 1000, 0xFFFFFFFF - dropped]))
         assert await tb.read("DROPPED") == 0
         base_seq += edges
         model = EventModel(tb)
@@ -984,7 +608,8 @@ async def test_simultaneous_edges(dut, stress):
 @cocotb.test(timeout_time=TIMEOUT_US * 5, timeout_unit="us")
 @cocotb.parametrize(stress=STRESS)
 async def test_fifo_overflow(dut, stress):
-    """A full FIFO drops exactly the excess; DROPPED counts it, seq shows it, a write clears it."""
+    """A full FIFO drops exactly the excess; DROPPED counts it, seq shows it, writing back
+    what was read clears it."""
     tb = TB(dut, stress)
     await tb.reset()
     await tb.write("IRQ_ENABLE", 1)
@@ -1016,12 +641,16 @@ async def test_fifo_overflow(dut, stress):
     assert await tb.read("FIFO_LEVEL") == cap
     assert await tb.read("DROPPED") == x1 + x2 == model.dropped
 
-    # any write clears it: a single-byte write of 0 ...
+    # a write subtracts what it writes: 0 changes nothing, the value read clears it
     await tb.write_bytes(ADDR["DROPPED"] + random.randrange(4), b"\x00")
+    assert await tb.read("DROPPED") == x1 + x2, "writing 0 subtracts nothing"
+    await tb.write("DROPPED", x1)
+    assert await tb.read("DROPPED") == x2
+    await tb.write("DROPPED", x2)
     assert await tb.read("DROPPED") == 0
     await single_edges(1)
     assert await tb.read("DROPPED") == 1, "a loss after the clear counts again"
-    # ... or a full word of anything
+    # more than it holds: floor 0
     await tb.write("DROPPED", 0xFFFFFFFF)
     assert await tb.read("DROPPED") == 0
 
@@ -1059,7 +688,8 @@ async def test_fifo_overflow(dut, stress):
 @cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(stress=STRESS)
 async def test_led_and_inputs(dut, stress):
-    """LED drives the led pins (N_LEDS bits) and reads back; INPUTS shows the btn levels."""
+    """LED drives the led pins (N_LEDS bits, through the PWM output register: one clock
+    later) and reads back; INPUTS shows the btn levels."""
     tb = TB(dut, stress)
     await tb.reset()
 
@@ -1070,6 +700,7 @@ async def test_led_and_inputs(dut, stress):
     for value in values:
         await tb.write("LED", value)
         led = value & tb.led_mask
+        await ClockCycles(tb.clk, 2)
         assert int(dut.led.value) == led, f"led pins after writing {value:#010x}"
         assert await tb.read("LED") == led
     # WSTRB: only the written byte changes
@@ -1079,6 +710,7 @@ async def test_led_and_inputs(dut, stress):
         byte = random.getrandbits(8) | 1
         await tb.write_bytes(ADDR["LED"] + lane, bytes([byte]))
         led = apply_strb(led, byte << 8 * lane, 1 << lane, tb.led_mask)
+        await ClockCycles(tb.clk, 2)
         assert int(dut.led.value) == led
         assert await tb.read("LED") == led
     await tb.reset()
@@ -1107,43 +739,6 @@ async def test_led_and_inputs(dut, stress):
 # pytest entry: build with Icarus and run every test above, for each parameter set
 # =====================================================================================
 
-PARAM_SETS = {
-    # N_INPUTS=4, N_LEDS=4, FIFO_DEPTH=512 (defaults); 10 cycles per microsecond
-    "default": {"CLK_HZ": 10_000_000},
-    # smallest instance; one cycle per microsecond
-    "min": {"N_INPUTS": 1, "N_LEDS": 1, "FIFO_DEPTH": 4, "CLK_HZ": 1_000_000},
-    # more inputs than FIFO slots per burst; LED register full width
-    "wide": {"N_INPUTS": 8, "N_LEDS": 32, "FIFO_DEPTH": 16, "CLK_HZ": 25_000_000},
-    # the widest input vector; 125 cycles per microsecond
-    "max": {"N_INPUTS": 32, "N_LEDS": 16, "FIFO_DEPTH": 64, "CLK_HZ": 125_000_000},
-}
-
-RTL_SOURCES = sorted(RTL_DIR.glob("*.v"))  # pynq_mqtt_io_regs.vh comes in by `include
-
-
 @pytest.mark.parametrize("name", list(PARAM_SETS))
 def test_pynq_mqtt_io_runner(name: str) -> None:
-    from cocotb_tools.runner import get_runner
-
-    build_dir = TB_DIR / f"sim_build-{name}"
-    waves = os.environ.get("WAVES") == "1"
-    if not waves:  # no stale trace from an earlier WAVES=1 run
-        (build_dir / "pynq_mqtt_io.fst").unlink(missing_ok=True)
-    runner = get_runner("icarus")
-    runner.build(
-        sources=RTL_SOURCES,
-        includes=[RTL_DIR],
-        hdl_toplevel="pynq_mqtt_io",
-        parameters=PARAM_SETS[name],
-        build_dir=build_dir,
-        always=True,
-        waves=waves,
-        timescale=("1ns", "1ps"),
-    )
-    runner.test(
-        hdl_toplevel="pynq_mqtt_io",
-        test_module="test_pynq_mqtt_io",
-        build_dir=build_dir,
-        test_dir=build_dir,
-        waves=waves,
-    )
+    run_bench("pynq_mqtt_io", "test_pynq_mqtt_io", f"core-{name}", PARAM_SETS[name])
