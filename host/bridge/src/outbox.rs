@@ -79,6 +79,9 @@ pub struct Outbox {
     sent: usize,
     /// The id the next event gets.
     next_pkid: u16,
+    /// The window filled up; new events wait until a quarter of it is free again, so
+    /// that acknowledgements trickling in do not turn into one small write each.
+    window_closed: bool,
 }
 
 fn next_id(p: u16) -> u16 {
@@ -101,6 +104,16 @@ impl Outbox {
             written: 0,
             sent: 0,
             next_pkid: 1,
+            window_closed: false,
+        }
+    }
+
+    /// Whether a new event may take a packet id now.
+    fn window_open(&self) -> bool {
+        if self.window_closed {
+            self.sent <= self.max_inflight - (self.max_inflight / 4).max(1)
+        } else {
+            self.sent < self.max_inflight
         }
     }
 
@@ -142,6 +155,7 @@ impl Outbox {
     /// The next packet to write on this connection, if any may go now; marks it written.
     pub fn next(&mut self) -> Option<Next> {
         loop {
+            let open = self.window_open();
             let slot = self.q.get_mut(self.written)?;
             if self.qos == QoS::AtMostOnce {
                 self.written += 1;
@@ -169,9 +183,11 @@ impl Outbox {
                     return Some(Next::Release { pkid: slot.pkid });
                 }
                 Phase::New => {
-                    if self.sent >= self.max_inflight {
+                    if !open {
+                        self.window_closed = true;
                         return None;
                     }
+                    self.window_closed = false;
                     slot.pkid = self.next_pkid;
                     slot.phase = Phase::AwaitAck;
                     self.next_pkid = next_id(self.next_pkid);
@@ -191,9 +207,7 @@ impl Outbox {
     pub fn wants_write(&self) -> bool {
         match self.q.get(self.written) {
             None => false,
-            Some(s) if self.qos != QoS::AtMostOnce && s.phase == Phase::New => {
-                self.sent < self.max_inflight
-            }
+            Some(s) if self.qos != QoS::AtMostOnce && s.phase == Phase::New => self.window_open(),
             Some(_) => true,
         }
     }
@@ -363,6 +377,20 @@ mod tests {
         assert_eq!(publishes(&mut o), vec![(5, 6, false)]);
         assert_eq!(o.puback(6), 1);
         assert!(o.is_empty());
+    }
+
+    #[test]
+    fn a_full_window_waits_for_a_quarter_before_sending_more() {
+        let mut o = Outbox::new(100, QoS::AtLeastOnce, 8);
+        for s in 0..20 {
+            o.push(ev(s)).unwrap();
+        }
+        assert_eq!(publishes(&mut o).len(), 8);
+        assert_eq!(o.puback(1), 1);
+        assert!(!o.wants_write(), "one free slot is not worth a write");
+        assert_eq!(o.puback(2), 1);
+        assert!(o.wants_write(), "a quarter free");
+        assert_eq!(publishes(&mut o).len(), 2, "refilled to the top");
     }
 
     #[test]
