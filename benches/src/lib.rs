@@ -1,0 +1,151 @@
+//! pynq-mqtt benchmarks: delivered messages per second at an independent subscriber,
+//! pynq-mqtt side by side with real peers against the same freshly started mosquitto,
+//! in two placements (spread over the cores, and everything on one core as on the
+//! board), reported as ratios against pre-encoded raw writes, medians of every rep.
+//! See `benches/README.md`.
+
+mod harness;
+mod roles;
+mod wire;
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use anyhow::Result;
+
+/// `pynq-mqtt bench`: without a role, the whole benchmark.
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "pynq-mqtt-bench",
+    about = "Publish-rate and end-to-end benchmarks"
+)]
+pub struct BenchArgs {
+    /// A small run of everything that asserts that each peer ran and nothing was lost.
+    #[arg(long)]
+    pub smoke: bool,
+    /// Messages per run for the fast peers (default 1000000; smoke 20000).
+    #[arg(long)]
+    pub n: Option<u64>,
+    /// Messages per run for the seed's paho-mqtt loop (default 200000; smoke 5000).
+    #[arg(long)]
+    pub n_slow: Option<u64>,
+    /// Repetitions; every figure is the median (default 3; smoke 1).
+    #[arg(long)]
+    pub reps: Option<usize>,
+    /// Placements: `spread`, `shared` or both, comma-separated.
+    #[arg(long, default_value = "spread,shared")]
+    pub placements: String,
+    /// Generator rate of the end-to-end run as a fraction of the raw ceiling measured
+    /// just before it in the same placement.
+    #[arg(long, default_value_t = 0.95)]
+    pub e2e_fraction: f64,
+    /// Seconds of the daemon's idle-CPU measurement (0 skips it; default 60; smoke 0).
+    #[arg(long)]
+    pub idle_secs: Option<u64>,
+    /// Skip the callgrind instruction count.
+    #[arg(long)]
+    pub no_callgrind: bool,
+    /// Skip the batch-size sweep (the plot's data).
+    #[arg(long)]
+    pub no_sweep: bool,
+    /// Where results.json and table.md go (default benches/results; smoke target/bench-smoke).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// The `pynq-mqtt` binary for the idle-CPU run (default: beside this one).
+    #[arg(long)]
+    pub daemon: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    pub role: Option<Role>,
+}
+
+/// The processes the harness starts (internal).
+#[derive(clap::Subcommand, Debug)]
+pub enum Role {
+    #[command(hide = true)]
+    Sub {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+        #[arg(long, default_value_t = 3000)]
+        idle_ms: u64,
+    },
+    #[command(hide = true)]
+    PubRaw {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
+        #[arg(long)]
+        batch: Option<usize>,
+    },
+    #[command(hide = true)]
+    PubRawQos1 {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
+        #[arg(long, default_value_t = 1024)]
+        window: u64,
+    },
+    #[command(hide = true)]
+    PubRumqttc {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
+    },
+    #[command(hide = true)]
+    PubBridge {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+    },
+    #[command(hide = true)]
+    PubE2e {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
+        #[arg(long)]
+        rate: f64,
+    },
+    #[command(hide = true)]
+    Latency {
+        #[arg(long, default_value_t = 10_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 2.0)]
+        secs: f64,
+    },
+}
+
+/// Runs a role, or the whole benchmark; `self_cmd` starts this program again (the
+/// executable, plus `bench` when it is `pynq-mqtt`).
+pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
+    match args.role {
+        Some(Role::Sub {
+            port,
+            n,
+            qos,
+            idle_ms,
+        }) => roles::sub(
+            port,
+            n,
+            qos,
+            Duration::from_millis(idle_ms),
+            Duration::from_secs(60),
+        ),
+        Some(Role::PubRaw { port, n, batch }) => roles::pub_raw(port, n, 64 * 1024, batch),
+        Some(Role::PubRawQos1 { port, n, window }) => roles::pub_raw_qos1(port, n, window),
+        Some(Role::PubRumqttc { port, n }) => roles::pub_rumqttc(port, n),
+        Some(Role::PubBridge { port, n, qos }) => roles::pub_bridge(port, n, qos),
+        Some(Role::PubE2e { port, n, rate }) => roles::pub_e2e(port, n, rate),
+        Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
+        None => harness::main(&args, self_cmd),
+    }
+}

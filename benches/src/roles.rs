@@ -1,0 +1,571 @@
+//! The processes the harness starts: the independent subscriber and each publisher.
+//! Each prints one JSON line on stdout when it is done.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use crossbeam_channel::bounded;
+use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, PayloadFormat, SessionMode};
+use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
+use serde_json::json;
+
+use crate::wire;
+
+pub const TOPIC: &str = "button/0";
+pub const FILTER: &str = "button/+";
+
+fn payload(i: u64) -> &'static [u8] {
+    if i.is_multiple_of(2) {
+        b"1"
+    } else {
+        b"0"
+    }
+}
+
+/// Peak resident set of this process (VmHWM), KiB.
+pub fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn connect(port: u16, id: &str) -> Result<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).context("connect to the broker")?;
+    s.set_nodelay(true)?;
+    s.write_all(&wire::connect(id))?;
+    Ok(s)
+}
+
+/// Reads packets until one whose first byte is `want` (masked with 0xf0) arrived.
+fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, want: u8) -> Result<()> {
+    let mut tmp = [0u8; 4096];
+    loop {
+        while let Some((b0, h, l)) = wire::frame(buf) {
+            buf.drain(..h + l);
+            if b0 & 0xf0 == want {
+                return Ok(());
+            }
+        }
+        let n = s.read(&mut tmp)?;
+        if n == 0 {
+            bail!("the broker closed the connection");
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+}
+
+/// The independent subscriber: counts PUBLISH packets on `button/+` up to `n`; the rate
+/// is measured from the first to the last delivered message, on its own clock.
+pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) -> Result<()> {
+    let mut s = connect(port, &format!("bench-sub-{}", std::process::id()))?;
+    s.write_all(&wire::subscribe(FILTER, qos))?;
+    let mut pending = Vec::new();
+    read_until(&mut s, &mut pending, 0x20)?;
+    read_until(&mut s, &mut pending, 0x90)?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    s.set_read_timeout(Some(start_timeout))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut fill = pending.len();
+    buf[..fill].copy_from_slice(&pending);
+    let (mut count, mut first, mut last) = (0u64, None::<Instant>, Instant::now());
+    let mut acks = Vec::new();
+    'outer: loop {
+        let mut pos = 0;
+        let now = Instant::now();
+        while let Some((b0, h, l)) = wire::frame(&buf[pos..fill]) {
+            if b0 & 0xf0 == 0x30 {
+                count += 1;
+                if first.is_none() {
+                    first = Some(now);
+                    s.set_read_timeout(Some(idle))?;
+                }
+                last = now;
+                if b0 & 0x06 != 0 {
+                    // QoS 1: acknowledge (topic length, topic, packet id)
+                    let body = &buf[pos + h..pos + h + l];
+                    let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                    acks.extend_from_slice(&[0x40, 2, body[2 + tl], body[3 + tl]]);
+                }
+            }
+            pos += h + l;
+            if count >= n {
+                break 'outer;
+            }
+        }
+        if !acks.is_empty() {
+            s.write_all(&acks)?;
+            acks.clear();
+        }
+        buf.copy_within(pos..fill, 0);
+        fill -= pos;
+        if fill == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match s.read(&mut buf[fill..]) {
+            Ok(0) => break,
+            Ok(k) => fill += k,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                break
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
+    let rate = if secs > 0.0 {
+        (count - 1) as f64 / secs
+    } else {
+        0.0
+    };
+    println!("{}", json!({"received": count, "secs": secs, "rate": rate}));
+    let _ = s.write_all(&wire::DISCONNECT);
+    Ok(())
+}
+
+/// Pre-encoded QoS 0 PUBLISH packets written in `write_bytes` writes (or `batch`
+/// packets per write): the ceiling for one connection.
+pub fn pub_raw(port: u16, n: u64, write_bytes: usize, batch: Option<usize>) -> Result<()> {
+    let mut all = Vec::with_capacity(n as usize * 16);
+    let mut pkt_len = 0;
+    for i in 0..n {
+        let before = all.len();
+        wire::publish(&mut all, TOPIC, payload(i), None);
+        pkt_len = all.len() - before;
+    }
+    let chunk = batch.map_or(write_bytes, |b| (b * pkt_len).max(1));
+    let mut s = connect(port, &format!("bench-raw-{}", std::process::id()))?;
+    let mut pending = Vec::new();
+    read_until(&mut s, &mut pending, 0x20)?;
+    let t0 = Instant::now();
+    let mut writes = 0u64;
+    for c in all.chunks(chunk) {
+        s.write_all(c)?;
+        writes += 1;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    finish(s)?;
+    println!(
+        "{}",
+        json!({"sent": n, "secs": secs, "writes": writes, "packet_bytes": pkt_len,
+               "vm_hwm_kib": vm_hwm_kib()})
+    );
+    Ok(())
+}
+
+/// DISCONNECT, then wait for the broker to close.
+fn finish(mut s: TcpStream) -> Result<()> {
+    s.write_all(&wire::DISCONNECT)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tmp = [0u8; 4096];
+    while matches!(s.read(&mut tmp), Ok(k) if k > 0) {}
+    Ok(())
+}
+
+/// Pre-encoded QoS 1 PUBLISH packets, pipelined: at most `window` unacknowledged,
+/// written in batches of up to `window` packets while a thread reads the PUBACKs.
+pub fn pub_raw_qos1(port: u16, n: u64, window: u64) -> Result<()> {
+    let mut all = Vec::with_capacity(n as usize * 16);
+    let mut offs = Vec::with_capacity(n as usize + 1);
+    for i in 0..n {
+        offs.push(all.len());
+        let pkid = (i % 65_535) as u16 + 1;
+        wire::publish(&mut all, TOPIC, payload(i), Some(pkid));
+    }
+    offs.push(all.len());
+    let mut s = connect(port, &format!("bench-raw1-{}", std::process::id()))?;
+    let mut pending = Vec::new();
+    read_until(&mut s, &mut pending, 0x20)?;
+    let acked = Arc::new(AtomicU64::new(0));
+    let mut r = s.try_clone()?;
+    let a = Arc::clone(&acked);
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut fill = 0;
+        loop {
+            let k = match r.read(&mut buf[fill..]) {
+                Ok(0) | Err(_) => return,
+                Ok(k) => k,
+            };
+            fill += k;
+            let mut pos = 0;
+            let mut got = 0;
+            while let Some((b0, h, l)) = wire::frame(&buf[pos..fill]) {
+                if b0 & 0xf0 == 0x40 {
+                    got += 1;
+                }
+                pos += h + l;
+            }
+            a.fetch_add(got, Ordering::Release);
+            buf.copy_within(pos..fill, 0);
+            fill -= pos;
+        }
+    });
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    while sent < n {
+        let room = acked.load(Ordering::Acquire) + window - sent;
+        if room == 0 {
+            std::thread::yield_now();
+            continue;
+        }
+        let k = room.min(n - sent);
+        s.write_all(&all[offs[sent as usize]..offs[(sent + k) as usize]])?;
+        sent += k;
+    }
+    while acked.load(Ordering::Acquire) < n {
+        std::thread::yield_now();
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    finish(s)?;
+    let _ = reader.join();
+    println!(
+        "{}",
+        json!({"sent": n, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
+    );
+    Ok(())
+}
+
+/// rumqttc 0.25 used plainly: one `publish().await` per message.
+pub fn pub_rumqttc(port: u16, n: u64) -> Result<()> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, QoS};
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async move {
+        let mut opts = MqttOptions::new(
+            format!("bench-rumqttc-{}", std::process::id()),
+            "127.0.0.1",
+            port,
+        );
+        opts.set_keep_alive(Duration::from_secs(60));
+        let (client, mut ev) = AsyncClient::new(opts, 100);
+        let poller = tokio::spawn(async move {
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+        let t0 = Instant::now();
+        for i in 0..n {
+            client
+                .publish(TOPIC, QoS::AtMostOnce, false, payload(i))
+                .await?;
+        }
+        client.disconnect().await?;
+        poller.await??;
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "{}",
+            json!({"sent": n, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
+        );
+        anyhow::Ok(())
+    })
+}
+
+fn bridge_config(port: u16, qos: u8, json_payload: bool) -> BridgeConfig {
+    let mut cfg = BridgeConfig::new("127.0.0.1", port);
+    cfg.client_id = format!("bench-pynq-mqtt-{}", std::process::id());
+    cfg.session = SessionMode::Clean;
+    cfg.stats_interval = None;
+    cfg.shutdown_timeout = Duration::from_secs(120);
+    cfg.qos = match qos {
+        0 => rumqttc::QoS::AtMostOnce,
+        1 => rumqttc::QoS::AtLeastOnce,
+        _ => rumqttc::QoS::ExactlyOnce,
+    };
+    if json_payload {
+        cfg.payload = PayloadFormat::Json;
+    }
+    cfg
+}
+
+/// Runs the bridge on the events of `events` until the channel closes and all is
+/// delivered; the LED side is idle (no LEDs).
+fn run_bridge(
+    cfg: BridgeConfig,
+    events: crossbeam_channel::Receiver<ButtonEvent>,
+    driver_stats: Arc<DriverStats>,
+) -> Result<pynq_mqtt_bridge::BridgeStatsView> {
+    let (cmd_tx, _cmd_rx) = bounded::<LedCommand>(16);
+    let (_, led_rx) = bounded::<LedReport>(1);
+    let io = BridgeIo {
+        events,
+        commands: cmd_tx,
+        leds: led_rx,
+        n_inputs: 4,
+        n_leds: 0,
+        driver_stats,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let view = rt.block_on(pynq_mqtt_bridge::run(
+        cfg,
+        io,
+        Arc::new(BridgeStats::default()),
+    ))?;
+    Ok(view)
+}
+
+/// pynq-mqtt's publisher fed through the channel, as the driver feeds it.
+pub fn pub_bridge(port: u16, n: u64, qos: u8) -> Result<()> {
+    let (tx, rx) = bounded(65_536);
+    let feeder = std::thread::spawn(move || {
+        for i in 0..n {
+            let ev = ButtonEvent {
+                input: 0,
+                level: i.is_multiple_of(2),
+                ts_us: i,
+                seq: i,
+                synthetic: true,
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let view = run_bridge(
+        bridge_config(port, qos, false),
+        rx,
+        Arc::new(DriverStats::default()),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = feeder.join();
+    println!(
+        "{}",
+        json!({"sent": view.published, "lost": view.lost(), "writes": view.writes,
+               "bytes": view.bytes_written, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
+    );
+    Ok(())
+}
+
+/// pynq-mqtt end to end: the simulated board's hardware event generator (one event per
+/// clock) at `rate` events per second of wall time, the driver, the bridge.
+pub fn pub_e2e(port: u16, n: u64, rate: f64) -> Result<()> {
+    use pynq_mqtt_bus::Bus;
+    use pynq_mqtt_regs::offset;
+    use pynq_mqtt_sim::{SimBoard, SimConfig, Speed};
+    // real time at the sim's clock (1 MHz): the generator's period sets the rate
+    let board = Arc::new(SimBoard::start(SimConfig {
+        speed: Speed::RealTime(1.0),
+        stimulus: Vec::new(),
+    })?);
+    let period = ((board.clk_hz() as f64 / rate).round() as u32).max(1);
+    let rate = board.clk_hz() as f64 / f64::from(period);
+    board.start_stimulus();
+    let bus: Arc<dyn Bus> = board.clone();
+    let (driver, ch) = pynq_mqtt_driver::Driver::start(Arc::clone(&bus), &Default::default())?;
+    let dstats = driver.stats();
+    let cfg = bridge_config(port, 0, false);
+    let ds = Arc::clone(&dstats);
+    let bridge = std::thread::spawn(move || run_bridge(cfg, ch.events, ds));
+    // the daemon holds the command and LED ends too; keep them open until the end
+    let (_commands, _leds) = (ch.commands, ch.leds);
+    bus.write32(offset::GEN_CTRL, 0)?;
+    bus.write32(offset::GEN_PERIOD, period)?;
+    bus.write32(offset::GEN_PATTERN, 1)?;
+    bus.write32(offset::GEN_COUNT, n as u32)?;
+    let t0 = Instant::now();
+    bus.write32(offset::GEN_CTRL, 1)?;
+    let deadline = t0 + Duration::from_secs_f64(n as f64 / rate * 3.0 + 30.0);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if u64::from(bus.read32(offset::GEN_SENT)?) >= n {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the generator did not finish in time");
+        }
+    }
+    let gen_secs = t0.elapsed().as_secs_f64();
+    // the generator is done: let the driver take the last events, then stop it
+    let until = Instant::now() + Duration::from_secs(10);
+    while dstats.captured.load(Ordering::Relaxed) + dstats.hw_dropped.load(Ordering::Relaxed) < n
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    driver.stop();
+    drop((_commands, _leds));
+    let view = bridge.join().expect("bridge thread")?;
+    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    println!(
+        "{}",
+        json!({"sent": view.published, "lost": view.lost(), "captured": g(&dstats.captured),
+               "hw_dropped": g(&dstats.hw_dropped), "seq_lost": g(&dstats.seq_lost),
+               "channel_full": g(&dstats.channel_full), "irqs": g(&dstats.irqs),
+               "writes": view.writes, "gen_secs": gen_secs, "rate": rate,
+               "vm_hwm_kib": vm_hwm_kib()})
+    );
+    Ok(())
+}
+
+/// A discard sink: answers CONNECT (and SUBSCRIBE, PINGREQ, QoS 1 PUBLISH), reads
+/// and drops the rest. Serves one connection; `on_publish` sees each PUBLISH body.
+pub struct SinkResult {
+    pub publishes: u64,
+    /// From the CONNECT to the last byte read.
+    pub secs: f64,
+}
+
+pub fn sink_one(
+    listener: &TcpListener,
+    mut on_publish: impl FnMut(u8, &[u8]),
+) -> Result<SinkResult> {
+    let (mut s, _) = listener.accept()?;
+    s.set_nodelay(true)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut fill, mut count) = (0usize, 0u64);
+    let mut t0 = None;
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    'outer: loop {
+        let k = match s.read(&mut buf[fill..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => k,
+        };
+        last = Instant::now();
+        fill += k;
+        let mut pos = 0;
+        while let Some((b0, h, l)) = wire::frame(&buf[pos..fill]) {
+            let body = &buf[pos + h..pos + h + l];
+            match b0 & 0xf0 {
+                0x30 => {
+                    count += 1;
+                    on_publish(b0, body);
+                    if b0 & 0x06 != 0 {
+                        let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                        let code = if b0 & 0x06 == 2 { 0x40 } else { 0x50 };
+                        out.extend_from_slice(&[code, 2, body[2 + tl], body[3 + tl]]);
+                    }
+                }
+                0x10 => {
+                    t0.get_or_insert(last);
+                    out.extend_from_slice(&[0x20, 2, 0, 0]);
+                }
+                0x80 => {
+                    // SUBSCRIBE: packet id, then (filter, qos) pairs
+                    let mut codes = Vec::new();
+                    let mut p = 2;
+                    while p + 2 <= body.len() {
+                        p += 2 + usize::from(u16::from_be_bytes([body[p], body[p + 1]])) + 1;
+                        codes.push(0u8);
+                    }
+                    out.push(0x90);
+                    wire::put_len(&mut out, 2 + codes.len());
+                    out.extend_from_slice(&body[..2]);
+                    out.extend_from_slice(&codes);
+                }
+                0x60 => out.extend_from_slice(&[0x70, 2, body[0], body[1]]),
+                0xc0 => out.extend_from_slice(&[0xd0, 0]),
+                0xe0 => break 'outer,
+                _ => {}
+            }
+            pos += h + l;
+        }
+        if !out.is_empty() {
+            s.write_all(&out)?;
+            out.clear();
+        }
+        buf.copy_within(pos..fill, 0);
+        fill -= pos;
+        if fill == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+    let secs = t0.map_or(0.0, |t| (last - t).as_secs_f64());
+    Ok(SinkResult {
+        publishes: count,
+        secs,
+    })
+}
+
+/// Latency from the channel (where the driver puts a popped event) to the socket:
+/// events at `rate` per second for `secs`, each stamped when it enters the channel
+/// (the `ts_us` of its JSON payload), read back by an in-process sink on loopback.
+pub fn latency(rate: f64, secs: f64) -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let epoch = Instant::now();
+    let sink = std::thread::spawn(move || {
+        let mut lat = Vec::new();
+        let r = sink_one(&listener, |_, body| {
+            let now = epoch.elapsed().as_micros() as u64;
+            let text = String::from_utf8_lossy(body);
+            if let Some(p) = text.find("\"ts_us\":") {
+                let digits: String = text[p + 8..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                if let Ok(ts) = digits.parse::<u64>() {
+                    lat.push(now.saturating_sub(ts));
+                }
+            }
+        });
+        (r, lat)
+    });
+    let n = (rate * secs) as u64;
+    let (tx, rx) = bounded(65_536);
+    let feeder = std::thread::spawn(move || {
+        // connected and idle first
+        std::thread::sleep(Duration::from_millis(300));
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let start = Instant::now();
+        for i in 0..n {
+            let due = start + period * i as u32;
+            while Instant::now() < due {
+                let left = due - Instant::now();
+                if left > Duration::from_micros(200) {
+                    std::thread::sleep(left - Duration::from_micros(100));
+                } else {
+                    std::hint::spin_loop();
+                }
+            }
+            let ev = ButtonEvent {
+                input: 0,
+                level: i.is_multiple_of(2),
+                ts_us: epoch.elapsed().as_micros() as u64,
+                seq: i,
+                synthetic: true,
+            };
+            if tx.send(ev).is_err() {
+                return;
+            }
+        }
+    });
+    let view = run_bridge(
+        bridge_config(port, 0, true),
+        rx,
+        Arc::new(DriverStats::default()),
+    )?;
+    let _ = feeder.join();
+    let (r, mut lat) = sink.join().expect("sink thread");
+    r?;
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{}",
+        json!({"events": lat.len(), "published": view.published, "rate": rate,
+               "p50_us": pct(0.5), "p99_us": pct(0.99), "max_us": lat.last().copied().unwrap_or(0)})
+    );
+    Ok(())
+}
