@@ -38,17 +38,29 @@ impl Bus for FuzzBus {
     fn read32(&self, o: u32) -> Result<u32, BusError> {
         Ok(match o {
             offset::ID => regs::ID_VALUE,
-            offset::VERSION => Version(0)
-                .with_major(regs::VERSION_MAJOR)
-                .with_minor(regs::VERSION_MINOR)
-                .0,
-            offset::PARAMS => Params(0).with_n_inputs(4).with_n_leds(4).with_fifo_depth_log2(4).0,
+            offset::VERSION => {
+                Version(0)
+                    .with_major(regs::VERSION_MAJOR)
+                    .with_minor(regs::VERSION_MINOR)
+                    .0
+            }
+            offset::PARAMS => {
+                Params(0)
+                    .with_n_inputs(4)
+                    .with_n_leds(4)
+                    .with_fifo_depth_log2(4)
+                    .0
+            }
             offset::CLK_HZ => 100_000_000,
             // an exhausted input reads as an empty FIFO
             offset::EVT_POP | offset::EVT_TS | offset::TIME | offset::DROPPED => {
                 let small = o == offset::DROPPED;
                 let v = self.take(if small { 1 } else { 4 }).unwrap_or(0);
-                if small && v > 250 { u32::MAX } else { v }
+                if small && v > 250 {
+                    u32::MAX
+                } else {
+                    v
+                }
             }
             _ => 0,
         })
@@ -73,7 +85,9 @@ impl Bus for FuzzBus {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let bus = Arc::new(FuzzBus { data: Mutex::new((data.to_vec(), 0)) });
+    let bus = Arc::new(FuzzBus {
+        data: Mutex::new((data.to_vec(), 0)),
+    });
     let config = DriverConfig {
         channel_capacity: 1 << 16,
         irq_timeout: Duration::from_millis(1),
@@ -81,7 +95,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let (driver, ch) = Driver::start(bus.clone(), &config).expect("a correct identity");
     // no LED commands: the LED thread ends at once instead of at its next poll
-    let pynq_mqtt_driver::DriverChannels { events: rx, commands, leds: _leds } = ch;
+    let pynq_mqtt_driver::DriverChannels {
+        events: rx,
+        commands,
+        leds: _leds,
+    } = ch;
     drop(commands);
     // the events thread ends when the input is used up (the bus reports Closed)
     let mut events = Vec::new();
@@ -91,8 +109,17 @@ fuzz_target!(|data: &[u8]| {
     let stats = driver.stats();
     driver.stop();
     events.extend(rx.try_iter());
-    assert!(events.iter().all(|e| e.input < 4), "an event of an input that does not exist");
-    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "sequence numbers must rise");
+    assert!(
+        events.iter().all(|e| e.input < 4),
+        "an event of an input that does not exist"
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].seq < w[1].seq),
+        "sequence numbers must rise"
+    );
     let captured = stats.captured.load(Ordering::Relaxed);
-    assert_eq!(captured, events.len() as u64 + stats.channel_full.load(Ordering::Relaxed));
+    assert_eq!(
+        captured,
+        events.len() as u64 + stats.channel_full.load(Ordering::Relaxed)
+    );
 });

@@ -8,8 +8,12 @@ use libfuzzer_sys::fuzz_target;
 mod stimulus;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&n, rest)) = data.split_first() else { return };
-    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let Some((&n, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
     let n_inputs = u32::from(n % 33);
     match stimulus::parse(text, "fuzz", n_inputs) {
         Ok(steps) => {

@@ -2,6 +2,9 @@
 commands, stats, reconnect after a broker restart, clean stop), `config` and a
 failing connect with the wrong password are searched for the password; so are the
 daemon's command line and every message on the broker."""
+import os
+import pathlib
+import shutil
 import signal
 import subprocess
 
@@ -61,3 +64,50 @@ def test_the_password_is_in_no_log_command_line_or_message(binary, tmp_path):
     broker.stop()
     assert code != 0
     assert SECRET[::-1] not in bad.text() and SECRET not in bad.text(), bad.text()[-2000:]
+
+
+def test_the_daemon_runs_unprivileged_with_no_capabilities(binary, tmp_path):
+    """As the board's unit runs it: an ordinary user (here `nobody`, no groups) with
+    no capabilities at all, and it works end to end (the simulated board needs no
+    device; on a board the udev rule gives the group its /dev/uioN, tested in
+    test_board_install.py and host/bus/tests/uio.rs)."""
+    import pwd
+    import pytest
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or not setpriv:
+        pytest.skip("needs root and setpriv to switch to an unprivileged user")
+    nobody = pwd.getpwnam("nobody")
+    r = subprocess.run([setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                        "test", "-x", str(binary)])
+    if r.returncode != 0:
+        pytest.skip(f"{binary} is not executable by nobody (checkout under a private directory)")
+    import tempfile
+    broker = Mosquitto(tmp_path).start()
+    # pytest's tmp_path is private to root: the stimulus goes where nobody can read it
+    public = pathlib.Path(tempfile.mkdtemp(prefix="pynq-mqtt-nobody-"))
+    public.chmod(0o755)
+    stim = public / "s.stim"
+    stimulus(stim, 50, spacing_us=2000, start_us=300_000)
+    stim.chmod(0o644)
+    sub = Collector(broker.port, ("button/#",), qos=1)
+    log = open(tmp_path / "nobody.log", "w")
+    proc = subprocess.Popen([setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                             str(binary), "run", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{broker.port}",
+                             "--stimulus", str(stim), "--stats-interval", "0"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd="/")
+    try:
+        assert sub.wait_for(lambda m: len(m) >= 50, 30), (tmp_path / "nobody.log").read_text()[-2000:]
+        status = dict(l.split(":", 1) for l in open(f"/proc/{proc.pid}/status").read().splitlines() if ":" in l)
+        assert status["Uid"].split()[0] == str(nobody.pw_uid)
+        assert int(status["CapEff"].strip(), 16) == 0 and int(status["CapPrm"].strip(), 16) == 0
+        assert status["NoNewPrivs"].strip() == "1"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+        sub.close()
+        broker.stop()
+        shutil.rmtree(public, ignore_errors=True)

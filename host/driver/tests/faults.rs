@@ -76,7 +76,10 @@ impl Bus for Faulty {
     }
 }
 
-fn collect_n(ch: &pynq_mqtt_driver::DriverChannels, n: usize) -> Vec<pynq_mqtt_driver::ButtonEvent> {
+fn collect_n(
+    ch: &pynq_mqtt_driver::DriverChannels,
+    n: usize,
+) -> Vec<pynq_mqtt_driver::ButtonEvent> {
     let deadline = Instant::now() + PATIENCE;
     let mut got = Vec::new();
     while got.len() < n && Instant::now() < deadline {
@@ -109,7 +112,11 @@ fn generator_faster_than_the_drain_drops_exactly_generated_minus_captured() {
     let hw = stats.hw_dropped.load(Ordering::Relaxed);
     let captured = stats.captured.load(Ordering::Relaxed);
     assert!(hw > 0, "the generator did not outrun the FIFO: not a test");
-    assert_eq!(captured, got.len() as u64, "every captured event was handed up");
+    assert_eq!(
+        captured,
+        got.len() as u64,
+        "every captured event was handed up"
+    );
     assert_eq!(
         hw + captured,
         u64::from(generated),
@@ -117,7 +124,10 @@ fn generator_faster_than_the_drain_drops_exactly_generated_minus_captured() {
     );
     // the sequence numbers show the same loss
     let span = got.last().unwrap().seq - got[0].seq + 1;
-    assert_eq!(span - got.len() as u64, stats.seq_lost.load(Ordering::Relaxed));
+    assert_eq!(
+        span - got.len() as u64,
+        stats.seq_lost.load(Ordering::Relaxed)
+    );
     assert_eq!(stats.channel_full.load(Ordering::Relaxed), 0);
 }
 
@@ -167,6 +177,9 @@ fn an_interrupt_line_stuck_high_is_throttled_and_events_still_flow() {
     let rate = (bus.waits.load(Ordering::Relaxed) - w0) as f64 / t0.elapsed().as_secs_f64();
     let stats = driver.stats();
     driver.stop();
-    assert!(rate < 5000.0, "{rate:.0} interrupt waits per second: a busy loop");
+    assert!(
+        rate < 5000.0,
+        "{rate:.0} interrupt waits per second: a busy loop"
+    );
     assert!(stats.empty_irqs.load(Ordering::Relaxed) >= 64);
 }

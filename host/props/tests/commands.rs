@@ -97,9 +97,26 @@ proptest! {
 fn wildcard_looking_and_neighbouring_topics_address_nothing() {
     let t = Topics::new(&TopicLayout::default(), 4, 4);
     for bad in [
-        "led/+/set", "led/#", "led/#/set", "led/+", "+/+/set", "#", "led/0", "led/0/set/x",
-        "led/0/get", "led//set", "led/ 0/set", "led/00/set", "led/-1/set", "led/4/set",
-        "led/1e0/set", "button/0", "status", "stats", "/led/0/set", "led/0/set/",
+        "led/+/set",
+        "led/#",
+        "led/#/set",
+        "led/+",
+        "+/+/set",
+        "#",
+        "led/0",
+        "led/0/set/x",
+        "led/0/get",
+        "led//set",
+        "led/ 0/set",
+        "led/00/set",
+        "led/-1/set",
+        "led/4/set",
+        "led/1e0/set",
+        "button/0",
+        "status",
+        "stats",
+        "/led/0/set",
+        "led/0/set/",
     ] {
         assert!(
             !matches!(t.parse_led_set(bad), Some(Ok(_))),

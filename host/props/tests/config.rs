@@ -22,10 +22,28 @@ fn resolve_text(text: &str) -> Result<settings::Settings, String> {
 }
 
 const KEYS: &[&str] = &[
-    "board", "broker", "prefix", "client_id", "qos", "payload", "session", "keep_alive",
-    "buffer_capacity", "max_inflight", "reconnect_min", "reconnect_max", "stats_interval",
-    "shutdown_timeout", "channel_capacity", "username", "button_topic", "input_names",
-    "led_names", "ha_discovery", "ha_prefix", "sim_speed",
+    "board",
+    "broker",
+    "prefix",
+    "client_id",
+    "qos",
+    "payload",
+    "session",
+    "keep_alive",
+    "buffer_capacity",
+    "max_inflight",
+    "reconnect_min",
+    "reconnect_max",
+    "stats_interval",
+    "shutdown_timeout",
+    "channel_capacity",
+    "username",
+    "button_topic",
+    "input_names",
+    "led_names",
+    "ha_discovery",
+    "ha_prefix",
+    "sim_speed",
 ];
 
 fn value() -> impl Strategy<Value = String> {
@@ -117,7 +135,10 @@ proptest! {
 fn a_bad_prefix_in_the_file_names_the_file_line_and_key() {
     for (key, value) in [("prefix", "\"a+/\""), ("button_topic", "\"x/#\"")] {
         let e = resolve_text(&format!("\n{key} = {value}\n")).expect_err("wildcard accepted");
-        assert!(e.contains(".toml") && e.contains("line 2") && e.contains(key), "{e}");
+        assert!(
+            e.contains(".toml") && e.contains("line 2") && e.contains(key),
+            "{e}"
+        );
     }
 }
 
@@ -130,6 +151,9 @@ fn wildcards_in_topic_settings_are_refused() {
         ("led_names", "[\"a\", \"+\", \"c\", \"d\"]"),
     ] {
         let e = resolve_text(&format!("{key} = {value}\n")).expect_err("wildcard accepted");
-        assert!(!e.contains('\n') && (e.contains("wildcards") || e.contains("+, #")), "{e}");
+        assert!(
+            !e.contains('\n') && (e.contains("wildcards") || e.contains("+, #")),
+            "{e}"
+        );
     }
 }
