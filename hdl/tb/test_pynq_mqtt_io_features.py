@@ -36,6 +36,7 @@ from pmq_top_tb import (
     Event,
     EventModel,
     RawAxi,
+    apply_strb,
     bit,
     field,
 )
@@ -560,8 +561,8 @@ async def test_dropped_subtract_and_saturate(dut, stress):
 @cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
 @cocotb.parametrize(stress=STRESS)
 async def test_led_set_clr_toggle(dut, stress):
-    """LED_SET, LED_CLR, LED_TOGGLE change only the bits written as 1 (strobed bytes
-    only), read 0, and never lose a change made in flight with another."""
+    """LED_SET, LED_CLR, LED_TOGGLE change only the bits written as 1, read 0, and never
+    lose a change made in flight with another (strobes: test_wstrb_raw)."""
     tb = TB(dut, stress)
     await tb.reset()
     led = 0
@@ -608,10 +609,16 @@ async def test_led_pwm(dut, stress):
     def expect(b: int, on: int) -> int:
         return 0 if not on else (PWM_PERIOD if b == 255 else 16 * b)
 
-    special = [0, 1, 2, 15, 16, 127, 128, 200, 254, 255]
-    for window in range(2):
-        bright = [random.choice(special + [random.randrange(256)]) for _ in range(tb.n_leds)]
-        on = tb.led_mask if window == 0 else random.getrandbits(tb.n_leds)
+    # every window measures each LED once; the edge values are always among them
+    required = [255, 0, 1, 254]
+    special = [2, 15, 16, 127, 128, 200]
+    windows = max(2, math.ceil(len(required) / tb.n_leds))
+    values = required + [random.choice(special + [random.randrange(256)])
+                         for _ in range(windows * tb.n_leds - len(required))]
+    random.shuffle(values)
+    for window in range(windows):
+        bright = values[window * tb.n_leds : (window + 1) * tb.n_leds]
+        on = random.getrandbits(tb.n_leds) if window == windows - 1 else tb.led_mask
         for k in range(tb.pwm_words):
             word = sum(b << 8 * j for j, b in enumerate(bright[4 * k : 4 * k + 4]))
             await tb.write(f"LED_PWM{k}", word)
@@ -635,6 +642,47 @@ async def test_led_pwm(dut, stress):
     await ClockCycles(tb.clk, 3)
     counts = await tb.led_high_counts(PWM_PERIOD)
     assert counts[lane] == 16 * 0x40 and sum(counts) == counts[lane]
+
+
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us")
+@cocotb.parametrize(stress=STRESS)
+async def test_wstrb_raw(dut, stress):
+    """Raw writes with garbage in the unstrobed bytes: LED, LED_SET/CLR/TOGGLE, DROPPED
+    and IRQ_STATUS act on the strobed bytes only."""
+    tb = TB(dut, stress, master=False)
+    raw = RawAxi(tb)
+    await tb.reset()
+
+    led = 0
+    for _ in range(20):
+        op = random.choice(["LED", "LED_SET", "LED_CLR", "LED_TOGGLE"])
+        data, strb = random.getrandbits(32), random.choice([1, 2, 4, 8, 3, 12, random.getrandbits(4)])
+        await raw.write1(ADDR[op], data, strb)
+        v = apply_strb(0, data, strb, tb.led_mask)
+        if op == "LED":
+            led = apply_strb(led, data, strb, tb.led_mask)
+        else:
+            led = {"LED_SET": led | v, "LED_CLR": led & ~v, "LED_TOGGLE": led ^ v}[op]
+        assert await raw.read1(ADDR["LED"]) == led, f"{op} data {data:#010x} strobes {strb:#x}"
+
+    # DROPPED: only the strobed bytes are subtracted; IRQ_STATUS: only strobed bits clear
+    en = bit("GEN_CTRL", "ENABLE")
+    await raw.write1(ADDR["GEN_COUNT"], tb.capacity + 0x30)
+    await raw.write1(ADDR["GEN_CTRL"], en)
+    await ClockCycles(tb.clk, tb.capacity + 0x30 + 20)
+    assert await raw.read1(ADDR["DROPPED"]) == 0x30
+    await raw.write1(ADDR["DROPPED"], 0xA5A5A511, 0b0001)
+    assert await raw.read1(ADDR["DROPPED"]) == 0x30 - 0x11
+    await raw.write1(ADDR["DROPPED"], 0x000000FF, 0b1110)
+    assert await raw.read1(ADDR["DROPPED"]) == 0x30 - 0x11, "unstrobed byte 0 subtracted"
+    await raw.write1(ADDR["DROPPED"], 0x5A5A5A1F, 0b0001)
+    assert await raw.read1(ADDR["DROPPED"]) == 0
+    sticky = OVERFLOW | GEN_DONE
+    assert await raw.read1(ADDR["IRQ_STATUS"]) == EVENT | sticky
+    await raw.write1(ADDR["IRQ_STATUS"], 0xFFFFFFFF, 0b1110)
+    assert await raw.read1(ADDR["IRQ_STATUS"]) == EVENT | sticky, "unstrobed byte 0 cleared"
+    await raw.write1(ADDR["IRQ_STATUS"], 0xFFFFFF00 | OVERFLOW, 0b0001)
+    assert await raw.read1(ADDR["IRQ_STATUS"]) == EVENT | GEN_DONE
 
 
 # =====================================================================================
