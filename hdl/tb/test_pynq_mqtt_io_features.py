@@ -276,6 +276,16 @@ async def test_irq_coalescing(dut, stress):
     await model.pop_all()
     st, irq = await status_and_irq()
     assert st == 0 and irq == 0, "drained: EVENT and irq low"
+    # one interrupt per event: each event raises irq, its pop drops it
+    watch = IrqWatch(tb)
+    c0 = tb.cycle()
+    for _ in range(4):
+        await model.toggle(random.randrange(tb.n_inputs))
+        model.check(await tb.pop())
+        await ClockCycles(tb.clk, 3)
+        assert tb.irq == 0
+    watch.stop()
+    assert len(watch.rises_after(c0)) == 4, f"irq changes {watch.changes}: not one rise per event"
 
     # by count: nothing below the threshold, irq at it, low again one below
     n = min(4, tb.capacity)
