@@ -74,6 +74,16 @@ def test_soak_sustained_rate_flat_rss_and_no_loss(binary, tmp_path):
             samples.append((round(time.monotonic() - t0, 1), rss_kib(pid), delivered))
             stop.wait(min(10.0, max(1.0, SECONDS / 60)))
         assert d.proc.poll() is None, d.text()[-3000:]
+        # on a loaded host the simulated clock lags the wall clock: wait for the end
+        # of the stimulus (nothing new for 3 s) before stopping
+        deadline = time.monotonic() + max(60.0, SECONDS / 2)
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 3:
+            with sub.cond:
+                now = len(sub.seqs)
+            if now != last:
+                last, quiet_since = now, time.monotonic()
+            time.sleep(0.5)
         samples.append((round(time.monotonic() - t0, 1), rss_kib(pid), len(sub.seqs)))
         assert d.stop() == 0, d.text()[-3000:]
         f = d.final()
