@@ -49,7 +49,7 @@
 #define PMQ_IRQ_THRESHOLD 0x28u
 #define PMQ_IRQ_THRESHOLD_COUNT_SHIFT 0u
 #define PMQ_IRQ_THRESHOLD_COUNT_MASK 0x0000FFFFu
-/* IRQ_TIMEOUT_US (rw): EVENT is due when the oldest waiting event is this many microseconds old (0: at once, one interrupt per event with the default threshold). */
+/* IRQ_TIMEOUT_US (rw): EVENT is due when the oldest waiting event is this many microseconds old. 0 (the reset value): at once, one interrupt per event, and IRQ_THRESHOLD then has no effect; coalescing needs both, e.g. 64 events or 1000 us. */
 #define PMQ_IRQ_TIMEOUT_US 0x2Cu
 /* EVT_POP (rc): Reading pops the oldest event and returns its description (VALID = 0 when the FIFO was empty; nothing is popped then). Its timestamp is latched into EVT_TS. */
 #define PMQ_EVT_POP 0x30u
@@ -85,7 +85,7 @@
 #define PMQ_DEBOUNCE_US 0x54u
 #define PMQ_DEBOUNCE_US_TIME_SHIFT 0u
 #define PMQ_DEBOUNCE_US_TIME_MASK 0x0000FFFFu
-/* GEN_CTRL (rw): Event generator: synthetic events into the same path as the pins (detection, sequence numbers, FIFO, drop counting), marked SYNTHETIC. Pin edges take precedence in a cycle they share. */
+/* GEN_CTRL (rw): Event generator: synthetic events into the same path as the pins (sequence numbers, FIFO, drop counting), marked SYNTHETIC; INPUT_ENABLE and EDGE_* do not filter them. Pin edges take precedence in a cycle they share. */
 #define PMQ_GEN_CTRL 0x60u
 #define PMQ_GEN_CTRL_ENABLE_SHIFT 0u
 #define PMQ_GEN_CTRL_ENABLE_MASK 0x00000001u
@@ -105,7 +105,7 @@
 #define PMQ_LED_CLR 0x88u
 /* LED_TOGGLE (wo): Writing 1s toggles those LEDs, atomically; reads 0. */
 #define PMQ_LED_TOGGLE 0x8Cu
-/* LED_PWM (rw): Brightness of four LEDs per register (LED_PWMk holds LEDs 4k..4k+3), 0 dark to 255 fully on, applied while the LED is on; PWM period 4096 clock cycles (24 kHz at 100 MHz). */
+/* LED_PWM (rw): Brightness of four LEDs per register (LED_PWMk holds LEDs 4k..4k+3), 0 dark to 255 fully on (the reset value), applied while the LED is on; PWM period 4096 clock cycles (24 kHz at 100 MHz). Bytes of LEDs this instance does not have read 0 and ignore writes. */
 #define PMQ_LED_PWM0 0xA0u
 #define PMQ_LED_PWM1 0xA4u
 #define PMQ_LED_PWM2 0xA8u

@@ -31,7 +31,7 @@ pub mod offset {
     pub const IRQ_STATUS: u32 = 0x24;
     /// EVENT is due when this many events wait (0: never by count). With IRQ_TIMEOUT_US, coalesces interrupts.
     pub const IRQ_THRESHOLD: u32 = 0x28;
-    /// EVENT is due when the oldest waiting event is this many microseconds old (0: at once, one interrupt per event with the default threshold).
+    /// EVENT is due when the oldest waiting event is this many microseconds old. 0 (the reset value): at once, one interrupt per event, and IRQ_THRESHOLD then has no effect; coalescing needs both, e.g. 64 events or 1000 us.
     pub const IRQ_TIMEOUT_US: u32 = 0x2C;
     /// Reading pops the oldest event and returns its description (VALID = 0 when the FIFO was empty; nothing is popped then). Its timestamp is latched into EVT_TS.
     pub const EVT_POP: u32 = 0x30;
@@ -53,7 +53,7 @@ pub mod offset {
     pub const EDGE_FALL: u32 = 0x50;
     /// Debounce time in microseconds, the same for every input (0: off). An input's first edge passes at once with its exact time; the input is then held for this long, and a level that differs at the end passes as the next edge. One event per press and one per release while the contact bounces for less than this.
     pub const DEBOUNCE_US: u32 = 0x54;
-    /// Event generator: synthetic events into the same path as the pins (detection, sequence numbers, FIFO, drop counting), marked SYNTHETIC. Pin edges take precedence in a cycle they share.
+    /// Event generator: synthetic events into the same path as the pins (sequence numbers, FIFO, drop counting), marked SYNTHETIC; INPUT_ENABLE and EDGE_* do not filter them. Pin edges take precedence in a cycle they share.
     pub const GEN_CTRL: u32 = 0x60;
     /// Events to generate per run (0: until ENABLE is cleared).
     pub const GEN_COUNT: u32 = 0x64;
@@ -71,7 +71,7 @@ pub mod offset {
     pub const LED_CLR: u32 = 0x88;
     /// Writing 1s toggles those LEDs, atomically; reads 0.
     pub const LED_TOGGLE: u32 = 0x8C;
-    /// Brightness of four LEDs per register (LED_PWMk holds LEDs 4k..4k+3), 0 dark to 255 fully on, applied while the LED is on; PWM period 4096 clock cycles (24 kHz at 100 MHz).
+    /// Brightness of four LEDs per register (LED_PWMk holds LEDs 4k..4k+3), 0 dark to 255 fully on (the reset value), applied while the LED is on; PWM period 4096 clock cycles (24 kHz at 100 MHz). Bytes of LEDs this instance does not have read 0 and ignore writes.
     pub const LED_PWM: [u32; 8] = [0xA0, 0xA4, 0xA8, 0xAC, 0xB0, 0xB4, 0xB8, 0xBC];
 }
 
@@ -370,7 +370,7 @@ impl DebounceUs {
     }
 }
 
-/// Fields of GEN_CTRL: Event generator: synthetic events into the same path as the pins (detection, sequence numbers, FIFO, drop counting), marked SYNTHETIC. Pin edges take precedence in a cycle they share.
+/// Fields of GEN_CTRL: Event generator: synthetic events into the same path as the pins (sequence numbers, FIFO, drop counting), marked SYNTHETIC; INPUT_ENABLE and EDGE_* do not filter them. Pin edges take precedence in a cycle they share.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GenCtrl(pub u32);
 
@@ -389,7 +389,7 @@ impl GenCtrl {
     }
 }
 
-/// Fields of LED_PWM: Brightness of four LEDs per register (LED_PWMk holds LEDs 4k..4k+3), 0 dark to 255 fully on, applied while the LED is on; PWM period 4096 clock cycles (24 kHz at 100 MHz).
+/// Fields of LED_PWM: Brightness of four LEDs per register (LED_PWMk holds LEDs 4k..4k+3), 0 dark to 255 fully on (the reset value), applied while the LED is on; PWM period 4096 clock cycles (24 kHz at 100 MHz). Bytes of LEDs this instance does not have read 0 and ignore writes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LedPwm(pub u32);
 

@@ -23,6 +23,9 @@ pub use stimulus::{Step, StimulusError};
 const WINDOW: usize = 0x1_0000;
 /// Cycles advanced per lock of the model.
 const CHUNK: u64 = 1024;
+/// Behind the wall clock by more than this, the clock catches up in lockstep with the
+/// host (see `clock_thread`).
+const CATCH_UP_CYCLES: u64 = 4 * CHUNK;
 
 /// How fast simulated time runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -295,16 +298,20 @@ fn clock_thread(sh: &Shared) {
             let elapsed = epoch.elapsed().as_secs_f64();
             epoch_cycle + (elapsed * factor * sh.clk_hz as f64) as u64
         };
+        // Catching up: the host starved this thread, and a board's fabric never starves.
+        // Replaying the missed time in one burst would overflow the FIFO in a way no board
+        // does, so catch-up runs like fast mode (below) until the clock is on time again.
+        let lockstep = fast || target.saturating_sub(now) > CATCH_UP_CYCLES;
         // in fast mode, simulated time stands still from the moment the interrupt line
         // rises until the host has serviced it and re-armed: the host never falls behind
-        let paused = fast && (!st.armed || st.model.irq());
+        let paused = lockstep && (!st.armed || st.model.irq());
         let n = if paused {
             0
         } else {
             CHUNK.min(target.saturating_sub(now))
         };
         if n > 0 {
-            if fast {
+            if lockstep {
                 // stop at the edge that raises irq: the host reacts before the next one
                 st.model.step_until_irq(n);
             } else {
