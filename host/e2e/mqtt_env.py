@@ -211,8 +211,15 @@ class Proxy:
 
 
 def _reset(s):
+    """Closes with a reset (linger 0). The read side is shut first: it wakes a
+    thread blocked in recv on this socket (sending nothing), which would otherwise
+    hold the socket open, and the reset back, until its peer sent something."""
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+    try:
         s.close()
     except OSError:
         pass
@@ -386,9 +393,10 @@ def stimulus(path, n, spacing_us=100, burst=1, gap_us=0, start_us=1000, inputs=4
     return (t - start_us) / 1e6
 
 
-def check_events(evs, n_captured, allow_duplicates):
+def check_events(evs, n_captured, allow_duplicates, strict_levels=True):
     """Every captured event arrived (distinct sequence numbers == captured), per input
-    in order with alternating levels; duplicates only if allowed. Returns dup count."""
+    in order (with alternating levels when the hardware dropped nothing); duplicates
+    only if allowed. Returns the number of duplicates."""
     seqs = [e["seq"] for e in evs]
     distinct = set(seqs)
     assert len(distinct) == n_captured, f"{len(distinct)} distinct events delivered, {n_captured} captured"
@@ -405,7 +413,8 @@ def check_events(evs, n_captured, allow_duplicates):
         i = e["input"]
         if i in last:
             assert e["seq"] > last[i]["seq"], f"input {i}: seq {e['seq']} after {last[i]['seq']}"
-            assert e["state"] != last[i]["state"], f"input {i}: level repeated at seq {e['seq']}"
+            if strict_levels:
+                assert e["state"] != last[i]["state"], f"input {i}: level repeated at seq {e['seq']}"
         last[i] = e
     return dups
 

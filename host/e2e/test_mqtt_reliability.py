@@ -17,11 +17,13 @@ from mqtt_env import (Collector, Daemon, Mosquitto, Proxy, Rumqttd, check_events
 SOAK = bool(os.environ.get("PYNQ_MQTT_SOAK"))
 N = int(os.environ.get("PYNQ_MQTT_SOAK_EVENTS", "200000")) if SOAK else 20000
 RESTARTS = int(os.environ.get("PYNQ_MQTT_SOAK_RESTARTS", "10")) if SOAK else 5
-# 20k events over 8 s here; the soak spreads 200k over 20 s
-SPACING_US = 100 if SOAK else 400
+# 20k events over 8 s here; the soak spreads 200k over 40 s
+SPACING_US = 200 if SOAK else 400
 
+# a buffer for the whole stream, and time to deliver it all at the stop even on a
+# loaded machine: these tests are about loss, not speed
 COMMON = ["--payload", "json", "--stats-interval", "0", "--reconnect-min", "0.05",
-          "--reconnect-max", "0.5", "--buffer-capacity", str(N + 1000)]
+          "--reconnect-max", "0.5", "--buffer-capacity", str(N + 1000), "--shutdown-timeout", "300"]
 
 
 def distinct(sub):
@@ -29,17 +31,32 @@ def distinct(sub):
 
 
 def finish(d, sub, allow_duplicates):
-    """Stops the daemon (it flushes everything first) and checks the delivery."""
-    assert d.stop() == 0, d.text()[-3000:]
+    """Stops the daemon (it delivers everything buffered first) and checks that the
+    subscriber got every captured event. (On a loaded machine the simulated board
+    may drop a few in its FIFO: counted by the driver, and not the bridge's to
+    deliver; levels then need not alternate across the gap.)"""
+    assert d.stop(timeout=400) == 0, d.text()[-3000:]
     f = d.final()
     assert f["dropped_retry_buffer"] == 0 and f["dropped_at_shutdown"] == 0, f
-    assert f["dropped_channel"] == 0, f
+    assert f["dropped_channel"] == 0 and f["published"] == f["captured"], f
     captured = f["captured"]
-    assert sub.wait_for(lambda m: len({e["seq"] for e in events(m)}) >= captured, 60), \
-        f"{distinct(sub)} of {captured} captured events delivered"
+    assert sub.wait_for(lambda m: len({e["seq"] for e in events(m)}) >= captured, 120), \
+        f"{distinct(sub)} of {captured} captured events delivered; daemon: {f}"
     time.sleep(0.5)
-    dups = check_events(events(sub.snapshot()), captured, allow_duplicates)
+    dups = check_events(events(sub.snapshot()), captured, allow_duplicates,
+                        strict_levels=f["dropped_hardware_fifo"] == 0)
     return f, dups
+
+
+def wait_connected(d, times):
+    """Waits until the daemon has connected `times` times (so that the next
+    disruption hits a live session)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if d.text().count("connected to broker") >= times:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the daemon did not connect {times} times: {d.text()[-2000:]}")
 
 
 @pytest.mark.parametrize("qos", [1, 2])
@@ -56,8 +73,8 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos):
     d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--qos", qos, *COMMON,
                "--client-id", f"daemon-q{qos}", stimulus=stim)
     try:
-        assert d.wait_log("connected to broker"), d.text()
-        for _ in range(RESTARTS):
+        for k in range(RESTARTS):
+            wait_connected(d, k + 1)
             time.sleep(duration / (RESTARTS + 1))
             broker.restart(signal.SIGTERM)
         # the stream ends; then everything must arrive
@@ -82,12 +99,14 @@ def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
     proxy = Proxy(broker.port)
     stim = tmp_path / "stream.stim"
     duration = stimulus(stim, N, spacing_us=SPACING_US)
-    sub = Collector(broker.port, ("button/#",), qos=qos)
+    # (rumqttd keeps a bounded log per subscriber: the subscriber must keep up, so
+    # QoS 1 on its side, which paho takes faster than QoS 2)
+    sub = Collector(broker.port, ("button/#",), qos=qos if kind == "mosquitto" else 1)
     d = Daemon(binary, f"mqtt://127.0.0.1:{proxy.port}", tmp_path, "--qos", qos, *COMMON,
                stimulus=stim)
     try:
-        assert d.wait_log("connected to broker"), d.text()
-        for _ in range(RESTARTS):
+        for k in range(RESTARTS):
+            wait_connected(d, k + 1)
             time.sleep(duration / (RESTARTS + 1))
             proxy.hold()
             proxy.cut()
