@@ -410,7 +410,7 @@ impl Publisher {
             if fresh_first {
                 // drop what an earlier process left in our session (stale LED
                 // commands, half-done QoS 2 ids), then start the persistent one
-                let (rd, mut wr, _, _) = connect_once(&cfg, tls.as_ref(), true).await?;
+                let (rd, mut wr, _, _) = connect_once(&cfg, tls.as_ref(), true, true).await?;
                 let mut b = BytesMut::new();
                 wire::disconnect(&mut b);
                 let _ = wr.write_all(&b).await;
@@ -418,7 +418,7 @@ impl Publisher {
                 drain_until_close(rd).await;
             }
             let clean = cfg.session == SessionMode::Clean;
-            connect_once(&cfg, tls.as_ref(), clean).await
+            connect_once(&cfg, tls.as_ref(), clean, true).await
         };
         tokio::pin!(attempt);
         let (rd, wr, rbuf, session_present) = loop {
@@ -832,13 +832,15 @@ async fn drain_until_close(mut rd: Reader) {
     .await;
 }
 
-/// TCP (+ TLS), CONNECT, CONNACK. Returns the halves, what was read after the
-/// CONNACK, and the broker's session-present flag.
+/// TCP (+ TLS), CONNECT (with our last will when `will`), CONNACK. Returns the
+/// halves, what was read after the CONNACK, and the broker's session-present flag.
 async fn connect_once(
     cfg: &BridgeConfig,
     tls: Option<&Tls>,
     clean: bool,
+    will: bool,
 ) -> Result<(Reader, Writer, BytesMut, bool), ConnectFail> {
+    let will_topic = format!("{}status", cfg.topics.prefix);
     let attempt = async {
         let (mut rd, mut wr) =
             transport::open(&cfg.host, cfg.port, tls)
@@ -855,7 +857,7 @@ async fn connect_once(
                 client_id: &cfg.client_id,
                 keep_alive_s,
                 clean_session: clean,
-                will_topic: &format!("{}status", cfg.topics.prefix),
+                will_topic: will.then_some(will_topic.as_str()),
                 username: cfg.username.as_deref(),
                 password: cfg.password.as_ref().map(|p| p.expose()),
             },
@@ -948,12 +950,15 @@ pub(crate) async fn remove_discovery(
     let mut own = cfg.clone();
     own.client_id = format!("{}-ha-remove", cfg.client_id);
     let url = cfg.broker_url();
+    // no last will: this short connection must not say the board is offline
     let (mut rd, mut wr, mut rbuf, _) =
-        connect_once(&own, tls, true).await.map_err(|e| match e {
-            ConnectFail::Permanent(s) | ConnectFail::Transient(s) => {
-                BridgeError::Connect(format!("broker {url}: {s}"))
-            }
-        })?;
+        connect_once(&own, tls, true, false)
+            .await
+            .map_err(|e| match e {
+                ConnectFail::Permanent(s) | ConnectFail::Transient(s) => {
+                    BridgeError::Connect(format!("broker {url}: {s}"))
+                }
+            })?;
     let mut buf = BytesMut::new();
     let mut pending = std::collections::HashSet::new();
     let mut id = EVENT_PKIDS;

@@ -129,8 +129,8 @@ pub struct ConnectSpec<'a> {
     pub client_id: &'a str,
     pub keep_alive_s: u16,
     pub clean_session: bool,
-    /// Retained `offline` on this topic, QoS 1.
-    pub will_topic: &'a str,
+    /// Retained `offline` on this topic, QoS 1, as the last will.
+    pub will_topic: Option<&'a str>,
     pub username: Option<&'a str>,
     pub password: Option<&'a str>,
 }
@@ -139,12 +139,9 @@ pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireErr
     let mut c = Connect::new(spec.client_id);
     c.keep_alive = spec.keep_alive_s;
     c.clean_session = spec.clean_session;
-    c.last_will = Some(LastWill::new(
-        spec.will_topic,
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-    ));
+    c.last_will = spec
+        .will_topic
+        .map(|t| LastWill::new(t, "offline", QoS::AtLeastOnce, true));
     if spec.username.is_some() || spec.password.is_some() {
         c.login = Some(Login::new(
             spec.username.unwrap_or_default(),
@@ -218,7 +215,7 @@ mod tests {
                 client_id: "id",
                 keep_alive_s: 30,
                 clean_session: false,
-                will_topic: "p/status",
+                will_topic: Some("p/status"),
                 username: Some("u"),
                 password: Some("pw"),
             },
