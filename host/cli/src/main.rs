@@ -52,6 +52,9 @@ enum Cmd {
     #[cfg(feature = "sim")]
     #[command(hide = true)]
     Broker(broker_cmd::BrokerArgs),
+    /// Publish rate and end to end against real peers and mosquitto (benches/README.md).
+    #[cfg(feature = "sim")]
+    Bench(pynq_mqtt_bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -153,6 +156,11 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Regs(args) => regs_cmd::run(&args),
         #[cfg(feature = "sim")]
         Cmd::Broker(args) => broker_cmd::run(&runtime()?, &args),
+        #[cfg(feature = "sim")]
+        Cmd::Bench(args) => {
+            let exe = std::env::current_exe().context("own executable")?;
+            pynq_mqtt_bench::run(args, vec![exe.into(), "bench".into()])
+        }
     }
 }
 
