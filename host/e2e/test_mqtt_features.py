@@ -241,3 +241,32 @@ def test_stats_off_with_zero_interval(binary, broker, tmp_path):
     finally:
         stop_ok(d)
         sub.close()
+
+
+def test_a_retained_command_too_large_to_read_is_skipped_not_a_reconnect_loop(binary, tmp_path):
+    """A 2 MiB retained message on led/0/set (beyond the 1 MiB the bridge reads) is
+    refused once and acknowledged; it does not break the connection, not even when
+    the broker hands it again at every subscription. (mosquitto only: the embedded
+    rumqttd refuses payloads above 64 KiB itself.)"""
+    broker = Mosquitto(tmp_path).start()
+    publish = Pub(broker.port)
+    sub = Collector(broker.port, ("led/#",))
+    try:
+        publish("led/0/set", b"x" * (2 << 20), qos=1, retain=True)
+        for run in range(2):
+            d = Daemon(binary, url(broker), tmp_path, "--stats-interval", "0", name=f"d{run}")
+            try:
+                assert d.wait_log("message of", 20), d.text()
+                mark = len(sub.snapshot())
+                publish("led/3/set", "on")
+                assert sub.wait_for(lambda m: ("led/3", b"1") in [(t, p) for t, p, _ in m[mark:]], 10)
+            finally:
+                assert d.stop() == 0
+            f = d.final()
+            assert f["reconnects"] == 0 and f["rejected"] == 1, f
+            assert "LED command rejected: message of" in d.text() and "too large" in d.text()
+            publish("led/3/set", "off")
+    finally:
+        publish.close()
+        sub.close()
+        broker.stop()

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use pynq_mqtt_driver::{ButtonEvent, LedAction, LedCommand, LedReport, Stats as DriverStats};
 use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, SubscribeReasonCode};
@@ -31,7 +31,7 @@ use crate::stats::{add, BridgeStats, StatsReport};
 use crate::topics::{LedTarget, Topics};
 use crate::transport::{self, describe_io, ConnectError, Reader, Tls, Writer};
 use crate::waker::Waker;
-use crate::wire::{self, ConnectSpec, EventEncoder};
+use crate::wire::{self, ConnectSpec, EventEncoder, Incoming};
 use crate::{discovery, BridgeError};
 
 /// A batch buffer is filled up to about this many bytes before it is written.
@@ -86,6 +86,43 @@ pub(crate) struct Publisher {
     gave_up: bool,
     last_drop_warning: Option<Instant>,
     drops_since_warning: u64,
+    recent_in: RecentIds,
+}
+
+/// The last QoS 1/2 messages acted on (packet id and a hash of topic and payload):
+/// a copy the broker sends again with `dup` after a reconnect (our PUBACK was lost)
+/// is acknowledged, not acted on twice (a `toggle` twice would undo itself). The
+/// hash keeps a broker that reuses ids at once from having a different message taken
+/// for a copy.
+#[derive(Debug, Default)]
+struct RecentIds(std::collections::VecDeque<(u16, u64)>);
+
+impl RecentIds {
+    const KEEP: usize = 256;
+
+    /// True when this message was already acted on; otherwise remembers it.
+    fn repeated(&mut self, qos: QoS, dup: bool, pkid: u16, topic: &str, payload: &[u8]) -> bool {
+        if qos == QoS::AtMostOnce {
+            return false;
+        }
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        topic.hash(&mut h);
+        payload.hash(&mut h);
+        let key = (pkid, h.finish());
+        if dup && self.0.contains(&key) {
+            return true;
+        }
+        if self.0.len() == Self::KEEP {
+            self.0.pop_front();
+        }
+        self.0.push_back(key);
+        false
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// One live connection.
@@ -110,6 +147,8 @@ struct Conn {
     offline_acked: bool,
     disconnect_queued: bool,
     sub_pkid: u16,
+    /// Bytes still to drop of a packet too large to read.
+    skip: usize,
 }
 
 impl Publisher {
@@ -174,6 +213,7 @@ impl Publisher {
             gave_up: false,
             last_drop_warning: None,
             drops_since_warning: 0,
+            recent_in: RecentIds::default(),
             tls,
             cfg: Arc::new(cfg),
         })
@@ -450,6 +490,7 @@ impl Publisher {
                 offline_acked: false,
                 disconnect_queued: false,
                 sub_pkid: 0,
+                skip: 0,
             },
             session_present,
         ))
@@ -503,6 +544,10 @@ impl Publisher {
     /// Serves one connection until it breaks or the run is over.
     async fn serve(&mut self, mut c: Conn, session_present: bool) -> End {
         self.outbox.rewind(session_present);
+        if !session_present {
+            // a new session numbers the broker's messages afresh
+            self.recent_in.clear();
+        }
         let resend = self.outbox.inflight();
         if resend > 0 {
             info!(events = resend, "sending unacknowledged events again");
@@ -611,7 +656,40 @@ impl Publisher {
     /// Handles every complete packet in the read buffer.
     fn on_read(&mut self, c: &mut Conn) -> Result<(), String> {
         c.ping_sent = None; // anything from the broker shows it is alive
-        while let Some(p) = wire::read(&mut c.rbuf).map_err(|e| e.to_string())? {
+        loop {
+            if c.skip > 0 {
+                let n = c.skip.min(c.rbuf.len());
+                c.rbuf.advance(n);
+                c.skip -= n;
+                if c.skip > 0 {
+                    return Ok(());
+                }
+            }
+            let p = match wire::read(&mut c.rbuf).map_err(|e| e.to_string())? {
+                None => return Ok(()),
+                Some(Incoming::Packet(p)) => p,
+                Some(Incoming::TooLarge { frame_len, publish }) => {
+                    // skipped, and acknowledged so that it does not come back
+                    c.skip = frame_len;
+                    let why = format!("message of {frame_len} bytes is too large");
+                    match publish {
+                        Some((topic, qos, pkid)) => {
+                            if self.topics.parse_led_set(&topic).is_some() {
+                                self.reject(&topic, b"", &why);
+                            } else {
+                                warn!(topic = %topic.escape_debug(), "{why}; ignored");
+                            }
+                            match qos {
+                                QoS::AtMostOnce => {}
+                                QoS::AtLeastOnce => wire::puback(&mut c.ctrl, pkid),
+                                QoS::ExactlyOnce => wire::pubrec(&mut c.ctrl, pkid),
+                            }
+                        }
+                        None => warn!("{why}; skipped"),
+                    }
+                    continue;
+                }
+            };
             match p {
                 Packet::PubAck(a) => {
                     if a.pkid > EVENT_PKIDS {
@@ -642,7 +720,14 @@ impl Publisher {
                 }
                 Packet::PingResp => {}
                 Packet::Publish(p) => {
-                    self.on_message(&p.topic, &p.payload, c);
+                    if self
+                        .recent_in
+                        .repeated(p.qos, p.dup, p.pkid, &p.topic, &p.payload)
+                    {
+                        debug!(topic = %p.topic, pkid = p.pkid, "message sent again: acknowledged, not acted on twice");
+                    } else {
+                        self.on_message(&p.topic, &p.payload, c);
+                    }
                     match p.qos {
                         QoS::AtMostOnce => {}
                         QoS::AtLeastOnce => wire::puback(&mut c.ctrl, p.pkid),
@@ -654,7 +739,6 @@ impl Publisher {
                 other => debug!(?other, "ignored packet from the broker"),
             }
         }
-        Ok(())
     }
 
     /// An incoming message: LED command, rule, or Home Assistant's birth message.
@@ -876,7 +960,7 @@ async fn connect_once(
         let mut rbuf = BytesMut::with_capacity(16 * 1024);
         loop {
             match wire::read(&mut rbuf).map_err(|e| ConnectFail::Transient(e.to_string()))? {
-                Some(Packet::ConnAck(a)) => {
+                Some(Incoming::Packet(Packet::ConnAck(a))) => {
                     return match a.code {
                         ConnectReturnCode::Success => Ok((rd, wr, rbuf, a.session_present)),
                         ConnectReturnCode::ServiceUnavailable => Err(ConnectFail::Transient(
@@ -975,7 +1059,7 @@ pub(crate) async fn remove_discovery(
             while let Some(p) =
                 wire::read(&mut rbuf).map_err(|e| BridgeError::Connect(e.to_string()))?
             {
-                if let Packet::PubAck(a) = p {
+                if let Incoming::Packet(Packet::PubAck(a)) = p {
                     pending.remove(&a.pkid);
                 }
             }
@@ -999,4 +1083,45 @@ pub(crate) async fn remove_discovery(
     let _ = wr.shutdown().await;
     drain_until_close(rd).await;
     Ok(configs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_sent_again_with_dup_is_not_acted_on_twice() {
+        let q = QoS::AtLeastOnce;
+        let mut r = RecentIds::default();
+        assert!(!r.repeated(q, false, 7, "led/0/set", b"toggle"));
+        assert!(
+            r.repeated(q, true, 7, "led/0/set", b"toggle"),
+            "the broker's resend"
+        );
+        assert!(
+            !r.repeated(q, true, 7, "led/1/set", b"toggle"),
+            "another message with the id"
+        );
+        assert!(
+            !r.repeated(q, false, 7, "led/0/set", b"toggle"),
+            "a new message may reuse it"
+        );
+        assert!(
+            !r.repeated(q, true, 8, "led/0/set", b"on"),
+            "a dup never seen is acted on"
+        );
+        assert!(
+            !r.repeated(QoS::AtMostOnce, true, 8, "led/0/set", b"on"),
+            "QoS 0 has no ids"
+        );
+        for id in 100..100 + RecentIds::KEEP as u16 {
+            r.repeated(q, false, id, "t", b"");
+        }
+        assert!(
+            !r.repeated(q, true, 7, "led/0/set", b"toggle"),
+            "forgotten after KEEP others"
+        );
+        r.clear();
+        assert!(!r.repeated(q, true, 100, "t", b""));
+    }
 }

@@ -152,13 +152,62 @@ pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireErr
     Ok(())
 }
 
-/// Takes one complete packet off the front of `buf`; None until one is complete.
-pub fn read(buf: &mut BytesMut) -> Result<Option<Packet>, WireError> {
+/// What [`read`] found at the front of the buffer.
+#[derive(Debug)]
+pub enum Incoming {
+    Packet(Packet),
+    /// A packet larger than [`MAX_INCOMING`]: to be skipped (`frame_len` bytes from
+    /// the front, maybe more than are there yet) rather than read. For a PUBLISH,
+    /// what is needed to acknowledge it, so that the broker does not send it again.
+    TooLarge {
+        frame_len: usize,
+        publish: Option<(String, QoS, u16)>,
+    },
+}
+
+/// Takes one complete packet off the front of `buf`; None until one is complete
+/// (or, for a packet too large, until its topic and id are there).
+pub fn read(buf: &mut BytesMut) -> Result<Option<Incoming>, WireError> {
     match Packet::read(buf, MAX_INCOMING) {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => Ok(Some(Incoming::Packet(p))),
         Err(MqttError::InsufficientBytes(_)) => Ok(None),
+        Err(MqttError::PayloadSizeLimitExceeded(len)) => Ok(too_large(buf, len)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The frame length of a packet too large to read, and, for a PUBLISH, its topic,
+/// QoS and packet id (None until those bytes have arrived).
+fn too_large(buf: &[u8], remaining: usize) -> Option<Incoming> {
+    // fixed header: one byte, then the remaining length in 1 to 4 bytes
+    let len_len = buf[1..].iter().take(4).position(|b| b & 0x80 == 0)? + 1;
+    let header = 1 + len_len;
+    let frame_len = header + remaining;
+    if buf[0] >> 4 != 3 {
+        return Some(Incoming::TooLarge {
+            frame_len,
+            publish: None,
+        });
+    }
+    let qos = match (buf[0] >> 1) & 3 {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    let topic_len = usize::from(u16::from_be_bytes([
+        *buf.get(header)?,
+        *buf.get(header + 1)?,
+    ]));
+    let topic_end = header + 2 + topic_len;
+    let topic = String::from_utf8_lossy(buf.get(header + 2..topic_end)?).into_owned();
+    let pkid = match qos {
+        QoS::AtMostOnce => 0,
+        _ => u16::from_be_bytes([*buf.get(topic_end)?, *buf.get(topic_end + 1)?]),
+    };
+    Some(Incoming::TooLarge {
+        frame_len,
+        publish: Some((topic, qos, pkid)),
+    })
 }
 
 #[cfg(test)]
@@ -189,7 +238,7 @@ mod tests {
                 enc.encode(&mut buf, e, (k % 100 + 1) as u16, k % 5 == 0);
             }
             for (k, e) in evs.iter().enumerate() {
-                let Some(Packet::Publish(p)) = read(&mut buf).unwrap() else {
+                let Some(Incoming::Packet(Packet::Publish(p))) = read(&mut buf).unwrap() else {
                     panic!("not a publish")
                 };
                 assert_eq!(p.topic, format!("button/{}", e.input));
@@ -239,7 +288,7 @@ mod tests {
         );
         pubrel(&mut buf, 7);
         disconnect(&mut buf);
-        let Some(Packet::Connect(c)) = read(&mut buf).unwrap() else {
+        let Some(Incoming::Packet(Packet::Connect(c))) = read(&mut buf).unwrap() else {
             panic!()
         };
         assert!(!c.clean_session);
@@ -249,16 +298,21 @@ mod tests {
             ("p/status", &b"offline"[..], true)
         );
         assert_eq!(c.login.unwrap().password, "pw");
-        let Some(Packet::Subscribe(s)) = read(&mut buf).unwrap() else {
+        let Some(Incoming::Packet(Packet::Subscribe(s))) = read(&mut buf).unwrap() else {
             panic!()
         };
         assert_eq!((s.pkid, s.filters.len()), (0xF001, 2));
-        let Some(Packet::Publish(p)) = read(&mut buf).unwrap() else {
+        let Some(Incoming::Packet(Packet::Publish(p))) = read(&mut buf).unwrap() else {
             panic!()
         };
         assert!(p.retain && p.pkid == 0xF002);
-        assert!(matches!(read(&mut buf).unwrap(), Some(Packet::PubRel(r)) if r.pkid == 7));
-        assert!(matches!(read(&mut buf).unwrap(), Some(Packet::Disconnect)));
+        assert!(
+            matches!(read(&mut buf).unwrap(), Some(Incoming::Packet(Packet::PubRel(r))) if r.pkid == 7)
+        );
+        assert!(matches!(
+            read(&mut buf).unwrap(),
+            Some(Incoming::Packet(Packet::Disconnect))
+        ));
     }
 
     #[test]
@@ -271,5 +325,37 @@ mod tests {
         assert!(read(&mut part).unwrap().is_some());
         let mut bad = BytesMut::from(&[0xF0u8, 0x00][..]);
         assert!(read(&mut bad).is_err());
+    }
+
+    #[test]
+    fn packets_too_large_are_described_for_skipping() {
+        let mut big = BytesMut::new();
+        publish(
+            &mut big,
+            "led/0/set",
+            QoS::AtLeastOnce,
+            false,
+            77,
+            &vec![b'x'; MAX_INCOMING + 10],
+        );
+        let total = big.len();
+        // only the start has arrived: enough to describe it
+        let mut part = BytesMut::from(&big[..20]);
+        match read(&mut part).unwrap() {
+            Some(Incoming::TooLarge {
+                frame_len,
+                publish: Some((topic, qos, pkid)),
+            }) => {
+                assert_eq!(frame_len, total);
+                assert_eq!(
+                    (topic.as_str(), qos, pkid),
+                    ("led/0/set", QoS::AtLeastOnce, 77)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // not even the topic yet: wait
+        let mut tiny = BytesMut::from(&big[..5]);
+        assert!(read(&mut tiny).unwrap().is_none());
     }
 }
