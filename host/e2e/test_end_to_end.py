@@ -180,3 +180,40 @@ def test_sim_command_with_embedded_broker(binary, tmp_path):
     shown = (tmp_path / "sim.out").read_text()
     assert code == 0, (tmp_path / "sim.err").read_text()
     assert "button/3" in shown and "led/3" in shown and "LEDs ○ ○ ○ ●" in shown, shown
+
+
+def test_debounce_setting_gives_one_event_per_press_and_release(binary, mosquitto, subscriber_factory, tmp_path):
+    # a contact that bounces for 1.3 ms on press and on release, then a clean click
+    stim = tmp_path / "bounce.stim"
+    stim.write_text("1000 0 1\n1003 0 0\n1010 0 1\n1200 0 0\n1300 0 1\n"
+                    "50000 0 0\n50004 0 1\n50300 0 0\n51100 0 1\n51200 0 0\n"
+                    "90000 1 1\n95000 1 0\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("debounce_us = 2000\ncoalesce_count = 4\ncoalesce_us = 500\n")
+    sub = subscriber_factory(mosquitto, ("button/#",))
+    proc = subprocess.Popen(
+        [str(binary), "run", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{mosquitto}",
+         "--stimulus", str(stim), "--sim-speed", "fast", "--stats-interval", "0", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        got = sub.wait_for(lambda m: len(m) >= 4, 30)
+        assert got, sub.snapshot()
+        time.sleep(0.5)
+        msgs = [(t, p) for t, p, _ in sub.snapshot()]
+        assert msgs == [("button/0", b"1"), ("button/0", b"0"), ("button/1", b"1"), ("button/1", b"0")], msgs
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_hardware_settings_are_checked(binary, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("prefix = \"x/\"\ndebounce_us = 70000\n")
+    r = subprocess.run([str(binary), "config", "--config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "debounce_us" in r.stderr and "line 2" in r.stderr, r.stderr
+    r = subprocess.run([str(binary), "config", "--coalesce-count", "64", "--coalesce-us", "1000"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "coalesce_count = 64" in r.stdout and "coalesce_us = 1000" in r.stdout, r.stdout

@@ -52,6 +52,9 @@ pub fn run(
         Arc::clone(&bus),
         &DriverConfig {
             channel_capacity: settings.channel_capacity,
+            debounce_us: settings.debounce_us,
+            coalesce_count: settings.coalesce_count,
+            coalesce_us: settings.coalesce_us,
             ..DriverConfig::default()
         },
     )

@@ -70,6 +70,16 @@ pub struct CommonArgs {
     /// Capacity of the event channel between driver and publisher (default 65536).
     #[arg(long, env = "PYNQ_MQTT_CHANNEL_CAPACITY")]
     pub channel_capacity: Option<String>,
+    /// Hardware debounce of every input in microseconds, 0 to 65535 (default 0: off;
+    /// the board's installed config sets 5000 for its mechanical buttons).
+    #[arg(long, env = "PYNQ_MQTT_DEBOUNCE_US", value_name = "US")]
+    pub debounce_us: Option<String>,
+    /// Interrupt after this many waiting events, 1 to 65535 (default 1).
+    #[arg(long, env = "PYNQ_MQTT_COALESCE_COUNT", value_name = "N")]
+    pub coalesce_count: Option<String>,
+    /// ... or once the oldest event waited this many microseconds (default 0: at once).
+    #[arg(long, env = "PYNQ_MQTT_COALESCE_US", value_name = "US")]
+    pub coalesce_us: Option<String>,
     /// User name for the broker.
     #[arg(long, env = "PYNQ_MQTT_USERNAME")]
     pub username: Option<String>,
@@ -221,6 +231,10 @@ pub struct Settings {
     /// The MQTT side, complete but for host and port (taken from `broker`).
     pub bridge: BridgeConfig,
     pub channel_capacity: usize,
+    /// Hardware input and interrupt settings for the driver.
+    pub debounce_us: u16,
+    pub coalesce_count: u16,
+    pub coalesce_us: u32,
     pub stimulus: Option<PathBuf>,
     pub sim_speed: String,
     pub ha_remove: bool,
@@ -259,6 +273,9 @@ keys! {
     STATS_INTERVAL = "stats_interval", "--stats-interval", "PYNQ_MQTT_STATS_INTERVAL";
     SHUTDOWN_TIMEOUT = "shutdown_timeout", "--shutdown-timeout", "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
     CHANNEL_CAPACITY = "channel_capacity", "--channel-capacity", "PYNQ_MQTT_CHANNEL_CAPACITY";
+    DEBOUNCE_US = "debounce_us", "--debounce-us", "PYNQ_MQTT_DEBOUNCE_US";
+    COALESCE_COUNT = "coalesce_count", "--coalesce-count", "PYNQ_MQTT_COALESCE_COUNT";
+    COALESCE_US = "coalesce_us", "--coalesce-us", "PYNQ_MQTT_COALESCE_US";
     USERNAME = "username", "--username", "PYNQ_MQTT_USERNAME";
     PASSWORD_FILE = "password_file", "--password-file", "PYNQ_MQTT_PASSWORD_FILE";
     CA_FILE = "ca_file", "--ca-file", "PYNQ_MQTT_CA_FILE";
@@ -824,6 +841,36 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         || 65_536,
         |n| Some(n.to_string()),
     )?;
+    let upto = |what: &'static str, min: u64, max: u64| {
+        move |r: Raw<'_>| {
+            let n = p_u64(r)?;
+            if n < min || n > max {
+                return Err(format!("{n}: {what} must be {min} to {max}"));
+            }
+            Ok(n)
+        }
+    };
+    let (debounce_us, _) = l.get(
+        &DEBOUNCE_US,
+        c.debounce_us.as_deref(),
+        upto("the debounce time", 0, u64::from(u16::MAX)),
+        || 0,
+        |n| Some(n.to_string()),
+    )?;
+    let (coalesce_count, _) = l.get(
+        &COALESCE_COUNT,
+        c.coalesce_count.as_deref(),
+        upto("the interrupt threshold", 1, u64::from(u16::MAX)),
+        || 1,
+        |n| Some(n.to_string()),
+    )?;
+    let (coalesce_us, _) = l.get(
+        &COALESCE_US,
+        c.coalesce_us.as_deref(),
+        upto("the interrupt timeout", 0, u64::from(u32::MAX)),
+        || 0,
+        |n| Some(n.to_string()),
+    )?;
     let opt_str = |s: &Option<String>| s.as_deref().map(show_str);
     let (username, user_src) = l.get(
         &USERNAME,
@@ -987,6 +1034,9 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         prefix,
         bridge,
         channel_capacity,
+        debounce_us: debounce_us as u16,
+        coalesce_count: coalesce_count as u16,
+        coalesce_us: coalesce_us as u32,
         stimulus,
         sim_speed,
         ha_remove: common.ha_remove,
