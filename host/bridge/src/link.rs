@@ -462,9 +462,14 @@ impl Publisher {
         };
         tokio::pin!(attempt);
         let (rd, wr, rbuf, session_present) = loop {
+            // a stop's grace period also bounds a connection attempt
+            let give_up = self.finish_by.map(TokioInstant::from_std);
             tokio::select! {
                 r = &mut attempt => break r?,
                 () = self.waker.notified() => { self.pull(false); }
+                () = sleep_until_opt(give_up) => {
+                    return Err(ConnectFail::Transient("stopping: no time left to connect".into()));
+                }
             }
         };
         self.fresh_session_done = true;
@@ -629,6 +634,11 @@ impl Publisher {
                     }
                 }
             }
+        }
+        // what the pulls above queued (LED states) goes in this batch, not the next
+        if !c.ctrl.is_empty() {
+            c.wbuf.extend_from_slice(&c.ctrl);
+            c.ctrl.clear();
         }
         add(&self.stats.resent, resent);
     }
@@ -878,6 +888,13 @@ fn next_ctrl(n: &mut u16) -> u16 {
         *n + 1
     };
     *n
+}
+
+async fn sleep_until_opt(t: Option<TokioInstant>) {
+    match t {
+        Some(t) => sleep_until(t).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Writes some of `buf` (Some(bytes taken)), or flushes when it is empty (None).
