@@ -1,0 +1,211 @@
+//! The bridge as a library, in process, against the embedded broker (rumqttd) with
+//! an independent subscriber (rumqttc's own client): every event of a pre-filled
+//! channel arrives in order as its own PUBLISH, at QoS 0, 1 and 2, before `offline`;
+//! far fewer writes than events; LED commands come back as `LedCommand`s.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, SessionMode};
+use pynq_mqtt_driver::{ButtonEvent, LedAction, LedCommand, LedReport, Stats};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+fn start_broker() -> u16 {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = ServerSettings {
+        name: "v4".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 5000,
+            max_payload_size: 64 * 1024,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 64,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 1 << 20,
+            max_segment_count: 10,
+            ..RouterConfig::default()
+        },
+        v4: Some(HashMap::from([("v4".to_owned(), server)])),
+        ..Config::default()
+    };
+    std::thread::spawn(move || {
+        let _ = Broker::new(config).start();
+    });
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("rumqttd did not start");
+}
+
+/// An independent subscriber: every message until `status` says `offline`.
+async fn subscribe(
+    port: u16,
+    ready: tokio::sync::oneshot::Sender<AsyncClient>,
+) -> Vec<(String, Vec<u8>)> {
+    let mut opts = MqttOptions::new(format!("it-sub-{port}"), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut el) = AsyncClient::new(opts, 1024);
+    let mut ready = Some(ready);
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), el.poll()).await {
+            Err(_) => panic!("subscriber: nothing for 30 s; got {}", got.len()),
+            // rumqttd may refuse the first connects while it starts
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                client.subscribe("#", QoS::AtLeastOnce).await.unwrap();
+            }
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(client.clone());
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                let done = p.topic == "status" && &p.payload[..] == b"offline";
+                got.push((p.topic.clone(), p.payload.to_vec()));
+                if done {
+                    return got;
+                }
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+fn event(k: u64) -> ButtonEvent {
+    ButtonEvent {
+        input: (k % 4) as u8,
+        level: k % 8 < 4,
+        ts_us: 1000 + k,
+        seq: k,
+        synthetic: false,
+    }
+}
+
+async fn run_once(qos: QoS, n: u64) {
+    let port = start_broker();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let sub = tokio::spawn(subscribe(port, ready_tx));
+    let publisher = ready_rx.await.expect("subscriber ready");
+
+    let (ev_tx, ev_rx) = crossbeam_channel::bounded(n as usize + 1);
+    let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<LedCommand>(16);
+    let (led_tx, led_rx) = crossbeam_channel::bounded::<LedReport>(16);
+    led_tx.send(LedReport { led: 1, on: false }).unwrap();
+    let mut cfg = BridgeConfig::new("127.0.0.1", port);
+    cfg.client_id = format!("it-bridge-{port}");
+    cfg.session = SessionMode::Persistent;
+    cfg.qos = qos;
+    cfg.stats_interval = None;
+    let stats = Arc::new(BridgeStats::default());
+    let bridge = tokio::spawn(pynq_mqtt_bridge::run(
+        cfg,
+        BridgeIo {
+            events: ev_rx,
+            commands: cmd_tx,
+            leds: led_rx,
+            n_inputs: 4,
+            n_leds: 4,
+            driver_stats: Arc::new(Stats::default()),
+        },
+        Arc::clone(&stats),
+    ));
+
+    // an LED command from the subscriber's side comes down as a LedCommand
+    let mut cmd = None;
+    for _ in 0..100 {
+        publisher
+            .publish("led/1/set", QoS::AtLeastOnce, false, "toggle")
+            .await
+            .unwrap();
+        if let Ok(c) = cmd_rx.recv_timeout(Duration::from_millis(100)) {
+            cmd = Some(c);
+            break;
+        }
+    }
+    assert_eq!(
+        cmd,
+        Some(LedCommand {
+            led: 1,
+            action: LedAction::Toggle
+        })
+    );
+    for k in 0..n {
+        ev_tx.send(event(k)).unwrap();
+    }
+    // the driver stops: both channels close
+    drop(ev_tx);
+    drop(led_tx);
+    let view = tokio::time::timeout(Duration::from_secs(60), bridge)
+        .await
+        .expect("bridge finished")
+        .expect("bridge task")
+        .expect("bridge ran");
+    let got = sub.await.expect("subscriber");
+
+    assert_eq!(view.published, n, "{view:?}");
+    assert!(
+        view.writes * 20 < n,
+        "{} writes for {n} events",
+        view.writes
+    );
+    let offline = got.len() - 1;
+    let buttons: Vec<&(String, Vec<u8>)> = got[..offline]
+        .iter()
+        .filter(|(t, _)| t.starts_with("button/"))
+        .collect();
+    assert_eq!(buttons.len() as u64, n, "every event, before offline");
+    for i in 0..4u8 {
+        let mine: Vec<&[u8]> = buttons
+            .iter()
+            .filter(|(t, _)| *t == format!("button/{i}"))
+            .map(|(_, p)| &p[..])
+            .collect();
+        let want: Vec<&[u8]> = (0..n)
+            .map(event)
+            .filter(|e| e.input == i)
+            .map(|e| if e.level { &b"1"[..] } else { &b"0"[..] })
+            .collect();
+        assert!(mine == want, "input {i}: not every event in order");
+    }
+    assert!(
+        got.iter().any(|(t, p)| t == "led/1" && p == b"0"),
+        "LED state published"
+    );
+    assert!(got.iter().any(|(t, p)| t == "status" && p == b"online"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos0_every_event_in_order_before_offline() {
+    run_once(QoS::AtMostOnce, 20_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos1_every_event_in_order_before_offline() {
+    run_once(QoS::AtLeastOnce, 20_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos2_every_event_in_order_before_offline() {
+    run_once(QoS::ExactlyOnce, 5_000).await;
+}
