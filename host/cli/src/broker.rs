@@ -10,6 +10,11 @@ use tracing::error;
 
 /// Starts rumqttd on 127.0.0.1:`port` in its own thread and waits until it listens.
 pub fn start(port: u16) -> Result<SocketAddr> {
+    start_with(port, None)
+}
+
+/// Like [`start`], with user names and passwords when `users` is given.
+pub fn start_with(port: u16, users: Option<HashMap<String, String>>) -> Result<SocketAddr> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     // rumqttd only logs a failed bind: find out here, with a clear message
     drop(TcpListener::bind(addr).with_context(|| {
@@ -25,7 +30,7 @@ pub fn start(port: u16) -> Result<SocketAddr> {
             connection_timeout_ms: 5000,
             max_payload_size: 64 * 1024,
             max_inflight_count: 100,
-            auth: None,
+            auth: users,
             external_auth: None,
             dynamic_filters: true,
         },

@@ -4,13 +4,10 @@
 //! user name and password (the settings are those of `sim`'s broker otherwise).
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use anyhow::{Context, Result};
 use tokio::runtime::Runtime;
-use tracing::{error, info};
+use tracing::info;
 
 #[derive(clap::Args, Debug)]
 pub struct BrokerArgs {
@@ -34,7 +31,7 @@ pub fn run(rt: &Runtime, args: &BrokerArgs) -> Result<()> {
                 .next()
                 .unwrap_or_default()
                 .to_owned();
-            start_with_auth(args.port, HashMap::from([(user.clone(), pw)]))?
+            crate::broker::start_with(args.port, Some(HashMap::from([(user.clone(), pw)])))?
         }
         _ => crate::broker::start(args.port)?,
     };
@@ -51,52 +48,4 @@ pub fn run(rt: &Runtime, args: &BrokerArgs) -> Result<()> {
     })?;
     // the broker thread has no stop; the process ends here
     Ok(())
-}
-
-/// The embedded broker's settings (`broker.rs`) with user names and passwords.
-fn start_with_auth(port: u16, users: HashMap<String, String>) -> Result<SocketAddr> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    drop(TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?);
-    let server = ServerSettings {
-        name: "v4".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 5000,
-            max_payload_size: 64 * 1024,
-            max_inflight_count: 100,
-            auth: Some(users),
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = Config {
-        id: 0,
-        router: RouterConfig {
-            max_connections: 64,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 1 << 20,
-            max_segment_count: 10,
-            ..RouterConfig::default()
-        },
-        v4: Some(HashMap::from([("v4".to_owned(), server)])),
-        ..Config::default()
-    };
-    std::thread::Builder::new()
-        .name("embedded-broker".into())
-        .spawn(move || {
-            if let Err(e) = Broker::new(config).start() {
-                error!("embedded broker stopped: {e}");
-            }
-        })
-        .context("cannot start the embedded broker thread")?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if Instant::now() > deadline {
-            bail!("embedded broker did not start listening on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(addr)
 }
