@@ -64,7 +64,18 @@ module pmq_event_capture #(
         end
     endfunction
 
-`include "pmq_index_of.vh"
+    function [IDX_WIDTH-1:0] index_of;
+        input [N_INPUTS-1:0] onehot;
+        integer i;
+        begin
+            index_of = {IDX_WIDTH{1'b0}};
+            for (i = 0; i < N_INPUTS; i = i + 1) begin
+                if (onehot[i]) begin
+                    index_of = i[IDX_WIDTH-1:0];
+                end
+            end
+        end
+    endfunction
 
     // ---- detection -----------------------------------------------------------
     reg  [N_INPUTS-1:0]  prev_reg = {N_INPUTS{1'b0}};

@@ -33,7 +33,18 @@ module pmq_event_gen #(
     input  wire                 gen_ready
 );
 
-`include "pmq_index_of.vh"
+    function [IDX_WIDTH-1:0] index_of;
+        input [N_INPUTS-1:0] onehot;
+        integer k;
+        begin
+            index_of = {IDX_WIDTH{1'b0}};
+            for (k = 0; k < N_INPUTS; k = k + 1) begin
+                if (onehot[k]) begin
+                    index_of = k[IDX_WIDTH-1:0];
+                end
+            end
+        end
+    endfunction
 
     reg                running_reg;
     reg [31:0]         sent_reg;
