@@ -14,9 +14,25 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from conftest import free_port, wait_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
 
 
 def wait_closed(port, timeout=10.0):
@@ -277,14 +293,26 @@ class Collector:
             self.cond.notify_all()
 
     def wait_for(self, pred, timeout=30.0):
+        """Waits until `pred(messages)` holds; the messages then, or None on timeout.
+
+        The predicate runs on a copy, outside the lock, and at most a fifth of the time:
+        predicates look at every message, so running one per arrival (under the lock
+        the paho thread needs to append) made receiving quadratic, and a burst of 20k
+        messages then took minutes to be counted although all had arrived."""
         deadline = time.monotonic() + timeout
-        with self.cond:
-            while not pred(self.messages):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
-            return list(self.messages)
+        while True:
+            snap = self.snapshot()
+            t0 = time.monotonic()
+            if pred(snap):
+                return snap
+            cost = time.monotonic() - t0
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            with self.cond:
+                self.cond.wait_for(lambda: len(self.messages) != len(snap), left)
+            # let a burst accumulate before looking again
+            time.sleep(min(max(4 * cost, 0.005), max(deadline - time.monotonic(), 0)))
 
     def wait_resubscribed(self, timeout=20):
         return self.subscribed.wait(timeout)
