@@ -34,6 +34,10 @@ struct Ctx {
     self_cmd: Vec<OsString>,
     root: PathBuf,
     tmp: PathBuf,
+    /// Simulated seconds per wall second of the end-to-end run's board.
+    e2e_sim_speed: f64,
+    /// Its driver's interrupt coalescing (count, µs).
+    e2e_coalesce: (u16, u32),
 }
 
 impl Ctx {
@@ -246,6 +250,14 @@ fn peer_cmd(
         "f" => {
             let mut c = me(&["pub-e2e"]);
             c.args(["--rate", &format!("{e2e_rate:.0}")]);
+            c.args(["--sim-speed", &ctx.e2e_sim_speed.to_string()]);
+            c.args(["--coalesce-count", &ctx.e2e_coalesce.0.to_string()]);
+            c.args(["--coalesce-us", &ctx.e2e_coalesce.1.to_string()]);
+            if place == Place::Shared {
+                // the simulated board's clock thread stands for the FPGA fabric, which
+                // takes no cycles from the ARM cores: it goes to the other core
+                c.args(["--fabric-cpu", "1"]);
+            }
             c
         }
         "g" => me(&["pub-raw-qos1"]),
@@ -282,6 +294,8 @@ pub fn main(args: &BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
         self_cmd,
         root,
         tmp: tmp.clone(),
+        e2e_sim_speed: args.e2e_sim_speed,
+        e2e_coalesce: (args.e2e_coalesce_count, args.e2e_coalesce_us),
     };
     let places: Vec<Place> = args
         .placements

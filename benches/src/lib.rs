@@ -39,6 +39,18 @@ pub struct BenchArgs {
     /// just before it in the same placement.
     #[arg(long, default_value_t = 0.95)]
     pub e2e_fraction: f64,
+    /// Simulated seconds per wall second of the end-to-end run's board (its model is
+    /// built at 1 MHz; the board's fabric runs at 100 MHz). At 1.0 the simulated AXI
+    /// reads alone (about 5 clocks per event) cap the drain near 200k events/s.
+    #[arg(long, default_value_t = 3.0)]
+    pub e2e_sim_speed: f64,
+    /// Interrupt coalescing of the end-to-end run's driver (the daemon's
+    /// `--coalesce-count`): an interrupt per this many events...
+    #[arg(long, default_value_t = 64)]
+    pub e2e_coalesce_count: u16,
+    /// ...or once the oldest waiting event is this old, in simulated µs (`--coalesce-us`).
+    #[arg(long, default_value_t = 200)]
+    pub e2e_coalesce_us: u32,
     /// Seconds of the daemon's idle-CPU measurement (0 skips it; default 60; smoke 0).
     #[arg(long)]
     pub idle_secs: Option<u64>,
@@ -114,6 +126,15 @@ pub enum Role {
         n: u64,
         #[arg(long)]
         rate: f64,
+        #[arg(long, default_value_t = 1.0)]
+        sim_speed: f64,
+        /// Pins the simulated board's clock thread (the FPGA, not the ARM cores) here.
+        #[arg(long)]
+        fabric_cpu: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        coalesce_count: u16,
+        #[arg(long, default_value_t = 0)]
+        coalesce_us: u32,
     },
     #[command(hide = true)]
     Latency {
@@ -144,7 +165,22 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
         Some(Role::PubRawQos1 { port, n, window }) => roles::pub_raw_qos1(port, n, window),
         Some(Role::PubRumqttc { port, n }) => roles::pub_rumqttc(port, n),
         Some(Role::PubBridge { port, n, qos }) => roles::pub_bridge(port, n, qos),
-        Some(Role::PubE2e { port, n, rate }) => roles::pub_e2e(port, n, rate),
+        Some(Role::PubE2e {
+            port,
+            n,
+            rate,
+            sim_speed,
+            fabric_cpu,
+            coalesce_count,
+            coalesce_us,
+        }) => roles::pub_e2e(
+            port,
+            n,
+            rate,
+            sim_speed,
+            fabric_cpu,
+            (coalesce_count, coalesce_us),
+        ),
         Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
         None => harness::main(&args, self_cmd),
     }

@@ -38,6 +38,58 @@ pub fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The first thread of this process named `name`: its id.
+fn thread_id(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|t| {
+        let t = t.ok()?.path();
+        let comm = std::fs::read_to_string(t.join("comm")).ok()?;
+        (comm.trim() == name).then(|| t.file_name()?.to_str().map(str::to_owned))?
+    })
+}
+
+/// CPU seconds (user + system) used so far by the thread named `name`.
+fn thread_cpu_secs(name: &str) -> f64 {
+    let Some(tid) = thread_id(name) else {
+        return 0.0;
+    };
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    let rest = &stat[stat
+        .rfind(')')
+        .map_or(stat.len(), |i| i + 2)
+        .min(stat.len())..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second here)
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
+}
+
+/// Pins the thread named `name` to one CPU (`taskset -p`, which a thread of a process
+/// started under `taskset -c 0` may do).
+fn pin_thread(name: &str, cpu: usize) -> Result<()> {
+    // a new thread names itself once it first runs: on a busy core that can be later
+    let t0 = Instant::now();
+    let tid = loop {
+        if let Some(tid) = thread_id(name) {
+            break tid;
+        }
+        if t0.elapsed() > Duration::from_secs(5) {
+            bail!("no thread named {name}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let st = std::process::Command::new("taskset")
+        .args(["-p", "-c", &cpu.to_string(), &tid])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("taskset")?;
+    anyhow::ensure!(st.success(), "taskset -p -c {cpu} {tid} failed");
+    Ok(())
+}
+
 fn connect(port: u16, id: &str) -> Result<TcpStream> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).context("connect to the broker")?;
     s.set_nodelay(true)?;
@@ -65,6 +117,10 @@ fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, want: u8) -> Result<()> {
 
 /// The independent subscriber: counts PUBLISH packets on `button/+` up to `n`; the rate
 /// is measured from the first to the last delivered message, on its own clock.
+/// A read shorter than this makes the subscriber pause for [`SUB_PAUSE`].
+const SUB_BATCH_BYTES: usize = 16 * 1024;
+const SUB_PAUSE: Duration = Duration::from_micros(300);
+
 pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) -> Result<()> {
     let mut s = connect(port, &format!("bench-sub-{}", std::process::id()))?;
     s.write_all(&wire::subscribe(FILTER, qos))?;
@@ -113,7 +169,16 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
         }
         match s.read(&mut buf[fill..]) {
             Ok(0) => break,
-            Ok(k) => fill += k,
+            Ok(k) => {
+                fill += k;
+                if k < SUB_BATCH_BYTES && first.is_some() {
+                    // a measuring instrument should cost little: woken for every packet
+                    // the broker writes, this process took 60 % of a core (recv calls of
+                    // 13 bytes) and with it the CPU the broker and publisher need. Letting
+                    // a few hundred packets accumulate costs at most this pause at the end.
+                    std::thread::sleep(SUB_PAUSE);
+                }
+            }
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>
@@ -354,22 +419,42 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8) -> Result<()> {
     Ok(())
 }
 
-/// pynq-mqtt end to end: the simulated board's hardware event generator (one event per
-/// clock) at `rate` events per second of wall time, the driver, the bridge.
-pub fn pub_e2e(port: u16, n: u64, rate: f64) -> Result<()> {
+/// pynq-mqtt end to end: the simulated board's hardware event generator at `rate`
+/// events per second of wall time, the driver, the bridge. The board runs `sim_speed`
+/// simulated seconds per wall second; with `fabric_cpu` its clock thread (the FPGA,
+/// not the ARM cores) is pinned to that CPU.
+pub fn pub_e2e(
+    port: u16,
+    n: u64,
+    rate: f64,
+    sim_speed: f64,
+    fabric_cpu: Option<usize>,
+    (coalesce_count, coalesce_us): (u16, u32),
+) -> Result<()> {
     use pynq_mqtt_bus::Bus;
     use pynq_mqtt_regs::offset;
     use pynq_mqtt_sim::{SimBoard, SimConfig, Speed};
-    // real time at the sim's clock (1 MHz): the generator's period sets the rate
     let board = Arc::new(SimBoard::start(SimConfig {
-        speed: Speed::RealTime(1.0),
+        speed: Speed::RealTime(sim_speed),
         stimulus: Vec::new(),
     })?);
-    let period = ((board.clk_hz() as f64 / rate).round() as u32).max(1);
-    let rate = board.clk_hz() as f64 / f64::from(period);
+    if let Some(cpu) = fabric_cpu {
+        pin_thread("sim-clock", cpu)?;
+    }
+    // the generator's period, in simulated clocks, sets the rate in wall time
+    let cycles_per_sec = board.clk_hz() as f64 * sim_speed;
+    let period = ((cycles_per_sec / rate).round() as u32).max(1);
+    let rate = cycles_per_sec / f64::from(period);
     board.start_stimulus();
     let bus: Arc<dyn Bus> = board.clone();
-    let (driver, ch) = pynq_mqtt_driver::Driver::start(Arc::clone(&bus), &Default::default())?;
+    // the daemon's high-rate setting (`--coalesce-count`, `--coalesce-us`): one
+    // interrupt per `coalesce_count` events or per `coalesce_us` of the oldest one
+    let dcfg = pynq_mqtt_driver::DriverConfig {
+        coalesce_count,
+        coalesce_us,
+        ..Default::default()
+    };
+    let (driver, ch) = pynq_mqtt_driver::Driver::start(Arc::clone(&bus), &dcfg)?;
     let dstats = driver.stats();
     let cfg = bridge_config(port, 0, false);
     let ds = Arc::clone(&dstats);
@@ -393,6 +478,7 @@ pub fn pub_e2e(port: u16, n: u64, rate: f64) -> Result<()> {
         }
     }
     let gen_secs = t0.elapsed().as_secs_f64();
+    let fabric_cpu_secs = thread_cpu_secs("sim-clock");
     // the generator is done: let the driver take the last events, then stop it
     let until = Instant::now() + Duration::from_secs(10);
     while dstats.captured.load(Ordering::Relaxed) + dstats.hw_dropped.load(Ordering::Relaxed) < n
@@ -409,7 +495,9 @@ pub fn pub_e2e(port: u16, n: u64, rate: f64) -> Result<()> {
         json!({"sent": view.published, "lost": view.lost(), "captured": g(&dstats.captured),
                "hw_dropped": g(&dstats.hw_dropped), "seq_lost": g(&dstats.seq_lost),
                "channel_full": g(&dstats.channel_full), "irqs": g(&dstats.irqs),
-               "writes": view.writes, "gen_secs": gen_secs, "rate": rate,
+               "writes": view.writes, "gen_secs": gen_secs, "rate": rate, "period": period,
+               "sim_speed": sim_speed, "fabric_cpu_secs": fabric_cpu_secs,
+               "coalesce_count": coalesce_count, "coalesce_us": coalesce_us,
                "vm_hwm_kib": vm_hwm_kib()})
     );
     Ok(())

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use pynq_mqtt_bridge::{
     BridgeConfig, Discovery, PayloadFormat, Rule, RuleLeds, Secret, SessionMode, TlsConfig,
-    TopicLayout,
+    TopicError, TopicLayout,
 };
 use pynq_mqtt_driver::LedAction;
 use rumqttc::QoS;
@@ -712,7 +712,7 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
             )))
         },
     )?;
-    let (prefix, _) = l.get(&PREFIX, c.prefix.as_deref(), p_string, String::new, |s| {
+    let (prefix, prefix_src) = l.get(&PREFIX, c.prefix.as_deref(), p_string, String::new, |s| {
         Some(show_str(s))
     })?;
     let (client_id, id_src) = l.get(
@@ -931,14 +931,14 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
             &format!("TLS settings are given but the broker ({broker_src}) is not mqtts://"),
         ));
     }
-    let (button_topic, _) = l.get(
+    let (button_topic, button_src) = l.get(
         &BUTTON_TOPIC,
         c.button_topic.as_deref(),
         p_string,
         || "button/{name}".into(),
         |s| Some(show_str(s)),
     )?;
-    let (input_names, _) = l.get(
+    let (input_names, inputs_src) = l.get(
         &INPUT_NAMES,
         c.input_names.as_deref(),
         p_list,
@@ -955,9 +955,26 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         input_names,
         led_names,
     };
-    topics
-        .check()
-        .map_err(|e| fail(&names_src, &LED_NAMES, &e.to_string()))?;
+    if let Err(e) = topics.check() {
+        // blame the setting the error is about, with its file and line
+        let (src, key) = match &e {
+            TopicError::Prefix(_) => (&prefix_src, &PREFIX),
+            TopicError::ButtonTopic(_) => (&button_src, &BUTTON_TOPIC),
+            TopicError::Name(n) | TopicError::Duplicate(n) => {
+                let in_inputs = topics.input_names.iter().filter(|x| *x == n).count();
+                let bad_input = match e {
+                    TopicError::Duplicate(_) => in_inputs > 1,
+                    _ => in_inputs > 0,
+                };
+                if bad_input {
+                    (&inputs_src, &INPUT_NAMES)
+                } else {
+                    (&names_src, &LED_NAMES)
+                }
+            }
+        };
+        return Err(fail(src, key, &e.to_string()));
+    }
     let (ha_discovery, _) = l.get(
         &HA_DISCOVERY,
         c.ha_discovery.as_deref(),
