@@ -38,6 +38,8 @@ struct Ctx {
     e2e_sim_speed: f64,
     /// Its driver's interrupt coalescing (count, µs).
     e2e_coalesce: (u16, u32),
+    /// Its driver's real-time priority.
+    e2e_rt_priority: u8,
 }
 
 impl Ctx {
@@ -253,6 +255,7 @@ fn peer_cmd(
             c.args(["--sim-speed", &ctx.e2e_sim_speed.to_string()]);
             c.args(["--coalesce-count", &ctx.e2e_coalesce.0.to_string()]);
             c.args(["--coalesce-us", &ctx.e2e_coalesce.1.to_string()]);
+            c.args(["--rt-priority", &ctx.e2e_rt_priority.to_string()]);
             if place == Place::Shared {
                 // the simulated board's clock thread stands for the FPGA fabric, which
                 // takes no cycles from the ARM cores: it goes to the other core
@@ -296,6 +299,7 @@ pub fn main(args: &BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
         tmp: tmp.clone(),
         e2e_sim_speed: args.e2e_sim_speed,
         e2e_coalesce: (args.e2e_coalesce_count, args.e2e_coalesce_us),
+        e2e_rt_priority: args.e2e_rt_priority,
     };
     let places: Vec<Place> = args
         .placements

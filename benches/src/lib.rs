@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// ...or once the oldest waiting event is this old, in simulated µs (`--coalesce-us`).
     #[arg(long, default_value_t = 200)]
     pub e2e_coalesce_us: u32,
+    /// Real-time priority of its event drain, as the installed board config sets it
+    /// (`rt_priority`; 0: normal scheduling).
+    #[arg(long, default_value_t = 10)]
+    pub e2e_rt_priority: u8,
     /// Seconds of the daemon's idle-CPU measurement (0 skips it; default 60; smoke 0).
     #[arg(long)]
     pub idle_secs: Option<u64>,
@@ -135,6 +139,8 @@ pub enum Role {
         coalesce_count: u16,
         #[arg(long, default_value_t = 0)]
         coalesce_us: u32,
+        #[arg(long, default_value_t = 0)]
+        rt_priority: u8,
     },
     #[command(hide = true)]
     Latency {
@@ -173,6 +179,7 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
             fabric_cpu,
             coalesce_count,
             coalesce_us,
+            rt_priority,
         }) => roles::pub_e2e(
             port,
             n,
@@ -180,6 +187,7 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
             sim_speed,
             fabric_cpu,
             (coalesce_count, coalesce_us),
+            rt_priority,
         ),
         Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
         None => harness::main(&args, self_cmd),

@@ -67,20 +67,25 @@ fn thread_cpu_secs(name: &str) -> f64 {
         .map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
 }
 
-/// Pins the thread named `name` to one CPU (`taskset -p`, which a thread of a process
-/// started under `taskset -c 0` may do).
-fn pin_thread(name: &str, cpu: usize) -> Result<()> {
-    // a new thread names itself once it first runs: on a busy core that can be later
+/// The id of the thread named `name`, waiting for it to have named itself (a new
+/// thread does so once it first runs, which on a busy core can be a while).
+fn wait_thread_id(name: &str) -> Result<String> {
     let t0 = Instant::now();
-    let tid = loop {
+    loop {
         if let Some(tid) = thread_id(name) {
-            break tid;
+            return Ok(tid);
         }
         if t0.elapsed() > Duration::from_secs(5) {
             bail!("no thread named {name}");
         }
         std::thread::sleep(Duration::from_millis(1));
-    };
+    }
+}
+
+/// Pins the thread named `name` to one CPU (`taskset -p`, which a thread of a process
+/// started under `taskset -c 0` may do).
+fn pin_thread(name: &str, cpu: usize) -> Result<()> {
+    let tid = wait_thread_id(name)?;
     let st = std::process::Command::new("taskset")
         .args(["-p", "-c", &cpu.to_string(), &tid])
         .stdout(std::process::Stdio::null())
@@ -430,6 +435,7 @@ pub fn pub_e2e(
     sim_speed: f64,
     fabric_cpu: Option<usize>,
     (coalesce_count, coalesce_us): (u16, u32),
+    rt_priority: u8,
 ) -> Result<()> {
     use pynq_mqtt_bus::Bus;
     use pynq_mqtt_regs::offset;
@@ -448,10 +454,12 @@ pub fn pub_e2e(
     board.start_stimulus();
     let bus: Arc<dyn Bus> = board.clone();
     // the daemon's high-rate setting (`--coalesce-count`, `--coalesce-us`): one
-    // interrupt per `coalesce_count` events or per `coalesce_us` of the oldest one
+    // interrupt per `coalesce_count` events or per `coalesce_us` of the oldest one; and
+    // the board's installed `rt_priority` (refused without the right, it warns and runs)
     let dcfg = pynq_mqtt_driver::DriverConfig {
         coalesce_count,
         coalesce_us,
+        rt_priority,
         ..Default::default()
     };
     let (driver, ch) = pynq_mqtt_driver::Driver::start(Arc::clone(&bus), &dcfg)?;
@@ -498,6 +506,7 @@ pub fn pub_e2e(
                "writes": view.writes, "gen_secs": gen_secs, "rate": rate, "period": period,
                "sim_speed": sim_speed, "fabric_cpu_secs": fabric_cpu_secs,
                "coalesce_count": coalesce_count, "coalesce_us": coalesce_us,
+               "rt_priority": rt_priority,
                "vm_hwm_kib": vm_hwm_kib()})
     );
     Ok(())

@@ -217,3 +217,48 @@ def test_hardware_settings_are_checked(binary, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "coalesce_count = 64" in r.stdout and "coalesce_us = 1000" in r.stdout, r.stdout
+
+
+def _thread_policy(pid, name):
+    """Scheduling policy (stat field 41: 0 normal, 1 SCHED_FIFO) of `pid`'s thread `name`."""
+    import os
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:
+            continue
+        if comm == name:
+            return int(stat[stat.rindex(")") + 2:].split()[38])
+    return None
+
+
+def test_rt_priority_puts_only_the_event_drain_in_the_realtime_class(binary, mosquitto, subscriber_factory, tmp_path):
+    """--rt-priority moves the FIFO-draining thread (and no other) to SCHED_FIFO where
+    the process may (root here, LimitRTPRIO on the board); where it may not, one
+    warning and the daemon runs on. Events flow either way. Out of range is refused."""
+    import os
+    r = subprocess.run([str(binary), "config", "--rt-priority", "100"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--rt-priority" in r.stderr and "0 to 99" in r.stderr, r.stderr
+    stim = tmp_path / "s.stim"
+    stim.write_text("".join(f"{1000 + 100 * i} 0 {1 - i % 2}\n" for i in range(40)))
+    sub = subscriber_factory(mosquitto, ("button/#",))
+    log = open(tmp_path / "d.log", "w")
+    proc = subprocess.Popen(
+        [str(binary), "run", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{mosquitto}",
+         "--stimulus", str(stim), "--stats-interval", "0", "--rt-priority", "5"],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYNQ_MQTT_LOG": "info"})
+    try:
+        assert sub.wait_for(lambda m: len(m) >= 40, 30), sub.snapshot()
+        text = (tmp_path / "d.log").read_text()
+        drain = _thread_policy(proc.pid, "driver-events")
+        if "runs real-time" in text:
+            assert drain == 1, text
+            others = [_thread_policy(proc.pid, n) for n in ("driver-leds", "sim-clock")]
+            assert others == [0, 0], others
+        else:
+            assert "cannot run the event drain real-time" in text and drain == 0, text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        log.close()

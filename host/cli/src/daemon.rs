@@ -55,6 +55,7 @@ pub fn run(
             debounce_us: settings.debounce_us,
             coalesce_count: settings.coalesce_count,
             coalesce_us: settings.coalesce_us,
+            rt_priority: settings.rt_priority,
             ..DriverConfig::default()
         },
     )

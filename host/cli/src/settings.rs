@@ -80,6 +80,11 @@ pub struct CommonArgs {
     /// ... or once the oldest event waited this many microseconds (default 0: at once).
     #[arg(long, env = "PYNQ_MQTT_COALESCE_US", value_name = "US")]
     pub coalesce_us: Option<String>,
+    /// Real-time (SCHED_FIFO) priority of the thread draining the event FIFO, 1 to 99,
+    /// or 0 for normal scheduling (default 0). Needs root, CAP_SYS_NICE or
+    /// RLIMIT_RTPRIO (the installed unit grants LimitRTPRIO); refused, it warns and runs.
+    #[arg(long, env = "PYNQ_MQTT_RT_PRIORITY", value_name = "N")]
+    pub rt_priority: Option<String>,
     /// User name for the broker.
     #[arg(long, env = "PYNQ_MQTT_USERNAME")]
     pub username: Option<String>,
@@ -235,6 +240,7 @@ pub struct Settings {
     pub debounce_us: u16,
     pub coalesce_count: u16,
     pub coalesce_us: u32,
+    pub rt_priority: u8,
     pub stimulus: Option<PathBuf>,
     pub sim_speed: String,
     pub ha_remove: bool,
@@ -276,6 +282,7 @@ keys! {
     DEBOUNCE_US = "debounce_us", "--debounce-us", "PYNQ_MQTT_DEBOUNCE_US";
     COALESCE_COUNT = "coalesce_count", "--coalesce-count", "PYNQ_MQTT_COALESCE_COUNT";
     COALESCE_US = "coalesce_us", "--coalesce-us", "PYNQ_MQTT_COALESCE_US";
+    RT_PRIORITY = "rt_priority", "--rt-priority", "PYNQ_MQTT_RT_PRIORITY";
     USERNAME = "username", "--username", "PYNQ_MQTT_USERNAME";
     PASSWORD_FILE = "password_file", "--password-file", "PYNQ_MQTT_PASSWORD_FILE";
     CA_FILE = "ca_file", "--ca-file", "PYNQ_MQTT_CA_FILE";
@@ -871,6 +878,13 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         || 0,
         |n| Some(n.to_string()),
     )?;
+    let (rt_priority, _) = l.get(
+        &RT_PRIORITY,
+        c.rt_priority.as_deref(),
+        upto("the real-time priority", 0, 99),
+        || 0,
+        |n| Some(n.to_string()),
+    )?;
     let opt_str = |s: &Option<String>| s.as_deref().map(show_str);
     let (username, user_src) = l.get(
         &USERNAME,
@@ -1054,6 +1068,7 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         debounce_us: debounce_us as u16,
         coalesce_count: coalesce_count as u16,
         coalesce_us: coalesce_us as u32,
+        rt_priority: rt_priority as u8,
         stimulus,
         sim_speed,
         ha_remove: common.ha_remove,

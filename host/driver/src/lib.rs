@@ -90,6 +90,10 @@ pub struct DriverConfig {
     pub coalesce_count: u16,
     /// Interrupt when the oldest event has waited this long (0: at once).
     pub coalesce_us: u32,
+    /// Real-time (SCHED_FIFO) priority of the thread that drains the FIFO, 0 for the
+    /// normal class. On a core shared with a busy broker a normal thread can wait a
+    /// whole time slice for the CPU, longer than the FIFO lasts at a high event rate.
+    pub rt_priority: u8,
 }
 
 impl Default for DriverConfig {
@@ -103,6 +107,7 @@ impl Default for DriverConfig {
             fall_mask: u32::MAX,
             coalesce_count: 1,
             coalesce_us: 0,
+            rt_priority: 0,
         }
     }
 }
@@ -212,10 +217,23 @@ impl Driver {
 
         let mut threads = Vec::new();
         let (s, timeout) = (Arc::clone(&stop), config.irq_timeout);
+        let rt_priority = config.rt_priority;
         threads.push(
             std::thread::Builder::new()
                 .name("driver-events".into())
-                .spawn(move || events.run(&s, timeout))
+                .spawn(move || {
+                    if rt_priority > 0 {
+                        match pynq_mqtt_bus::set_current_thread_realtime(rt_priority) {
+                            Ok(()) => info!(priority = rt_priority, "event drain runs real-time (SCHED_FIFO)"),
+                            Err(e) => warn!(
+                                priority = rt_priority,
+                                "cannot run the event drain real-time ({e}); it runs at normal priority \
+                                 (grant LimitRTPRIO= in the unit, or CAP_SYS_NICE)"
+                            ),
+                        }
+                    }
+                    events.run(&s, timeout)
+                })
                 .map_err(DriverError::Thread)?,
         );
         let mut leds = LedWorker {
