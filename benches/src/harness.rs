@@ -586,9 +586,7 @@ fn ticks(pid: u32) -> Result<(u64, u64)> {
         let t = t?.path();
         let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
         let stat = std::fs::read_to_string(t.join("stat"))?;
-        let rest = &stat[stat.rfind(')').unwrap_or(0) + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let v = f[11].parse::<u64>()? + f[12].parse::<u64>()?;
+        let v = roles::stat_cpu_ticks(&stat).context("unreadable /proc stat")?;
         if comm.trim() == "sim-clock" {
             sim += v;
         } else {

@@ -47,24 +47,20 @@ fn thread_id(name: &str) -> Option<String> {
     })
 }
 
-/// CPU seconds (user + system) used so far by the thread named `name`.
+/// CPU time (utime + stime, clock ticks) in the text of a `/proc/.../stat` file.
+pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // fields 14 and 15 of stat, counted after the command name's closing parenthesis
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU seconds used so far by the thread named `name` (clock ticks are 1/100 s on Linux).
 fn thread_cpu_secs(name: &str) -> f64 {
-    let Some(tid) = thread_id(name) else {
-        return 0.0;
-    };
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
-    let rest = &stat[stat
-        .rfind(')')
-        .map_or(stat.len(), |i| i + 2)
-        .min(stat.len())..];
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second here)
-    f.get(11)
-        .zip(f.get(12))
-        .map_or(0.0, |(u, s)| (u + s) as f64 / 100.0)
+    thread_id(name)
+        .and_then(|tid| std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok())
+        .and_then(|stat| stat_cpu_ticks(&stat))
+        .map_or(0.0, |t| t as f64 / 100.0)
 }
 
 /// The id of the thread named `name`, waiting for it to have named itself (a new
@@ -120,12 +116,12 @@ fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, want: u8) -> Result<()> {
     }
 }
 
-/// The independent subscriber: counts PUBLISH packets on `button/+` up to `n`; the rate
-/// is measured from the first to the last delivered message, on its own clock.
 /// A read shorter than this makes the subscriber pause for [`SUB_PAUSE`].
 const SUB_BATCH_BYTES: usize = 16 * 1024;
 const SUB_PAUSE: Duration = Duration::from_micros(300);
 
+/// The independent subscriber: counts PUBLISH packets on `button/+` up to `n`; the rate
+/// is measured from the first to the last delivered message, on its own clock.
 pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) -> Result<()> {
     let mut s = connect(port, &format!("bench-sub-{}", std::process::id()))?;
     s.write_all(&wire::subscribe(FILTER, qos))?;

@@ -974,18 +974,13 @@ pub fn resolve(common: &CommonArgs, board: Option<&str>, broker: Option<&str>) -
         let (src, key) = match &e {
             TopicError::Prefix(_) => (&prefix_src, &PREFIX),
             TopicError::ButtonTopic(_) => (&button_src, &BUTTON_TOPIC),
-            TopicError::Name(n) | TopicError::Duplicate(n) => {
-                let in_inputs = topics.input_names.iter().filter(|x| *x == n).count();
-                let bad_input = match e {
-                    TopicError::Duplicate(_) => in_inputs > 1,
-                    _ => in_inputs > 0,
-                };
-                if bad_input {
-                    (&inputs_src, &INPUT_NAMES)
-                } else {
-                    (&names_src, &LED_NAMES)
-                }
+            TopicError::Name(n) if topics.input_names.contains(n) => (&inputs_src, &INPUT_NAMES),
+            TopicError::Duplicate(n)
+                if topics.input_names.iter().filter(|x| *x == n).count() > 1 =>
+            {
+                (&inputs_src, &INPUT_NAMES)
             }
+            TopicError::Name(_) | TopicError::Duplicate(_) => (&names_src, &LED_NAMES),
         };
         return Err(fail(src, key, &e.to_string()));
     }
