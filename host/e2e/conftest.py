@@ -16,6 +16,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 Subscriber = Collector
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "arm: also run against the armv7 daemon under qemu-user (scripts/test, step "
+        "'board build: armv7 end to end'): the seed workflow and a QoS 1 broker restart")
+
+
 @pytest.fixture(scope="session")
 def binary():
     path = pathlib.Path(os.environ.get("PYNQ_MQTT_BIN", ROOT / "target/debug/pynq-mqtt"))

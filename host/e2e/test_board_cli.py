@@ -93,7 +93,8 @@ def test_regs_dumps_every_register_of_the_simulated_board(binary):
 BASE = 0x100
 
 
-def fake_board(tmp, name="pynq_mqtt", id_value=ID, bound=True, driver=True, with_uio=True):
+def fake_board(tmp, name="pynq_mqtt", id_value=ID, bound=True, driver=True, with_uio=True,
+               xilinx_kernel=True):
     """The sysfs a PYNQ shows with the overlay loaded, and /dev/uio4 as a file."""
     sys_ = tmp / "sys"
     dev = tmp / "dev"
@@ -102,6 +103,12 @@ def fake_board(tmp, name="pynq_mqtt", id_value=ID, bound=True, driver=True, with
               sys_ / "class/fpga_manager/fpga0"):
         d.mkdir(parents=True, exist_ok=True)
     (sys_ / "class/fpga_manager/fpga0/state").write_text("operating\n")
+    # a PYNQ image's kernel: the Xilinx FPGA manager files and clk_ignore_unused
+    if xilinx_kernel:
+        (sys_ / "class/fpga_manager/fpga0/firmware").write_text("\n")
+        (sys_ / "class/fpga_manager/fpga0/flags").write_text("0\n")
+        (proc / "cmdline").write_text("console=ttyPS0,115200 root=/dev/mmcblk0p2 rw "
+                                      "clk_ignore_unused uio_pdrv_genirq.of_id=generic-uio\n")
     drv = sys_ / "bus/platform/drivers/uio_pdrv_genirq"
     if driver:
         drv.mkdir(parents=True)
@@ -179,6 +186,22 @@ def test_doctor_on_a_uio_board_without_the_overlay(binary, tmp_path):
     assert mark == "✗" and "load the overlay" in text, text
     for later in ("map", "access", "identity", "interrupt", "LEDs"):
         assert lines[later][0] == "-", r.stdout
+
+
+def test_doctor_checks_what_the_loader_without_pynq_needs_of_the_kernel(binary, tmp_path):
+    """pynq-mqtt-overlay's fallback (no PYNQ) needs clk_ignore_unused and the Xilinx
+    kernel's fpga_manager files; a PYNQ image has both, a mainline kernel neither."""
+    paths = fake_board(tmp_path / "pynq", name="fabric")
+    r = run(binary, "doctor", "--board", "uio", "--broker", f"mqtt://127.0.0.1:{free_port()}", *paths)
+    mark, text = check_lines(r.stdout)["loader"]
+    assert mark == "✓" and "clk_ignore_unused" in text, r.stdout
+    paths = fake_board(tmp_path / "mainline", name="fabric", xilinx_kernel=False)
+    (tmp_path / "mainline/proc/cmdline").write_text("console=ttyPS0,115200 root=/dev/mmcblk0p2\n")
+    r = run(binary, "doctor", "--board", "uio", "--broker", f"mqtt://127.0.0.1:{free_port()}", *paths)
+    mark, text = check_lines(r.stdout)["loader"]
+    assert mark == "✗", r.stdout
+    assert "clk_ignore_unused is not on the kernel command line" in text, text
+    assert "not a Xilinx (linux-xlnx) kernel" in text, text
 
 
 

@@ -350,37 +350,3 @@ def test_loader_without_pynq_programs_through_the_fpga_manager_and_configfs(boar
     assert (fpga / "flags").read_text().strip() == "0"
     assert (fpga / "firmware").read_text().strip() == "pynq_mqtt.bin"
     assert (overlays / "pynq_mqtt/dtbo").read_bytes() == (board["bit"].parent / "pynq_mqtt.dtbo").read_bytes()
-
-
-def test_the_readme_bundle_is_all_the_board_needs(kit, tmp_path):
-    """Step 3 of the README's "On a real board", as written: its tar command on a tree
-    with a fake ARM binary and overlay files, unpacked elsewhere, installs with the
-    defaults (no --bin, no --overlay-dir; the .dtbo compiled from the .dtso)."""
-    readme = (ROOT / "README.md").read_text()
-    block = readme[readme.index("tar czf /tmp/pynq-mqtt-board.tgz"):]
-    command = block[:block.index("\n   scp ")].replace("\\\n", " ")
-    bundle = tmp_path / "bundle.tgz"
-    command = command.replace("/tmp/pynq-mqtt-board.tgz", str(bundle))
-    src = tmp_path / "pc"
-    for rel in ("scripts/board-install", "overlays/pynq_mqtt/pynq-mqtt-overlay",
-                "overlays/pynq_mqtt/pynq_mqtt.dtso"):
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, src / rel)
-    out = src / "overlays/pynq_mqtt/out"
-    out.mkdir()
-    for f in ("pynq_mqtt.bit", "pynq_mqtt.hwh"):
-        shutil.copy2(kit["overlay"] / f, out / f)
-    release = src / "target/armv7-unknown-linux-gnueabihf/release"
-    release.mkdir(parents=True)
-    shutil.copy2(kit["bin"], release / "pynq-mqtt")
-    subprocess.run(command, shell=True, cwd=src, check=True)
-    board = tmp_path / "board"
-    board.mkdir()
-    subprocess.run(["tar", "xzf", str(bundle), "-C", str(board)], check=True)
-    assert (board / "pynq-mqtt").is_file()
-    r = subprocess.run([str(board / "scripts/board-install"), "--arch", "armv7l"],
-                       env=dict(os.environ, DESTDIR=str(kit["root"])),
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert f"binary     {board}/pynq-mqtt (32-bit ARM)" in r.stdout
-    assert set(tree(kit["root"])) == set(FILES)

@@ -56,6 +56,7 @@ def start_daemon(binary, port, stimulus, tmp_path, speed="fast"):
     return proc, log
 
 
+@pytest.mark.arm
 def test_every_edge_reaches_an_independent_subscriber_and_leds_follow_commands(
         binary, mosquitto, subscriber_factory, tmp_path):
     stim = tmp_path / "edges.stim"

@@ -59,7 +59,7 @@ def wait_connected(d, times):
     raise AssertionError(f"the daemon did not connect {times} times: {d.text()[-2000:]}")
 
 
-@pytest.mark.parametrize("qos", [1, 2])
+@pytest.mark.parametrize("qos", [pytest.param(1, marks=pytest.mark.arm), 2])
 def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos):
     """mosquitto (persistence on) is stopped and started again RESTARTS times while
     the stream runs; an independent persistent-session subscriber gets every event.

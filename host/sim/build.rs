@@ -81,6 +81,13 @@ fn main() {
             fail("verilator not found: install the Debian package `verilator` (scripts/setup does)")
         }
     };
+    // Verilator's makefiles name `g++` and `ar` outright: hand them the target's tools,
+    // as the cc crate picks them (`arm-linux-gnueabihf-g++` for armv7, `c++` natively),
+    // so a cross build of the simulated board links (issue 12).
+    let cxx_tool = cc::Build::new().cpp(true).get_compiler();
+    let cxx = cxx_tool.path().to_str().unwrap().to_owned();
+    let ar_tool = cc::Build::new().cpp(true).get_archiver();
+    let ar = ar_tool.get_program().to_str().unwrap().to_owned();
     let _ = std::fs::remove_dir_all(&mdir);
     let verilog: Vec<&PathBuf> = sources
         .iter()
@@ -101,6 +108,9 @@ fn main() {
             // the model's default is -Os; -O2 steps the clock 10-20 % faster (idle daemon:
             // sim-clock 10.4 -> 8.4 % of a core at 1 MHz)
             .args(["-MAKEFLAGS", "OPT_FAST=-O2"])
+            .args(["-MAKEFLAGS", &format!("CXX={cxx}")])
+            .args(["-MAKEFLAGS", &format!("LINK={cxx}")])
+            .args(["-MAKEFLAGS", &format!("AR={ar}")])
             .args(&verilog),
         "verilator",
     );
@@ -111,7 +121,9 @@ fn main() {
             .arg(&mdir)
             .arg("-f")
             .arg(&mk)
-            .args(["-j2", "verilated.o", "verilated_threads.o"]),
+            .args(["-j2", "verilated.o", "verilated_threads.o"])
+            .arg(format!("CXX={cxx}"))
+            .arg(format!("AR={ar}")),
         "make verilated runtime",
     );
 
@@ -119,7 +131,7 @@ fn main() {
     let runtime = out.join("libpmq_verilated_rt.a");
     let _ = std::fs::remove_file(&runtime);
     run(
-        Command::new("ar")
+        Command::new(&ar)
             .arg("crs")
             .arg(&runtime)
             .arg(mdir.join("verilated.o"))

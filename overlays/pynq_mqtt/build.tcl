@@ -177,7 +177,28 @@ if {![string is double -strict $freq]} {
 if {abs($freq - $clk_hz) > $clk_hz / 1000.0} {
     error "pmq: $ip_cell/s_axi_aclk runs at $freq Hz but the IP is built for CLK_HZ = $clk_hz"
 }
-puts "pmq: $ip_cell at [get_property OFFSET $seg], clock $freq Hz, irq on IRQ_F2P\[1\]"
+# On the board the frequency is not the design's: PYNQ's Overlay() (pynq/pl_server
+# and clocks.py) writes only FCLK0's two divisors from the .hwh into the SLCR and keeps
+# the I/O PLL as the image booted it: 1000 MHz on the PYNQ-Z1/Z2 images (50 MHz crystal
+# x FBDIV 20). Divisors chosen for another PLL frequency would clock the IP, and its
+# microsecond counter, wrong without any error.
+set pynq_iopll_hz 1000000000
+set ps_clksrc [get_property CONFIG.PCW_FCLK0_PERIPHERAL_CLKSRC $ps]
+set fclk0_div0 [get_property CONFIG.PCW_FCLK0_PERIPHERAL_DIVISOR0 $ps]
+set fclk0_div1 [get_property CONFIG.PCW_FCLK0_PERIPHERAL_DIVISOR1 $ps]
+if {$ps_clksrc ne "IO PLL"} {
+    error "pmq: FCLK0 comes from '$ps_clksrc', but PYNQ images drive it from the I/O PLL"
+}
+if {![string is integer -strict $fclk0_div0] || ![string is integer -strict $fclk0_div1] ||
+    $fclk0_div0 < 1 || $fclk0_div1 < 1} {
+    error "pmq: FCLK0 divisors '$fclk0_div0' x '$fclk0_div1' are not set after validate_bd_design"
+}
+set on_pynq_hz [expr {double($pynq_iopll_hz) / ($fclk0_div0 * $fclk0_div1)}]
+if {abs($on_pynq_hz - $clk_hz) > $clk_hz / 1000.0} {
+    error "pmq: FCLK0 divisors $fclk0_div0 x $fclk0_div1 give [expr {round($on_pynq_hz)}] Hz from the\
+        1000 MHz I/O PLL of a PYNQ image, not CLK_HZ = $clk_hz (set the design's I/O PLL to 1000 MHz)"
+}
+puts "pmq: $ip_cell at [get_property OFFSET $seg], clock $freq Hz (FCLK0 = 1000 MHz I/O PLL / $fclk0_div0 / $fclk0_div1 on PYNQ), irq on IRQ_F2P\[1\]"
 save_bd_design
 
 # ---- 3. implementation -------------------------------------------------------------

@@ -4,13 +4,15 @@
 
 #![cfg(target_os = "linux")]
 
+use std::fs;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pynq_mqtt_bus::uio::testing::{irq_pipes, FakeDevice, FakeIrq, FakeUio};
 use pynq_mqtt_bus::uio::{
-    driver_status, find, DeviceSpec, MapInfo, Mode, OpenOptions, UioBus, UioError, UioPaths,
+    self as uio, driver_status, find, DeviceSpec, MapInfo, Mode, OpenOptions, UioBus, UioError,
+    UioPaths,
 };
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
 
@@ -459,4 +461,23 @@ fn without_test_descriptors_the_device_file_carries_the_interrupt() {
     .unwrap();
     assert_eq!(fake.read_reg(3, 0), 1);
     drop(bus);
+}
+
+#[test]
+fn the_fallback_loaders_kernel_needs_are_seen() {
+    let fake = board("loader");
+    fs::remove_dir_all(fake.paths.sys.join("class/fpga_manager")).unwrap();
+    assert_eq!(uio::loader_support(&fake.paths), None, "no FPGA manager");
+    fake.set_fpga_state("operating");
+    fake.set_cmdline("console=ttyPS0,115200 root=/dev/mmcblk0p2 rw");
+    let mainline = uio::loader_support(&fake.paths).unwrap();
+    assert_eq!(mainline.clk_ignore_unused, Some(false));
+    assert!(!mainline.xilinx_fpga_sysfs);
+    assert!(!mainline.complete());
+    fake.set_cmdline("console=ttyPS0,115200 clk_ignore_unused uio_pdrv_genirq.of_id=generic-uio");
+    fake.add_xilinx_fpga_files();
+    let pynq = uio::loader_support(&fake.paths).unwrap();
+    assert_eq!(pynq.clk_ignore_unused, Some(true));
+    assert!(pynq.xilinx_fpga_sysfs);
+    assert!(pynq.complete());
 }

@@ -179,6 +179,45 @@ fn target(s: &Settings) -> broker::Target<'_> {
 }
 
 /// FPGA, UIO driver, device, map and access, in the order a set-up goes wrong.
+/// What `pynq-mqtt-overlay` needs to program the PL when PYNQ is not there to do it
+/// (docs/board.md, "Without PYNQ"): PYNQ images have both.
+fn loader_check(r: &mut Report, paths: &uio::UioPaths) {
+    let Some(support) = uio::loader_support(paths) else {
+        r.skip("loader", "no FPGA manager in sysfs");
+        return;
+    };
+    if support.complete() {
+        r.pass(
+            "loader",
+            "without PYNQ, pynq-mqtt-overlay can program the PL (clk_ignore_unused on the \
+             kernel command line; fpga0 has the Xilinx kernel's firmware and flags)",
+        );
+        return;
+    }
+    let mut missing = Vec::new();
+    match support.clk_ignore_unused {
+        Some(true) => {}
+        Some(false) => missing.push(
+            "clk_ignore_unused is not on the kernel command line: the kernel gates FCLK0 at \
+             boot and the peripheral gets no clock; add it to the bootargs",
+        ),
+        None => missing.push("cannot read /proc/cmdline to look for clk_ignore_unused"),
+    }
+    if !support.xilinx_fpga_sysfs {
+        missing.push(
+            "fpga0 has no firmware/flags files: this is not a Xilinx (linux-xlnx) kernel, \
+             so the loader cannot program the PL through it; load the bitstream your own way",
+        );
+    }
+    r.fail_msg(
+        "loader",
+        format_args!(
+            "the fallback loader (without PYNQ) would fail: {}",
+            missing.join("; ")
+        ),
+    );
+}
+
 fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
     let paths = args.paths();
     let fpga_ok = match uio::fpga_state(&paths) {
@@ -197,6 +236,8 @@ fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
             false
         }
     };
+
+    loader_check(r, &paths);
 
     let status = uio::driver_status(&paths);
     let found = uio::find(&paths, &args.spec());

@@ -172,7 +172,9 @@ fn run_sim_board(rt: &tokio::runtime::Runtime, settings: &Settings) -> Result<()
         rt,
         settings,
         board as Arc<dyn Bus>,
-        move || b.start_stimulus(),
+        move || {
+            b.start_stimulus();
+        },
         None,
     )
 }

@@ -76,7 +76,10 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
         crossterm::terminal::enable_raw_mode()?;
     }
     let b = Arc::clone(&board);
-    let result = daemon::run(rt, &settings, board, move || b.start_stimulus(), Some(stop));
+    let start = move || {
+        b.start_stimulus();
+    };
+    let result = daemon::run(rt, &settings, board, start, Some(stop));
     // let the subscriber print `offline`
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
     observer.abort();

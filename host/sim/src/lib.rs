@@ -193,12 +193,17 @@ impl SimBoard {
 
     /// Starts replaying the stimulus: its time 0 is now. Call it once the host is ready
     /// to take events (in fast mode the stimulus runs ahead of the wall clock).
-    pub fn start_stimulus(&self) {
+    ///
+    /// Returns that time 0 in simulated microseconds since reset (the scale of the TIME
+    /// register and of event stamps), so a caller can relate stamps to stimulus times
+    /// however slowly the host got here; `None` when the replay had already started.
+    pub fn start_stimulus(&self) -> Option<u64> {
         let mut st = self.shared.lock_for_bus();
         if st.replay != Replay::Held {
-            return;
+            return None;
         }
         let base = st.model.cycles();
+        let origin_us = (base - st.base_cycle) * 1_000_000 / self.shared.clk_hz;
         let clk_hz = self.shared.clk_hz;
         for s in std::mem::take(&mut st.stimulus) {
             let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
@@ -207,6 +212,7 @@ impl SimBoard {
             debug_assert!(scheduled);
         }
         st.replay = Replay::Running;
+        Some(origin_us)
     }
 
     /// Drives one button pin now (keys in the demo).

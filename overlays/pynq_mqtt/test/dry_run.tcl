@@ -76,6 +76,29 @@ if {[catch {source [file join $overlay build.tcl]} err opts]} {
     exit 1
 }
 pass "build.tcl ran to the end under tclsh [info patchlevel] ([llength $::calls] Vivado calls)"
+set main_calls $::calls
+array set main_props [array get ::props]
+
+# the FCLK0 check can fail: a design whose I/O PLL is not PYNQ's 1000 MHz gets divisors
+# that clock the IP wrong on a PYNQ image (1200 MHz / 12 = 83.3 MHz there)
+set ::calls {}
+array unset ::props
+set ::stub_iopll_mhz 1200
+set argv [list --out [file join $work out-pll] --build [file join $work build-pll] --jobs 2]
+set argc [llength $argv]
+if {[catch {source [file join $overlay build.tcl]} err]} {
+    if {[string match "*FCLK0 divisors 12 x 1 give 83333333 Hz*" $err]} {
+        pass "FCLK0 check: divisors for a 1200 MHz I/O PLL are refused ($err)"
+    } else {
+        fail "FCLK0 check: build.tcl failed for another reason: $err"
+    }
+} else {
+    fail "FCLK0 check: build.tcl accepted divisors that give 83.3 MHz on a PYNQ image"
+}
+unset ::stub_iopll_mhz
+set ::calls $main_calls
+array unset ::props
+array set ::props [array get main_props]
 
 # every file handed to Vivado that lives in the repository exists
 set named 0

@@ -69,6 +69,27 @@ proc stub_answer {cmd arglist} {
                     }
                     return 50000000
                 }
+                CONFIG.PCW_FCLK0_PERIPHERAL_DIVISOR0 -
+                CONFIG.PCW_FCLK0_PERIPHERAL_DIVISOR1 {
+                    # what Vivado derives: the divisor pair (each 1..63) closest to the
+                    # requested FCLK0 from the design's I/O PLL (::stub_iopll_mhz,
+                    # default 1000 as on PYNQ), the smaller second divisor on a tie
+                    set iopll [expr {[info exists ::stub_iopll_mhz] ? $::stub_iopll_mhz : 1000}]
+                    set want 100.0
+                    if {[info exists ::props(/ps7,CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ)]} {
+                        set want $::props(/ps7,CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ)
+                    }
+                    set best {}
+                    for {set d1 1} {$d1 < 64} {incr d1} {
+                        for {set d0 1} {$d0 < 64} {incr d0} {
+                            set err [expr {abs(double($iopll) / ($d0 * $d1) - $want)}]
+                            if {$best eq {} || $err < [lindex $best 0] - 1e-9} {
+                                set best [list $err $d0 $d1]
+                            }
+                        }
+                    }
+                    return [lindex $best [expr {[string match *DIVISOR0 $name] ? 1 : 2}]]
+                }
                 PROGRESS { return 100% }
                 STATUS { return "write_bitstream Complete!" }
                 STATS.WNS { return 2.345 }

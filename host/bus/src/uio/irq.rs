@@ -74,10 +74,7 @@ impl IrqLine {
                     revents: 0,
                 },
             ];
-            let ts = libc::timespec {
-                tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: left.subsec_nanos().into(),
-            };
+            let ts = timespec_of(left);
             // SAFETY: `fds` is a valid array of two pollfd that outlives the call, `ts`
             // is a valid timespec, and a null signal mask means "leave it unchanged".
             let n = unsafe {
@@ -188,4 +185,60 @@ fn set_nonblocking(fd: &impl AsFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `d` as a `timespec` for `ppoll`, saturated at the largest `time_t`.
+///
+/// `time_t` and `c_long` are 32 bits on armv7 (PYNQ-Z1/Z2) and 64 bits on aarch64 and
+/// x86-64, so neither field may be built with `From`: a wait "forever"
+/// (`Duration::MAX`) must become the largest wait the target can express, not wrap.
+fn timespec_of(d: Duration) -> libc::timespec {
+    match libc::time_t::try_from(d.as_secs()) {
+        Ok(secs) => libc::timespec {
+            tv_sec: secs,
+            // below 10^9, so it fits c_long on every target; a cast, because the
+            // conversion is lossless on 64-bit targets and only fallible in type on armv7
+            tv_nsec: d.subsec_nanos() as libc::c_long,
+        },
+        Err(_) => libc::timespec {
+            tv_sec: libc::time_t::MAX,
+            tv_nsec: 999_999_999,
+        },
+    }
+}
+
+#[cfg(test)]
+mod timespec_tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_forever_saturates_instead_of_wrapping() {
+        let ts = timespec_of(Duration::MAX);
+        assert_eq!(ts.tv_sec, libc::time_t::MAX);
+        assert!(
+            ts.tv_sec > 0,
+            "a forever wait must not become a negative timeout"
+        );
+        assert_eq!(ts.tv_nsec, 999_999_999);
+    }
+
+    // `i64::from` is a no-op on 64-bit targets and a widening on armv7
+    #[allow(clippy::useless_conversion)]
+    #[test]
+    fn beyond_a_32_bit_time_t_saturates_and_short_waits_are_exact() {
+        // 2^31 s is past a 32-bit time_t (armv7): saturate there, exact on 64-bit targets
+        let long = Duration::new(1 << 31, 5);
+        let ts = timespec_of(long);
+        if std::mem::size_of::<libc::time_t>() == 4 {
+            assert_eq!(ts.tv_sec, libc::time_t::MAX);
+        } else {
+            assert_eq!(i64::from(ts.tv_sec), 1 << 31);
+            assert_eq!(ts.tv_nsec, 5);
+        }
+        let short = timespec_of(Duration::new(3, 250_000_000));
+        assert_eq!(
+            (i64::from(short.tv_sec), i64::from(short.tv_nsec)),
+            (3, 250_000_000)
+        );
+    }
 }

@@ -34,8 +34,8 @@ pub use error::UioError;
 pub use irq::IrqFds;
 use irq::IrqLine;
 pub use sysfs::{
-    check_fpga, driver_status, find, fpga_state, list, DeviceSpec, DriverStatus, MapInfo,
-    UioDevice, UioPaths, GENIRQ_DRIVER,
+    check_fpga, driver_status, find, fpga_state, list, loader_support, DeviceSpec, DriverStatus,
+    LoaderSupport, MapInfo, UioDevice, UioPaths, GENIRQ_DRIVER,
 };
 use window::Window;
 

@@ -318,6 +318,42 @@ pub fn driver_status(paths: &UioPaths) -> DriverStatus {
     }
 }
 
+/// What `pynq-mqtt-overlay` needs of the kernel to program the PL without PYNQ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoaderSupport {
+    /// `clk_ignore_unused` is on the kernel command line (`None`: cannot read it).
+    /// Without it the kernel gates the PL clocks nothing claims (FCLK0) at boot, and
+    /// the peripheral sits unclocked; PYNQ images set it.
+    pub clk_ignore_unused: Option<bool>,
+    /// `fpga0` has the `firmware` and `flags` files of the Xilinx kernel (linux-xlnx);
+    /// the mainline FPGA manager has neither, so the loader cannot program through it.
+    pub xilinx_fpga_sysfs: bool,
+}
+
+impl LoaderSupport {
+    /// Both are there.
+    pub fn complete(&self) -> bool {
+        self.clk_ignore_unused == Some(true) && self.xilinx_fpga_sysfs
+    }
+}
+
+/// What the fallback overlay loader would find; `None` without an FPGA manager.
+pub fn loader_support(paths: &UioPaths) -> Option<LoaderSupport> {
+    let fpga0 = paths.fpga_state().parent()?.to_path_buf();
+    if !fpga0.is_dir() {
+        return None;
+    }
+    Some(LoaderSupport {
+        clk_ignore_unused: fs::read_to_string(paths.proc.join("cmdline"))
+            .ok()
+            .map(|c| {
+                c.split_whitespace()
+                    .any(|w| w.trim_matches('"') == "clk_ignore_unused")
+            }),
+        xilinx_fpga_sysfs: fpga0.join("firmware").exists() && fpga0.join("flags").exists(),
+    })
+}
+
 fn read_attr(path: &Path) -> Result<String, UioError> {
     fs::read_to_string(path)
         .map(|s| s.trim_end().to_owned())

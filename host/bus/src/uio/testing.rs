@@ -91,6 +91,14 @@ impl FakeUio {
         fs::write(dir.join("state"), format!("{state}\n")).unwrap();
     }
 
+    /// Adds the Xilinx kernel's `firmware` and `flags` files to `fpga0`.
+    pub fn add_xilinx_fpga_files(&self) {
+        let dir = self.paths.sys.join("class/fpga_manager/fpga0");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("firmware"), "\n").unwrap();
+        fs::write(dir.join("flags"), "0\n").unwrap();
+    }
+
     /// Writes `/proc/cmdline`.
     pub fn set_cmdline(&self, cmdline: &str) {
         fs::write(self.paths.proc.join("cmdline"), format!("{cmdline}\n")).unwrap();
