@@ -19,8 +19,8 @@
 # cross .cargo/config.toml names the Debian cross linkers for armv7 and aarch64; the
 #       board build (--no-default-features) of either target pulls in neither the
 #       simulated board nor the embedded broker; where a cross gcc is installed, it
-#       links. (Compiling Rust for the boards needs their standard library, which
-#       rustup cannot fetch here: docs/board.md says so.)
+#       links. (The Rust itself is built and tested for the boards by scripts/test's
+#       "board build" steps: scripts/cross, scripts/package; docs/board.md.)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
