@@ -5,26 +5,20 @@
 
 use anyhow::Result;
 
-use crate::settings::{self, CommonArgs};
+use crate::settings::{self, BoardArgs, BrokerArgs, CommonArgs, Settings};
 
 #[derive(clap::Args, Debug)]
 pub struct ConfigArgs {
-    /// `uio` (a PYNQ board) or `sim` (the Verilated RTL).
-    #[arg(long, env = "PYNQ_MQTT_BOARD")]
-    pub board: Option<String>,
-    /// mqtt://HOST:PORT or mqtts://HOST:PORT (default mqtt://localhost:1883).
-    #[arg(long, env = "PYNQ_MQTT_BROKER")]
-    pub broker: Option<String>,
+    #[command(flatten)]
+    pub board: BoardArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
-pub fn run(args: &ConfigArgs) -> Result<()> {
-    let s = settings::resolve(&args.common, args.board.as_deref(), args.broker.as_deref())?;
+pub fn run(s: Settings) -> Result<()> {
     print!("{}", settings::render(&s));
-    let mut cfg = s.bridge.clone();
-    cfg.host = s.broker.host.clone();
-    cfg.port = s.broker.port;
-    pynq_mqtt_bridge::check(&cfg)?;
+    pynq_mqtt_bridge::check(&s.bridge)?;
     Ok(())
 }

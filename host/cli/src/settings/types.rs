@@ -1,0 +1,467 @@
+//! The types of the settings. Each reads from a flag or variable (text, through clap)
+//! and from a TOML value (through serde), and writes itself back as TOML for `config`.
+
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pynq_mqtt_bridge::{PayloadFormat, SessionMode};
+use pynq_mqtt_bus::uio::DeviceSpec;
+
+/// A setting's value type.
+pub trait Setting: Clone + Send + Sync + 'static {
+    /// What the config file holds for it.
+    const TOML: Kind = Kind::Str;
+    /// From a flag, an environment variable or (as text) the config file.
+    fn parse(s: &str) -> Result<Self, String>;
+    /// From the file's array of strings (for `Kind::List`).
+    fn from_list(_: Vec<String>) -> Self {
+        unreachable!("only a list setting takes an array")
+    }
+    /// The value as TOML.
+    fn show(&self) -> String;
+}
+
+/// The TOML type a setting takes: a TOML string is never a number, nor the reverse.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Int,
+    /// An integer or a float.
+    Num,
+    Bool,
+    List,
+}
+
+/// A TOML value as the settings take it.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Toml {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    List(Vec<Toml>),
+    Date(#[allow(dead_code)] toml_edit::Datetime),
+    Table(serde::de::IgnoredAny),
+}
+
+impl Toml {
+    fn kind(&self) -> &'static str {
+        match self {
+            Toml::Str(_) => "string",
+            Toml::Int(_) => "integer",
+            Toml::Float(_) => "float",
+            Toml::Bool(_) => "boolean",
+            Toml::List(_) => "array",
+            Toml::Date(_) => "datetime",
+            Toml::Table(_) => "table",
+        }
+    }
+}
+
+/// A setting read from the config file through serde.
+pub struct FromToml<T>(pub T);
+
+impl<'de, T: Setting> serde::Deserialize<'de> for FromToml<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let text = match (T::TOML, Toml::deserialize(d)?) {
+            (Kind::Str, Toml::Str(s)) => s,
+            (Kind::Int | Kind::Num, Toml::Int(i)) => i.to_string(),
+            (Kind::Num, Toml::Float(f)) => f.to_string(),
+            (Kind::Bool, Toml::Bool(b)) => b.to_string(),
+            (Kind::List, Toml::List(v)) => {
+                let strings = v.into_iter().map(|x| match x {
+                    Toml::Str(s) => Ok(s),
+                    x => Err(D::Error::custom(format!(
+                        "expected strings, found {}",
+                        x.kind()
+                    ))),
+                });
+                return strings
+                    .collect::<Result<_, _>>()
+                    .map(|v| FromToml(T::from_list(v)));
+            }
+            (want, got) => {
+                let want = match want {
+                    Kind::Str => "a string",
+                    Kind::Int => "a whole number",
+                    Kind::Num => "seconds",
+                    Kind::Bool => "true or false",
+                    Kind::List => "a list of strings",
+                };
+                let msg = format!("expected {want}, found {}", got.kind());
+                return Err(D::Error::custom(msg));
+            }
+        };
+        T::parse(&text).map(FromToml).map_err(D::Error::custom)
+    }
+}
+
+/// A setting read by clap; its error names the flag or the variable it came from.
+#[derive(Clone)]
+pub struct Parser<T>(PhantomData<fn() -> T>);
+
+impl<T> Parser<T> {
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: Setting> clap::builder::TypedValueParser for Parser<T> {
+    type Value = T;
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        self.parse_ref_(cmd, arg, value, clap::parser::ValueSource::CommandLine)
+    }
+    fn parse_ref_(
+        &self,
+        _: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+        source: clap::parser::ValueSource,
+    ) -> Result<T, clap::Error> {
+        let parsed = match value.to_str() {
+            Some(s) => T::parse(s),
+            None => Err(format!("{value:?} is not UTF-8")),
+        };
+        parsed.map_err(|msg| {
+            let who = match (source, arg.and_then(|a| a.get_env())) {
+                (clap::parser::ValueSource::EnvVariable, Some(env)) => {
+                    format!("environment variable {}", env.to_string_lossy())
+                }
+                _ => format!("--{}", arg.and_then(|a| a.get_long()).unwrap_or("?")),
+            };
+            value_error(format!("{who}: {msg}"))
+        })
+    }
+}
+
+/// A bad value as a clap error that carries our one-line message.
+fn value_error(msg: String) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let mut e = clap::Error::raw(ErrorKind::ValueValidation, format!("{msg}\n"));
+    e.insert(ContextKind::Custom, ContextValue::String(msg));
+    e
+}
+
+/// The one-line message of a bad setting value, if `e` is one.
+pub fn bad_value(e: &clap::Error) -> Option<&str> {
+    match e.get(clap::error::ContextKind::Custom) {
+        Some(clap::error::ContextValue::String(m)) => Some(m),
+        _ => None,
+    }
+}
+
+/// A string as TOML.
+pub fn quote(s: &str) -> String {
+    toml_edit::Value::from(s).to_string().trim().to_owned()
+}
+
+fn whole(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number, found {s:?}"))
+}
+
+/// A whole number from `MIN` to `MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Int<const MIN: u64, const MAX: u64>(pub(super) u64);
+
+impl<const MIN: u64, const MAX: u64> Int<MIN, MAX> {
+    /// The value in the integer type its range was chosen for.
+    pub fn get<T: TryFrom<u64>>(self) -> T {
+        T::try_from(self.0).unwrap_or_else(|_| unreachable!("{} does not fit", self.0))
+    }
+    fn check(n: u64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(format!("{n}: expected {MIN} to {MAX}"))
+        }
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> Setting for Int<MIN, MAX> {
+    const TOML: Kind = Kind::Int;
+    fn parse(s: &str) -> Result<Self, String> {
+        whole(s).and_then(Self::check)
+    }
+    fn show(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+/// The QoS of button events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Qos {
+    #[default]
+    AtMostOnce,
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+impl Qos {
+    fn from_number(n: u64) -> Result<Self, String> {
+        match n {
+            0 => Ok(Qos::AtMostOnce),
+            1 => Ok(Qos::AtLeastOnce),
+            2 => Ok(Qos::ExactlyOnce),
+            n => Err(format!("{n}: expected 0, 1 or 2")),
+        }
+    }
+}
+
+impl Setting for Qos {
+    const TOML: Kind = Kind::Int;
+    fn parse(s: &str) -> Result<Self, String> {
+        whole(s).and_then(Self::from_number)
+    }
+    fn show(&self) -> String {
+        (*self as u8).to_string()
+    }
+}
+
+/// Seconds from `MIN` to `MAX`; `WHOLE` drops a fraction (MQTT's keep-alive field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secs<const MIN: u64, const MAX: u64, const WHOLE: bool = false>(pub Duration);
+
+impl<const MIN: u64, const MAX: u64, const WHOLE: bool> Setting for Secs<MIN, MAX, WHOLE> {
+    const TOML: Kind = Kind::Num;
+    fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<f64>() {
+            Ok(f) if (MIN as f64..=MAX as f64).contains(&f) => {
+                let d = Duration::from_secs_f64(f);
+                Ok(Secs(if WHOLE {
+                    Duration::from_secs(d.as_secs())
+                } else {
+                    d
+                }))
+            }
+            Ok(f) => Err(format!("{f}: expected {MIN} to {MAX} seconds")),
+            Err(_) => Err(format!("expected seconds, found {s:?}")),
+        }
+    }
+    fn show(&self) -> String {
+        let s = self.0.as_secs_f64();
+        if s.fract() == 0.0 {
+            format!("{}", s as u64)
+        } else {
+            format!("{s}")
+        }
+    }
+}
+
+impl Setting for bool {
+    const TOML: Kind = Kind::Bool;
+    fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(format!("expected true or false, found {s:?}")),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Names: comma-separated on the command line, an array of strings in the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names(pub Vec<String>);
+
+impl Setting for Names {
+    const TOML: Kind = Kind::List;
+    fn parse(s: &str) -> Result<Self, String> {
+        let names = s.split(',').map(str::trim).filter(|x| !x.is_empty());
+        Ok(Names(names.map(str::to_owned).collect()))
+    }
+    fn from_list(v: Vec<String>) -> Self {
+        Names(v)
+    }
+    fn show(&self) -> String {
+        let quoted: Vec<String> = self.0.iter().map(|s| quote(s)).collect();
+        format!("[{}]", quoted.join(", "))
+    }
+}
+
+impl Setting for String {
+    fn parse(s: &str) -> Result<Self, String> {
+        Ok(s.to_owned())
+    }
+    fn show(&self) -> String {
+        quote(self)
+    }
+}
+
+impl Setting for PathBuf {
+    fn parse(s: &str) -> Result<Self, String> {
+        Ok(PathBuf::from(s))
+    }
+    fn show(&self) -> String {
+        quote(&self.display().to_string())
+    }
+}
+
+impl Setting for DeviceSpec {
+    fn parse(s: &str) -> Result<Self, String> {
+        s.parse().map_err(|never| match never {})
+    }
+    fn show(&self) -> String {
+        quote(&self.to_string())
+    }
+}
+
+/// The UIO device the overlay names.
+pub fn default_device() -> DeviceSpec {
+    DeviceSpec::Name("pynq_mqtt".into())
+}
+
+/// Which board backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BoardKind {
+    #[default]
+    Uio,
+    Sim,
+}
+
+/// The speed of the simulated board.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum SimSpeed {
+    #[default]
+    Realtime,
+    /// The stimulus as fast as the host takes it, then real time.
+    Fast,
+    /// Simulated seconds per wall second.
+    Factor(f64),
+}
+
+impl Setting for SimSpeed {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "realtime" => Ok(SimSpeed::Realtime),
+            "fast" => Ok(SimSpeed::Fast),
+            _ => match s.parse::<f64>() {
+                Ok(f) if f > 0.0 && f.is_finite() => Ok(SimSpeed::Factor(f)),
+                _ => Err(format!(
+                    "{s:?}: expected `realtime`, `fast` or a factor > 0"
+                )),
+            },
+        }
+    }
+    fn show(&self) -> String {
+        match self {
+            SimSpeed::Realtime => quote("realtime"),
+            SimSpeed::Fast => quote("fast"),
+            SimSpeed::Factor(f) => quote(&f.to_string()),
+        }
+    }
+}
+
+/// Settings that are one of a few words.
+macro_rules! words {
+    ($($t:ty { $($v:path = $w:literal),+ })*) => {$(
+        impl Setting for $t {
+            fn parse(s: &str) -> Result<Self, String> {
+                match s {
+                    $($w => Ok($v),)+
+                    _ => Err(format!("{s:?}: expected {}", [$(concat!("`", $w, "`")),+].join(" or "))),
+                }
+            }
+            fn show(&self) -> String {
+                quote(match self { $($v => $w),+ })
+            }
+        }
+    )*};
+}
+
+words! {
+    BoardKind { BoardKind::Uio = "uio", BoardKind::Sim = "sim" }
+    PayloadFormat { PayloadFormat::Plain = "plain", PayloadFormat::Json = "json" }
+    SessionMode { SessionMode::Persistent = "persistent", SessionMode::Clean = "clean" }
+}
+
+/// A broker address from `mqtt://HOST:PORT` or `mqtts://HOST:PORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for BrokerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The broker setting: its address and whether it is TLS (`mqtts://`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub addr: BrokerAddr,
+    pub tls: bool,
+}
+
+impl Default for BrokerUrl {
+    fn default() -> Self {
+        let addr = BrokerAddr {
+            host: "localhost".into(),
+            port: 1883,
+        };
+        BrokerUrl { addr, tls: false }
+    }
+}
+
+impl Setting for BrokerUrl {
+    fn parse(s: &str) -> Result<Self, String> {
+        let (addr, tls) = parse_broker(s).map_err(|e| format!("{s:?}: {e}"))?;
+        Ok(BrokerUrl { addr, tls })
+    }
+    fn show(&self) -> String {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        quote(&format!("{scheme}://{}", self.addr))
+    }
+}
+
+/// Parses `mqtt://HOST[:PORT]` (port 1883) or `mqtts://HOST[:PORT]` (TLS, port
+/// 8883); IPv6 hosts in brackets. Returns the address and whether it is TLS.
+pub fn parse_broker(url: &str) -> Result<(BrokerAddr, bool), String> {
+    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://") {
+        (r, false)
+    } else if let Some(r) = url.strip_prefix("mqtts://") {
+        (r, true)
+    } else {
+        return Err("expected mqtt://HOST:PORT or mqtts://HOST:PORT".into());
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unclosed [ in host")?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '@', '[', ']']) {
+        return Err(format!("bad host {host:?}"));
+    }
+    let port = match port {
+        None if tls => 8883,
+        None => 1883,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("bad port {p:?}")),
+        },
+    };
+    let host = host.to_owned();
+    Ok((BrokerAddr { host, port }, tls))
+}
