@@ -95,6 +95,23 @@ pub fn resolve(m: &ArgMatches) -> Result<Settings> {
     settings::resolve(sub)
 }
 
+/// The settings a command line gives, `argv` without the program's name: what the
+/// binary would resolve (tests and fuzz targets use it).
+pub fn settings_of<I, T>(argv: I) -> Result<Settings>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let argv = std::iter::once("pynq-mqtt".into()).chain(argv.into_iter().map(Into::into));
+    let m = Cli::command()
+        .try_get_matches_from::<_, std::ffi::OsString>(argv)
+        .map_err(|e| match settings::bad_value(&e) {
+            Some(msg) => anyhow::anyhow!("{msg}"),
+            None => anyhow::anyhow!("{}", e.to_string().trim_end()),
+        })?;
+    resolve(&m)
+}
+
 pub fn main() -> ExitCode {
     let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,
