@@ -26,6 +26,6 @@ fuzz_target!(|data: &[u8]| {
     let args = ["config", "--config", &config, "--broker", "mqtt://127.0.0.1:1883"];
     if let Ok(s) = pynq_mqtt::cli::settings_of(args) {
         // whatever was accepted renders (the `config` command's output)
-        let _ = settings::render(&s);
+        let _ = pynq_mqtt::config_cmd::render(&s);
     }
 });

@@ -9,7 +9,7 @@ mod broker;
 #[cfg(feature = "sim")]
 mod broker_cmd;
 pub mod cli;
-mod config_cmd;
+pub mod config_cmd;
 mod daemon;
 mod doctor;
 mod regs_cmd;

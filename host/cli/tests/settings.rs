@@ -6,9 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use pynq_mqtt::cli::settings_of;
-use pynq_mqtt::settings::{
-    parse_broker, render, BoardKind, BrokerAddr, Qos, SimSpeed, PASSWORD_ENV,
-};
+use pynq_mqtt::config_cmd::render;
+use pynq_mqtt::settings::{parse_broker, BoardKind, BrokerAddr, Qos, SimSpeed, PASSWORD_ENV};
 use pynq_mqtt_bridge::{PayloadFormat, RuleLeds};
 use pynq_mqtt_bus::uio::DeviceSpec;
 

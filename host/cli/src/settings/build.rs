@@ -4,12 +4,10 @@
 use std::path::Path;
 
 use anyhow::Result;
-use pynq_mqtt_bridge::{
-    BridgeConfig, Discovery, Rule, RuleLeds, Secret, TlsConfig, TopicError, TopicLayout,
-};
+use pynq_mqtt_bridge::{BridgeConfig, Discovery, Rule, Secret, TlsConfig, TopicError, TopicLayout};
 use pynq_mqtt_driver::DriverConfig;
 
-use super::{fail, quote, Names, Qos, Setting, Settings, Shown, Source, Values};
+use super::{fail, quote, Qos, Settings, Shown, Source, Values};
 
 /// The environment variable that carries the broker password (there is no flag:
 /// a password on the command line is visible to every user in `ps`).
@@ -162,39 +160,4 @@ pub(super) fn settings(
         ha_remove,
         shown,
     })
-}
-
-/// The effective configuration as a TOML file, each line with its source, the
-/// password masked.
-pub fn render(s: &Settings) -> String {
-    let mut out = String::from(
-        "# pynq-mqtt: effective configuration (command line > environment > file > defaults)\n",
-    );
-    let width = s
-        .shown
-        .iter()
-        .map(|x| x.key.len() + x.value.as_ref().map_or(0, |v| v.len()) + 3)
-        .max()
-        .unwrap_or(0);
-    for x in &s.shown {
-        let line = match &x.value {
-            Some(v) if x.key == "password" => format!("# password = {v}"),
-            Some(v) => format!("{} = {v}", x.key),
-            None => format!("# {} (not set)", x.key),
-        };
-        out.push_str(&format!("{line:<width$}  # {}\n", x.source));
-    }
-    for r in &s.bridge.rules {
-        out.push_str(&format!("\n[[rule]]\ntopic = {}\n", quote(&r.topic)));
-        if !r.payloads.is_empty() {
-            let payloads = Names(r.payloads.clone()).show();
-            out.push_str(&format!("payloads = {payloads}\n"));
-        }
-        out.push_str(&format!("action = {}\n", quote(&r.action.to_string())));
-        match &r.leds {
-            RuleLeds::All => out.push_str("leds = \"all\"\n"),
-            RuleLeds::Some(v) => out.push_str(&format!("leds = {v:?}\n")),
-        }
-    }
-    out
 }

@@ -48,7 +48,7 @@ macro_rules! declare {
             pub struct $group {
                 $(
                     $(#[$attr])*
-                    #[arg(long, env = $env, value_parser = Parser::<$ty>::new())]
+                    #[arg(long, env = $env, value_parser = parser::<$ty>())]
                     pub $name: Option<$ty>,
                 )*
             }

@@ -26,7 +26,7 @@ use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use pynq_mqtt_driver::DriverConfig;
 
-pub use build::{render, PASSWORD_ENV};
+pub use build::PASSWORD_ENV;
 use file::File;
 pub use types::*;
 

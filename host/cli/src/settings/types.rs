@@ -103,10 +103,8 @@ impl<'de, T: Setting> serde::Deserialize<'de> for FromToml<T> {
 #[derive(Clone)]
 pub struct Parser<T>(PhantomData<fn() -> T>);
 
-impl<T> Parser<T> {
-    pub fn new() -> Self {
-        Self(PhantomData)
-    }
+pub fn parser<T: Setting>() -> Parser<T> {
+    Parser(PhantomData)
 }
 
 impl<T: Setting> clap::builder::TypedValueParser for Parser<T> {
@@ -204,27 +202,6 @@ pub enum Qos {
     AtMostOnce,
     AtLeastOnce,
     ExactlyOnce,
-}
-
-impl Qos {
-    fn from_number(n: u64) -> Result<Self, String> {
-        match n {
-            0 => Ok(Qos::AtMostOnce),
-            1 => Ok(Qos::AtLeastOnce),
-            2 => Ok(Qos::ExactlyOnce),
-            n => Err(format!("{n}: expected 0, 1 or 2")),
-        }
-    }
-}
-
-impl Setting for Qos {
-    const TOML: Kind = Kind::Int;
-    fn parse(s: &str) -> Result<Self, String> {
-        whole(s).and_then(Self::from_number)
-    }
-    fn show(&self) -> String {
-        (*self as u8).to_string()
-    }
 }
 
 /// Seconds from `MIN` to `MAX`; `WHOLE` drops a fraction (MQTT's keep-alive field).
@@ -363,27 +340,32 @@ impl Setting for SimSpeed {
     }
 }
 
-/// Settings that are one of a few words.
+/// Settings that are one of a few words (or numbers).
 macro_rules! words {
-    ($($t:ty { $($v:path = $w:literal),+ })*) => {$(
+    ($($t:ty: $kind:ident { $($v:path = $w:literal),+ })*) => {$(
         impl Setting for $t {
+            const TOML: Kind = Kind::$kind;
             fn parse(s: &str) -> Result<Self, String> {
-                match s {
+                let words = [$($w),+];
+                let (last, rest) = words.split_last().expect("words");
+                match s.trim() {
                     $($w => Ok($v),)+
-                    _ => Err(format!("{s:?}: expected {}", [$(concat!("`", $w, "`")),+].join(" or "))),
+                    _ => Err(format!("{s:?}: expected {} or {last}", rest.join(", "))),
                 }
             }
             fn show(&self) -> String {
-                quote(match self { $($v => $w),+ })
+                let w = match self { $($v => $w),+ };
+                if Self::TOML == Kind::Str { quote(w) } else { w.to_owned() }
             }
         }
     )*};
 }
 
 words! {
-    BoardKind { BoardKind::Uio = "uio", BoardKind::Sim = "sim" }
-    PayloadFormat { PayloadFormat::Plain = "plain", PayloadFormat::Json = "json" }
-    SessionMode { SessionMode::Persistent = "persistent", SessionMode::Clean = "clean" }
+    Qos: Int { Qos::AtMostOnce = "0", Qos::AtLeastOnce = "1", Qos::ExactlyOnce = "2" }
+    BoardKind: Str { BoardKind::Uio = "uio", BoardKind::Sim = "sim" }
+    PayloadFormat: Str { PayloadFormat::Plain = "plain", PayloadFormat::Json = "json" }
+    SessionMode: Str { SessionMode::Persistent = "persistent", SessionMode::Clean = "clean" }
 }
 
 /// A broker address from `mqtt://HOST:PORT` or `mqtts://HOST:PORT`.
@@ -391,16 +373,6 @@ words! {
 pub struct BrokerAddr {
     pub host: String,
     pub port: u16,
-}
-
-impl std::fmt::Display for BrokerAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
 }
 
 /// The broker setting: its address and whether it is TLS (`mqtts://`).
@@ -426,8 +398,13 @@ impl Setting for BrokerUrl {
         Ok(BrokerUrl { addr, tls })
     }
     fn show(&self) -> String {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        quote(&format!("{scheme}://{}", self.addr))
+        let (scheme, host) = (if self.tls { "mqtts" } else { "mqtt" }, &self.addr.host);
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        quote(&format!("{scheme}://{host}:{}", self.addr.port))
     }
 }
 
