@@ -11,7 +11,7 @@ use pynq_mqtt_bus::Bus;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{self, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings};
-use crate::{board, config_cmd, daemon, doctor, regs_cmd};
+use crate::{board, config_cmd, doctor, regs_cmd};
 #[cfg(feature = "sim")]
 use crate::{broker_cmd, sim_cmd};
 
@@ -190,7 +190,7 @@ fn run(cli: Cli, m: &ArgMatches) -> Result<()> {
 fn run_sim_board(rt: &tokio::runtime::Runtime, settings: &Settings) -> Result<()> {
     let board = open_sim(settings)?;
     let b = Arc::clone(&board);
-    daemon::run(
+    crate::daemon::run(
         rt,
         settings,
         board as Arc<dyn Bus>,
