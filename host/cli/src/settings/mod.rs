@@ -14,6 +14,7 @@
 mod declare;
 mod build;
 mod file;
+mod setting;
 mod types;
 
 use std::path::PathBuf;
@@ -28,6 +29,8 @@ use pynq_mqtt_driver::DriverConfig;
 
 pub use build::PASSWORD_ENV;
 use file::File;
+use setting::parser;
+pub use setting::{bad_value, quote, FromToml, Kind, Setting};
 pub use types::*;
 
 type Seconds = Secs<0, 10_000_000>;
