@@ -195,9 +195,11 @@ macro_rules! words {
             fn parse(s: &str) -> Result<Self, String> {
                 let words = [$($w),+];
                 let (last, rest) = words.split_last().expect("words");
-                match s.trim() {
+                let s = s.trim();
+                let quoted = if Self::TOML == Kind::Str { format!("{s:?}") } else { s.into() };
+                match s {
                     $($w => Ok($v),)+
-                    _ => Err(format!("{s:?}: expected {} or {last}", rest.join(", "))),
+                    _ => Err(format!("{quoted}: expected {} or {last}", rest.join(", "))),
                 }
             }
             fn show(&self) -> String {
