@@ -18,6 +18,14 @@ fn tmp(name: &str) -> PathBuf {
     dir
 }
 
+/// A file `name` holding `text` in a fresh directory: the directory and the file's path.
+fn file_with(name: &str, text: &str) -> (PathBuf, String) {
+    let dir = tmp(name);
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    (dir, file.display().to_string())
+}
+
 /// `pynq-mqtt config` in a clean environment plus `env`.
 fn config(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_pynq-mqtt"));
@@ -166,10 +174,7 @@ fn flag_errors_name_the_flag() {
 
 #[test]
 fn password_comes_from_a_file_and_is_masked() {
-    let dir = tmp("pw");
-    let pw = dir.join("pw");
-    std::fs::write(&pw, "s3cret\n").unwrap();
-    let pw = pw.display().to_string();
+    let (dir, pw) = file_with("pw", "s3cret\n");
     // (PYNQ_MQTT_PASSWORD, if the test's environment had it, would win; it has not)
     if std::env::var(PASSWORD_ENV).is_err() {
         let s = settings_of(["config", "--username", "u", "--password-file", &pw]).unwrap();
@@ -202,10 +207,7 @@ fn a_flag_equal_to_its_variable_is_labelled_as_the_flag() {
 
 #[test]
 fn a_bad_sim_speed_is_refused_wherever_it_comes_from() {
-    let dir = tmp("speed");
-    let file = dir.join("c.toml");
-    std::fs::write(&file, "\nsim_speed = \"bogus\"\n").unwrap();
-    let path = file.display().to_string();
+    let (dir, path) = file_with("c.toml", "\nsim_speed = \"bogus\"\n");
     let e = settings_of(["config", "--config", &path])
         .unwrap_err()
         .to_string();
@@ -235,10 +237,7 @@ fn a_bad_sim_speed_is_refused_wherever_it_comes_from() {
 
 #[test]
 fn the_device_is_a_key_like_the_others() {
-    let dir = tmp("device");
-    let file = dir.join("c.toml");
-    std::fs::write(&file, "device = \"/dev/uio4\"\n").unwrap();
-    let path = file.display().to_string();
+    let (dir, path) = file_with("device.toml", "device = \"/dev/uio4\"\n");
     let s = settings_of(["config", "--config", &path]).unwrap();
     assert_eq!(s.values.device, DeviceSpec::Node("/dev/uio4".into()));
     assert!(
