@@ -48,7 +48,7 @@ declare! {
     /// The broker, for `run`, `config` and `doctor` (`sim` embeds its own).
     BrokerArgs {
         /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) (default mqtt://localhost:1883).
-        broker: BrokerUrl = BrokerUrl::default(), "PYNQ_MQTT_BROKER";
+        broker: BrokerUrl = BrokerUrl::parse("mqtt://localhost:1883").expect("a URL"), "PYNQ_MQTT_BROKER";
     }
     /// The other settings, for every subcommand that runs or checks the daemon.
     KeyArgs {

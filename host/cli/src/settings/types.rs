@@ -231,16 +231,6 @@ pub struct BrokerUrl {
     pub tls: bool,
 }
 
-impl Default for BrokerUrl {
-    fn default() -> Self {
-        let addr = BrokerAddr {
-            host: "localhost".into(),
-            port: 1883,
-        };
-        BrokerUrl { addr, tls: false }
-    }
-}
-
 impl Setting for BrokerUrl {
     fn parse(s: &str) -> Result<Self, String> {
         let (addr, tls) = parse_broker(s).map_err(|e| format!("{s:?}: {e}"))?;
