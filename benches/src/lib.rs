@@ -3,6 +3,7 @@
 //! in two placements (spread over the cores, and everything on one core as on the
 //! board), reported as ratios against pre-encoded raw writes, medians of every rep.
 //! See `benches/README.md`.
+#![forbid(unsafe_code)]
 
 mod harness;
 mod roles;

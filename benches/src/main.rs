@@ -1,4 +1,5 @@
 //! `pynq-mqtt-bench`: the same as `pynq-mqtt bench`.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 

@@ -1,13 +1,10 @@
-//! Config files and broker URLs, through the CLI's own settings module (included
-//! from source: it is a module of the `pynq-mqtt` binary).
+//! Config files and broker URLs, through the CLI's own settings (its library, built
+//! without the simulated board).
 #![no_main]
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-
-#[allow(dead_code, clippy::all)]
-#[path = "../../host/cli/src/settings.rs"]
-mod settings;
+use pynq_mqtt::settings;
 
 fn path() -> &'static std::path::PathBuf {
     static P: OnceLock<std::path::PathBuf> = OnceLock::new();
@@ -25,12 +22,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     std::fs::write(path(), data).unwrap();
-    let args = settings::CommonArgs {
-        config: Some(path().clone()),
-        ..settings::CommonArgs::default()
-    };
-    if let Ok(s) = settings::resolve(&args, None, Some("mqtt://127.0.0.1:1883")) {
+    let config = path().display().to_string();
+    let args = ["config", "--config", &config, "--broker", "mqtt://127.0.0.1:1883"];
+    if let Ok(s) = pynq_mqtt::cli::settings_of(args) {
         // whatever was accepted renders (the `config` command's output)
-        let _ = settings::render(&s);
+        let _ = pynq_mqtt::config_cmd::render(&s);
     }
 });

@@ -49,6 +49,17 @@ def test_precedence_and_sources(binary, tmp_path):
     assert "[[rule]]" in r.stdout and 'topic = "button/0"' in r.stdout
 
 
+def test_a_flag_equal_to_its_variable_is_the_flag_and_a_bad_sim_speed_is_refused(binary, tmp_path):
+    r = config(binary, "--qos", "1", env=clean_env(PYNQ_MQTT_QOS="1"))
+    assert r.returncode == 0, r.stderr
+    assert lines_by_key(r.stdout)["qos"] == ("1", "--qos")
+    cfg = tmp_path / "speed.toml"
+    cfg.write_text('prefix = "a/"\nsim_speed = "bogus"\n')
+    r = config(binary, "--config", cfg)
+    err = r.stderr.strip().splitlines()[-1]
+    assert r.returncode != 0 and str(cfg) in err and "line 2" in err and "`sim_speed`" in err, err
+
+
 def test_output_is_a_config_file_that_gives_the_same_configuration(binary, tmp_path):
     r1 = config(binary, "--qos", "2", "--prefix", "x/", "--led-names", "a,b", "--stats-interval", "5",
                 "--reconnect-max", "2.5")

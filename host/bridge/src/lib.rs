@@ -10,6 +10,7 @@
 //! session is persistent, subscriptions are renewed on every connection. When the
 //! driver's channels close, everything buffered is delivered, then `offline`, then a
 //! clean DISCONNECT. Why this design and not rumqttc's event loop: `host/README.md`.
+#![forbid(unsafe_code)]
 
 mod backoff;
 mod config;

@@ -3,22 +3,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use pynq_mqtt_bus::uio::{DeviceSpec, Mode, OpenOptions, UioBus, UioPaths};
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_regs::REGISTERS;
 
-/// Which UIO device, for `run`, `doctor` and `regs`.
+use crate::settings::BoardKind;
+
+/// Where sysfs, the device nodes and procfs are, for `run`, `doctor` and `regs`.
 #[derive(clap::Args, Clone, Debug)]
-pub struct UioArgs {
-    /// UIO device: its name in /sys/class/uio/*/name, or a node such as /dev/uio4.
-    #[arg(
-        long,
-        env = "PYNQ_MQTT_DEVICE",
-        default_value = "pynq_mqtt",
-        value_name = "NAME|/dev/uioN"
-    )]
-    pub device: String,
+pub struct SysPaths {
     /// Root of sysfs (tests point it at a fake tree).
     #[arg(long, hide = true, default_value = "/sys")]
     pub sysfs_root: PathBuf,
@@ -30,19 +24,12 @@ pub struct UioArgs {
     pub proc_root: PathBuf,
 }
 
-impl UioArgs {
+impl SysPaths {
     pub fn paths(&self) -> UioPaths {
         UioPaths {
             sys: self.sysfs_root.clone(),
             dev: self.dev_dir.clone(),
             proc: self.proc_root.clone(),
-        }
-    }
-
-    pub fn spec(&self) -> DeviceSpec {
-        match self.device.parse() {
-            Ok(spec) => spec,
-            Err(never) => match never {},
         }
     }
 }
@@ -57,31 +44,13 @@ pub fn register_span() -> usize {
 }
 
 /// Opens the UIO device; errors name their cause and fix in one line.
-pub fn open_uio(args: &UioArgs, mode: Mode) -> Result<Arc<UioBus>> {
+pub fn open_uio(paths: &SysPaths, device: &DeviceSpec, mode: Mode) -> Result<Arc<UioBus>> {
     let bus = UioBus::open(
-        &args.paths(),
-        &args.spec(),
+        &paths.paths(),
+        device,
         OpenOptions::new(mode, register_span()),
     )?;
     Ok(Arc::new(bus))
-}
-
-/// `uio` or `sim`, as given to `--board`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BoardChoice {
-    Uio,
-    Sim,
-}
-
-impl std::str::FromStr for BoardChoice {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "uio" => Ok(BoardChoice::Uio),
-            "sim" => Ok(BoardChoice::Sim),
-            o => bail!("board {o:?}: expected `uio` or `sim`"),
-        }
-    }
 }
 
 /// An open board.
@@ -110,14 +79,14 @@ pub fn open_sim() -> Result<Board> {
 
 #[cfg(not(feature = "sim"))]
 pub fn open_sim() -> Result<Board> {
-    bail!("board sim: this build leaves the simulated board out (feature `sim`)")
+    anyhow::bail!("board sim: this build leaves the simulated board out (feature `sim`)")
 }
 
-/// Opens the board `choice` names.
-pub fn open(choice: BoardChoice, uio: &UioArgs, mode: Mode) -> Result<Board> {
-    match choice {
-        BoardChoice::Uio => Ok(Board::Uio(open_uio(uio, mode)?)),
-        BoardChoice::Sim => open_sim(),
+/// Opens the board `kind` names.
+pub fn open(kind: BoardKind, paths: &SysPaths, device: &DeviceSpec, mode: Mode) -> Result<Board> {
+    match kind {
+        BoardKind::Uio => Ok(Board::Uio(open_uio(paths, device, mode)?)),
+        BoardKind::Sim => open_sim(),
     }
 }
 
@@ -125,9 +94,9 @@ pub fn open(choice: BoardChoice, uio: &UioArgs, mode: Mode) -> Result<Board> {
 pub fn run_uio(
     rt: &tokio::runtime::Runtime,
     settings: &crate::settings::Settings,
-    uio: &UioArgs,
+    paths: &SysPaths,
 ) -> Result<()> {
-    let bus = open_uio(uio, Mode::Exclusive)?;
+    let bus = open_uio(paths, &settings.values.device, Mode::Exclusive)?;
     tracing::info!(
         device = %bus.describe(),
         addr = format_args!("{:#x}", bus.device().map.addr),

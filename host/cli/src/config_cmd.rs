@@ -4,27 +4,57 @@
 //! file that cannot be read, bad topic names).
 
 use anyhow::Result;
+use pynq_mqtt_bridge::RuleLeds;
 
-use crate::settings::{self, CommonArgs};
+use crate::settings::{quote, BoardArgs, BrokerArgs, CommonArgs, Names, Setting, Settings};
 
 #[derive(clap::Args, Debug)]
 pub struct ConfigArgs {
-    /// `uio` (a PYNQ board) or `sim` (the Verilated RTL).
-    #[arg(long, env = "PYNQ_MQTT_BOARD")]
-    pub board: Option<String>,
-    /// mqtt://HOST:PORT or mqtts://HOST:PORT (default mqtt://localhost:1883).
-    #[arg(long, env = "PYNQ_MQTT_BROKER")]
-    pub broker: Option<String>,
+    #[command(flatten)]
+    pub board: BoardArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
-pub fn run(args: &ConfigArgs) -> Result<()> {
-    let s = settings::resolve(&args.common, args.board.as_deref(), args.broker.as_deref())?;
-    print!("{}", settings::render(&s));
-    let mut cfg = s.bridge.clone();
-    cfg.host = s.broker.host.clone();
-    cfg.port = s.broker.port;
-    pynq_mqtt_bridge::check(&cfg)?;
+pub fn run(s: Settings) -> Result<()> {
+    print!("{}", render(&s));
+    pynq_mqtt_bridge::check(&s.bridge)?;
     Ok(())
+}
+
+/// The effective configuration as a TOML file, each line with its source, the
+/// password masked.
+pub fn render(s: &Settings) -> String {
+    let mut out = String::from(
+        "# pynq-mqtt: effective configuration (command line > environment > file > defaults)\n",
+    );
+    let width = s
+        .shown
+        .iter()
+        .map(|x| x.key.len() + x.value.as_ref().map_or(0, |v| v.len()) + 3)
+        .max()
+        .unwrap_or(0);
+    for x in &s.shown {
+        let line = match &x.value {
+            Some(v) if x.key == "password" => format!("# password = {v}"),
+            Some(v) => format!("{} = {v}", x.key),
+            None => format!("# {} (not set)", x.key),
+        };
+        out.push_str(&format!("{line:<width$}  # {}\n", x.source));
+    }
+    for r in &s.bridge.rules {
+        out.push_str(&format!("\n[[rule]]\ntopic = {}\n", quote(&r.topic)));
+        if !r.payloads.is_empty() {
+            let payloads = Names(r.payloads.clone()).show();
+            out.push_str(&format!("payloads = {payloads}\n"));
+        }
+        out.push_str(&format!("action = {}\n", quote(&r.action.to_string())));
+        match &r.leds {
+            RuleLeds::All => out.push_str("leds = \"all\"\n"),
+            RuleLeds::Some(v) => out.push_str(&format!("leds = {v:?}\n")),
+        }
+    }
+    out
 }

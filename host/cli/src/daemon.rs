@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, BridgeStatsView};
 use pynq_mqtt_bus::Bus;
-use pynq_mqtt_driver::{Driver, DriverConfig};
+use pynq_mqtt_driver::Driver;
 use tokio::runtime::Runtime;
 use tracing::{error, info, warn};
 
@@ -25,14 +25,6 @@ const ABANDON_MARGIN: Duration = Duration::from_secs(10);
 /// What ends the daemon besides a signal.
 pub type StopFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// The bridge's settings for this run: the resolved ones with the broker's address.
-fn bridge_config(settings: &Settings) -> BridgeConfig {
-    let mut cfg = settings.bridge.clone();
-    cfg.host = settings.broker.host.clone();
-    cfg.port = settings.broker.port;
-    cfg
-}
-
 /// Runs the daemon on `bus` until SIGINT/SIGTERM (or `extra_stop`). `on_started`
 /// runs once the driver is taking events (the simulated board starts its stimulus).
 pub fn run(
@@ -42,24 +34,14 @@ pub fn run(
     on_started: impl FnOnce(),
     extra_stop: Option<StopFuture>,
 ) -> Result<()> {
-    let cfg = bridge_config(settings);
+    let cfg = settings.bridge.clone();
     // TLS files and topic names are checked before the board is touched
     pynq_mqtt_bridge::check(&cfg)?;
     if settings.ha_remove {
         return remove_discovery(rt, &cfg, bus.as_ref());
     }
-    let (driver, ch) = Driver::start(
-        Arc::clone(&bus),
-        &DriverConfig {
-            channel_capacity: settings.channel_capacity,
-            debounce_us: settings.debounce_us,
-            coalesce_count: settings.coalesce_count,
-            coalesce_us: settings.coalesce_us,
-            rt_priority: settings.rt_priority,
-            ..DriverConfig::default()
-        },
-    )
-    .with_context(|| format!("board {}", bus.describe()))?;
+    let (driver, ch) = Driver::start(Arc::clone(&bus), &settings.driver)
+        .with_context(|| format!("board {}", bus.describe()))?;
     let info = driver.info();
     let driver_stats = driver.stats();
     let bridge_stats = Arc::new(BridgeStats::default());
@@ -67,7 +49,7 @@ pub fn run(
     info!(
         broker = %cfg.broker_url(),
         client_id = %cfg.client_id,
-        prefix = %settings.prefix,
+        prefix = %cfg.topics.prefix,
         qos = cfg.qos as u8,
         "daemon starting"
     );

@@ -9,25 +9,23 @@ mod hw;
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use pynq_mqtt_bus::uio::{self, Mode, OpenOptions, UioBus, UioError};
+use pynq_mqtt_bus::uio::{self, DeviceSpec, Mode, OpenOptions, UioBus, UioError};
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_driver::{probe, DeviceInfo};
 use pynq_mqtt_regs as regs;
 
-use crate::board::{register_span, BoardChoice, UioArgs};
-use crate::settings::{self, BoardKind, CommonArgs, Settings};
+use crate::board::{register_span, SysPaths};
+use crate::settings::{default_device, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings};
 use hw::Failure;
 
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {
-    /// `uio` (a PYNQ board, default) or `sim` (the Verilated RTL).
-    #[arg(long, env = "PYNQ_MQTT_BOARD")]
-    pub board: Option<String>,
-    /// mqtt://HOST:PORT or mqtts://HOST:PORT (default mqtt://localhost:1883).
-    #[arg(long, env = "PYNQ_MQTT_BROKER")]
-    pub broker: Option<String>,
     #[command(flatten)]
-    pub uio: UioArgs,
+    pub board: BoardArgs,
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    #[command(flatten)]
+    pub paths: SysPaths,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -81,44 +79,42 @@ struct Opened {
     exclusive: bool,
 }
 
-pub fn run(args: &DoctorArgs) -> Result<()> {
+/// Runs the checks on `settings` (or reports why they do not resolve).
+pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
     let mut r = Report::default();
-    let settings =
-        match settings::resolve(&args.common, args.board.as_deref(), args.broker.as_deref()) {
-            Ok(s) => {
-                r.pass(
-                    "settings",
-                    format_args!(
-                        "board {}, broker {}",
-                        if s.board == BoardKind::Sim {
-                            "sim"
-                        } else {
-                            "uio"
-                        },
-                        broker_url(&s)
-                    ),
-                );
-                Some(s)
-            }
-            Err(e) => {
-                r.fail_msg(
-                    "settings",
-                    format_args!(
-                        "{e:#}; fix: correct it (`pynq-mqtt config` shows every setting and \
-                         where it comes from)"
-                    ),
-                );
-                None
-            }
-        };
-    let choice = match &settings {
-        Some(s) if s.board == BoardKind::Sim => BoardChoice::Sim,
-        Some(_) => BoardChoice::Uio,
-        None => args.board.as_deref().unwrap_or("uio").parse()?,
+    let settings = match settings {
+        Ok(s) => {
+            let board = if s.values.board == BoardKind::Sim {
+                "sim"
+            } else {
+                "uio"
+            };
+            let url = s.bridge.broker_url();
+            r.pass("settings", format_args!("board {board}, broker {url}"));
+            Some(s)
+        }
+        Err(e) => {
+            r.fail_msg(
+                "settings",
+                format_args!(
+                    "{e:#}; fix: correct it (`pynq-mqtt config` shows every setting and \
+                     where it comes from)"
+                ),
+            );
+            None
+        }
     };
-    let opened = match choice {
-        BoardChoice::Uio => uio_checks(&mut r, &args.uio),
-        BoardChoice::Sim => sim_checks(&mut r),
+    // without valid settings, the board and device of the flags and variables
+    let (kind, device) = match &settings {
+        Some(s) => (s.values.board, s.values.device.clone()),
+        None => {
+            let device = args.board.device.clone().unwrap_or_else(default_device);
+            (args.board.board.unwrap_or_default(), device)
+        }
+    };
+    let opened = match kind {
+        BoardKind::Uio => uio_checks(&mut r, &args.paths, &device),
+        BoardKind::Sim => sim_checks(&mut r),
     };
 
     let info = match &opened {
@@ -159,26 +155,17 @@ pub fn run(args: &DoctorArgs) -> Result<()> {
     }
 }
 
-/// `mqtt://host:port` (or `mqtts://`) of the settings.
-fn broker_url(s: &Settings) -> String {
-    let mut cfg = s.bridge.clone();
-    cfg.host = s.broker.host.clone();
-    cfg.port = s.broker.port;
-    cfg.broker_url()
-}
-
 fn target(s: &Settings) -> broker::Target<'_> {
     broker::Target {
-        url: broker_url(s),
-        host: &s.broker.host,
-        port: s.broker.port,
+        url: s.bridge.broker_url(),
+        host: &s.bridge.host,
+        port: s.bridge.port,
         tls: s.bridge.tls.is_some(),
         username: s.bridge.username.as_deref(),
         password: s.bridge.password.as_ref().map(|p| p.expose()),
     }
 }
 
-/// FPGA, UIO driver, device, map and access, in the order a set-up goes wrong.
 /// What `pynq-mqtt-overlay` needs to program the PL when PYNQ is not there to do it
 /// (docs/board.md, "Without PYNQ"): PYNQ images have both.
 fn loader_check(r: &mut Report, paths: &uio::UioPaths) {
@@ -218,8 +205,9 @@ fn loader_check(r: &mut Report, paths: &uio::UioPaths) {
     );
 }
 
-fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
-    let paths = args.paths();
+/// FPGA, UIO driver, device, map and access, in the order a set-up goes wrong.
+fn uio_checks(r: &mut Report, paths: &SysPaths, device: &DeviceSpec) -> Option<Opened> {
+    let paths = paths.paths();
     let fpga_ok = match uio::fpga_state(&paths) {
         None => {
             r.skip("fpga", "no FPGA manager in sysfs (not a Zynq?)");
@@ -240,7 +228,7 @@ fn uio_checks(r: &mut Report, args: &UioArgs) -> Option<Opened> {
     loader_check(r, &paths);
 
     let status = uio::driver_status(&paths);
-    let found = uio::find(&paths, &args.spec());
+    let found = uio::find(&paths, device);
     match &found {
         Err(e @ (UioError::DriverMissing { .. } | UioError::NotBound { .. })) => {
             r.fail_msg("driver", e);

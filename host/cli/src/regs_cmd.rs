@@ -10,22 +10,26 @@ use pynq_mqtt_bus::uio::Mode;
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_regs::{self as regs, offset, Access, RegDesc, Version, REGISTERS};
 
-use crate::board::{self, BoardChoice, UioArgs};
+use crate::board::{self, SysPaths};
+use crate::settings::{default_device, BoardArgs};
 
+/// `regs` reads no config file: its board and device are the flags, the variables or
+/// the defaults.
 #[derive(clap::Args, Debug)]
 pub struct RegsArgs {
-    /// `uio` (a PYNQ board, default) or `sim` (the Verilated RTL).
-    #[arg(long, env = "PYNQ_MQTT_BOARD", default_value = "uio")]
-    pub board: BoardChoice,
     #[command(flatten)]
-    pub uio: UioArgs,
+    pub board: BoardArgs,
+    #[command(flatten)]
+    pub paths: SysPaths,
     /// Dump even if the ID register names another IP (its reads may have effects).
     #[arg(long)]
     pub force: bool,
 }
 
 pub fn run(args: &RegsArgs) -> Result<()> {
-    let board = board::open(args.board, &args.uio, Mode::Observe)?;
+    let device = args.board.device.clone().unwrap_or_else(default_device);
+    let kind = args.board.board.unwrap_or_default();
+    let board = board::open(kind, &args.paths, &device, Mode::Observe)?;
     let bus = board.bus();
     let id = bus.read32(offset::ID)?;
     if id != regs::ID_VALUE && !args.force {

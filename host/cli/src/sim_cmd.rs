@@ -13,8 +13,9 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-use crate::settings::{BrokerAddr, Settings};
-use crate::{daemon, open_sim};
+use crate::cli::open_sim;
+use crate::daemon;
+use crate::settings::{BrokerAddr, CommonArgs, Settings};
 
 #[derive(clap::Args, Debug)]
 pub struct SimArgs {
@@ -25,15 +26,14 @@ pub struct SimArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     #[command(flatten)]
-    pub common: crate::settings::CommonArgs,
+    pub common: CommonArgs,
 }
 
 pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     let addr = crate::broker::start(args.port)?;
-    settings.broker = BrokerAddr {
-        host: addr.ip().to_string(),
-        port: addr.port(),
-    };
+    settings.bridge.host = addr.ip().to_string();
+    settings.bridge.port = addr.port();
+    let prefix = settings.bridge.topics.prefix.clone();
     let board = open_sim(&settings)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let n_leds = board.n_leds();
@@ -42,24 +42,23 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     out.line(&format!(
         "pynq-mqtt sim: Verilated pynq_mqtt_io at {} Hz, broker mqtt://{addr}, topics under {:?}",
         board.clk_hz(),
-        settings.prefix
+        prefix
     ));
     if interactive {
         out.line(&format!(
             "keys 0-{} press a button, q quits; try: mosquitto_pub -p {} -t {}led/0/set -m toggle",
             board.n_inputs() - 1,
             addr.port(),
-            settings.prefix
+            prefix
         ));
     }
     out.line("what a subscriber sees:");
 
-    let observer = rt.spawn(observe(
-        settings.broker.clone(),
-        settings.prefix.clone(),
-        n_leds,
-        interactive,
-    ));
+    let broker = BrokerAddr {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    };
+    let observer = rt.spawn(observe(broker, prefix, n_leds, interactive));
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let keys = interactive.then(|| spawn_keys(Arc::clone(&board), stop_tx));

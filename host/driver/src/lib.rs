@@ -4,6 +4,7 @@
 //! re-arms, and sends typed [`ButtonEvent`]s into a bounded channel. Another applies
 //! [`LedCommand`]s and reports each LED's state as read back from the hardware.
 //! Every loss (hardware drop, sequence gap, full channel) is counted in [`Stats`].
+#![forbid(unsafe_code)]
 
 mod extend;
 mod types;

@@ -2,6 +2,7 @@
 //!
 //! Everything in [`generated`] comes from `hdl/regmap/pynq_mqtt_io.toml` through
 //! `hdl/regmap/regmap.py`; this file adds only the description types it uses.
+#![forbid(unsafe_code)]
 
 mod generated;
 

@@ -1,24 +1,25 @@
-//! The config file parser and the broker URL parser of the CLI (its `settings`
-//! module, included from source): any file gets an answer (never a panic), unknown
-//! keys and wrong types are refused naming the key, and a valid value reads back.
-
-#[allow(dead_code, clippy::all)]
-#[path = "../../cli/src/settings.rs"]
-mod settings;
+//! The config file parser and the broker URL parser of the CLI: any file gets an
+//! answer (never a panic), unknown keys and wrong types are refused naming the key,
+//! and a valid value reads back.
 
 use proptest::prelude::*;
-use settings::{parse_broker, resolve, CommonArgs};
+use pynq_mqtt::cli::settings_of;
+use pynq_mqtt::settings::{self, parse_broker};
 
 fn resolve_text(text: &str) -> Result<settings::Settings, String> {
     let dir = std::env::temp_dir().join(format!("pynq-mqtt-props-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("c-{:?}.toml", std::thread::current().id()));
     std::fs::write(&path, text).unwrap();
-    let args = CommonArgs {
-        config: Some(path),
-        ..CommonArgs::default()
-    };
-    resolve(&args, None, Some("mqtt://127.0.0.1:1883")).map_err(|e| format!("{e:#}"))
+    let path = path.display().to_string();
+    settings_of([
+        "config",
+        "--config",
+        &path,
+        "--broker",
+        "mqtt://127.0.0.1:1883",
+    ])
+    .map_err(|e| format!("{e:#}"))
 }
 
 const KEYS: &[&str] = &[
@@ -95,7 +96,7 @@ proptest! {
     #[test]
     fn an_unknown_key_is_refused_with_its_line(key in "[a-z][a-z_]{0,12}", pad in 0usize..4) {
         prop_assume!(!KEYS.contains(&key.as_str()) && !["rule", "password_file", "ca_file",
-            "client_cert", "client_key", "server_name", "ha_device_name", "stimulus"].contains(&key.as_str()));
+            "client_cert", "client_key", "server_name", "ha_device_name", "stimulus", "device"].contains(&key.as_str()));
         let text = format!("{}{key} = 1\n", "\n".repeat(pad));
         let e = resolve_text(&text).expect_err("unknown key accepted");
         prop_assert!(e.contains(&key), "{}", e);
