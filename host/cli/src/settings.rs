@@ -15,7 +15,7 @@ use pynq_mqtt_bridge::{
     TopicError, TopicLayout,
 };
 use pynq_mqtt_driver::LedAction;
-use rumqttc::QoS;
+use pynq_mqtt_bridge::Qos as QoS;
 use toml_edit::{ImDocument, Item, Value};
 
 /// The environment variable that carries the broker password (there is no flag:
@@ -623,9 +623,7 @@ fn rules(file: &File) -> Result<Vec<Rule>> {
             ));
         }
         let action = match get("action") {
-            Some(Value::String(s)) => s
-                .value()
-                .parse::<LedAction>()
+            Some(Value::String(s)) => pynq_mqtt_bridge::parse_action(s.value())
                 .map_err(|_| at(s.span(), "action", "expected on, off or toggle"))?,
             Some(v) => return Err(at(v.span(), "action", "expected a string")),
             None => LedAction::Toggle,
