@@ -146,7 +146,7 @@ pub fn run(args: &DoctorArgs) -> Result<()> {
 
     match &settings {
         Some(s) => {
-            r.outcome("broker", broker::check(&target(s)));
+            r.outcome("broker", broker::check(&bridge_config(s)));
         }
         None => r.skip("broker", "the settings are invalid"),
     }
@@ -159,23 +159,17 @@ pub fn run(args: &DoctorArgs) -> Result<()> {
     }
 }
 
-/// `mqtt://host:port` (or `mqtts://`) of the settings.
-fn broker_url(s: &Settings) -> String {
+/// The daemon's MQTT settings, broker included.
+fn bridge_config(s: &Settings) -> pynq_mqtt_bridge::BridgeConfig {
     let mut cfg = s.bridge.clone();
     cfg.host = s.broker.host.clone();
     cfg.port = s.broker.port;
-    cfg.broker_url()
+    cfg
 }
 
-fn target(s: &Settings) -> broker::Target<'_> {
-    broker::Target {
-        url: broker_url(s),
-        host: &s.broker.host,
-        port: s.broker.port,
-        tls: s.bridge.tls.is_some(),
-        username: s.bridge.username.as_deref(),
-        password: s.bridge.password.as_ref().map(|p| p.expose()),
-    }
+/// `mqtt://host:port` (or `mqtts://`) of the settings.
+fn broker_url(s: &Settings) -> String {
+    bridge_config(s).broker_url()
 }
 
 /// FPGA, UIO driver, device, map and access, in the order a set-up goes wrong.
