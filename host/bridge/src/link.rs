@@ -114,7 +114,8 @@ impl Link {
                     let started = Instant::now();
                     let present = o.session_present;
                     self.session.connected(present, started);
-                    let (buffered, resend) = (self.session.outbox.len(), self.session.outbox.inflight());
+                    let (buffered, resend) =
+                        (self.session.outbox.len(), self.session.outbox.inflight());
                     info!(broker = %url, session_present = present, buffered, "connected to broker");
                     if resend > 0 {
                         info!(events = resend, "sending unacknowledged events again");
@@ -136,9 +137,13 @@ impl Link {
                     }
                 }
                 Err(e) => {
-                    let e = self.session.connect_failed(e).map_err(|source| {
-                        BridgeError::Connect { url: url.clone(), source }
-                    })?;
+                    let e =
+                        self.session
+                            .connect_failed(e)
+                            .map_err(|source| BridgeError::Connect {
+                                url: url.clone(),
+                                source,
+                            })?;
                     warn!(broker = %url, buffered = self.session.outbox.len(), "cannot connect to broker: {e}");
                     if !self.session.wants_connection() {
                         return Ok(());
@@ -277,7 +282,13 @@ impl Link {
         let ka = self.cfg.keep_alive;
         let timer = Box::pin(sleep_until(TokioInstant::now() + ka));
         let (rd, wr, rbuf) = (o.rd, o.wr, o.rbuf);
-        let mut c = Conn { rd, wr, rbuf, flush_pending: false, timer };
+        let mut c = Conn {
+            rd,
+            wr,
+            rbuf,
+            flush_pending: false,
+            timer,
+        };
         loop {
             self.pull();
             let now = Instant::now();

@@ -20,8 +20,8 @@
 
 use std::collections::VecDeque;
 
-use pynq_mqtt_driver::ButtonEvent;
 use crate::config::Qos;
+use pynq_mqtt_driver::ButtonEvent;
 
 /// Packet ids `1..=EVENT_PKIDS` belong to events; the rest to control messages.
 pub const EVENT_PKIDS: u16 = 0xF000;

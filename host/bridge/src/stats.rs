@@ -76,10 +76,7 @@ fn add_at(root: &mut Map<String, Value>, path: &str, v: u64) {
     };
     let obj = match group {
         None => root,
-        Some(g) => match root
-            .entry(g)
-            .or_insert_with(|| Value::Object(Map::new()))
-        {
+        Some(g) => match root.entry(g).or_insert_with(|| Value::Object(Map::new())) {
             Value::Object(o) => o,
             _ => unreachable!("{g} is both a counter and a group"),
         },
@@ -173,9 +170,18 @@ mod tests {
         };
         assert_eq!(
             keys("dropped"),
-            ["channel", "hardware_fifo", "retry_buffer", "sequence_gaps", "shutdown"]
+            [
+                "channel",
+                "hardware_fifo",
+                "retry_buffer",
+                "sequence_gaps",
+                "shutdown"
+            ]
         );
-        assert_eq!(keys("broker"), ["connects", "errors", "reconnects", "resent"]);
+        assert_eq!(
+            keys("broker"),
+            ["connects", "errors", "reconnects", "resent"]
+        );
         assert_eq!(keys("led_commands"), ["accepted", "dropped", "rejected"]);
         assert_eq!(keys("rates"), ["captured_per_s", "published_per_s"]);
         assert_eq!(v["led_commands"]["rejected"], 5, "both sides' refusals");
@@ -184,8 +190,18 @@ mod tests {
         assert_eq!(
             top,
             [
-                "broker", "buffered", "bus_errors", "bytes_written", "captured", "dropped",
-                "irqs", "led_commands", "published", "rates", "uptime_s", "writes"
+                "broker",
+                "buffered",
+                "bus_errors",
+                "bytes_written",
+                "captured",
+                "dropped",
+                "irqs",
+                "led_commands",
+                "published",
+                "rates",
+                "uptime_s",
+                "writes"
             ]
         );
     }

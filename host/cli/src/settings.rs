@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use pynq_mqtt_bridge::Qos as QoS;
 use pynq_mqtt_bridge::{
     BridgeConfig, Discovery, PayloadFormat, Rule, RuleLeds, Secret, SessionMode, TlsConfig,
     TopicError, TopicLayout,
 };
 use pynq_mqtt_driver::LedAction;
-use pynq_mqtt_bridge::Qos as QoS;
 use toml_edit::{ImDocument, Item, Value};
 
 /// The environment variable that carries the broker password (there is no flag:

@@ -308,14 +308,28 @@ impl Session {
         if self.shutdown == Shutdown::Running {
             let pkid = next_ctrl(&mut self.next_ctrl);
             let status = self.topics.status();
-            wire::publish(&mut live.ctrl, status, Qos::AtLeastOnce, true, pkid, b"online");
+            wire::publish(
+                &mut live.ctrl,
+                status,
+                Qos::AtLeastOnce,
+                true,
+                pkid,
+                b"online",
+            );
         }
         for (i, s) in self.led_state.iter().enumerate() {
             if let Some(on) = s {
                 let pkid = next_ctrl(&mut self.next_ctrl);
                 let payload: &[u8] = if *on { b"1" } else { b"0" };
                 let topic = self.topics.led(i as u8);
-                wire::publish(&mut live.ctrl, &topic, Qos::AtLeastOnce, true, pkid, payload);
+                wire::publish(
+                    &mut live.ctrl,
+                    &topic,
+                    Qos::AtLeastOnce,
+                    true,
+                    pkid,
+                    payload,
+                );
             }
         }
         self.live = Some(live);
@@ -340,7 +354,14 @@ impl Session {
         };
         for (topic, body) in &self.discovery {
             let pkid = next_ctrl(&mut self.next_ctrl);
-            wire::publish(&mut live.ctrl, topic, Qos::AtLeastOnce, true, pkid, body.as_bytes());
+            wire::publish(
+                &mut live.ctrl,
+                topic,
+                Qos::AtLeastOnce,
+                true,
+                pkid,
+                body.as_bytes(),
+            );
         }
     }
 
@@ -390,7 +411,14 @@ impl Session {
             let pkid = next_ctrl(&mut self.next_ctrl);
             let payload: &[u8] = if r.on { b"1" } else { b"0" };
             let topic = self.topics.led(r.led);
-            wire::publish(&mut live.ctrl, &topic, Qos::AtLeastOnce, true, pkid, payload);
+            wire::publish(
+                &mut live.ctrl,
+                &topic,
+                Qos::AtLeastOnce,
+                true,
+                pkid,
+                payload,
+            );
         }
     }
 
@@ -399,7 +427,14 @@ impl Session {
         let body = self.report.json(&self.stats, &self.driver_stats);
         if let Some(live) = self.live.as_mut() {
             let topic = self.topics.stats();
-            wire::publish(&mut live.ctrl, topic, Qos::AtMostOnce, false, 0, body.as_bytes());
+            wire::publish(
+                &mut live.ctrl,
+                topic,
+                Qos::AtMostOnce,
+                false,
+                0,
+                body.as_bytes(),
+            );
         }
     }
 
@@ -421,7 +456,9 @@ impl Session {
         }
         let n = self.outbox.clear() as u64;
         add(&self.stats.dropped_shutdown, n);
-        self.stats.buffered.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .buffered
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         if n > 0 {
             error!(
                 lost = n,
@@ -450,7 +487,14 @@ impl Session {
             if self.outbox.is_empty() {
                 let pkid = next_ctrl(&mut self.next_ctrl);
                 let status = self.topics.status();
-                wire::publish(&mut live.ctrl, status, Qos::AtLeastOnce, true, pkid, b"offline");
+                wire::publish(
+                    &mut live.ctrl,
+                    status,
+                    Qos::AtLeastOnce,
+                    true,
+                    pkid,
+                    b"offline",
+                );
                 self.shutdown = Shutdown::SayingOffline { pkid, grace };
             }
         }
@@ -648,7 +692,11 @@ impl Session {
     /// An incoming message: LED command, rule, or Home Assistant's birth message.
     fn on_message(&mut self, topic: &str, payload: &[u8]) {
         if let Some(target) = self.topics.parse_led_set(topic) {
-            match target.and_then(|t| parse_command(payload).map(|a| (t, a)).map_err(|e| e.to_string())) {
+            match target.and_then(|t| {
+                parse_command(payload)
+                    .map(|a| (t, a))
+                    .map_err(|e| e.to_string())
+            }) {
                 Err(why) => self.reject(topic, payload, &why),
                 Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
                 Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
@@ -656,14 +704,20 @@ impl Session {
         }
         let relative = topic.strip_prefix(self.topics.prefix());
         let cfg = Arc::clone(&self.cfg);
-        let hits = cfg.rules.iter().filter(|r| rule_matches(r, relative, payload));
+        let hits = cfg
+            .rules
+            .iter()
+            .filter(|r| rule_matches(r, relative, payload));
         for r in hits {
             debug!(topic, action = %r.action, "rule");
             match &r.leds {
                 RuleLeds::All => self.command(0..self.topics.n_leds(), r.action),
                 RuleLeds::Some(v) => {
                     for &led in v {
-                        self.commands.push(LedCommand { led, action: r.action });
+                        self.commands.push(LedCommand {
+                            led,
+                            action: r.action,
+                        });
                     }
                 }
             }

@@ -15,7 +15,7 @@ use crate::config::Discovery;
 fn ev(seq: u64) -> ButtonEvent {
     ButtonEvent {
         input: (seq % 4) as u8,
-        level: seq % 2 == 0,
+        level: seq.is_multiple_of(2),
         ts_us: seq,
         seq,
         synthetic: false,
@@ -125,8 +125,8 @@ fn publishes_to<'a>(ps: &'a [Packet], topic: &str) -> Vec<&'a Publish> {
 
 #[test]
 fn connack_accepts_or_names_the_refusal() {
-    assert_eq!(connack(ConnectReturnCode::Success, true).unwrap(), true);
-    assert_eq!(connack(ConnectReturnCode::Success, false).unwrap(), false);
+    assert!(connack(ConnectReturnCode::Success, true).unwrap());
+    assert!(!connack(ConnectReturnCode::Success, false).unwrap());
     let e = connack(ConnectReturnCode::BadUserNamePassword, false).unwrap_err();
     assert!(matches!(e, ConnectError::Refused(Refusal::BadLogin)));
     assert!(e.is_permanent());
@@ -269,7 +269,14 @@ fn qos1_a_full_window_waits_and_acks_free_it() {
     feed(&mut s, &[Packet::PubAck(PubAck::new(1))]).unwrap();
     assert_eq!(get(&stats.published), 1);
     assert!(!s.outbox_ready(), "one free slot waits for a quarter");
-    feed(&mut s, &[Packet::PubAck(PubAck::new(2)), Packet::PubAck(PubAck::new(2))]).unwrap();
+    feed(
+        &mut s,
+        &[
+            Packet::PubAck(PubAck::new(2)),
+            Packet::PubAck(PubAck::new(2)),
+        ],
+    )
+    .unwrap();
     assert_eq!(get(&stats.published), 2, "a repeated ack counts once");
     assert!(s.outbox_ready());
     assert_eq!(event_ids(&write_batch(&mut s, now)).len(), 2);
@@ -306,7 +313,10 @@ fn qos2_publish_pubrec_pubrel_pubcomp() {
     assert_eq!(event_ids(&ps), [(0, 1, false)]);
     feed(&mut s, &[Packet::PubRec(PubRec::new(1))]).unwrap();
     let ps = write_batch(&mut s, now);
-    assert!(matches!(&ps[..], [Packet::PubRel(r)] if r.pkid == 1), "{ps:?}");
+    assert!(
+        matches!(&ps[..], [Packet::PubRel(r)] if r.pkid == 1),
+        "{ps:?}"
+    );
     assert_eq!(get(&stats.published), 0);
     feed(&mut s, &[Packet::PubRec(PubRec::new(77))]).unwrap();
     let ps = write_batch(&mut s, now);
@@ -331,12 +341,18 @@ fn qos2_a_released_event_is_released_again_after_a_reconnect() {
     s.disconnected();
     s.connected(true, now);
     let ps = write_batch(&mut s, now);
-    assert!(ps.iter().any(|p| matches!(p, Packet::PubRel(r) if r.pkid == 1)));
+    assert!(ps
+        .iter()
+        .any(|p| matches!(p, Packet::PubRel(r) if r.pkid == 1)));
     assert!(event_ids(&ps).is_empty());
     s.disconnected();
     s.connected(false, now);
     let ps = write_batch(&mut s, now);
-    assert_eq!(event_ids(&ps), [(0, 1, true)], "a lost session is published again");
+    assert_eq!(
+        event_ids(&ps),
+        [(0, 1, true)],
+        "a lost session is published again"
+    );
 }
 
 #[test]
@@ -344,7 +360,17 @@ fn led_commands_are_decided_acknowledged_and_not_repeated_for_a_dup() {
     let (mut s, stats) = session(Qos::AtMostOnce);
     let now = Instant::now();
     connect(&mut s, false, now);
-    feed(&mut s, &[publish("led/1/set", CodecQos::AtLeastOnce, 5, false, b"toggle")]).unwrap();
+    feed(
+        &mut s,
+        &[publish(
+            "led/1/set",
+            CodecQos::AtLeastOnce,
+            5,
+            false,
+            b"toggle",
+        )],
+    )
+    .unwrap();
     assert_eq!(
         s.commands.drain(..).collect::<Vec<_>>(),
         [LedCommand {
@@ -352,7 +378,17 @@ fn led_commands_are_decided_acknowledged_and_not_repeated_for_a_dup() {
             action: LedAction::Toggle
         }]
     );
-    feed(&mut s, &[publish("led/1/set", CodecQos::AtLeastOnce, 5, true, b"toggle")]).unwrap();
+    feed(
+        &mut s,
+        &[publish(
+            "led/1/set",
+            CodecQos::AtLeastOnce,
+            5,
+            true,
+            b"toggle",
+        )],
+    )
+    .unwrap();
     assert!(s.commands.is_empty(), "the broker's resend is not acted on");
     let ps = write_batch(&mut s, now);
     assert_eq!(
@@ -362,10 +398,16 @@ fn led_commands_are_decided_acknowledged_and_not_repeated_for_a_dup() {
         2,
         "both are acknowledged"
     );
-    feed(&mut s, &[publish("led/set", CodecQos::ExactlyOnce, 6, false, b"ON")]).unwrap();
+    feed(
+        &mut s,
+        &[publish("led/set", CodecQos::ExactlyOnce, 6, false, b"ON")],
+    )
+    .unwrap();
     assert_eq!(s.commands.len(), 4, "all LEDs");
     let ps = write_batch(&mut s, now);
-    assert!(ps.iter().any(|p| matches!(p, Packet::PubRec(a) if a.pkid == 6)));
+    assert!(ps
+        .iter()
+        .any(|p| matches!(p, Packet::PubRec(a) if a.pkid == 6)));
     feed(&mut s, &[Packet::PubRel(PubRel::new(6))]).unwrap();
     let ps = write_batch(&mut s, now);
     assert!(matches!(&ps[..], [Packet::PubComp(c)] if c.pkid == 6));
@@ -391,7 +433,11 @@ fn a_new_session_forgets_the_ids_of_commands_acted_on() {
     feed(&mut s, &[cmd]).unwrap();
     s.disconnected();
     connect(&mut s, false, now);
-    feed(&mut s, &[publish("led/0/set", CodecQos::AtLeastOnce, 3, true, b"1")]).unwrap();
+    feed(
+        &mut s,
+        &[publish("led/0/set", CodecQos::AtLeastOnce, 3, true, b"1")],
+    )
+    .unwrap();
     assert_eq!(s.commands.len(), 2);
 }
 
@@ -419,12 +465,24 @@ fn rules_and_home_assistant_birth() {
     });
     let now = Instant::now();
     connect(&mut s, false, now);
-    feed(&mut s, &[publish("button/0", CodecQos::AtMostOnce, 0, false, b"0")]).unwrap();
+    feed(
+        &mut s,
+        &[publish("button/0", CodecQos::AtMostOnce, 0, false, b"0")],
+    )
+    .unwrap();
     assert!(s.commands.is_empty(), "payload filter");
-    feed(&mut s, &[publish("button/0", CodecQos::AtMostOnce, 0, false, b"1")]).unwrap();
+    feed(
+        &mut s,
+        &[publish("button/0", CodecQos::AtMostOnce, 0, false, b"1")],
+    )
+    .unwrap();
     assert_eq!(s.commands.len(), 4);
     s.commands.clear();
-    feed(&mut s, &[publish("door/front", CodecQos::AtMostOnce, 0, false, b"x")]).unwrap();
+    feed(
+        &mut s,
+        &[publish("door/front", CodecQos::AtMostOnce, 0, false, b"x")],
+    )
+    .unwrap();
     assert_eq!(
         s.commands,
         [LedCommand {
@@ -432,7 +490,17 @@ fn rules_and_home_assistant_birth() {
             action: LedAction::On
         }]
     );
-    feed(&mut s, &[publish("ha/status", CodecQos::AtMostOnce, 0, false, b"online")]).unwrap();
+    feed(
+        &mut s,
+        &[publish(
+            "ha/status",
+            CodecQos::AtMostOnce,
+            0,
+            false,
+            b"online",
+        )],
+    )
+    .unwrap();
     let ps = write_batch(&mut s, now);
     assert_eq!(
         ps.iter()
@@ -449,7 +517,11 @@ fn a_message_too_large_is_skipped_and_acknowledged() {
     let now = Instant::now();
     connect(&mut s, false, now);
     let mut big = BytesMut::new();
-    let mut p = Publish::new("led/0/set", CodecQos::AtLeastOnce, vec![b'x'; wire::MAX_INCOMING + 5]);
+    let mut p = Publish::new(
+        "led/0/set",
+        CodecQos::AtLeastOnce,
+        vec![b'x'; wire::MAX_INCOMING + 5],
+    );
     p.pkid = 9;
     p.write(&mut big).unwrap();
     PubAck::new(1).write(&mut big).unwrap();
@@ -537,7 +609,11 @@ fn shutdown_with_a_broker_delivers_then_offline_then_disconnect() {
     };
     assert_eq!(s.shutdown(), Shutdown::Draining(grace));
     s.advance_shutdown();
-    assert_eq!(s.shutdown(), Shutdown::Draining(grace), "an event is unfinished");
+    assert_eq!(
+        s.shutdown(),
+        Shutdown::Draining(grace),
+        "an event is unfinished"
+    );
     let ps = write_batch(&mut s, t0);
     assert_eq!(event_ids(&ps).len(), 1);
     assert!(publishes_to(&ps, "status").is_empty());
