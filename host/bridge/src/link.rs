@@ -184,23 +184,28 @@ impl Link {
         let mut taken = 0;
         let mut dropped = 0u64;
         let mut empty = !self.events_open;
-        while self.events_open && taken < PULL_CHUNK {
-            if connected && !self.session.outbox.has_room() {
-                // the broker is slow: leave the rest in the channel (back-pressure)
-                break;
-            }
-            match self.events.try_recv() {
-                Ok(ev) => {
-                    taken += 1;
-                    dropped += u64::from(!self.session.push_event(ev));
-                }
-                Err(e) => {
-                    if e == TryRecvError::Disconnected {
-                        self.events_open = false;
-                        self.waker.set_closed(true, false);
-                    }
-                    empty = true;
+        if self.events_open {
+            // the hot loop: one try_recv and one push per event
+            while taken < PULL_CHUNK {
+                if connected && !self.session.outbox.has_room() {
+                    // the broker is slow: leave the rest in the channel (back-pressure)
                     break;
+                }
+                match self.events.try_recv() {
+                    Ok(ev) => {
+                        taken += 1;
+                        if !self.session.push_event(ev) {
+                            dropped += 1;
+                        }
+                    }
+                    Err(e) => {
+                        if e == TryRecvError::Disconnected {
+                            self.events_open = false;
+                            self.waker.set_closed(true, false);
+                        }
+                        empty = true;
+                        break;
+                    }
                 }
             }
         }
