@@ -26,20 +26,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
-use pynq_mqtt_driver::{ButtonEvent, LedAction, LedCommand, LedReport, Stats as DriverStats};
-use rumqttc::mqttbytes::matches as topic_matches;
-use rumqttc::mqttbytes::v4::{ConnectReturnCode, Packet, SubscribeReasonCode};
-use tracing::{debug, error, info, warn};
+use bytes::BytesMut;
+use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
+use rumqttc::mqttbytes::v4::ConnectReturnCode;
+use tracing::{error, warn};
 
-use crate::config::{BridgeConfig, Qos, Rule, RuleLeds, SessionMode};
+use crate::config::{BridgeConfig, Qos, SessionMode};
 use crate::discovery;
-use crate::error::{ConnectError, Lost, Refusal};
-use crate::outbox::{Next, Outbox, EVENT_PKIDS};
-use crate::payload::{parse_command, printable};
+use crate::error::{ConnectError, Refusal};
+use crate::outbox::{Outbox, EVENT_PKIDS};
 use crate::stats::{add, BridgeStats, StatsReport};
-use crate::topics::{LedTarget, Topics};
-use crate::wire::{self, EventEncoder, Incoming};
+use crate::topics::Topics;
+use crate::wire::{self, EventEncoder};
 
 /// A batch buffer is filled up to about this many bytes before it is written.
 pub const BATCH_BYTES: usize = 64 * 1024;
@@ -68,65 +66,6 @@ pub enum Shutdown {
     Disconnecting(Grace),
     /// The run is over.
     Closed,
-}
-
-/// The connection's side of the batch: what is to be written, how far it got.
-#[derive(Debug)]
-pub struct Live {
-    /// The batch being written, `wbuf[wpos..]` still to go.
-    wbuf: BytesMut,
-    wpos: usize,
-    /// QoS 0: end offset in `wbuf` of each event in it.
-    ends: Vec<usize>,
-    ends_done: usize,
-    /// Control packets waiting for the next batch.
-    ctrl: BytesMut,
-    last_write: Instant,
-    ping_sent: Option<Instant>,
-    sub_pkid: u16,
-    /// Bytes still to drop of a packet too large to read.
-    skip: usize,
-}
-
-/// How [`Session::fill`] stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fill {
-    /// The batch holds [`BATCH_BYTES`].
-    Full,
-    /// The buffer has nothing more that may go now: pull more from the channel.
-    Dry,
-}
-
-/// The last QoS 1/2 messages acted on (packet id and a hash of topic and payload):
-/// a copy the broker sends again with `dup` after a reconnect (our PUBACK was lost)
-/// is acknowledged, not acted on twice (a `toggle` twice would undo itself). The
-/// hash keeps a broker that reuses ids at once from having a different message taken
-/// for a copy.
-#[derive(Debug, Default)]
-struct RecentIds(std::collections::VecDeque<(u16, u64)>);
-
-impl RecentIds {
-    const KEEP: usize = 256;
-
-    /// True when this message was already acted on; otherwise remembers it.
-    fn repeated(&mut self, qos: Qos, dup: bool, pkid: u16, topic: &str, payload: &[u8]) -> bool {
-        if qos == Qos::AtMostOnce {
-            return false;
-        }
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        topic.hash(&mut h);
-        payload.hash(&mut h);
-        let key = (pkid, h.finish());
-        if dup && self.0.contains(&key) {
-            return true;
-        }
-        if self.0.len() == Self::KEEP {
-            self.0.pop_front();
-        }
-        self.0.push_back(key);
-        false
-    }
 }
 
 /// Everything of the session that outlives a connection.
@@ -176,14 +115,6 @@ pub fn connack(code: ConnectReturnCode, session_present: bool) -> Result<bool, C
         ConnectReturnCode::NotAuthorized => Refusal::NotAuthorized,
     };
     Err(ConnectError::Refused(r))
-}
-
-fn pub_ack(ctrl: &mut BytesMut, qos: Qos, pkid: u16) {
-    match qos {
-        Qos::AtMostOnce => {}
-        Qos::AtLeastOnce => wire::puback(ctrl, pkid),
-        Qos::ExactlyOnce => wire::pubrec(ctrl, pkid),
-    }
 }
 
 impl Session {
@@ -499,280 +430,13 @@ impl Session {
             }
         }
     }
-
-    /// Whether the batch is completely handed to the connection.
-    pub fn batch_done(&self) -> bool {
-        self.live.as_ref().is_none_or(|l| l.wpos == l.wbuf.len())
-    }
-
-    /// What is left of the batch to write.
-    pub fn pending(&self) -> &[u8] {
-        match &self.live {
-            Some(l) => &l.wbuf[l.wpos..],
-            None => &[],
-        }
-    }
-
-    /// Starts a new batch with the control packets waiting.
-    pub fn start_batch(&mut self) {
-        let Some(l) = self.live.as_mut() else {
-            return;
-        };
-        l.wbuf.clear();
-        l.wpos = 0;
-        l.ends.clear();
-        l.ends_done = 0;
-        l.wbuf.extend_from_slice(&l.ctrl);
-        l.ctrl.clear();
-    }
-
-    /// Encodes events from the buffer into the batch until it is full or nothing
-    /// more may go now. The hot path: one `next` and one `encode` per event.
-    pub fn fill(&mut self) -> Fill {
-        let Some(l) = self.live.as_mut() else {
-            return Fill::Dry;
-        };
-        let qos0 = self.cfg.qos == Qos::AtMostOnce;
-        let mut resent = 0u64;
-        let r = loop {
-            if l.wbuf.len() >= BATCH_BYTES {
-                break Fill::Full;
-            }
-            match self.outbox.next() {
-                Some(Next::Publish { ev, pkid, dup }) => {
-                    self.enc.encode(&mut l.wbuf, &ev, pkid, dup);
-                    if qos0 {
-                        l.ends.push(l.wbuf.len());
-                    }
-                    resent += u64::from(dup);
-                }
-                Some(Next::Release { pkid }) => wire::pubrel(&mut l.wbuf, pkid),
-                None => break Fill::Dry,
-            }
-        };
-        add(&self.stats.resent, resent);
-        r
-    }
-
-    /// Whether the buffer would give more now (so pulling from the channel can wait).
-    pub fn outbox_ready(&self) -> bool {
-        self.outbox.wants_write()
-    }
-
-    /// Ends the batch with what was queued while it was filled (LED states), and
-    /// says whether the run should close the connection now (DISCONNECT is out).
-    pub fn finish_batch(&mut self) -> bool {
-        let Some(l) = self.live.as_mut() else {
-            return false;
-        };
-        l.wbuf.extend_from_slice(&l.ctrl);
-        l.ctrl.clear();
-        l.wbuf.is_empty() && matches!(self.shutdown, Shutdown::Disconnecting(_))
-    }
-
-    /// The connection took `n` bytes of the batch.
-    pub fn on_written(&mut self, n: usize, now: Instant) {
-        let Some(l) = self.live.as_mut() else {
-            return;
-        };
-        l.wpos += n;
-        l.last_write = now;
-        add(&self.stats.writes, 1);
-        add(&self.stats.bytes_written, n as u64);
-        // QoS 0: an event is finished once all of its bytes are taken
-        let mut done = 0;
-        while l.ends_done < l.ends.len() && l.ends[l.ends_done] <= l.wpos {
-            l.ends_done += 1;
-            done += 1;
-        }
-        if done > 0 {
-            let k = self.outbox.complete_written(done);
-            add(&self.stats.published, k as u64);
-        }
-    }
-
-    /// Handles every complete packet at the front of `rbuf` (what the connection
-    /// read); an incomplete one stays there.
-    pub fn on_read(&mut self, rbuf: &mut BytesMut) -> Result<(), Lost> {
-        let Some(l) = self.live.as_mut() else {
-            return Ok(());
-        };
-        l.ping_sent = None; // anything from the broker shows it is alive
-        loop {
-            let Some(l) = self.live.as_mut() else {
-                return Ok(());
-            };
-            if l.skip > 0 {
-                let n = l.skip.min(rbuf.len());
-                rbuf.advance(n);
-                l.skip -= n;
-                if l.skip > 0 {
-                    return Ok(());
-                }
-            }
-            match wire::read(rbuf)? {
-                None => return Ok(()),
-                Some(Incoming::Packet(p)) => self.on_packet(p)?,
-                Some(Incoming::TooLarge { frame_len, publish }) => {
-                    // skipped, and acknowledged so that it does not come back
-                    l.skip = frame_len;
-                    let why = format!("message of {frame_len} bytes is too large");
-                    match publish {
-                        Some((topic, qos, pkid)) => {
-                            pub_ack(&mut l.ctrl, qos, pkid);
-                            if self.topics.parse_led_set(&topic).is_some() {
-                                self.reject(&topic, b"", &why);
-                            } else {
-                                warn!(topic = %topic.escape_debug(), "{why}; ignored");
-                            }
-                        }
-                        None => warn!("{why}; skipped"),
-                    }
-                }
-            }
-        }
-    }
-
-    fn on_packet(&mut self, p: Packet) -> Result<(), Lost> {
-        let Some(l) = self.live.as_mut() else {
-            return Ok(());
-        };
-        match p {
-            Packet::PubAck(a) if a.pkid > EVENT_PKIDS => {
-                if let Shutdown::SayingOffline { pkid, grace } = self.shutdown {
-                    if pkid == a.pkid {
-                        wire::disconnect(&mut l.ctrl);
-                        self.shutdown = Shutdown::Disconnecting(grace);
-                    }
-                }
-            }
-            Packet::PubAck(a) => {
-                let n = self.outbox.puback(a.pkid);
-                add(&self.stats.published, n as u64);
-            }
-            Packet::PubRec(r) => {
-                // answered with PUBREL also when we no longer know the id, so the
-                // broker can release its state
-                self.outbox.pubrec(r.pkid);
-                wire::pubrel(&mut l.ctrl, r.pkid);
-            }
-            Packet::PubComp(r) => {
-                let n = self.outbox.pubcomp(r.pkid);
-                add(&self.stats.published, n as u64);
-            }
-            Packet::SubAck(s) if s.pkid == l.sub_pkid => {
-                for (code, (filter, _)) in s.return_codes.iter().zip(&self.subscriptions) {
-                    if *code == SubscribeReasonCode::Failure {
-                        error!(filter = %filter, "the broker refused the subscription (ACL?)");
-                    }
-                }
-            }
-            Packet::Publish(p) => {
-                let qos = wire::from_qos(p.qos);
-                if self
-                    .recent_in
-                    .repeated(qos, p.dup, p.pkid, &p.topic, &p.payload)
-                {
-                    debug!(topic = %p.topic, pkid = p.pkid, "message sent again: acknowledged, not acted on twice");
-                } else {
-                    self.on_message(&p.topic, &p.payload);
-                }
-                if let Some(l) = self.live.as_mut() {
-                    pub_ack(&mut l.ctrl, qos, p.pkid);
-                }
-            }
-            Packet::PubRel(r) => wire::pubcomp(&mut l.ctrl, r.pkid),
-            Packet::Disconnect => return Err(Lost::BrokerDisconnect),
-            Packet::PingResp => {}
-            other => debug!(?other, "ignored packet from the broker"),
-        }
-        Ok(())
-    }
-
-    /// An incoming message: LED command, rule, or Home Assistant's birth message.
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
-        if let Some(target) = self.topics.parse_led_set(topic) {
-            match target.and_then(|t| {
-                parse_command(payload)
-                    .map(|a| (t, a))
-                    .map_err(|e| e.to_string())
-            }) {
-                Err(why) => self.reject(topic, payload, &why),
-                Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
-                Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
-            }
-        }
-        let relative = topic.strip_prefix(self.topics.prefix());
-        let cfg = Arc::clone(&self.cfg);
-        let hits = cfg
-            .rules
-            .iter()
-            .filter(|r| rule_matches(r, relative, payload));
-        for r in hits {
-            debug!(topic, action = %r.action, "rule");
-            match &r.leds {
-                RuleLeds::All => self.command(0..self.topics.n_leds(), r.action),
-                RuleLeds::Some(v) => {
-                    for &led in v {
-                        self.commands.push(LedCommand {
-                            led,
-                            action: r.action,
-                        });
-                    }
-                }
-            }
-        }
-        if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
-            info!("Home Assistant (re)started: sending the discovery configs again");
-            self.queue_discovery();
-        }
-    }
-
-    fn command(&mut self, leds: std::ops::Range<u8>, action: LedAction) {
-        self.commands
-            .extend(leds.map(|led| LedCommand { led, action }));
-    }
-
-    fn reject(&self, topic: &str, payload: &[u8], why: &str) {
-        add(&self.stats.commands_rejected, 1);
-        warn!(
-            topic = %topic.escape_debug(),
-            payload = %printable(payload),
-            "LED command rejected: {why}"
-        );
-    }
-
-    /// Keep-alive and liveness at `now`; returns when to look again.
-    pub fn on_timer(&mut self, now: Instant) -> Result<Instant, Lost> {
-        let ka = self.cfg.keep_alive;
-        let grace = self.grace_until();
-        let Some(l) = self.live.as_mut() else {
-            return Ok(now + ka);
-        };
-        if let Some(t) = l.ping_sent {
-            if now.duration_since(t) >= ka {
-                return Err(Lost::NoAnswer(ka));
-            }
-        }
-        if l.wpos < l.wbuf.len() && now.duration_since(l.last_write) >= 2 * ka {
-            return Err(Lost::Stalled(2 * ka));
-        }
-        if l.ping_sent.is_none() && now.duration_since(l.last_write) >= ka {
-            wire::pingreq(&mut l.ctrl);
-            l.ping_sent = Some(now);
-        }
-        let mut next = l.ping_sent.unwrap_or(l.last_write) + ka;
-        if let Some(g) = grace {
-            next = next.min(g);
-        }
-        Ok(next.max(now + Duration::from_millis(5)))
-    }
 }
 
-fn rule_matches(r: &Rule, relative: Option<&str>, payload: &[u8]) -> bool {
-    relative.is_some_and(|t| topic_matches(t, &r.topic))
-        && (r.payloads.is_empty() || r.payloads.iter().any(|p| p.as_bytes() == payload))
-}
+mod batch;
+mod incoming;
+
+pub use batch::{Fill, Live};
+use incoming::RecentIds;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,11 @@ use rumqttc::mqttbytes::v4::{
 use rumqttc::mqttbytes::QoS as CodecQos;
 
 use super::*;
-use crate::config::Discovery;
+use crate::config::{Discovery, Rule, RuleLeds};
+use crate::error::Lost;
+use crate::wire::Incoming;
+use pynq_mqtt_driver::LedAction;
+use rumqttc::mqttbytes::v4::Packet;
 
 fn ev(seq: u64) -> ButtonEvent {
     ButtonEvent {
