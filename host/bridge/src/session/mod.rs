@@ -104,6 +104,22 @@ pub fn next_ctrl(n: &mut u16) -> u16 {
     *n
 }
 
+/// Queues a retained QoS 1 control message (status, LED state, discovery config);
+/// returns its packet id.
+fn retained(ctrl: &mut BytesMut, ids: &mut u16, topic: &str, payload: &[u8]) -> u16 {
+    let pkid = next_ctrl(ids);
+    wire::publish(ctrl, topic, Qos::AtLeastOnce, true, pkid, payload);
+    pkid
+}
+
+fn led_payload(on: bool) -> &'static [u8] {
+    if on {
+        b"1"
+    } else {
+        b"0"
+    }
+}
+
 /// The CONNACK's verdict: the broker's session-present flag, or why not.
 pub fn connack(code: ConnectReturnCode, session_present: bool) -> Result<bool, ConnectError> {
     let r = match code {
@@ -237,29 +253,17 @@ impl Session {
         };
         wire::subscribe(&mut live.ctrl, live.sub_pkid, &self.subscriptions);
         if self.shutdown == Shutdown::Running {
-            let pkid = next_ctrl(&mut self.next_ctrl);
             let status = self.topics.status();
-            wire::publish(
-                &mut live.ctrl,
-                status,
-                Qos::AtLeastOnce,
-                true,
-                pkid,
-                b"online",
-            );
+            retained(&mut live.ctrl, &mut self.next_ctrl, status, b"online");
         }
         for (i, s) in self.led_state.iter().enumerate() {
             if let Some(on) = s {
-                let pkid = next_ctrl(&mut self.next_ctrl);
-                let payload: &[u8] = if *on { b"1" } else { b"0" };
                 let topic = self.topics.led(i as u8);
-                wire::publish(
+                retained(
                     &mut live.ctrl,
+                    &mut self.next_ctrl,
                     &topic,
-                    Qos::AtLeastOnce,
-                    true,
-                    pkid,
-                    payload,
+                    led_payload(*on),
                 );
             }
         }
@@ -284,15 +288,7 @@ impl Session {
             return;
         };
         for (topic, body) in &self.discovery {
-            let pkid = next_ctrl(&mut self.next_ctrl);
-            wire::publish(
-                &mut live.ctrl,
-                topic,
-                Qos::AtLeastOnce,
-                true,
-                pkid,
-                body.as_bytes(),
-            );
+            retained(&mut live.ctrl, &mut self.next_ctrl, topic, body.as_bytes());
         }
     }
 
@@ -339,16 +335,12 @@ impl Session {
             *slot = Some(r.on);
         }
         if let Some(live) = self.live.as_mut() {
-            let pkid = next_ctrl(&mut self.next_ctrl);
-            let payload: &[u8] = if r.on { b"1" } else { b"0" };
             let topic = self.topics.led(r.led);
-            wire::publish(
+            retained(
                 &mut live.ctrl,
+                &mut self.next_ctrl,
                 &topic,
-                Qos::AtLeastOnce,
-                true,
-                pkid,
-                payload,
+                led_payload(r.on),
             );
         }
     }
@@ -416,16 +408,8 @@ impl Session {
         };
         if let Shutdown::Draining(grace) = self.shutdown {
             if self.outbox.is_empty() {
-                let pkid = next_ctrl(&mut self.next_ctrl);
                 let status = self.topics.status();
-                wire::publish(
-                    &mut live.ctrl,
-                    status,
-                    Qos::AtLeastOnce,
-                    true,
-                    pkid,
-                    b"offline",
-                );
+                let pkid = retained(&mut live.ctrl, &mut self.next_ctrl, status, b"offline");
                 self.shutdown = Shutdown::SayingOffline { pkid, grace };
             }
         }
