@@ -348,11 +348,7 @@ fn bridge_config(port: u16, qos: u8, json_payload: bool) -> BridgeConfig {
     cfg.session = SessionMode::Clean;
     cfg.stats_interval = None;
     cfg.shutdown_timeout = Duration::from_secs(120);
-    cfg.qos = match qos {
-        0 => rumqttc::QoS::AtMostOnce,
-        1 => rumqttc::QoS::AtLeastOnce,
-        _ => rumqttc::QoS::ExactlyOnce,
-    };
+    cfg.qos = pynq_mqtt_bridge::Qos::try_from(qos.min(2)).unwrap_or_default();
     if json_payload {
         cfg.payload = PayloadFormat::Json;
     }

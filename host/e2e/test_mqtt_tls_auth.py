@@ -179,3 +179,50 @@ def test_no_password_flag_exists(binary):
     h = subprocess.run([str(binary), "run", "--help"], capture_output=True, text=True, timeout=30).stdout
     assert "--password-file" in h and "PYNQ_MQTT_PASSWORD" in h
     assert "--password <" not in h
+
+
+def doctor_broker(binary, args, env):
+    """`doctor --board sim` with these settings: (exit code, its broker line)."""
+    full = dict(os.environ)
+    full.update(env)
+    r = subprocess.run([str(binary), "doctor", "--board", "sim", *map(str, args)], capture_output=True, text=True,
+                       timeout=120, env=full)
+    lines = [l for l in r.stdout.splitlines() if l[2:].startswith("broker ")]
+    assert len(lines) == 1, r.stdout + r.stderr
+    assert PASSWORD not in r.stdout + r.stderr
+    return r.returncode, lines[0]
+
+
+def test_doctor_checks_tls_and_the_login(binary, tls_broker, certs):
+    url = f"mqtts://127.0.0.1:{tls_broker.port}"
+    rc, line = doctor_broker(binary, ["--broker", url, *tls_args(certs)], {"PYNQ_MQTT_PASSWORD": PASSWORD})
+    assert rc == 0 and line.startswith("✓"), line
+    assert "accepted an MQTT connection" in line and "TLS" in line and "login accepted" in line, line
+
+
+def test_doctor_names_a_wrong_password(binary, tls_broker, certs):
+    rc, line = doctor_broker(binary, ["--broker", f"mqtts://127.0.0.1:{tls_broker.port}", *tls_args(certs)],
+                             {"PYNQ_MQTT_PASSWORD": "not-" + PASSWORD})
+    assert rc != 0 and line.startswith("✗"), line
+    assert ("user name or password" in line or "not authorized" in line) and "fix: set --username" in line, line
+
+
+def test_doctor_names_an_untrusted_certificate(binary, tls_broker, certs):
+    rc, line = doctor_broker(binary, ["--broker", f"mqtts://127.0.0.1:{tls_broker.port}",
+                                      *tls_args(certs, ca=certs["other-ca_crt"])], {"PYNQ_MQTT_PASSWORD": PASSWORD})
+    assert rc != 0 and line.startswith("✗"), line
+    assert "not signed by a trusted CA" in line and "fix: check ca_file" in line, line
+
+
+def test_doctor_names_a_wrong_password_without_tls(binary, tmp_path):
+    b = Mosquitto(tmp_path, listener_opts=f"allow_anonymous false\npassword_file {passwd_file(tmp_path)}\n")
+    b.start()
+    try:
+        rc, line = doctor_broker(binary, ["--broker", f"mqtt://127.0.0.1:{b.port}", "--username", "board"],
+                                 {"PYNQ_MQTT_PASSWORD": "wrong"})
+        assert rc != 0 and line.startswith("✗") and "fix: set --username" in line, line
+        rc, line = doctor_broker(binary, ["--broker", f"mqtt://127.0.0.1:{b.port}", "--username", "board"],
+                                 {"PYNQ_MQTT_PASSWORD": PASSWORD})
+        assert rc == 0 and "login accepted" in line, line
+    finally:
+        b.stop()

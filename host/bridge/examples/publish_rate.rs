@@ -111,7 +111,7 @@ async fn bridge(port: u16, n: u64, qos: QoS) {
     let mut cfg = BridgeConfig::new("127.0.0.1", port);
     cfg.client_id = "publish-rate-bridge".into();
     cfg.session = SessionMode::Clean;
-    cfg.qos = qos;
+    cfg.qos = pynq_mqtt_bridge::Qos::try_from(qos as u8).expect("0, 1 or 2");
     cfg.stats_interval = None;
     cfg.buffer_capacity = 65_536;
     cfg.shutdown_timeout = Duration::from_secs(120);

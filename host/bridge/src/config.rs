@@ -4,10 +4,55 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use pynq_mqtt_driver::LedAction;
-use rumqttc::QoS;
 
 use crate::payload::PayloadFormat;
 use crate::topics::TopicLayout;
+
+/// MQTT quality of service, the bridge's own type (the codec's stays private).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Qos {
+    /// 0: sent once, finished when written.
+    #[default]
+    AtMostOnce = 0,
+    /// 1: finished on PUBACK; may arrive twice.
+    AtLeastOnce = 1,
+    /// 2: finished on PUBCOMP; arrives once.
+    ExactlyOnce = 2,
+}
+
+/// A QoS number other than 0, 1 or 2.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("QoS {0:?}: expected 0, 1 or 2")]
+pub struct BadQos(pub String);
+
+impl TryFrom<u8> for Qos {
+    type Error = BadQos;
+    fn try_from(n: u8) -> Result<Self, BadQos> {
+        match n {
+            0 => Ok(Self::AtMostOnce),
+            1 => Ok(Self::AtLeastOnce),
+            2 => Ok(Self::ExactlyOnce),
+            _ => Err(BadQos(n.to_string())),
+        }
+    }
+}
+
+impl std::str::FromStr for Qos {
+    type Err = BadQos;
+    fn from_str(s: &str) -> Result<Self, BadQos> {
+        s.trim()
+            .parse::<u8>()
+            .map_err(|_| BadQos(s.to_owned()))
+            .and_then(Self::try_from)
+    }
+}
+
+impl std::fmt::Display for Qos {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", *self as u8)
+    }
+}
 
 /// A secret that never shows in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,7 +152,7 @@ pub struct BridgeConfig {
     pub session: SessionMode,
     pub keep_alive: Duration,
     /// QoS of the button events.
-    pub qos: QoS,
+    pub qos: Qos,
     pub payload: PayloadFormat,
     pub topics: TopicLayout,
     /// Events held between the driver's channel and their acknowledgement; while the
@@ -141,7 +186,7 @@ impl BridgeConfig {
             password: None,
             session: SessionMode::Persistent,
             keep_alive: Duration::from_secs(30),
-            qos: QoS::AtMostOnce,
+            qos: Qos::AtMostOnce,
             payload: PayloadFormat::Plain,
             topics: TopicLayout::default(),
             buffer_capacity: 65_536,
@@ -184,5 +229,16 @@ mod tests {
         c.host = "::1".into();
         c.tls = Some(TlsConfig::default());
         assert_eq!(c.broker_url(), "mqtts://[::1]:1");
+    }
+
+    #[test]
+    fn qos_parses_from_its_number_only() {
+        assert_eq!("0".parse(), Ok(Qos::AtMostOnce));
+        assert_eq!(" 2".parse(), Ok(Qos::ExactlyOnce));
+        assert_eq!(Qos::try_from(1), Ok(Qos::AtLeastOnce));
+        assert!(Qos::try_from(3).is_err());
+        assert!("one".parse::<Qos>().is_err());
+        assert!("-1".parse::<Qos>().is_err());
+        assert_eq!(Qos::ExactlyOnce.to_string(), "2");
     }
 }

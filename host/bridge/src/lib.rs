@@ -14,10 +14,13 @@
 
 mod backoff;
 mod config;
+mod connect;
 mod discovery;
+mod error;
 mod link;
 mod outbox;
 mod payload;
+mod session;
 mod stats;
 mod topics;
 mod transport;
@@ -29,14 +32,20 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 
-pub use config::{BridgeConfig, Discovery, Rule, RuleLeds, Secret, SessionMode, TlsConfig};
-pub use discovery::node_id;
-pub use payload::{
-    button_payload, parse_command, printable, CommandError, PayloadFormat, MAX_COMMAND_LEN,
+pub use config::{
+    BadQos, BridgeConfig, Discovery, Qos, Rule, RuleLeds, Secret, SessionMode, TlsConfig,
 };
-pub use stats::{BridgeStats, BridgeStatsView};
+pub use connect::{probe, ProbeError, ProbeReport};
+pub use discovery::node_id;
+pub use error::{ConnectError, Lost, Refusal};
+pub use payload::{
+    button_payload, parse_action, parse_command, printable, CommandError, PayloadFormat,
+    MAX_COMMAND_LEN,
+};
+pub use stats::{summary, BridgeStats, BridgeStatsView};
 pub use topics::{LedTarget, TopicError, TopicLayout, Topics};
-pub use transport::TlsSetupError;
+pub use transport::{TlsSetupError, TransportError};
+pub use wire::WireError;
 
 /// The driver's ends of the channels, and what the bridge reports about it.
 pub struct BridgeIo {
@@ -59,11 +68,24 @@ pub enum BridgeError {
     Topics(#[from] TopicError),
     /// A connection problem that retrying will not fix (refused credentials, an
     /// untrusted certificate), seen before the first successful connection.
-    #[error("{0}")]
-    Connect(String),
+    #[error("broker {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: ConnectError,
+    },
+    /// A short connection (removing discovery configs) broke.
+    #[error("broker {url}: {source}")]
+    Link {
+        url: String,
+        #[source]
+        source: Lost,
+    },
+    #[error("broker {0}: no acknowledgement in time")]
+    NoAck(String),
 }
 
-fn tls_of(cfg: &BridgeConfig) -> Result<Option<transport::Tls>, BridgeError> {
+pub(crate) fn tls_of(cfg: &BridgeConfig) -> Result<Option<transport::Tls>, BridgeError> {
     Ok(match &cfg.tls {
         Some(t) => Some(transport::Tls::new(t, &cfg.host)?),
         None => None,
@@ -87,8 +109,9 @@ pub async fn run(
 ) -> Result<BridgeStatsView, BridgeError> {
     cfg.topics.check()?;
     let tls = tls_of(&cfg)?;
-    let publisher = link::Publisher::new(cfg, tls, io, Arc::clone(&stats))?;
-    publisher.run().await?;
+    link::Link::new(cfg, tls, io, Arc::clone(&stats))?
+        .run()
+        .await?;
     Ok(BridgeStatsView::from(stats.as_ref()))
 }
 
@@ -100,6 +123,5 @@ pub async fn remove_discovery(
     n_leds: u8,
 ) -> Result<usize, BridgeError> {
     cfg.topics.check()?;
-    let tls = tls_of(cfg)?;
-    link::remove_discovery(cfg, tls.as_ref(), n_inputs, n_leds).await
+    connect::remove_discovery(cfg, n_inputs, n_leds).await
 }

@@ -20,8 +20,8 @@
 
 use std::collections::VecDeque;
 
+use crate::config::Qos;
 use pynq_mqtt_driver::ButtonEvent;
-use rumqttc::QoS;
 
 /// Packet ids `1..=EVENT_PKIDS` belong to events; the rest to control messages.
 pub const EVENT_PKIDS: u16 = 0xF000;
@@ -71,7 +71,7 @@ const MAX_REL_TRIES: u8 = 2;
 pub struct Outbox {
     q: VecDeque<Slot>,
     capacity: usize,
-    qos: QoS,
+    qos: Qos,
     max_inflight: usize,
     /// `q[..written]` went out on the current connection.
     written: usize,
@@ -94,7 +94,7 @@ fn next_id(p: u16) -> u16 {
 
 impl Outbox {
     /// `max_inflight` (at least 1) bounds the events awaiting an acknowledgement.
-    pub fn new(capacity: usize, qos: QoS, max_inflight: usize) -> Self {
+    pub fn new(capacity: usize, qos: Qos, max_inflight: usize) -> Self {
         let max_inflight = max_inflight.clamp(1, usize::from(EVENT_PKIDS) / 2);
         Self {
             q: VecDeque::with_capacity(capacity.min(4096)),
@@ -157,7 +157,7 @@ impl Outbox {
         loop {
             let open = self.window_open();
             let slot = self.q.get_mut(self.written)?;
-            if self.qos == QoS::AtMostOnce {
+            if self.qos == Qos::AtMostOnce {
                 self.written += 1;
                 return Some(Next::Publish {
                     ev: slot.ev,
@@ -207,14 +207,14 @@ impl Outbox {
     pub fn wants_write(&self) -> bool {
         match self.q.get(self.written) {
             None => false,
-            Some(s) if self.qos != QoS::AtMostOnce && s.phase == Phase::New => self.window_open(),
+            Some(s) if self.qos != Qos::AtMostOnce && s.phase == Phase::New => self.window_open(),
             Some(_) => true,
         }
     }
 
     /// QoS 0: the first `n` events were completely written; they are finished.
     pub fn complete_written(&mut self, n: usize) -> usize {
-        debug_assert_eq!(self.qos, QoS::AtMostOnce);
+        debug_assert_eq!(self.qos, Qos::AtMostOnce);
         let n = n.min(self.written);
         self.q.drain(..n);
         self.written -= n;
@@ -247,7 +247,7 @@ impl Outbox {
     /// QoS 1: PUBACK. Returns the number of events finished by it (0 for an unknown id).
     pub fn puback(&mut self, pkid: u16) -> usize {
         match self.index_of(pkid) {
-            Some(i) if self.qos == QoS::AtLeastOnce && self.q[i].phase == Phase::AwaitAck => {
+            Some(i) if self.qos == Qos::AtLeastOnce && self.q[i].phase == Phase::AwaitAck => {
                 self.q[i].phase = Phase::Done;
                 self.pop_done()
             }
@@ -259,7 +259,7 @@ impl Outbox {
     /// PUBREC of an event already released).
     pub fn pubrec(&mut self, pkid: u16) -> bool {
         match self.index_of(pkid) {
-            Some(i) if self.qos == QoS::ExactlyOnce => match self.q[i].phase {
+            Some(i) if self.qos == Qos::ExactlyOnce => match self.q[i].phase {
                 Phase::AwaitAck | Phase::AwaitComp => {
                     self.q[i].phase = Phase::AwaitComp;
                     true
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn qos0_finishes_on_write_and_rewrites_only_the_unwritten() {
-        let mut o = Outbox::new(10, QoS::AtMostOnce, 4);
+        let mut o = Outbox::new(10, Qos::AtMostOnce, 4);
         for s in 0..5 {
             o.push(ev(s)).unwrap();
         }
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn qos1_window_acks_out_of_order_and_resend_with_dup() {
-        let mut o = Outbox::new(100, QoS::AtLeastOnce, 3);
+        let mut o = Outbox::new(100, Qos::AtLeastOnce, 3);
         for s in 0..6 {
             o.push(ev(s)).unwrap();
         }
@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn a_full_window_waits_for_a_quarter_before_sending_more() {
-        let mut o = Outbox::new(100, QoS::AtLeastOnce, 8);
+        let mut o = Outbox::new(100, Qos::AtLeastOnce, 8);
         for s in 0..20 {
             o.push(ev(s)).unwrap();
         }
@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn an_ack_arriving_for_an_event_not_yet_resent_skips_it() {
-        let mut o = Outbox::new(100, QoS::AtLeastOnce, 10);
+        let mut o = Outbox::new(100, Qos::AtLeastOnce, 10);
         for s in 0..3 {
             o.push(ev(s)).unwrap();
         }
@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn qos2_releases_and_resends_releases_after_reconnect() {
-        let mut o = Outbox::new(100, QoS::ExactlyOnce, 10);
+        let mut o = Outbox::new(100, Qos::ExactlyOnce, 10);
         for s in 0..3 {
             o.push(ev(s)).unwrap();
         }
@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn qos2_publishes_again_when_the_broker_lost_the_session() {
-        let mut o = Outbox::new(100, QoS::ExactlyOnce, 10);
+        let mut o = Outbox::new(100, Qos::ExactlyOnce, 10);
         o.push(ev(0)).unwrap();
         publishes(&mut o);
         assert!(o.pubrec(1));
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn qos2_gives_up_on_a_release_the_broker_keeps_refusing() {
-        let mut o = Outbox::new(100, QoS::ExactlyOnce, 10);
+        let mut o = Outbox::new(100, Qos::ExactlyOnce, 10);
         o.push(ev(0)).unwrap();
         publishes(&mut o);
         assert!(o.pubrec(1));
@@ -468,7 +468,7 @@ mod tests {
 
     #[test]
     fn full_buffer_refuses_and_ids_wrap() {
-        let mut o = Outbox::new(2, QoS::AtLeastOnce, 2);
+        let mut o = Outbox::new(2, Qos::AtLeastOnce, 2);
         o.push(ev(0)).unwrap();
         o.push(ev(1)).unwrap();
         assert_eq!(o.push(ev(2)), Err(ev(2)));
@@ -500,7 +500,7 @@ mod tests {
 
     #[test]
     fn control_ids_are_not_taken_for_events() {
-        let mut o = Outbox::new(10, QoS::AtLeastOnce, 10);
+        let mut o = Outbox::new(10, Qos::AtLeastOnce, 10);
         o.push(ev(0)).unwrap();
         publishes(&mut o);
         assert_eq!(o.puback(EVENT_PKIDS + 1), 0);

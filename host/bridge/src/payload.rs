@@ -84,7 +84,23 @@ pub fn parse_command(payload: &[u8]) -> Result<LedAction, CommandError> {
         return Err(CommandError::TooLong(payload.len()));
     }
     let text = std::str::from_utf8(payload).map_err(|_| CommandError::NotUtf8)?;
-    text.parse().map_err(|_| CommandError::Unknown)
+    parse_action(text)
+}
+
+/// The LED command words: `1`, `0`, `on`, `off` and `toggle` (any case), surrounding
+/// whitespace ignored; anything else is [`CommandError::Unknown`]. Also the grammar
+/// of a rule's `action`.
+pub fn parse_action(text: &str) -> Result<LedAction, CommandError> {
+    let s = text.trim();
+    if s == "1" || s.eq_ignore_ascii_case("on") {
+        Ok(LedAction::On)
+    } else if s == "0" || s.eq_ignore_ascii_case("off") {
+        Ok(LedAction::Off)
+    } else if s.eq_ignore_ascii_case("toggle") {
+        Ok(LedAction::Toggle)
+    } else {
+        Err(CommandError::Unknown)
+    }
 }
 
 /// A payload made printable for a log line: escaped and cut to a few bytes.
@@ -128,6 +144,25 @@ mod tests {
             String::from_utf8(button_payload(PayloadFormat::Json, &e)).unwrap(),
             format!(r#"{{"input":0,"state":0,"seq":{},"ts_us":0}}"#, u64::MAX)
         );
+    }
+
+    #[test]
+    fn led_actions_parse_strictly() {
+        for (s, want) in [
+            ("1", LedAction::On),
+            ("on", LedAction::On),
+            ("ON", LedAction::On),
+            (" On\n", LedAction::On),
+            ("0", LedAction::Off),
+            ("oFf", LedAction::Off),
+            ("toggle", LedAction::Toggle),
+            ("TOGGLE", LedAction::Toggle),
+        ] {
+            assert_eq!(parse_action(s), Ok(want), "{s:?}");
+        }
+        for s in ["", "2", "01", "true", "onn", "tog", "on off", "\u{0}"] {
+            assert_eq!(parse_action(s), Err(CommandError::Unknown), "{s:?}");
+        }
     }
 
     #[test]

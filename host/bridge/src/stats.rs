@@ -3,60 +3,45 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use pynq_mqtt_driver::Stats as DriverStats;
+use pynq_mqtt_driver::{Stats as DriverStats, StatsSnapshot as DriverSnapshot};
+use serde_json::{Map, Value};
 
-/// Counters of the MQTT side; monotonic unless said otherwise.
-#[derive(Debug, Default)]
-pub struct BridgeStats {
-    /// Events taken from the driver's channel.
-    pub taken: AtomicU64,
-    /// Events finished: written (QoS 0), acknowledged (QoS 1) or completed (QoS 2).
-    pub published: AtomicU64,
-    /// PUBLISH packets of events written again after a reconnect.
-    pub resent: AtomicU64,
-    /// Events dropped because the retry buffer was full while the broker was away.
-    pub dropped_buffer: AtomicU64,
-    /// Events still buffered when the shutdown timeout ran out.
-    pub dropped_shutdown: AtomicU64,
-    /// Events in the retry buffer now (a gauge).
-    pub buffered: AtomicU64,
-    /// Write calls on the connection, and the bytes they took.
-    pub writes: AtomicU64,
-    pub bytes_written: AtomicU64,
-    /// LED commands accepted and sent down.
-    pub commands: AtomicU64,
-    /// LED commands refused (bad topic, LED or payload), each logged.
-    pub commands_rejected: AtomicU64,
-    /// LED commands lost because the driver's command queue was full or closed.
-    pub commands_dropped: AtomicU64,
-    /// Connections made (CONNACK accepted); all but the first are reconnects.
-    pub connects: AtomicU64,
-    /// Connection attempts that failed and connections that were lost.
-    pub connection_errors: AtomicU64,
+pynq_mqtt_driver::counters! {
+    /// Counters of the MQTT side; monotonic unless said otherwise.
+    pub struct BridgeStats => BridgeStatsView {
+        /// Events taken from the driver's channel.
+        taken { json: None, log: None },
+        /// Events finished: written (QoS 0), acknowledged (QoS 1) or completed (QoS 2).
+        published { json: Some("published"), log: Some("published") },
+        /// PUBLISH packets of events written again after a reconnect.
+        resent { json: Some("broker.resent"), log: None },
+        /// Events dropped because the retry buffer was full while the broker was away.
+        dropped_buffer { json: Some("dropped.retry_buffer"), log: Some("dropped_retry_buffer") },
+        /// Events still buffered when the shutdown timeout ran out.
+        dropped_shutdown { json: Some("dropped.shutdown"), log: Some("dropped_at_shutdown") },
+        /// Events in the retry buffer now (a gauge).
+        buffered { json: Some("buffered"), log: None },
+        /// Write calls on the connection.
+        writes { json: Some("writes"), log: Some("writes") },
+        /// Bytes those writes took.
+        bytes_written { json: Some("bytes_written"), log: None },
+        /// LED commands accepted and sent down.
+        commands { json: Some("led_commands.accepted"), log: Some("led_commands") },
+        /// LED commands refused (bad topic, LED or payload), each logged.
+        commands_rejected { json: Some("led_commands.rejected"), log: Some("rejected") },
+        /// LED commands lost because the driver's command queue was full or closed.
+        commands_dropped { json: Some("led_commands.dropped"), log: None },
+        /// Connections made (CONNACK accepted); all but the first are reconnects.
+        connects { json: Some("broker.connects"), log: None },
+        /// Connection attempts that failed and connections that were lost.
+        connection_errors { json: Some("broker.errors"), log: None },
+    }
 }
 
 pub(crate) fn add(c: &AtomicU64, n: u64) {
     if n > 0 {
         c.fetch_add(n, Ordering::Relaxed);
     }
-}
-
-/// A plain copy of the counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BridgeStatsView {
-    pub taken: u64,
-    pub published: u64,
-    pub resent: u64,
-    pub dropped_buffer: u64,
-    pub dropped_shutdown: u64,
-    pub buffered: u64,
-    pub writes: u64,
-    pub bytes_written: u64,
-    pub commands: u64,
-    pub commands_rejected: u64,
-    pub commands_dropped: u64,
-    pub connects: u64,
-    pub connection_errors: u64,
 }
 
 impl BridgeStatsView {
@@ -70,25 +55,34 @@ impl BridgeStatsView {
     }
 }
 
-impl From<&BridgeStats> for BridgeStatsView {
-    fn from(s: &BridgeStats) -> Self {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Self {
-            taken: g(&s.taken),
-            published: g(&s.published),
-            resent: g(&s.resent),
-            dropped_buffer: g(&s.dropped_buffer),
-            dropped_shutdown: g(&s.dropped_shutdown),
-            buffered: g(&s.buffered),
-            writes: g(&s.writes),
-            bytes_written: g(&s.bytes_written),
-            commands: g(&s.commands),
-            commands_rejected: g(&s.commands_rejected),
-            commands_dropped: g(&s.commands_dropped),
-            connects: g(&s.connects),
-            connection_errors: g(&s.connection_errors),
-        }
-    }
+/// The counters of the final log line, driver's and bridge's, with the derived
+/// `lost` and `reconnects` last.
+pub fn summary(d: &DriverSnapshot, b: &BridgeStatsView) -> Vec<(&'static str, u64)> {
+    let mut out: Vec<(&'static str, u64)> = d
+        .values()
+        .chain(b.values())
+        .filter_map(|(c, v)| Some((c.log?, v)))
+        .collect();
+    out.push(("lost", d.hw_dropped + d.channel_full + b.lost()));
+    out.push(("reconnects", b.reconnects()));
+    out
+}
+
+/// Adds `v` at the dotted `path` of a JSON object (summing with what is there).
+fn add_at(root: &mut Map<String, Value>, path: &str, v: u64) {
+    let (group, key) = match path.split_once('.') {
+        Some((g, k)) => (Some(g), k),
+        None => (None, path),
+    };
+    let obj = match group {
+        None => root,
+        Some(g) => match root.entry(g).or_insert_with(|| Value::Object(Map::new())) {
+            Value::Object(o) => o,
+            _ => unreachable!("{g} is both a counter and a group"),
+        },
+    };
+    let sum = obj.get(key).and_then(Value::as_u64).unwrap_or(0) + v;
+    obj.insert(key.to_owned(), sum.into());
 }
 
 /// Builds the `stats` JSON; remembers the previous sample for the rates.
@@ -111,50 +105,30 @@ impl StatsReport {
     }
 
     pub fn json(&mut self, b: &BridgeStats, d: &DriverStats) -> String {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let v = BridgeStatsView::from(b);
-        let captured = g(&d.captured);
+        let (v, d) = (b.snapshot(), d.snapshot());
+        let mut root = Map::new();
+        for (c, n) in d.values().chain(v.values()) {
+            if let Some(path) = c.json {
+                add_at(&mut root, path, n);
+            }
+        }
         let now = Instant::now();
         let dt = now.duration_since(self.last).as_secs_f64().max(1e-6);
         let rate =
             |now: u64, then: u64| ((now.saturating_sub(then)) as f64 / dt * 10.0).round() / 10.0;
-        let out = serde_json::json!({
-            "uptime_s": self.start.elapsed().as_secs(),
-            "captured": captured,
-            "published": v.published,
-            "buffered": v.buffered,
-            "dropped": {
-                "hardware_fifo": g(&d.hw_dropped),
-                "sequence_gaps": g(&d.seq_lost),
-                "channel": g(&d.channel_full),
-                "retry_buffer": v.dropped_buffer,
-                "shutdown": v.dropped_shutdown,
-            },
-            "rates": {
-                "captured_per_s": rate(captured, self.last_captured),
+        root.insert("uptime_s".into(), self.start.elapsed().as_secs().into());
+        root.insert(
+            "rates".into(),
+            serde_json::json!({
+                "captured_per_s": rate(d.captured, self.last_captured),
                 "published_per_s": rate(v.published, self.last_published),
-            },
-            "broker": {
-                "connects": v.connects,
-                "reconnects": v.reconnects(),
-                "errors": v.connection_errors,
-                "resent": v.resent,
-            },
-            "writes": v.writes,
-            "bytes_written": v.bytes_written,
-            "led_commands": {
-                "accepted": v.commands,
-                "rejected": v.commands_rejected + g(&d.led_rejected),
-                "dropped": v.commands_dropped,
-            },
-            "irqs": g(&d.irqs),
-            "bus_errors": g(&d.bus_errors),
-        })
-        .to_string();
+            }),
+        );
+        add_at(&mut root, "broker.reconnects", v.reconnects());
         self.last = now;
-        self.last_captured = captured;
+        self.last_captured = d.captured;
         self.last_published = v.published;
-        out
+        Value::Object(root).to_string()
     }
 }
 
@@ -180,5 +154,83 @@ mod tests {
         assert_eq!(v["dropped"]["retry_buffer"], 2);
         assert_eq!(v["broker"]["reconnects"], 2);
         assert!(v["rates"]["published_per_s"].as_f64().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn every_counter_key_of_the_stats_message_is_there_once() {
+        let b = BridgeStats::default();
+        let d = DriverStats::default();
+        add(&b.commands_rejected, 2);
+        d.led_rejected.store(3, Ordering::Relaxed);
+        let v: serde_json::Value = serde_json::from_str(&StatsReport::new().json(&b, &d)).unwrap();
+        let keys = |g: &str| {
+            let mut k: Vec<String> = v[g].as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            keys("dropped"),
+            [
+                "channel",
+                "hardware_fifo",
+                "retry_buffer",
+                "sequence_gaps",
+                "shutdown"
+            ]
+        );
+        assert_eq!(
+            keys("broker"),
+            ["connects", "errors", "reconnects", "resent"]
+        );
+        assert_eq!(keys("led_commands"), ["accepted", "dropped", "rejected"]);
+        assert_eq!(keys("rates"), ["captured_per_s", "published_per_s"]);
+        assert_eq!(v["led_commands"]["rejected"], 5, "both sides' refusals");
+        let mut top: Vec<&String> = v.as_object().unwrap().keys().collect();
+        top.sort();
+        assert_eq!(
+            top,
+            [
+                "broker",
+                "buffered",
+                "bus_errors",
+                "bytes_written",
+                "captured",
+                "dropped",
+                "irqs",
+                "led_commands",
+                "published",
+                "rates",
+                "uptime_s",
+                "writes"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_final_line_names_each_counter_once() {
+        let b = BridgeStats::default();
+        let d = DriverStats::default();
+        add(&b.published, 7);
+        add(&b.dropped_buffer, 1);
+        add(&b.connects, 3);
+        d.captured.store(9, Ordering::Relaxed);
+        d.channel_full.store(2, Ordering::Relaxed);
+        let names: Vec<(&str, u64)> = summary(&d.snapshot(), &b.snapshot());
+        assert_eq!(
+            names,
+            [
+                ("captured", 9),
+                ("dropped_hardware_fifo", 0),
+                ("dropped_channel", 2),
+                ("published", 7),
+                ("dropped_retry_buffer", 1),
+                ("dropped_at_shutdown", 0),
+                ("writes", 0),
+                ("led_commands", 0),
+                ("rejected", 0),
+                ("lost", 3),
+                ("reconnects", 2),
+            ]
+        );
     }
 }

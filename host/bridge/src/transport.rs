@@ -118,20 +118,45 @@ impl Tls {
     }
 }
 
-/// Why a connection attempt failed.
+/// A failed connect, read or write; TLS failures keep the rustls error and are
+/// explained in words a user can act on.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub enum TransportError {
+    #[error("{}", explain_tls(err, server))]
+    Tls { err: rustls::Error, server: String },
     #[error("{0}")]
     Io(#[from] io::Error),
-    /// The TLS handshake failed in a way that retrying will not fix.
-    #[error("{0}")]
-    Tls(String),
+}
+
+impl TransportError {
+    /// Classifies an I/O error of a stream (TLS when `tls` and rustls is inside).
+    pub fn of(e: io::Error, tls: Option<&Tls>) -> Self {
+        match (tls_error_of(&e), tls) {
+            (Some(t), Some(tls)) => Self::Tls {
+                err: t.clone(),
+                server: format!("{:?}", tls.name),
+            },
+            _ => Self::Io(e),
+        }
+    }
+
+    /// A TLS failure: retrying with the same certificates will not help.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls { .. })
+    }
+
+    /// The I/O error kind (None for TLS).
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Self::Io(e) => Some(e.kind()),
+            Self::Tls { .. } => None,
+        }
+    }
 }
 
 /// Explains a rustls error in words a user can act on.
-fn explain_tls(e: &rustls::Error, tls: &Tls) -> String {
+fn explain_tls(e: &rustls::Error, name: &str) -> String {
     use rustls::{AlertDescription as A, CertificateError as C, Error as E};
-    let name = format!("{:?}", tls.name);
     match e {
         E::InvalidCertificate(C::UnknownIssuer) => format!(
             "TLS: the broker's certificate is not signed by a trusted CA \
@@ -160,16 +185,8 @@ fn explain_tls(e: &rustls::Error, tls: &Tls) -> String {
 }
 
 /// The rustls error inside an I/O error, if any.
-pub fn tls_error_of(e: &io::Error) -> Option<&rustls::Error> {
+fn tls_error_of(e: &io::Error) -> Option<&rustls::Error> {
     e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
-}
-
-/// Describes a failed read or write, with TLS errors explained.
-pub fn describe_io(e: &io::Error, tls: Option<&Tls>) -> String {
-    match (tls_error_of(e), tls) {
-        (Some(t), Some(tls)) => explain_tls(t, tls),
-        _ => e.to_string(),
-    }
 }
 
 /// Opens the stream: TCP with Nagle off (a button press must not wait for the
@@ -178,7 +195,7 @@ pub async fn open(
     host: &str,
     port: u16,
     tls: Option<&Tls>,
-) -> Result<(Reader, Writer), ConnectError> {
+) -> Result<(Reader, Writer), TransportError> {
     let tcp = TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
     match tls {
@@ -191,10 +208,7 @@ pub async fn open(
                 .connector
                 .connect(t.name.clone(), tcp)
                 .await
-                .map_err(|e| match tls_error_of(&e) {
-                    Some(te) => ConnectError::Tls(explain_tls(te, t)),
-                    None => ConnectError::Io(e),
-                })?;
+                .map_err(|e| TransportError::of(e, Some(t)))?;
             let (r, w) = tokio::io::split(stream);
             Ok((Box::new(r), Box::new(w)))
         }

@@ -11,8 +11,28 @@ use rumqttc::mqttbytes::v4::{
 };
 use rumqttc::mqttbytes::{Error as MqttError, QoS};
 
+use crate::config::Qos;
+
 use crate::payload::{write_json, PayloadFormat};
 use crate::topics::Topics;
+
+/// The codec's QoS for ours.
+pub fn qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+/// Ours for the codec's.
+pub fn from_qos(q: QoS) -> Qos {
+    match q {
+        QoS::AtMostOnce => Qos::AtMostOnce,
+        QoS::AtLeastOnce => Qos::AtLeastOnce,
+        QoS::ExactlyOnce => Qos::ExactlyOnce,
+    }
+}
 
 /// Largest packet accepted from the broker (LED commands are a few bytes; this is
 /// only a guard against a runaway message).
@@ -35,7 +55,8 @@ pub struct EventEncoder {
 }
 
 impl EventEncoder {
-    pub fn new(topics: &Topics, qos: QoS, format: PayloadFormat) -> Self {
+    pub fn new(topics: &Topics, qos: Qos, format: PayloadFormat) -> Self {
+        let qos = self::qos(qos);
         let templates = (0..topics.n_inputs())
             .map(|i| Publish::from_bytes(topics.button(i), qos, Bytes::new()))
             .collect();
@@ -80,7 +101,8 @@ impl EventEncoder {
 }
 
 /// Appends any PUBLISH.
-pub fn publish(buf: &mut BytesMut, topic: &str, qos: QoS, retain: bool, pkid: u16, payload: &[u8]) {
+pub fn publish(buf: &mut BytesMut, topic: &str, qos: Qos, retain: bool, pkid: u16, payload: &[u8]) {
+    let qos = self::qos(qos);
     let mut p = Publish::new(topic, qos, payload);
     p.retain = retain;
     p.pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
@@ -113,11 +135,11 @@ pub fn disconnect(buf: &mut BytesMut) {
 }
 
 /// Appends one SUBSCRIBE for all `filters`.
-pub fn subscribe(buf: &mut BytesMut, pkid: u16, filters: &[(String, QoS)]) {
+pub fn subscribe(buf: &mut BytesMut, pkid: u16, filters: &[(String, Qos)]) {
     let mut s = Subscribe::new_many(
         filters
             .iter()
-            .map(|(f, q)| SubscribeFilter::new(f.clone(), *q)),
+            .map(|(f, q)| SubscribeFilter::new(f.clone(), qos(*q))),
     );
     s.pkid = pkid;
     let r = s.write(buf);
@@ -161,7 +183,7 @@ pub enum Incoming {
     /// what is needed to acknowledge it, so that the broker does not send it again.
     TooLarge {
         frame_len: usize,
-        publish: Option<(String, QoS, u16)>,
+        publish: Option<(String, Qos, u16)>,
     },
 }
 
@@ -190,9 +212,9 @@ fn too_large(buf: &[u8], remaining: usize) -> Option<Incoming> {
         });
     }
     let qos = match (buf[0] >> 1) & 3 {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
+        0 => Qos::AtMostOnce,
+        1 => Qos::AtLeastOnce,
+        _ => Qos::ExactlyOnce,
     };
     let topic_len = usize::from(u16::from_be_bytes([
         *buf.get(header)?,
@@ -201,7 +223,7 @@ fn too_large(buf: &[u8], remaining: usize) -> Option<Incoming> {
     let topic_end = header + 2 + topic_len;
     let topic = String::from_utf8_lossy(buf.get(header + 2..topic_end)?).into_owned();
     let pkid = match qos {
-        QoS::AtMostOnce => 0,
+        Qos::AtMostOnce => 0,
         _ => u16::from_be_bytes([*buf.get(topic_end)?, *buf.get(topic_end + 1)?]),
     };
     Some(Incoming::TooLarge {
@@ -219,9 +241,9 @@ mod tests {
     fn events_encode_to_what_mqttbytes_decodes() {
         let topics = Topics::new(&TopicLayout::default(), 4, 4);
         for (qos, format) in [
-            (QoS::AtMostOnce, PayloadFormat::Plain),
-            (QoS::AtLeastOnce, PayloadFormat::Json),
-            (QoS::ExactlyOnce, PayloadFormat::Plain),
+            (Qos::AtMostOnce, PayloadFormat::Plain),
+            (Qos::AtLeastOnce, PayloadFormat::Json),
+            (Qos::ExactlyOnce, PayloadFormat::Plain),
         ] {
             let mut enc = EventEncoder::new(&topics, qos, format);
             let mut buf = BytesMut::new();
@@ -242,9 +264,9 @@ mod tests {
                     panic!("not a publish")
                 };
                 assert_eq!(p.topic, format!("button/{}", e.input));
-                assert_eq!(p.qos, qos);
+                assert_eq!(p.qos, super::qos(qos));
                 assert!(!p.retain);
-                if qos != QoS::AtMostOnce {
+                if qos != Qos::AtMostOnce {
                     assert_eq!(p.pkid, (k % 100 + 1) as u16);
                     assert_eq!(p.dup, k % 5 == 0);
                 }
@@ -274,14 +296,14 @@ mod tests {
             &mut buf,
             0xF001,
             &[
-                ("a/+/set".into(), QoS::AtLeastOnce),
-                ("b".into(), QoS::AtMostOnce),
+                ("a/+/set".into(), Qos::AtLeastOnce),
+                ("b".into(), Qos::AtMostOnce),
             ],
         );
         publish(
             &mut buf,
             "p/status",
-            QoS::AtLeastOnce,
+            Qos::AtLeastOnce,
             true,
             0xF002,
             b"online",
@@ -318,7 +340,7 @@ mod tests {
     #[test]
     fn partial_packets_wait_and_garbage_fails() {
         let mut full = BytesMut::new();
-        publish(&mut full, "t", QoS::AtMostOnce, false, 0, b"x");
+        publish(&mut full, "t", Qos::AtMostOnce, false, 0, b"x");
         let mut part = BytesMut::from(&full[..2]);
         assert!(read(&mut part).unwrap().is_none());
         part.extend_from_slice(&full[2..]);
@@ -333,7 +355,7 @@ mod tests {
         publish(
             &mut big,
             "led/0/set",
-            QoS::AtLeastOnce,
+            Qos::AtLeastOnce,
             false,
             77,
             &vec![b'x'; MAX_INCOMING + 10],
@@ -349,7 +371,7 @@ mod tests {
                 assert_eq!(frame_len, total);
                 assert_eq!(
                     (topic.as_str(), qos, pkid),
-                    ("led/0/set", QoS::AtLeastOnce, 77)
+                    ("led/0/set", Qos::AtLeastOnce, 77)
                 );
             }
             other => panic!("{other:?}"),

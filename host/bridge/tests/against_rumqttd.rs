@@ -115,7 +115,7 @@ async fn run_once(qos: QoS, n: u64) {
     let mut cfg = BridgeConfig::new("127.0.0.1", port);
     cfg.client_id = format!("it-bridge-{port}");
     cfg.session = SessionMode::Persistent;
-    cfg.qos = qos;
+    cfg.qos = pynq_mqtt_bridge::Qos::try_from(qos as u8).unwrap();
     cfg.stats_interval = None;
     let stats = Arc::new(BridgeStats::default());
     let bridge = tokio::spawn(pynq_mqtt_bridge::run(

@@ -109,22 +109,13 @@ pub fn run(
             BridgeStatsView::from(bridge_stats.as_ref())
         }
     };
-    let (hw, channel) = (g(&driver_stats.hw_dropped), g(&driver_stats.channel_full));
-    let lost = hw + channel + b.lost();
-    info!(
-        captured,
-        published = b.published,
-        lost,
-        dropped_hardware_fifo = hw,
-        dropped_channel = channel,
-        dropped_retry_buffer = b.dropped_buffer,
-        dropped_at_shutdown = b.dropped_shutdown,
-        reconnects = b.reconnects(),
-        writes = b.writes,
-        led_commands = b.commands,
-        rejected = b.commands_rejected,
-        "stopped cleanly"
-    );
+    let counters = pynq_mqtt_bridge::summary(&driver_stats.snapshot(), &b);
+    let lost = counters
+        .iter()
+        .find_map(|&(k, v)| (k == "lost").then_some(v))
+        .unwrap_or(0);
+    let line: Vec<String> = counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    info!("stopped cleanly {}", line.join(" "));
     if lost > 0 {
         warn!(
             lost,

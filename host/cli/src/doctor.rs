@@ -142,7 +142,7 @@ pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
 
     match &settings {
         Some(s) => {
-            r.outcome("broker", broker::check(&target(s)));
+            r.outcome("broker", broker::check(&bridge_config(s)));
         }
         None => r.skip("broker", "the settings are invalid"),
     }
@@ -155,15 +155,9 @@ pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
     }
 }
 
-fn target(s: &Settings) -> broker::Target<'_> {
-    broker::Target {
-        url: s.bridge.broker_url(),
-        host: &s.bridge.host,
-        port: s.bridge.port,
-        tls: s.bridge.tls.is_some(),
-        username: s.bridge.username.as_deref(),
-        password: s.bridge.password.as_ref().map(|p| p.expose()),
-    }
+/// The daemon's MQTT settings, broker included.
+fn bridge_config(s: &Settings) -> pynq_mqtt_bridge::BridgeConfig {
+    s.bridge.clone()
 }
 
 /// What `pynq-mqtt-overlay` needs to program the PL when PYNQ is not there to do it

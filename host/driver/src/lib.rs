@@ -6,6 +6,8 @@
 //! Every loss (hardware drop, sequence gap, full channel) is counted in [`Stats`].
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod counters;
 mod extend;
 mod types;
 
@@ -19,8 +21,9 @@ use pynq_mqtt_bus::{Bus, BusError, IrqWait};
 use pynq_mqtt_regs::{self as regs, offset, EvtPop, Params, Version};
 use tracing::{debug, error, info, warn};
 
+pub use counters::Counter;
 pub use extend::{Clock64, Seq64};
-pub use types::{BadLedAction, ButtonEvent, DeviceInfo, LedAction, LedCommand, LedReport};
+pub use types::{ButtonEvent, DeviceInfo, LedAction, LedCommand, LedReport};
 
 /// What can stop the driver from starting.
 #[derive(Debug, thiserror::Error)]
@@ -40,30 +43,31 @@ pub enum DriverError {
     Thread(std::io::Error),
 }
 
-/// Counters of the driver; all monotonic.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Events read out of the hardware FIFO.
-    pub captured: AtomicU64,
-    /// Events the hardware reported dropped (its DROPPED counter, as deltas).
-    pub hw_dropped: AtomicU64,
-    /// Events missing from the sequence numbers (should equal `hw_dropped`).
-    pub seq_lost: AtomicU64,
-    /// Events lost because the channel to the publisher was full.
-    pub channel_full: AtomicU64,
-    /// Interrupts serviced.
-    pub irqs: AtomicU64,
-    /// Bus errors seen (each logged).
-    pub bus_errors: AtomicU64,
-    /// LED commands applied.
-    pub led_commands: AtomicU64,
-    /// LED commands refused (no such LED).
-    pub led_rejected: AtomicU64,
-    /// LED read-backs not reported because their channel was full.
-    pub led_reports_lost: AtomicU64,
-    /// Interrupts that found the FIFO empty (a few are normal races; many in a row
-    /// mean a line that is not ours, and are throttled).
-    pub empty_irqs: AtomicU64,
+counters! {
+    /// Counters of the driver; all monotonic.
+    pub struct Stats => StatsSnapshot {
+        /// Events read out of the hardware FIFO.
+        captured { json: Some("captured"), log: Some("captured") },
+        /// Events the hardware reported dropped (its DROPPED counter, as deltas).
+        hw_dropped { json: Some("dropped.hardware_fifo"), log: Some("dropped_hardware_fifo") },
+        /// Events missing from the sequence numbers (should equal `hw_dropped`).
+        seq_lost { json: Some("dropped.sequence_gaps"), log: None },
+        /// Events lost because the channel to the publisher was full.
+        channel_full { json: Some("dropped.channel"), log: Some("dropped_channel") },
+        /// Interrupts serviced.
+        irqs { json: Some("irqs"), log: None },
+        /// Bus errors seen (each logged).
+        bus_errors { json: Some("bus_errors"), log: None },
+        /// LED commands applied.
+        led_commands { json: None, log: None },
+        /// LED commands refused (no such LED); summed with the MQTT side's refusals.
+        led_rejected { json: Some("led_commands.rejected"), log: None },
+        /// LED read-backs not reported because their channel was full.
+        led_reports_lost { json: None, log: None },
+        /// Interrupts that found the FIFO empty (a few are normal races; many in a row
+        /// mean a line that is not ours, and are throttled).
+        empty_irqs { json: None, log: None },
+    }
 }
 
 impl Stats {

@@ -1,7 +1,6 @@
 //! What the driver gives the layers above and takes from them.
 
 use std::fmt;
-use std::str::FromStr;
 
 /// One edge on one input, as the hardware captured it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,36 +17,12 @@ pub struct ButtonEvent {
     pub synthetic: bool,
 }
 
-/// What to do to an LED.
+/// What to do to an LED (the words that ask for it are the MQTT side's business).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LedAction {
     On,
     Off,
     Toggle,
-}
-
-/// A payload that is not an LED action.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not an LED command: expected 1, 0, on, off or toggle")]
-pub struct BadLedAction;
-
-impl FromStr for LedAction {
-    type Err = BadLedAction;
-
-    /// `1`, `0`, `on`, `off` (any case) and `toggle` (any case); surrounding
-    /// whitespace is ignored, anything else is rejected.
-    fn from_str(s: &str) -> Result<Self, BadLedAction> {
-        let s = s.trim();
-        if s == "1" || s.eq_ignore_ascii_case("on") {
-            Ok(LedAction::On)
-        } else if s == "0" || s.eq_ignore_ascii_case("off") {
-            Ok(LedAction::Off)
-        } else if s.eq_ignore_ascii_case("toggle") {
-            Ok(LedAction::Toggle)
-        } else {
-            Err(BadLedAction)
-        }
-    }
 }
 
 impl fmt::Display for LedAction {
@@ -83,28 +58,4 @@ pub struct DeviceInfo {
     pub n_leds: u8,
     pub fifo_depth: u32,
     pub clk_hz: u32,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn led_actions_parse_strictly() {
-        for (s, want) in [
-            ("1", LedAction::On),
-            ("on", LedAction::On),
-            ("ON", LedAction::On),
-            (" On\n", LedAction::On),
-            ("0", LedAction::Off),
-            ("oFf", LedAction::Off),
-            ("toggle", LedAction::Toggle),
-            ("TOGGLE", LedAction::Toggle),
-        ] {
-            assert_eq!(s.parse::<LedAction>(), Ok(want), "{s:?}");
-        }
-        for s in ["", "2", "01", "true", "onn", "tog", "on off", "\u{0}"] {
-            assert!(s.parse::<LedAction>().is_err(), "{s:?}");
-        }
-    }
 }

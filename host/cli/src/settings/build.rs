@@ -7,20 +7,11 @@ use anyhow::Result;
 use pynq_mqtt_bridge::{BridgeConfig, Discovery, Rule, Secret, TlsConfig, TopicError, TopicLayout};
 use pynq_mqtt_driver::DriverConfig;
 
-use super::{fail, quote, Qos, Settings, Shown, Source, Values};
+use super::{fail, quote, Settings, Shown, Source, Values};
 
 /// The environment variable that carries the broker password (there is no flag:
 /// a password on the command line is visible to every user in `ps`).
 pub const PASSWORD_ENV: &str = "PYNQ_MQTT_PASSWORD";
-
-/// The one place the bridge's QoS type appears.
-fn bridge_qos(q: Qos) -> rumqttc::QoS {
-    match q {
-        Qos::AtMostOnce => rumqttc::QoS::AtMostOnce,
-        Qos::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
-        Qos::ExactlyOnce => rumqttc::QoS::ExactlyOnce,
-    }
-}
 
 /// This machine's host name, for the default client id.
 pub(super) fn hostname() -> String {
@@ -118,7 +109,7 @@ pub(super) fn settings(
     bridge.username = v.username.clone();
     bridge.session = v.session;
     bridge.keep_alive = v.keep_alive.0;
-    bridge.qos = bridge_qos(v.qos);
+    bridge.qos = v.qos;
     bridge.payload = v.payload;
     bridge.topics = topics;
     bridge.buffer_capacity = v.buffer_capacity.get();

@@ -143,7 +143,7 @@ impl File {
 
 impl Setting for LedAction {
     fn parse(s: &str) -> Result<Self, String> {
-        s.parse().map_err(|_| "expected on, off or toggle".into())
+        pynq_mqtt_bridge::parse_action(s).map_err(|_| "expected on, off or toggle".into())
     }
     fn show(&self) -> String {
         quote(&self.to_string())

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use pynq_mqtt_bridge::Qos;
 use pynq_mqtt_bridge::{PayloadFormat, SessionMode};
 use pynq_mqtt_bus::uio::DeviceSpec;
 
@@ -40,15 +41,6 @@ impl<const MIN: u64, const MAX: u64> Setting for Int<MIN, MAX> {
     fn show(&self) -> String {
         self.0.to_string()
     }
-}
-
-/// The QoS of button events.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Qos {
-    #[default]
-    AtMostOnce,
-    AtLeastOnce,
-    ExactlyOnce,
 }
 
 /// Seconds from `MIN` to `MAX`; `WHOLE` drops a fraction (MQTT's keep-alive field).

@@ -1,0 +1,84 @@
+//! Why a connection attempt failed, and why a connection ended: one line each that
+//! names the cause, typed so that callers (the retry loop, `doctor`) can tell them
+//! apart without reading text.
+
+use std::time::Duration;
+
+use crate::transport::TransportError;
+use crate::wire::WireError;
+
+/// A CONNACK return code other than success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the broker does not speak MQTT 3.1.1 (CONNACK 1)")]
+    Protocol,
+    #[error("the broker refused the client id (CONNACK 2)")]
+    ClientId,
+    #[error("the broker is unavailable (CONNACK 3)")]
+    Unavailable,
+    #[error("the broker refused the user name or password (CONNACK 4)")]
+    BadLogin,
+    #[error("the broker refused us: not authorized (CONNACK 5; credentials or ACL)")]
+    NotAuthorized,
+}
+
+impl Refusal {
+    /// A login the broker refused (as opposed to a broker that cannot serve us).
+    pub fn is_login(self) -> bool {
+        matches!(self, Self::BadLogin | Self::NotAuthorized)
+    }
+}
+
+/// Why a connection attempt (TCP, TLS, CONNECT, CONNACK) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    Refused(Refusal),
+    /// rumqttd answers bad credentials this way, without a CONNACK code.
+    #[error("the broker closed the connection before CONNACK{}", if *.login { " (user name or password refused?)" } else { "" })]
+    ClosedBeforeConnack { login: bool },
+    #[error("no CONNACK within {0:?}")]
+    Timeout(Duration),
+    #[error("expected CONNACK, got {0}")]
+    Unexpected(&'static str),
+    #[error("not an MQTT answer: {0}")]
+    Decode(WireError),
+    #[error("cannot encode CONNECT: {0}")]
+    Encode(WireError),
+    #[error("stopping: no time left to connect")]
+    Stopping,
+}
+
+impl ConnectError {
+    /// Retrying will not help: credentials refused, certificate untrusted, a CONNECT
+    /// that cannot be written. A busy broker (CONNACK 3) is worth retrying.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Refused(r) => *r != Refusal::Unavailable,
+            Self::Transport(t) => t.is_tls(),
+            Self::Encode(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Why a live connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum Lost {
+    #[error("the broker closed the connection")]
+    Closed,
+    #[error("the connection takes no more data")]
+    WriteZero,
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the broker sent DISCONNECT")]
+    BrokerDisconnect,
+    #[error("no answer from the broker within {0:?}")]
+    NoAnswer(Duration),
+    #[error("the broker has taken no data for {0:?}")]
+    Stalled(Duration),
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}

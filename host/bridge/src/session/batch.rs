@@ -1,0 +1,158 @@
+//! The batch being written on a live connection, and the keep-alive that watches it.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use super::{Session, Shutdown, BATCH_BYTES};
+use crate::config::Qos;
+use crate::error::Lost;
+use crate::outbox::Next;
+use crate::stats::add;
+use crate::wire;
+
+/// The connection's side of the batch: what is to be written, how far it got.
+#[derive(Debug)]
+pub struct Live {
+    /// The batch being written, `wbuf[wpos..]` still to go.
+    pub(super) wbuf: BytesMut,
+    pub(super) wpos: usize,
+    /// QoS 0: end offset in `wbuf` of each event in it.
+    pub(super) ends: Vec<usize>,
+    pub(super) ends_done: usize,
+    /// Control packets waiting for the next batch.
+    pub(super) ctrl: BytesMut,
+    pub(super) last_write: Instant,
+    pub(super) ping_sent: Option<Instant>,
+    pub(super) sub_pkid: u16,
+    /// Bytes still to drop of a packet too large to read.
+    pub(super) skip: usize,
+}
+
+/// How [`Session::fill`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// The batch holds [`BATCH_BYTES`].
+    Full,
+    /// The buffer has nothing more that may go now: pull more from the channel.
+    Dry,
+}
+
+impl Session {
+    /// Whether the batch is completely handed to the connection.
+    pub fn batch_done(&self) -> bool {
+        self.live.as_ref().is_none_or(|l| l.wpos == l.wbuf.len())
+    }
+
+    /// What is left of the batch to write.
+    pub fn pending(&self) -> &[u8] {
+        match &self.live {
+            Some(l) => &l.wbuf[l.wpos..],
+            None => &[],
+        }
+    }
+
+    /// Starts a new batch with the control packets waiting.
+    pub fn start_batch(&mut self) {
+        let Some(l) = self.live.as_mut() else {
+            return;
+        };
+        l.wbuf.clear();
+        l.wpos = 0;
+        l.ends.clear();
+        l.ends_done = 0;
+        l.wbuf.extend_from_slice(&l.ctrl);
+        l.ctrl.clear();
+    }
+
+    /// Encodes events from the buffer into the batch until it is full or nothing
+    /// more may go now. The hot path: one `next` and one `encode` per event.
+    pub fn fill(&mut self) -> Fill {
+        let Some(l) = self.live.as_mut() else {
+            return Fill::Dry;
+        };
+        let qos0 = self.cfg.qos == Qos::AtMostOnce;
+        let mut resent = 0u64;
+        let r = loop {
+            if l.wbuf.len() >= BATCH_BYTES {
+                break Fill::Full;
+            }
+            match self.outbox.next() {
+                Some(Next::Publish { ev, pkid, dup }) => {
+                    self.enc.encode(&mut l.wbuf, &ev, pkid, dup);
+                    if qos0 {
+                        l.ends.push(l.wbuf.len());
+                    }
+                    resent += u64::from(dup);
+                }
+                Some(Next::Release { pkid }) => wire::pubrel(&mut l.wbuf, pkid),
+                None => break Fill::Dry,
+            }
+        };
+        add(&self.stats.resent, resent);
+        r
+    }
+
+    /// Whether the buffer would give more now (so pulling from the channel can wait).
+    pub fn outbox_ready(&self) -> bool {
+        self.outbox.wants_write()
+    }
+
+    /// Ends the batch with what was queued while it was filled (LED states), and
+    /// says whether the run should close the connection now (DISCONNECT is out).
+    pub fn finish_batch(&mut self) -> bool {
+        let Some(l) = self.live.as_mut() else {
+            return false;
+        };
+        l.wbuf.extend_from_slice(&l.ctrl);
+        l.ctrl.clear();
+        l.wbuf.is_empty() && matches!(self.shutdown, Shutdown::Disconnecting(_))
+    }
+
+    /// The connection took `n` bytes of the batch.
+    pub fn on_written(&mut self, n: usize, now: Instant) {
+        let Some(l) = self.live.as_mut() else {
+            return;
+        };
+        l.wpos += n;
+        l.last_write = now;
+        add(&self.stats.writes, 1);
+        add(&self.stats.bytes_written, n as u64);
+        // QoS 0: an event is finished once all of its bytes are taken
+        let mut done = 0;
+        while l.ends_done < l.ends.len() && l.ends[l.ends_done] <= l.wpos {
+            l.ends_done += 1;
+            done += 1;
+        }
+        if done > 0 {
+            let k = self.outbox.complete_written(done);
+            add(&self.stats.published, k as u64);
+        }
+    }
+
+    /// Keep-alive and liveness at `now`; returns when to look again.
+    pub fn on_timer(&mut self, now: Instant) -> Result<Instant, Lost> {
+        let ka = self.cfg.keep_alive;
+        let grace = self.grace_until();
+        let Some(l) = self.live.as_mut() else {
+            return Ok(now + ka);
+        };
+        if let Some(t) = l.ping_sent {
+            if now.duration_since(t) >= ka {
+                return Err(Lost::NoAnswer(ka));
+            }
+        }
+        if l.wpos < l.wbuf.len() && now.duration_since(l.last_write) >= 2 * ka {
+            return Err(Lost::Stalled(2 * ka));
+        }
+        if l.ping_sent.is_none() && now.duration_since(l.last_write) >= ka {
+            wire::pingreq(&mut l.ctrl);
+            l.ping_sent = Some(now);
+        }
+        let mut next = l.ping_sent.unwrap_or(l.last_write) + ka;
+        if let Some(g) = grace {
+            next = next.min(g);
+        }
+        Ok(next.max(now + Duration::from_millis(5)))
+    }
+}

@@ -1,0 +1,224 @@
+//! What the broker sends: acknowledgements, LED commands, rules' messages and Home
+//! Assistant's birth message.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BytesMut};
+use pynq_mqtt_driver::{LedAction, LedCommand};
+use rumqttc::mqttbytes::matches as topic_matches;
+use rumqttc::mqttbytes::v4::{Packet, SubscribeReasonCode};
+use tracing::{debug, error, info, warn};
+
+use super::{Session, Shutdown};
+use crate::config::{Qos, Rule, RuleLeds};
+use crate::error::Lost;
+use crate::outbox::EVENT_PKIDS;
+use crate::payload::{parse_command, printable};
+use crate::stats::add;
+use crate::topics::LedTarget;
+use crate::wire::{self, Incoming};
+
+/// The last QoS 1/2 messages acted on (packet id and a hash of topic and payload):
+/// a copy the broker sends again with `dup` after a reconnect (our PUBACK was lost)
+/// is acknowledged, not acted on twice (a `toggle` twice would undo itself). The
+/// hash keeps a broker that reuses ids at once from having a different message taken
+/// for a copy.
+#[derive(Debug, Default)]
+pub(super) struct RecentIds(std::collections::VecDeque<(u16, u64)>);
+
+impl RecentIds {
+    pub(super) const KEEP: usize = 256;
+
+    /// True when this message was already acted on; otherwise remembers it.
+    pub(super) fn repeated(
+        &mut self,
+        qos: Qos,
+        dup: bool,
+        pkid: u16,
+        topic: &str,
+        payload: &[u8],
+    ) -> bool {
+        if qos == Qos::AtMostOnce {
+            return false;
+        }
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        topic.hash(&mut h);
+        payload.hash(&mut h);
+        let key = (pkid, h.finish());
+        if dup && self.0.contains(&key) {
+            return true;
+        }
+        if self.0.len() == Self::KEEP {
+            self.0.pop_front();
+        }
+        self.0.push_back(key);
+        false
+    }
+}
+
+fn pub_ack(ctrl: &mut BytesMut, qos: Qos, pkid: u16) {
+    match qos {
+        Qos::AtMostOnce => {}
+        Qos::AtLeastOnce => wire::puback(ctrl, pkid),
+        Qos::ExactlyOnce => wire::pubrec(ctrl, pkid),
+    }
+}
+
+impl Session {
+    /// Handles every complete packet at the front of `rbuf` (what the connection
+    /// read); an incomplete one stays there.
+    pub fn on_read(&mut self, rbuf: &mut BytesMut) -> Result<(), Lost> {
+        let Some(l) = self.live.as_mut() else {
+            return Ok(());
+        };
+        l.ping_sent = None; // anything from the broker shows it is alive
+        loop {
+            let Some(l) = self.live.as_mut() else {
+                return Ok(());
+            };
+            if l.skip > 0 {
+                let n = l.skip.min(rbuf.len());
+                rbuf.advance(n);
+                l.skip -= n;
+                if l.skip > 0 {
+                    return Ok(());
+                }
+            }
+            match wire::read(rbuf)? {
+                None => return Ok(()),
+                Some(Incoming::Packet(p)) => self.on_packet(p)?,
+                Some(Incoming::TooLarge { frame_len, publish }) => {
+                    // skipped, and acknowledged so that it does not come back
+                    l.skip = frame_len;
+                    let why = format!("message of {frame_len} bytes is too large");
+                    match publish {
+                        Some((topic, qos, pkid)) => {
+                            pub_ack(&mut l.ctrl, qos, pkid);
+                            if self.topics.parse_led_set(&topic).is_some() {
+                                self.reject(&topic, b"", &why);
+                            } else {
+                                warn!(topic = %topic.escape_debug(), "{why}; ignored");
+                            }
+                        }
+                        None => warn!("{why}; skipped"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_packet(&mut self, p: Packet) -> Result<(), Lost> {
+        let Some(l) = self.live.as_mut() else {
+            return Ok(());
+        };
+        match p {
+            Packet::PubAck(a) if a.pkid > EVENT_PKIDS => {
+                if let Shutdown::SayingOffline { pkid, grace } = self.shutdown {
+                    if pkid == a.pkid {
+                        wire::disconnect(&mut l.ctrl);
+                        self.shutdown = Shutdown::Disconnecting(grace);
+                    }
+                }
+            }
+            Packet::PubAck(a) => {
+                let n = self.outbox.puback(a.pkid);
+                add(&self.stats.published, n as u64);
+            }
+            Packet::PubRec(r) => {
+                // answered with PUBREL also when we no longer know the id, so the
+                // broker can release its state
+                self.outbox.pubrec(r.pkid);
+                wire::pubrel(&mut l.ctrl, r.pkid);
+            }
+            Packet::PubComp(r) => {
+                let n = self.outbox.pubcomp(r.pkid);
+                add(&self.stats.published, n as u64);
+            }
+            Packet::SubAck(s) if s.pkid == l.sub_pkid => {
+                for (code, (filter, _)) in s.return_codes.iter().zip(&self.subscriptions) {
+                    if *code == SubscribeReasonCode::Failure {
+                        error!(filter = %filter, "the broker refused the subscription (ACL?)");
+                    }
+                }
+            }
+            Packet::Publish(p) => {
+                let qos = wire::from_qos(p.qos);
+                if self
+                    .recent_in
+                    .repeated(qos, p.dup, p.pkid, &p.topic, &p.payload)
+                {
+                    debug!(topic = %p.topic, pkid = p.pkid, "message sent again: acknowledged, not acted on twice");
+                } else {
+                    self.on_message(&p.topic, &p.payload);
+                }
+                if let Some(l) = self.live.as_mut() {
+                    pub_ack(&mut l.ctrl, qos, p.pkid);
+                }
+            }
+            Packet::PubRel(r) => wire::pubcomp(&mut l.ctrl, r.pkid),
+            Packet::Disconnect => return Err(Lost::BrokerDisconnect),
+            Packet::PingResp => {}
+            other => debug!(?other, "ignored packet from the broker"),
+        }
+        Ok(())
+    }
+
+    /// An incoming message: LED command, rule, or Home Assistant's birth message.
+    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+        if let Some(target) = self.topics.parse_led_set(topic) {
+            match target.and_then(|t| {
+                parse_command(payload)
+                    .map(|a| (t, a))
+                    .map_err(|e| e.to_string())
+            }) {
+                Err(why) => self.reject(topic, payload, &why),
+                Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
+                Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
+            }
+        }
+        let relative = topic.strip_prefix(self.topics.prefix());
+        let cfg = Arc::clone(&self.cfg);
+        let hits = cfg
+            .rules
+            .iter()
+            .filter(|r| rule_matches(r, relative, payload));
+        for r in hits {
+            debug!(topic, action = %r.action, "rule");
+            match &r.leds {
+                RuleLeds::All => self.command(0..self.topics.n_leds(), r.action),
+                RuleLeds::Some(v) => {
+                    for &led in v {
+                        self.commands.push(LedCommand {
+                            led,
+                            action: r.action,
+                        });
+                    }
+                }
+            }
+        }
+        if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
+            info!("Home Assistant (re)started: sending the discovery configs again");
+            self.queue_discovery();
+        }
+    }
+
+    fn command(&mut self, leds: std::ops::Range<u8>, action: LedAction) {
+        self.commands
+            .extend(leds.map(|led| LedCommand { led, action }));
+    }
+
+    fn reject(&self, topic: &str, payload: &[u8], why: &str) {
+        add(&self.stats.commands_rejected, 1);
+        warn!(
+            topic = %topic.escape_debug(),
+            payload = %printable(payload),
+            "LED command rejected: {why}"
+        );
+    }
+}
+
+fn rule_matches(r: &Rule, relative: Option<&str>, payload: &[u8]) -> bool {
+    relative.is_some_and(|t| topic_matches(t, &r.topic))
+        && (r.payloads.is_empty() || r.payloads.iter().any(|p| p.as_bytes() == payload))
+}

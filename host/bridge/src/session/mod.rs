@@ -1,0 +1,426 @@
+//! The MQTT session as a state machine without I/O: [`crate::link`] feeds it what
+//! happened (events pulled, LED states, bytes read, bytes written, the time) and
+//! writes what it asks for (the batch buffer), sends the LED commands it decided on,
+//! and sleeps until its next deadline. So every transition is tested below without a
+//! socket, as rumqttc tests its `state.rs`.
+//!
+//! The shutdown is one enum, [`Shutdown`]:
+//! ```text
+//!  Running ──driver stopped──► Draining(grace) ──buffer empty──► SayingOffline{pkid, grace}
+//!                                 ▲                                   │ its PUBACK
+//!                                 └───────connection lost─────────────┤
+//!                                                                     ▼
+//!                                                        Disconnecting(grace) ─written─► Closed
+//!  grace.until passes once: the buffer is dropped (counted) and CLOSE_WAIT is left
+//!  (grace.abandoned) to say `offline`; passes again: Closed, from any of the three.
+//! ```
+//! A connection lost once the buffer is empty ends the run (the broker's last will
+//! says `offline`); one lost while draining is retried until the grace runs out.
+//!
+//! Per connection ([`Live`]): the batch being written, control packets waiting for
+//! the next batch, the keep-alive bookkeeping and the skip of a packet too large.
+//! The hooks the next changes need sit here: a cap on `ctrl` (bounded control
+//! buffers), a per-packet time in the outbox checked in [`Session::on_timer`] (ack
+//! timeouts), and `last_read` beside `ping_sent` (liveness per packet).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
+use rumqttc::mqttbytes::v4::ConnectReturnCode;
+use tracing::{error, warn};
+
+use crate::config::{BridgeConfig, Qos, SessionMode};
+use crate::discovery;
+use crate::error::{ConnectError, Refusal};
+use crate::outbox::{Outbox, EVENT_PKIDS};
+use crate::stats::{add, BridgeStats, StatsReport};
+use crate::topics::Topics;
+use crate::wire::{self, EventEncoder};
+
+/// A batch buffer is filled up to about this many bytes before it is written.
+pub const BATCH_BYTES: usize = 64 * 1024;
+/// How long the broker may take to close the connection after our DISCONNECT, and
+/// how long `offline` may still take once the buffer was given up.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The grace period of a stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grace {
+    pub until: Instant,
+    /// The buffer was given up at the first deadline; `until` is the last one.
+    pub abandoned: bool,
+}
+
+/// Where the run stands; one value instead of a flag per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// The driver runs: events flow.
+    Running,
+    /// The driver stopped: what is buffered goes out, reconnecting if need be.
+    Draining(Grace),
+    /// Buffer empty: retained `offline` written with this id on this connection.
+    SayingOffline { pkid: u16, grace: Grace },
+    /// `offline` acknowledged: DISCONNECT queued; close once it is written.
+    Disconnecting(Grace),
+    /// The run is over.
+    Closed,
+}
+
+/// Everything of the session that outlives a connection.
+pub struct Session {
+    cfg: Arc<BridgeConfig>,
+    topics: Topics,
+    enc: EventEncoder,
+    pub(crate) outbox: Outbox,
+    led_state: Vec<Option<bool>>,
+    subscriptions: Vec<(String, Qos)>,
+    discovery: Vec<(String, String)>,
+    ha_status: Option<String>,
+    next_ctrl: u16,
+    recent_in: RecentIds,
+    shutdown: Shutdown,
+    /// Persistent sessions: the first connection of the process starts fresh.
+    fresh_done: bool,
+    ever_connected: bool,
+    live: Option<Live>,
+    /// LED commands decided on, for the I/O side to send down.
+    pub(crate) commands: Vec<LedCommand>,
+    stats: Arc<BridgeStats>,
+    driver_stats: Arc<DriverStats>,
+    report: StatsReport,
+    last_drop_warning: Option<Instant>,
+    drops_since_warning: u64,
+}
+
+/// The next control packet id (above the events' range, never 0).
+pub fn next_ctrl(n: &mut u16) -> u16 {
+    *n = if *n == u16::MAX {
+        EVENT_PKIDS + 1
+    } else {
+        *n + 1
+    };
+    *n
+}
+
+/// Queues a retained QoS 1 control message (status, LED state, discovery config);
+/// returns its packet id.
+fn retained(ctrl: &mut BytesMut, ids: &mut u16, topic: &str, payload: &[u8]) -> u16 {
+    let pkid = next_ctrl(ids);
+    wire::publish(ctrl, topic, Qos::AtLeastOnce, true, pkid, payload);
+    pkid
+}
+
+fn led_payload(on: bool) -> &'static [u8] {
+    if on {
+        b"1"
+    } else {
+        b"0"
+    }
+}
+
+/// The CONNACK's verdict: the broker's session-present flag, or why not.
+pub fn connack(code: ConnectReturnCode, session_present: bool) -> Result<bool, ConnectError> {
+    let r = match code {
+        ConnectReturnCode::Success => return Ok(session_present),
+        ConnectReturnCode::RefusedProtocolVersion => Refusal::Protocol,
+        ConnectReturnCode::BadClientId => Refusal::ClientId,
+        ConnectReturnCode::ServiceUnavailable => Refusal::Unavailable,
+        ConnectReturnCode::BadUserNamePassword => Refusal::BadLogin,
+        ConnectReturnCode::NotAuthorized => Refusal::NotAuthorized,
+    };
+    Err(ConnectError::Refused(r))
+}
+
+impl Session {
+    pub fn new(
+        cfg: Arc<BridgeConfig>,
+        n_inputs: u8,
+        n_leds: u8,
+        stats: Arc<BridgeStats>,
+        driver_stats: Arc<DriverStats>,
+    ) -> Self {
+        let topics = Topics::new(&cfg.topics, n_inputs, n_leds);
+        let mut subscriptions = vec![
+            (topics.led_set_filter().to_owned(), Qos::AtLeastOnce),
+            (topics.led_set_all().to_owned(), Qos::AtLeastOnce),
+        ];
+        for r in &cfg.rules {
+            let f = format!("{}{}", topics.prefix(), r.topic);
+            if !subscriptions.iter().any(|(s, _)| *s == f) {
+                subscriptions.push((f, Qos::AtLeastOnce));
+            }
+        }
+        let (discovery, ha_status) = match &cfg.discovery {
+            Some(d) => {
+                let status = discovery::ha_status_topic(d);
+                subscriptions.push((status.clone(), Qos::AtLeastOnce));
+                let configs = discovery::configs(d, &topics, &cfg.client_id, cfg.payload);
+                (configs, Some(status))
+            }
+            None => (Vec::new(), None),
+        };
+        Self {
+            enc: EventEncoder::new(&topics, cfg.qos, cfg.payload),
+            outbox: Outbox::new(cfg.buffer_capacity, cfg.qos, cfg.max_inflight),
+            led_state: vec![None; usize::from(n_leds)],
+            topics,
+            subscriptions,
+            discovery,
+            ha_status,
+            next_ctrl: EVENT_PKIDS,
+            recent_in: RecentIds::default(),
+            shutdown: Shutdown::Running,
+            fresh_done: cfg.session == SessionMode::Clean,
+            ever_connected: false,
+            live: None,
+            commands: Vec::new(),
+            stats,
+            driver_stats,
+            report: StatsReport::new(),
+            last_drop_warning: None,
+            drops_since_warning: 0,
+            cfg,
+        }
+    }
+
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown
+    }
+
+    /// The deadline of the stop, if one runs.
+    pub fn grace_until(&self) -> Option<Instant> {
+        match self.shutdown {
+            Shutdown::Draining(g)
+            | Shutdown::SayingOffline { grace: g, .. }
+            | Shutdown::Disconnecting(g) => Some(g.until),
+            _ => None,
+        }
+    }
+
+    /// Whether another connection is worth making: the run is not over, and after a
+    /// stop only while something is left to deliver and time is left.
+    pub fn wants_connection(&self) -> bool {
+        match self.shutdown {
+            Shutdown::Running => true,
+            Shutdown::Draining(g) => !g.abandoned && !self.outbox.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The first connection of a persistent process goes once with a clean session
+    /// (dropping what an earlier process left), then the session proper.
+    /// Returns (clean-start first, clean_session of the real connection).
+    pub fn connect_plan(&self) -> (bool, bool) {
+        (!self.fresh_done, self.cfg.session == SessionMode::Clean)
+    }
+
+    /// A failed attempt: Err when it should end the run (a permanent refusal before
+    /// the first success), else counted for a retry.
+    pub fn connect_failed(&self, e: ConnectError) -> Result<ConnectError, ConnectError> {
+        if e.is_permanent() && !self.ever_connected {
+            return Err(e);
+        }
+        add(&self.stats.connection_errors, 1);
+        Ok(e)
+    }
+
+    /// CONNACK accepted: everything unfinished goes again in order, and
+    /// subscriptions, `online`, LED states and discovery configs are queued.
+    pub fn connected(&mut self, session_present: bool, now: Instant) {
+        self.fresh_done = true;
+        self.ever_connected = true;
+        add(&self.stats.connects, 1);
+        self.outbox.rewind(session_present);
+        if !session_present {
+            // a new session numbers the broker's messages afresh
+            self.recent_in = RecentIds::default();
+        }
+        if let Shutdown::SayingOffline { grace, .. } = self.shutdown {
+            self.shutdown = Shutdown::Draining(grace);
+        }
+        let mut live = Live {
+            wbuf: BytesMut::with_capacity(BATCH_BYTES + 4096),
+            wpos: 0,
+            ends: Vec::new(),
+            ends_done: 0,
+            ctrl: BytesMut::with_capacity(4096),
+            last_write: now,
+            ping_sent: None,
+            sub_pkid: next_ctrl(&mut self.next_ctrl),
+            skip: 0,
+        };
+        wire::subscribe(&mut live.ctrl, live.sub_pkid, &self.subscriptions);
+        if self.shutdown == Shutdown::Running {
+            let status = self.topics.status();
+            retained(&mut live.ctrl, &mut self.next_ctrl, status, b"online");
+        }
+        for (i, s) in self.led_state.iter().enumerate() {
+            if let Some(on) = s {
+                let topic = self.topics.led(i as u8);
+                retained(
+                    &mut live.ctrl,
+                    &mut self.next_ctrl,
+                    &topic,
+                    led_payload(*on),
+                );
+            }
+        }
+        self.live = Some(live);
+        self.queue_discovery();
+    }
+
+    /// The connection is gone (lost or closed).
+    pub fn disconnected(&mut self) {
+        self.live = None;
+        if let Shutdown::SayingOffline { grace, .. } = self.shutdown {
+            self.shutdown = Shutdown::Draining(grace);
+        }
+    }
+
+    pub fn live(&mut self) -> Option<&mut Live> {
+        self.live.as_mut()
+    }
+
+    fn queue_discovery(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        for (topic, body) in &self.discovery {
+            retained(&mut live.ctrl, &mut self.next_ctrl, topic, body.as_bytes());
+        }
+    }
+
+    /// The driver's channels have both closed: the grace period starts.
+    pub fn driver_stopped(&mut self, now: Instant) {
+        if self.shutdown == Shutdown::Running {
+            self.shutdown = Shutdown::Draining(Grace {
+                until: now + self.cfg.shutdown_timeout,
+                abandoned: false,
+            });
+        }
+    }
+
+    /// An event from the driver's channel; false when the buffer was full (dropped,
+    /// counted by [`Session::note_drops`]).
+    #[inline]
+    pub fn push_event(&mut self, ev: ButtonEvent) -> bool {
+        self.outbox.push(ev).is_ok()
+    }
+
+    /// Counts events dropped on a full buffer; warns at most every few seconds.
+    pub fn note_drops(&mut self, n: u64, now: Instant) {
+        add(&self.stats.dropped_buffer, n);
+        self.drops_since_warning += n;
+        if self
+            .last_drop_warning
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(5))
+        {
+            warn!(
+                dropped = self.drops_since_warning,
+                capacity = self.outbox.capacity(),
+                "retry buffer full while the broker is unreachable: new events are dropped \
+                 (raise buffer_capacity to hold longer outages)"
+            );
+            self.last_drop_warning = Some(now);
+            self.drops_since_warning = 0;
+        }
+    }
+
+    /// An LED's state read back: remembered for the next connection, and published
+    /// retained on this one.
+    pub fn led_report(&mut self, r: LedReport) {
+        if let Some(slot) = self.led_state.get_mut(usize::from(r.led)) {
+            *slot = Some(r.on);
+        }
+        if let Some(live) = self.live.as_mut() {
+            let topic = self.topics.led(r.led);
+            retained(
+                &mut live.ctrl,
+                &mut self.next_ctrl,
+                &topic,
+                led_payload(r.on),
+            );
+        }
+    }
+
+    /// The stats message, on this connection.
+    pub fn queue_stats(&mut self) {
+        let body = self.report.json(&self.stats, &self.driver_stats);
+        if let Some(live) = self.live.as_mut() {
+            let topic = self.topics.stats();
+            wire::publish(
+                &mut live.ctrl,
+                topic,
+                Qos::AtMostOnce,
+                false,
+                0,
+                body.as_bytes(),
+            );
+        }
+    }
+
+    /// Past a grace deadline: the first time the buffer is dropped (counted, logged)
+    /// and `CLOSE_WAIT` is left to say `offline`; the second time the run is over.
+    pub fn check_deadline(&mut self, now: Instant) {
+        let grace = match self.shutdown {
+            Shutdown::Draining(g)
+            | Shutdown::SayingOffline { grace: g, .. }
+            | Shutdown::Disconnecting(g) => g,
+            _ => return,
+        };
+        if now < grace.until {
+            return;
+        }
+        if grace.abandoned {
+            self.shutdown = Shutdown::Closed;
+            return;
+        }
+        let n = self.outbox.clear() as u64;
+        add(&self.stats.dropped_shutdown, n);
+        self.stats
+            .buffered
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        if n > 0 {
+            error!(
+                lost = n,
+                "broker did not take the remaining events within {:?}; they are dropped",
+                self.cfg.shutdown_timeout
+            );
+        }
+        let grace = Grace {
+            until: now + CLOSE_WAIT,
+            abandoned: true,
+        };
+        self.shutdown = match self.shutdown {
+            Shutdown::SayingOffline { pkid, .. } => Shutdown::SayingOffline { pkid, grace },
+            Shutdown::Disconnecting(_) => Shutdown::Disconnecting(grace),
+            _ => Shutdown::Draining(grace),
+        };
+    }
+
+    /// The orderly end on a live connection: once the driver stopped and every
+    /// event is finished, `offline`; once that is acknowledged, DISCONNECT.
+    pub fn advance_shutdown(&mut self) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        if let Shutdown::Draining(grace) = self.shutdown {
+            if self.outbox.is_empty() {
+                let status = self.topics.status();
+                let pkid = retained(&mut live.ctrl, &mut self.next_ctrl, status, b"offline");
+                self.shutdown = Shutdown::SayingOffline { pkid, grace };
+            }
+        }
+    }
+}
+
+mod batch;
+mod incoming;
+
+pub use batch::{Fill, Live};
+use incoming::RecentIds;
+
+#[cfg(test)]
+mod tests;

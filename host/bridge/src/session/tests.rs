@@ -1,0 +1,735 @@
+//! The session's transitions, driven by packets and times, with no socket: what it
+//! asks to write is decoded back with the codec.
+
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{
+    PubAck, PubComp, PubRec, PubRel, Publish, SubAck, SubscribeReasonCode as Rc,
+};
+use rumqttc::mqttbytes::QoS as CodecQos;
+
+use super::*;
+use crate::config::{Discovery, Rule, RuleLeds};
+use crate::error::Lost;
+use crate::wire::Incoming;
+use pynq_mqtt_driver::LedAction;
+use rumqttc::mqttbytes::v4::Packet;
+
+fn ev(seq: u64) -> ButtonEvent {
+    ButtonEvent {
+        input: (seq % 4) as u8,
+        level: seq.is_multiple_of(2),
+        ts_us: seq,
+        seq,
+        synthetic: false,
+    }
+}
+
+fn session_with(qos: Qos, tune: impl FnOnce(&mut BridgeConfig)) -> (Session, Arc<BridgeStats>) {
+    let mut cfg = BridgeConfig::new("broker", 1883);
+    cfg.qos = qos;
+    tune(&mut cfg);
+    let stats = Arc::new(BridgeStats::default());
+    let s = Session::new(
+        Arc::new(cfg),
+        4,
+        4,
+        Arc::clone(&stats),
+        Arc::new(DriverStats::default()),
+    );
+    (s, stats)
+}
+
+fn session(qos: Qos) -> (Session, Arc<BridgeStats>) {
+    session_with(qos, |_| {})
+}
+
+fn get(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+/// One batch, written completely: the packets in it.
+fn write_batch(s: &mut Session, now: Instant) -> Vec<Packet> {
+    if !s.batch_done() {
+        let n = s.pending().len();
+        s.on_written(n, now);
+    }
+    s.start_batch();
+    s.fill();
+    s.finish_batch();
+    let mut bytes = BytesMut::from(s.pending());
+    s.on_written(bytes.len(), now);
+    decode(&mut bytes)
+}
+
+fn decode(bytes: &mut BytesMut) -> Vec<Packet> {
+    let mut out = Vec::new();
+    while let Some(Incoming::Packet(p)) = wire::read(bytes).unwrap() {
+        out.push(p);
+    }
+    assert!(bytes.is_empty());
+    out
+}
+
+/// Connected with the announcements written and dropped.
+fn connect(s: &mut Session, present: bool, now: Instant) {
+    s.connected(present, now);
+    let first = write_batch(s, now);
+    assert!(matches!(first[0], Packet::Subscribe(_)), "{first:?}");
+}
+
+fn feed(s: &mut Session, packets: &[Packet]) -> Result<(), Lost> {
+    let mut b = BytesMut::new();
+    for p in packets {
+        let r = match p {
+            Packet::PubAck(a) => a.write(&mut b),
+            Packet::PubRec(a) => a.write(&mut b),
+            Packet::PubRel(a) => a.write(&mut b),
+            Packet::PubComp(a) => a.write(&mut b),
+            Packet::Publish(a) => a.write(&mut b),
+            Packet::SubAck(a) => a.write(&mut b),
+            Packet::Disconnect => rumqttc::mqttbytes::v4::Disconnect.write(&mut b),
+            Packet::PingResp => rumqttc::mqttbytes::v4::PingResp.write(&mut b),
+            other => panic!("{other:?}"),
+        };
+        r.unwrap();
+    }
+    s.on_read(&mut b)
+}
+
+fn publish(topic: &str, qos: CodecQos, pkid: u16, dup: bool, payload: &[u8]) -> Packet {
+    let mut p = Publish::new(topic, qos, payload.to_vec());
+    p.pkid = pkid;
+    p.dup = dup;
+    Packet::Publish(p)
+}
+
+/// (input, packet id, dup) of the events in `ps`.
+fn event_ids(ps: &[Packet]) -> Vec<(u64, u16, bool)> {
+    ps.iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => {
+                let input = p.topic.strip_prefix("button/")?.parse().ok()?;
+                Some((input, p.pkid, p.dup))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn publishes_to<'a>(ps: &'a [Packet], topic: &str) -> Vec<&'a Publish> {
+    ps.iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) if p.topic == topic => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn connack_accepts_or_names_the_refusal() {
+    assert!(connack(ConnectReturnCode::Success, true).unwrap());
+    assert!(!connack(ConnectReturnCode::Success, false).unwrap());
+    let e = connack(ConnectReturnCode::BadUserNamePassword, false).unwrap_err();
+    assert!(matches!(e, ConnectError::Refused(Refusal::BadLogin)));
+    assert!(e.is_permanent());
+    assert!(e.to_string().contains("user name or password"), "{e}");
+    let busy = connack(ConnectReturnCode::ServiceUnavailable, false).unwrap_err();
+    assert!(!busy.is_permanent(), "a busy broker is retried");
+    let r = connack(ConnectReturnCode::NotAuthorized, false).unwrap_err();
+    assert!(matches!(r, ConnectError::Refused(x) if x.is_login()));
+}
+
+#[test]
+fn a_permanent_refusal_ends_the_run_only_before_the_first_connection() {
+    let (mut s, stats) = session(Qos::AtMostOnce);
+    let refused = || ConnectError::Refused(Refusal::BadLogin);
+    assert!(s.connect_failed(refused()).is_err(), "first: fatal");
+    assert!(
+        s.connect_failed(ConnectError::Timeout(Duration::from_secs(1)))
+            .is_ok(),
+        "a timeout is retried"
+    );
+    assert_eq!(get(&stats.connection_errors), 1);
+    s.connected(false, Instant::now());
+    s.disconnected();
+    assert!(s.connect_failed(refused()).is_ok(), "later: retried");
+    assert_eq!(get(&stats.connection_errors), 2);
+}
+
+#[test]
+fn a_persistent_session_starts_fresh_once_per_process() {
+    let (mut s, _) = session(Qos::AtLeastOnce);
+    assert_eq!(s.connect_plan(), (true, false));
+    s.connected(false, Instant::now());
+    assert_eq!(s.connect_plan(), (false, false));
+    let (c, _) = session_with(Qos::AtLeastOnce, |c| c.session = SessionMode::Clean);
+    assert_eq!(c.connect_plan(), (false, true));
+}
+
+#[test]
+fn every_connection_announces_subscriptions_online_led_states_and_discovery() {
+    let (mut s, stats) = session_with(Qos::AtMostOnce, |c| {
+        c.discovery = Some(Discovery {
+            prefix: "homeassistant".into(),
+            device_name: "board".into(),
+        })
+    });
+    let now = Instant::now();
+    s.led_report(LedReport { led: 2, on: true });
+    s.led_report(LedReport { led: 9, on: true }); // no such LED: ignored
+    for round in 1..=2 {
+        s.connected(false, now);
+        let ps = write_batch(&mut s, now);
+        let Packet::Subscribe(sub) = &ps[0] else {
+            panic!("{ps:?}")
+        };
+        let filters: Vec<&str> = sub.filters.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(filters, ["led/+/set", "led/set", "homeassistant/status"]);
+        let online = publishes_to(&ps, "status");
+        assert_eq!(online.len(), 1);
+        assert!(online[0].retain && &online[0].payload[..] == b"online");
+        let led = publishes_to(&ps, "led/2");
+        assert!(led.len() == 1 && led[0].retain && &led[0].payload[..] == b"1");
+        let configs = ps
+            .iter()
+            .filter(|p| matches!(p, Packet::Publish(p) if p.topic.starts_with("homeassistant/")))
+            .count();
+        assert_eq!(configs, 8, "4 inputs and 4 LEDs");
+        s.disconnected();
+        assert_eq!(get(&stats.connects), round);
+    }
+}
+
+#[test]
+fn led_states_go_out_on_the_live_connection_only() {
+    let (mut s, _) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    s.led_report(LedReport { led: 1, on: false });
+    let ps = write_batch(&mut s, now);
+    assert_eq!(publishes_to(&ps, "led/1").len(), 1);
+    s.disconnected();
+    s.led_report(LedReport { led: 1, on: true });
+    assert!(s.pending().is_empty());
+}
+
+#[test]
+fn qos0_events_finish_when_their_last_byte_is_written() {
+    let (mut s, stats) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    for k in 0..3 {
+        assert!(s.push_event(ev(k)));
+    }
+    s.start_batch();
+    assert_eq!(s.fill(), Fill::Dry);
+    s.finish_batch();
+    let total = s.pending().len();
+    let one = total / 3;
+    s.on_written(one + 1, now);
+    assert_eq!(get(&stats.published), 1, "the second is not complete");
+    s.on_written(total - one - 1, now);
+    assert_eq!(get(&stats.published), 3);
+    assert!(s.outbox.is_empty() && s.batch_done());
+}
+
+#[test]
+fn qos0_bytes_not_taken_before_a_loss_go_again_and_none_twice() {
+    let (mut s, stats) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    for k in 0..4 {
+        s.push_event(ev(k));
+    }
+    s.start_batch();
+    s.fill();
+    s.finish_batch();
+    let total = s.pending().len();
+    s.on_written(total / 2, now);
+    s.disconnected();
+    s.connected(false, now);
+    let ps = write_batch(&mut s, now);
+    assert_eq!(event_ids(&ps).len(), 2);
+    assert_eq!(get(&stats.published), 4);
+}
+
+#[test]
+fn qos1_a_full_window_waits_and_acks_free_it() {
+    let (mut s, stats) = session_with(Qos::AtLeastOnce, |c| c.max_inflight = 8);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    for k in 0..12 {
+        s.push_event(ev(k));
+    }
+    let ps = write_batch(&mut s, now);
+    assert_eq!(
+        event_ids(&ps).iter().map(|e| e.1).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
+    assert!(!s.outbox_ready(), "window full");
+    assert!(event_ids(&write_batch(&mut s, now)).is_empty());
+    feed(&mut s, &[Packet::PubAck(PubAck::new(1))]).unwrap();
+    assert_eq!(get(&stats.published), 1);
+    assert!(!s.outbox_ready(), "one free slot waits for a quarter");
+    feed(
+        &mut s,
+        &[
+            Packet::PubAck(PubAck::new(2)),
+            Packet::PubAck(PubAck::new(2)),
+        ],
+    )
+    .unwrap();
+    assert_eq!(get(&stats.published), 2, "a repeated ack counts once");
+    assert!(s.outbox_ready());
+    assert_eq!(event_ids(&write_batch(&mut s, now)).len(), 2);
+}
+
+#[test]
+fn qos1_unacknowledged_events_are_resent_in_order_with_dup() {
+    let (mut s, stats) = session(Qos::AtLeastOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    for k in 0..3 {
+        s.push_event(ev(k));
+    }
+    write_batch(&mut s, now);
+    feed(&mut s, &[Packet::PubAck(PubAck::new(1))]).unwrap();
+    s.disconnected();
+    s.connected(true, now);
+    let ps = write_batch(&mut s, now);
+    assert_eq!(event_ids(&ps), [(1, 2, true), (2, 3, true)]);
+    assert_eq!(get(&stats.resent), 2);
+    assert!(
+        matches!(ps[0], Packet::Subscribe(_)),
+        "the control packets come first"
+    );
+}
+
+#[test]
+fn qos2_publish_pubrec_pubrel_pubcomp() {
+    let (mut s, stats) = session(Qos::ExactlyOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    s.push_event(ev(0));
+    let ps = write_batch(&mut s, now);
+    assert_eq!(event_ids(&ps), [(0, 1, false)]);
+    feed(&mut s, &[Packet::PubRec(PubRec::new(1))]).unwrap();
+    let ps = write_batch(&mut s, now);
+    assert!(
+        matches!(&ps[..], [Packet::PubRel(r)] if r.pkid == 1),
+        "{ps:?}"
+    );
+    assert_eq!(get(&stats.published), 0);
+    feed(&mut s, &[Packet::PubRec(PubRec::new(77))]).unwrap();
+    let ps = write_batch(&mut s, now);
+    assert!(
+        matches!(&ps[..], [Packet::PubRel(r)] if r.pkid == 77),
+        "an unknown PUBREC is released too"
+    );
+    feed(&mut s, &[Packet::PubComp(PubComp::new(1))]).unwrap();
+    assert_eq!(get(&stats.published), 1);
+    assert!(s.outbox.is_empty());
+}
+
+#[test]
+fn qos2_a_released_event_is_released_again_after_a_reconnect() {
+    let (mut s, _) = session(Qos::ExactlyOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    s.push_event(ev(0));
+    write_batch(&mut s, now);
+    feed(&mut s, &[Packet::PubRec(PubRec::new(1))]).unwrap();
+    write_batch(&mut s, now);
+    s.disconnected();
+    s.connected(true, now);
+    let ps = write_batch(&mut s, now);
+    assert!(ps
+        .iter()
+        .any(|p| matches!(p, Packet::PubRel(r) if r.pkid == 1)));
+    assert!(event_ids(&ps).is_empty());
+    s.disconnected();
+    s.connected(false, now);
+    let ps = write_batch(&mut s, now);
+    assert_eq!(
+        event_ids(&ps),
+        [(0, 1, true)],
+        "a lost session is published again"
+    );
+}
+
+#[test]
+fn led_commands_are_decided_acknowledged_and_not_repeated_for_a_dup() {
+    let (mut s, stats) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    feed(
+        &mut s,
+        &[publish(
+            "led/1/set",
+            CodecQos::AtLeastOnce,
+            5,
+            false,
+            b"toggle",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        s.commands.drain(..).collect::<Vec<_>>(),
+        [LedCommand {
+            led: 1,
+            action: LedAction::Toggle
+        }]
+    );
+    feed(
+        &mut s,
+        &[publish(
+            "led/1/set",
+            CodecQos::AtLeastOnce,
+            5,
+            true,
+            b"toggle",
+        )],
+    )
+    .unwrap();
+    assert!(s.commands.is_empty(), "the broker's resend is not acted on");
+    let ps = write_batch(&mut s, now);
+    assert_eq!(
+        ps.iter()
+            .filter(|p| matches!(p, Packet::PubAck(a) if a.pkid == 5))
+            .count(),
+        2,
+        "both are acknowledged"
+    );
+    feed(
+        &mut s,
+        &[publish("led/set", CodecQos::ExactlyOnce, 6, false, b"ON")],
+    )
+    .unwrap();
+    assert_eq!(s.commands.len(), 4, "all LEDs");
+    let ps = write_batch(&mut s, now);
+    assert!(ps
+        .iter()
+        .any(|p| matches!(p, Packet::PubRec(a) if a.pkid == 6)));
+    feed(&mut s, &[Packet::PubRel(PubRel::new(6))]).unwrap();
+    let ps = write_batch(&mut s, now);
+    assert!(matches!(&ps[..], [Packet::PubComp(c)] if c.pkid == 6));
+    s.commands.clear();
+    feed(
+        &mut s,
+        &[
+            publish("led/9/set", CodecQos::AtMostOnce, 0, false, b"on"),
+            publish("led/0/set", CodecQos::AtMostOnce, 0, false, b"blink"),
+        ],
+    )
+    .unwrap();
+    assert!(s.commands.is_empty());
+    assert_eq!(get(&stats.commands_rejected), 2);
+}
+
+#[test]
+fn a_new_session_forgets_the_ids_of_commands_acted_on() {
+    let (mut s, _) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    let cmd = publish("led/0/set", CodecQos::AtLeastOnce, 3, false, b"1");
+    feed(&mut s, &[cmd]).unwrap();
+    s.disconnected();
+    connect(&mut s, false, now);
+    feed(
+        &mut s,
+        &[publish("led/0/set", CodecQos::AtLeastOnce, 3, true, b"1")],
+    )
+    .unwrap();
+    assert_eq!(s.commands.len(), 2);
+}
+
+#[test]
+fn rules_and_home_assistant_birth() {
+    let (mut s, _) = session_with(Qos::AtMostOnce, |c| {
+        c.rules = vec![
+            Rule {
+                topic: "button/0".into(),
+                payloads: vec!["1".into()],
+                action: LedAction::Toggle,
+                leds: RuleLeds::All,
+            },
+            Rule {
+                topic: "door/+".into(),
+                payloads: vec![],
+                action: LedAction::On,
+                leds: RuleLeds::Some(vec![3]),
+            },
+        ];
+        c.discovery = Some(Discovery {
+            prefix: "ha".into(),
+            device_name: "b".into(),
+        });
+    });
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    feed(
+        &mut s,
+        &[publish("button/0", CodecQos::AtMostOnce, 0, false, b"0")],
+    )
+    .unwrap();
+    assert!(s.commands.is_empty(), "payload filter");
+    feed(
+        &mut s,
+        &[publish("button/0", CodecQos::AtMostOnce, 0, false, b"1")],
+    )
+    .unwrap();
+    assert_eq!(s.commands.len(), 4);
+    s.commands.clear();
+    feed(
+        &mut s,
+        &[publish("door/front", CodecQos::AtMostOnce, 0, false, b"x")],
+    )
+    .unwrap();
+    assert_eq!(
+        s.commands,
+        [LedCommand {
+            led: 3,
+            action: LedAction::On
+        }]
+    );
+    feed(
+        &mut s,
+        &[publish(
+            "ha/status",
+            CodecQos::AtMostOnce,
+            0,
+            false,
+            b"online",
+        )],
+    )
+    .unwrap();
+    let ps = write_batch(&mut s, now);
+    assert_eq!(
+        ps.iter()
+            .filter(|p| matches!(p, Packet::Publish(p) if p.topic.starts_with("ha/") && p.retain))
+            .count(),
+        8,
+        "discovery configs again"
+    );
+}
+
+#[test]
+fn a_message_too_large_is_skipped_and_acknowledged() {
+    let (mut s, stats) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    let mut big = BytesMut::new();
+    let mut p = Publish::new(
+        "led/0/set",
+        CodecQos::AtLeastOnce,
+        vec![b'x'; wire::MAX_INCOMING + 5],
+    );
+    p.pkid = 9;
+    p.write(&mut big).unwrap();
+    PubAck::new(1).write(&mut big).unwrap();
+    // arrives in two parts
+    let mut first = big.split_to(100);
+    s.on_read(&mut first).unwrap();
+    s.on_read(&mut big).unwrap();
+    assert!(big.is_empty());
+    assert_eq!(get(&stats.commands_rejected), 1);
+    let ps = write_batch(&mut s, now);
+    assert!(matches!(&ps[..], [Packet::PubAck(a)] if a.pkid == 9));
+}
+
+#[test]
+fn the_broker_saying_disconnect_ends_the_connection() {
+    let (mut s, _) = session(Qos::AtMostOnce);
+    connect(&mut s, false, Instant::now());
+    assert!(matches!(
+        feed(&mut s, &[Packet::Disconnect]),
+        Err(Lost::BrokerDisconnect)
+    ));
+    let suback = SubAck::new(EVENT_PKIDS + 1, vec![Rc::Success(CodecQos::AtLeastOnce)]);
+    feed(&mut s, &[Packet::SubAck(suback), Packet::PingResp]).unwrap();
+}
+
+#[test]
+fn keep_alive_pings_when_quiet_and_gives_up_without_an_answer() {
+    let (mut s, _) = session_with(Qos::AtMostOnce, |c| c.keep_alive = Duration::from_secs(10));
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    let ka = Duration::from_secs(10);
+    assert_eq!(s.on_timer(t0 + ka / 2).unwrap(), t0 + ka, "nothing due yet");
+    let next = s.on_timer(t0 + ka).unwrap();
+    assert_eq!(next, t0 + 2 * ka);
+    let ps = write_batch(&mut s, t0 + ka);
+    assert!(matches!(&ps[..], [Packet::PingReq]), "{ps:?}");
+    feed(&mut s, &[Packet::PingResp]).unwrap();
+    let t1 = t0 + ka;
+    s.on_timer(t1 + ka).unwrap();
+    write_batch(&mut s, t1 + ka);
+    assert!(matches!(
+        s.on_timer(t1 + 2 * ka),
+        Err(Lost::NoAnswer(d)) if d == ka
+    ));
+}
+
+#[test]
+fn a_broker_that_takes_no_bytes_is_given_up() {
+    let (mut s, _) = session_with(Qos::AtMostOnce, |c| c.keep_alive = Duration::from_secs(10));
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    s.push_event(ev(0));
+    s.start_batch();
+    s.fill();
+    s.finish_batch();
+    // a PINGREQ goes into the next batch, but this one never moves
+    s.on_timer(t0 + Duration::from_secs(10)).unwrap();
+    feed(&mut s, &[Packet::PingResp]).unwrap();
+    assert!(matches!(
+        s.on_timer(t0 + Duration::from_secs(20)),
+        Err(Lost::Stalled(_))
+    ));
+}
+
+#[test]
+fn a_full_buffer_refuses_and_counts() {
+    let (mut s, stats) = session_with(Qos::AtLeastOnce, |c| c.buffer_capacity = 2);
+    assert!(s.push_event(ev(0)) && s.push_event(ev(1)));
+    assert!(!s.push_event(ev(2)));
+    s.note_drops(1, Instant::now());
+    s.note_drops(2, Instant::now());
+    assert_eq!(get(&stats.dropped_buffer), 3);
+}
+
+#[test]
+fn shutdown_with_a_broker_delivers_then_offline_then_disconnect() {
+    let (mut s, stats) = session(Qos::AtLeastOnce);
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    s.push_event(ev(0));
+    s.driver_stopped(t0);
+    let grace = Grace {
+        until: t0 + Duration::from_secs(15),
+        abandoned: false,
+    };
+    assert_eq!(s.shutdown(), Shutdown::Draining(grace));
+    s.advance_shutdown();
+    assert_eq!(
+        s.shutdown(),
+        Shutdown::Draining(grace),
+        "an event is unfinished"
+    );
+    let ps = write_batch(&mut s, t0);
+    assert_eq!(event_ids(&ps).len(), 1);
+    assert!(publishes_to(&ps, "status").is_empty());
+    feed(&mut s, &[Packet::PubAck(PubAck::new(1))]).unwrap();
+    s.advance_shutdown();
+    let Shutdown::SayingOffline { pkid, .. } = s.shutdown() else {
+        panic!("{:?}", s.shutdown())
+    };
+    let ps = write_batch(&mut s, t0);
+    let off = publishes_to(&ps, "status");
+    assert!(off.len() == 1 && off[0].retain && &off[0].payload[..] == b"offline");
+    assert!(!s.finish_batch());
+    feed(&mut s, &[Packet::PubAck(PubAck::new(pkid))]).unwrap();
+    assert_eq!(s.shutdown(), Shutdown::Disconnecting(grace));
+    let ps = write_batch(&mut s, t0);
+    assert!(matches!(&ps[..], [Packet::Disconnect]));
+    s.start_batch();
+    s.fill();
+    assert!(s.finish_batch(), "DISCONNECT is out: close");
+    assert_eq!(get(&stats.dropped_shutdown), 0);
+}
+
+#[test]
+fn a_connection_lost_while_saying_offline_ends_the_run() {
+    let (mut s, _) = session(Qos::AtMostOnce);
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    s.driver_stopped(t0);
+    s.advance_shutdown();
+    assert!(matches!(s.shutdown(), Shutdown::SayingOffline { .. }));
+    s.disconnected();
+    assert!(matches!(s.shutdown(), Shutdown::Draining(_)));
+    assert!(!s.wants_connection(), "the last will says offline");
+}
+
+#[test]
+fn shutdown_without_a_broker_gives_up_at_the_deadline_then_closes() {
+    let (mut s, stats) = session(Qos::AtLeastOnce);
+    let t0 = Instant::now();
+    assert!(s.wants_connection());
+    s.push_event(ev(0));
+    s.push_event(ev(1));
+    s.driver_stopped(t0);
+    assert!(s.wants_connection(), "events to deliver");
+    let until = t0 + Duration::from_secs(15);
+    assert_eq!(s.grace_until(), Some(until));
+    s.check_deadline(until - Duration::from_millis(1));
+    assert_eq!(s.outbox.len(), 2);
+    s.check_deadline(until);
+    assert_eq!(get(&stats.dropped_shutdown), 2);
+    assert!(s.outbox.is_empty());
+    assert_eq!(
+        s.shutdown(),
+        Shutdown::Draining(Grace {
+            until: until + CLOSE_WAIT,
+            abandoned: true
+        })
+    );
+    assert!(!s.wants_connection());
+    s.check_deadline(until + CLOSE_WAIT);
+    assert_eq!(s.shutdown(), Shutdown::Closed);
+}
+
+#[test]
+fn a_stop_with_nothing_buffered_and_no_broker_needs_no_connection() {
+    let (mut s, _) = session(Qos::AtMostOnce);
+    s.driver_stopped(Instant::now());
+    assert!(!s.wants_connection());
+}
+
+#[test]
+fn a_reconnect_while_draining_does_not_say_online() {
+    let (mut s, _) = session(Qos::AtLeastOnce);
+    let t0 = Instant::now();
+    s.push_event(ev(0));
+    s.driver_stopped(t0);
+    s.connected(false, t0);
+    let ps = write_batch(&mut s, t0);
+    assert!(publishes_to(&ps, "status").is_empty());
+    assert_eq!(event_ids(&ps).len(), 1);
+}
+
+#[test]
+fn a_command_sent_again_with_dup_is_not_acted_on_twice() {
+    let q = Qos::AtLeastOnce;
+    let mut r = RecentIds::default();
+    assert!(!r.repeated(q, false, 7, "led/0/set", b"toggle"));
+    assert!(
+        r.repeated(q, true, 7, "led/0/set", b"toggle"),
+        "the broker's resend"
+    );
+    assert!(
+        !r.repeated(q, true, 7, "led/1/set", b"toggle"),
+        "another message with the id"
+    );
+    assert!(
+        !r.repeated(q, false, 7, "led/0/set", b"toggle"),
+        "a new message may reuse it"
+    );
+    assert!(
+        !r.repeated(q, true, 8, "led/0/set", b"on"),
+        "a dup never seen is acted on"
+    );
+    assert!(
+        !r.repeated(Qos::AtMostOnce, true, 8, "led/0/set", b"on"),
+        "QoS 0 has no ids"
+    );
+    for id in 100..100 + RecentIds::KEEP as u16 {
+        r.repeated(q, false, id, "t", b"");
+    }
+    assert!(
+        !r.repeated(q, true, 7, "led/0/set", b"toggle"),
+        "forgotten after KEEP others"
+    );
+}
