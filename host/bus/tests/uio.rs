@@ -326,7 +326,20 @@ fn permission_denied_names_the_udev_fix() {
     if unsafe { libc::geteuid() } == 0 {
         // root opens anything: run the check in a child that is `nobody`
         use std::os::unix::process::CommandExt;
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        // `nobody` may not reach the build directory (a cache under /root): run a copy
+        // from the fake tree; under emulation (a board build run by qemu-user, see
+        // .cargo/config.toml) the copy needs the same runner
+        let exe = fake.root().join("uio-tests");
+        std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+        let mut child = match std::env::var_os("PYNQ_MQTT_TEST_RUNNER") {
+            Some(runner) => {
+                let mut c = std::process::Command::new(runner);
+                c.arg(&exe);
+                c
+            }
+            None => std::process::Command::new(&exe),
+        };
+        let out = child
             .args([
                 "--exact",
                 "permission_child",
