@@ -10,10 +10,14 @@ The guide marks what is applied with an HTML comment on the line before a fenced
     <!-- extend: run -->                         each line of the block is a command,
                                                  run with bash in the scratch tree
 
-The scratch tree is a copy of hdl/, host/, benches/, docs/ and the workspace's Cargo
+The scratch tree, target/extending-guide/tree/ of this checkout (left there after a run,
+for a look), is a fresh copy of hdl/, host/, benches/, docs/ and the workspace's Cargo
 files (host/sim's build script Verilates ../../hdl/rtl, relative to its manifest), with
-.venv linked in. Cargo builds into target/extending-guide/ of this checkout, so the
-registry crates stay compiled between runs.
+.venv linked in. Cargo builds into target/extending-guide/, so the registry crates stay
+compiled between runs. The tree is always at the same place and every file in it is
+newer than the last build: cargo decides whether to re-run Verilator from the absolute
+paths and times of the RTL files the last build script run read, so a tree at a new
+place (or with copied times) could leave a stale model in place.
 
     .venv/bin/python -m pytest -q hdl/tb/test_extending_guide.py   # the test
     python3 hdl/tb/test_extending_guide.py DIR   # apply the guide's edits to DIR only
@@ -34,6 +38,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "extending.md"
 COPIED = ["hdl", "host", "benches", "docs", "Cargo.toml", "Cargo.lock"]
+SCRATCH = ROOT / "target" / "extending-guide"  # the tree and cargo's builds
 IGNORED = shutil.ignore_patterns("sim_build*", "__pycache__", "build", "*.fst", "results*.xml")
 
 MARK = re.compile(r"^<!-- extend: (.*?) -->$")
@@ -96,12 +101,15 @@ def apply(tree: Path, edits: list[Block]) -> None:
 
 
 def copy_tree(dest: Path) -> None:
+    """A copy of what the guide's steps need, every file stamped now (see above)."""
+    dest.mkdir(parents=True)
     for name in COPIED:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=IGNORED, symlinks=True)
+            shutil.copytree(src, dest / name, ignore=IGNORED, symlinks=True,
+                            copy_function=shutil.copy)
         else:
-            shutil.copy2(src, dest / name)
+            shutil.copy(src, dest / name)
     (dest / ".venv").symlink_to((ROOT / ".venv").resolve())
 
 
@@ -110,8 +118,9 @@ RUNS = [b for b in GUIDE_BLOCKS if b.action == "run"]
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> Path:
-    dest = tmp_path_factory.mktemp("extending-guide")
+def tree() -> Path:
+    dest = SCRATCH / "tree"
+    shutil.rmtree(dest, ignore_errors=True)
     copy_tree(dest)
     apply(dest, [b for b in GUIDE_BLOCKS if b.action != "run"])
     return dest
@@ -143,7 +152,7 @@ def test_guide_step(tree: Path, step: Block) -> None:
     """Each command block of the guide succeeds in the scratch tree, in order."""
     env = dict(os.environ)
     env.pop("PMQ_RTL", None)  # the scratch tree's own RTL
-    env["CARGO_TARGET_DIR"] = str(ROOT / "target" / "extending-guide")
+    env["CARGO_TARGET_DIR"] = str(SCRATCH)
     r = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", step.text],
         cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
