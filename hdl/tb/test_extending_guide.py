@@ -20,7 +20,7 @@ paths and times of the RTL files the last build script run read, so a tree at a 
 place (or with copied times) could leave a stale model in place.
 
     .venv/bin/python -m pytest -q hdl/tb/test_extending_guide.py   # the test
-    python3 hdl/tb/test_extending_guide.py DIR   # apply the guide's edits to DIR only
+    .venv/bin/python hdl/tb/test_extending_guide.py DIR   # apply the guide's edits to DIR only
 """
 
 from __future__ import annotations
