@@ -186,7 +186,7 @@ MUTANTS = [
            ": dropped_reg - (pmq_wr_DROPPED ? wr_bits : 32'd0);",
            ": dropped_reg - (pmq_wr_DROPPED ? reg_wr_data : 32'd0);",
            "a DROPPED write subtracts unstrobed bytes too",
-           [TOP_EVENTS, TOP_AXI]),
+           [TOP_AXI]),
     Mutant("top-w1c-strb", "pynq_mqtt_io.v",
            "pmq_wr_IRQ_STATUS && wr_bits[PMQ_IRQ_STATUS_OVERFLOW_LSB]",
            "pmq_wr_IRQ_STATUS && reg_wr_data[PMQ_IRQ_STATUS_OVERFLOW_LSB]",
