@@ -4,8 +4,12 @@ cocotbext-axi AXI4-Lite master and an AXI4-Lite protocol monitor on every clock,
 of the event path, raw pin drivers for the five AXI channels (RawAxi) for cycle-exact
 tests, the parameter sets, and run_top, the pytest side of every top bench.
 
-With stress=True the master idles randomly on AW, W and AR and applies random
-backpressure on B and R: random backpressure on all five channels.
+Every cocotb test of a top bench runs twice: stress=False with an always-ready master,
+and stress=True, where the master idles randomly on AW, W and AR and applies random
+backpressure on B and R (the raw tests drive the AXI pins themselves and randomize their
+own channel timing); the AXI4-Lite monitor checks every clock. Each bench's pytest
+runner calls run_top for every parameter set of PARAM_SETS; the benches share one build
+per set.
 """
 
 from __future__ import annotations

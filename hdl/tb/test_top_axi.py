@@ -3,13 +3,7 @@ every reset value; SCRATCH and WSTRB; unmapped addresses and read-only registers
 AXI channels (AW/W order, BVALID/RVALID held, one read strobe per AR); byte strobes on
 the registers that act on a write (LED_SET/CLR/TOGGLE, DROPPED, IRQ_STATUS).
 
-Every cocotb test runs twice: ``stress=False`` with an always-ready AXI master, and
-``stress=True`` with random idle cycles on AW, W and AR and random backpressure on B and R
-(the raw tests drive the AXI pins themselves and randomize their own channel timing); an
-AXI4-Lite protocol monitor checks every clock. The pytest runner at the bottom runs them
-on every parameter set of pmq_top_tb.PARAM_SETS, on one build per set shared by every
-top bench (pmq_top_tb.run_top); the shared machinery (TB, event model, raw AXI drivers)
-is in pmq_top_tb.py.
+How every top bench runs (stress passes, parameter sets, one shared build): pmq_top_tb.py.
 """
 
 from __future__ import annotations
@@ -22,25 +16,8 @@ from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiResp
 
 from pmq_top_tb import (
-    ADDR,
-    CORE_TIMEOUT_US,
-    EVENT,
-    FEATURE_TIMEOUT_US,
-    FIELDS,
-    GEN_DONE,
-    ID_VALUE,
-    OVERFLOW,
-    PARAM_SETS,
-    REGMAP,
-    REGS,
-    STRESS,
-    TB,
-    Event,
-    EventModel,
-    RawAxi,
-    apply_strb,
-    bit,
-    field,
+    ADDR, CORE_TIMEOUT_US, EVENT, FEATURE_TIMEOUT_US, FIELDS, GEN_DONE, ID_VALUE, OVERFLOW,
+    PARAM_SETS, REGMAP, REGS, STRESS, TB, Event, EventModel, RawAxi, apply_strb, bit, field,
     run_top,
 )
 

@@ -2,13 +2,7 @@
 bouncing contact is one press and one release, the press stamped at first contact; a
 pulse shorter than the lockout is released when it ends.
 
-Every cocotb test runs twice: ``stress=False`` with an always-ready AXI master, and
-``stress=True`` with random idle cycles on AW, W and AR and random backpressure on B and R
-(the raw tests drive the AXI pins themselves and randomize their own channel timing); an
-AXI4-Lite protocol monitor checks every clock. The pytest runner at the bottom runs them
-on every parameter set of pmq_top_tb.PARAM_SETS, on one build per set shared by every
-top bench (pmq_top_tb.run_top); the shared machinery (TB, event model, raw AXI drivers)
-is in pmq_top_tb.py.
+How every top bench runs (stress passes, parameter sets, one shared build): pmq_top_tb.py.
 """
 
 from __future__ import annotations
@@ -20,13 +14,7 @@ import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from pmq_top_tb import (
-    FEATURE_TIMEOUT_US,
-    PARAM_SETS,
-    STRESS,
-    TB,
-    EventModel,
-    run_top,
-    us_cycles,
+    FEATURE_TIMEOUT_US, PARAM_SETS, STRESS, TB, EventModel, run_top, us_cycles,
 )
 
 

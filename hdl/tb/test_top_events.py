@@ -3,13 +3,7 @@ sequence number, timestamp), FIFO_LEVEL, simultaneous edges lowest input first, 
 faster than one event per clock, FIFO overflow, edge select (EDGE_RISE, EDGE_FALL) and
 INPUT_ENABLE, DROPPED (a write subtracts what it writes, floor 0; losses saturate).
 
-Every cocotb test runs twice: ``stress=False`` with an always-ready AXI master, and
-``stress=True`` with random idle cycles on AW, W and AR and random backpressure on B and R
-(the raw tests drive the AXI pins themselves and randomize their own channel timing); an
-AXI4-Lite protocol monitor checks every clock. The pytest runner at the bottom runs them
-on every parameter set of pmq_top_tb.PARAM_SETS, on one build per set shared by every
-top bench (pmq_top_tb.run_top); the shared machinery (TB, event model, raw AXI drivers)
-is in pmq_top_tb.py.
+How every top bench runs (stress passes, parameter sets, one shared build): pmq_top_tb.py.
 """
 
 from __future__ import annotations
@@ -22,16 +16,8 @@ import pytest
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
 from pmq_top_tb import (
-    ADDR,
-    CORE_TIMEOUT_US,
-    FEATURE_TIMEOUT_US,
-    PARAM_SETS,
-    STRESS,
-    TB,
-    Event,
-    EventModel,
-    fill_with_generator,
-    run_top,
+    ADDR, CORE_TIMEOUT_US, FEATURE_TIMEOUT_US, PARAM_SETS, STRESS, TB, Event, EventModel,
+    fill_with_generator, run_top,
 )
 
 

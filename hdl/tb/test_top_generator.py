@@ -3,13 +3,7 @@ GEN_PATTERN, GEN_SENT, SYNTHETIC; pin edges take precedence and nothing is lost;
 than the drain, delivered + DROPPED = generated exactly and the sequence gaps are
 DROPPED.
 
-Every cocotb test runs twice: ``stress=False`` with an always-ready AXI master, and
-``stress=True`` with random idle cycles on AW, W and AR and random backpressure on B and R
-(the raw tests drive the AXI pins themselves and randomize their own channel timing); an
-AXI4-Lite protocol monitor checks every clock. The pytest runner at the bottom runs them
-on every parameter set of pmq_top_tb.PARAM_SETS, on one build per set shared by every
-top bench (pmq_top_tb.run_top); the shared machinery (TB, event model, raw AXI drivers)
-is in pmq_top_tb.py.
+How every top bench runs (stress passes, parameter sets, one shared build): pmq_top_tb.py.
 """
 
 from __future__ import annotations
@@ -21,15 +15,7 @@ import pytest
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from pmq_top_tb import (
-    ADDR,
-    FEATURE_TIMEOUT_US,
-    GEN_DONE,
-    OVERFLOW,
-    PARAM_SETS,
-    STRESS,
-    TB,
-    Event,
-    run_top,
+    ADDR, FEATURE_TIMEOUT_US, GEN_DONE, OVERFLOW, PARAM_SETS, STRESS, TB, Event, run_top,
 )
 
 
