@@ -3,6 +3,8 @@
 ``run_bench("pmq_fifo", "test_pmq_fifo", "d2", {"DEPTH_LOG2": 2})`` builds
 hdl/rtl/*.v (plus any ``extra_sources``) into ``hdl/tb/sim_build-<toplevel>-<name>`` and
 runs the cocotb tests of ``test_module`` in it; a failing cocotb test fails the pytest test.
+Benches that pass the same toplevel and name share the build: it is compiled once per
+pytest process (the top's six benches all run on one build per parameter set).
 
 Environment:
   WAVES=1       write a waveform (<build dir>/<toplevel>.fst)
@@ -19,6 +21,12 @@ TB_DIR = Path(__file__).resolve().parent
 ROOT = TB_DIR.parent.parent
 RTL_DIR = Path(os.environ.get("PMQ_RTL", ROOT / "hdl" / "rtl")).resolve()
 REGMAP_TOML = ROOT / "hdl" / "regmap" / "pynq_mqtt_io.toml"
+
+
+# the runners that built (toplevel, name, parameters) in this process: the RTL cannot
+# change under a run, and each process builds afresh, so a build from another PMQ_RTL is
+# never reused
+_BUILT: dict[tuple[str, str, tuple], object] = {}
 
 
 def rtl_sources() -> list[Path]:
@@ -39,17 +47,21 @@ def run_bench(
     waves = os.environ.get("WAVES") == "1"
     if not waves:  # no stale trace from an earlier WAVES=1 run
         (build_dir / f"{toplevel}.fst").unlink(missing_ok=True)
-    runner = get_runner("icarus")
-    runner.build(
-        sources=rtl_sources() + list(extra_sources or []),
-        includes=[RTL_DIR],
-        hdl_toplevel=toplevel,
-        parameters=parameters,
-        build_dir=build_dir,
-        always=True,
-        waves=waves,
-        timescale=("1ns", "1ps"),
-    )
+    key = (toplevel, name, tuple(sorted(parameters.items())))
+    runner = _BUILT.get(key)
+    if runner is None:
+        runner = get_runner("icarus")
+        runner.build(
+            sources=rtl_sources() + list(extra_sources or []),
+            includes=[RTL_DIR],
+            hdl_toplevel=toplevel,
+            parameters=parameters,
+            build_dir=build_dir,
+            always=True,
+            waves=waves,
+            timescale=("1ns", "1ps"),
+        )
+        _BUILT[key] = runner
     runner.test(
         hdl_toplevel=toplevel,
         test_module=test_module,

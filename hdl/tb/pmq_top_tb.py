@@ -1,15 +1,20 @@
-"""Shared machinery of the pynq_mqtt_io top benches (test_pynq_mqtt_io.py,
-test_pynq_mqtt_io_features.py): the register map from hdl/regmap/pynq_mqtt_io.toml, a TB
-with clock, reset, pins, a cocotbext-axi AXI4-Lite master and an AXI4-Lite protocol
-monitor on every clock, a model of the event path, and raw pin drivers for the five AXI
-channels (RawAxi) for cycle-exact tests.
+"""Shared machinery of the pynq_mqtt_io top benches (test_top_*.py, one per concern): the
+register map from hdl/regmap/pynq_mqtt_io.toml, a TB with clock, reset, pins, a
+cocotbext-axi AXI4-Lite master and an AXI4-Lite protocol monitor on every clock, a model
+of the event path, raw pin drivers for the five AXI channels (RawAxi) for cycle-exact
+tests, the parameter sets, and run_top, the pytest side of every top bench.
 
-With stress=True the master idles randomly on AW, W and AR and applies random
-backpressure on B and R: random backpressure on all five channels.
+Every cocotb test of a top bench runs twice: stress=False with an always-ready master,
+and stress=True, where the master idles randomly on AW, W and AR and applies random
+backpressure on B and R (the raw tests drive the AXI pins themselves and randomize their
+own channel timing); the AXI4-Lite monitor checks every clock. Each bench's pytest
+runner calls run_top for every parameter set of PARAM_SETS; the benches share one build
+per set.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import tomllib
 from collections import deque
@@ -22,7 +27,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
 from axil_monitor import AxilMonitor
-from pmq_runner import REGMAP_TOML
+from pmq_runner import REGMAP_TOML, run_bench
 
 REGMAP = tomllib.loads(REGMAP_TOML.read_text())
 REGS: dict[str, dict] = {}
@@ -44,6 +49,11 @@ assert REGMAP["ip"]["id"] == ID_VALUE, "regmap toml and bench disagree on the ID
 PERIOD_NS = 10  # simulated s_axi_aclk period; TIME is checked in clock cycles, not ns
 STRESS = [False, True]
 PWM_PERIOD = 4096  # clock cycles
+# simulated time limits per cocotb test: the identity, AXI, event, overflow and LED tests
+# (the longest, overflow with FIFO_DEPTH=512, takes ~60 us), and the tests of the
+# features added in v0.2 (debounce, irq, DROPPED, LED operations and PWM, generator)
+CORE_TIMEOUT_US = 200
+FEATURE_TIMEOUT_US = 3000
 
 # the parameter sets both top benches run with
 PARAM_SETS = {
@@ -58,6 +68,12 @@ PARAM_SETS = {
 }
 
 
+def run_top(test_module: str, name: str) -> None:
+    """Runs the cocotb tests of one top bench on parameter set `name`. Every top bench
+    shares one build per set (hdl/tb/sim_build-pynq_mqtt_io-top-<set>)."""
+    run_bench("pynq_mqtt_io", test_module, f"top-{name}", PARAM_SETS[name])
+
+
 def field(value: int, reg: str, name: str) -> int:
     lsb, width = FIELDS[(reg, name)]
     return (value >> lsb) & ((1 << width) - 1)
@@ -70,11 +86,21 @@ def bit(reg: str, name: str) -> int:
     return 1 << lsb
 
 
+def us_cycles(tb: TB, min_cycles: int, at_least_us: int = 3) -> int:
+    """A time in microseconds that lasts at least min_cycles clocks in this build."""
+    return max(at_least_us, math.ceil(min_cycles / tb.ticks))
+
+
 def random_pause(probability: float):
     """An endless pause pattern for a cocotbext-axi channel: True = idle / not ready."""
     while True:
         yield random.random() < probability
 
+
+
+EVENT = bit("IRQ_STATUS", "EVENT")
+OVERFLOW = bit("IRQ_STATUS", "OVERFLOW")
+GEN_DONE = bit("IRQ_STATUS", "GEN_DONE")
 
 
 @dataclass
@@ -258,6 +284,11 @@ class TB:
                 for i in range(self.n_leds):
                     counts[i] += (v >> i) & 1
         return counts
+
+
+async def fill_with_generator(tb: TB, count: int, period: int = 0, pattern: int = 1) -> None:
+    await tb.start_gen(count, period, pattern)
+    await tb.wait_gen_done(count * max(1, period) + 2000)
 
 
 class EventModel:
