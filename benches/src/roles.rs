@@ -13,6 +13,7 @@ use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, PayloadFormat, Sessi
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 use serde_json::json;
 
+use crate::report::{Delivered, Latency};
 use crate::wire;
 
 pub const TOPIC: &str = "button/0";
@@ -195,7 +196,12 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
     } else {
         0.0
     };
-    println!("{}", json!({"received": count, "secs": secs, "rate": rate}));
+    let line = Delivered {
+        received: count,
+        secs,
+        rate,
+    };
+    println!("{}", serde_json::to_string(&line)?);
     let _ = s.write_all(&wire::DISCONNECT);
     Ok(())
 }
@@ -342,7 +348,7 @@ pub fn pub_rumqttc(port: u16, n: u64) -> Result<()> {
     })
 }
 
-fn bridge_config(port: u16, qos: u8, json_payload: bool) -> BridgeConfig {
+pub fn bridge_config(port: u16, qos: u8, json_payload: bool) -> BridgeConfig {
     let mut cfg = BridgeConfig::new("127.0.0.1", port);
     cfg.client_id = format!("bench-pynq-mqtt-{}", std::process::id());
     cfg.session = SessionMode::Clean;
@@ -655,10 +661,14 @@ pub fn latency(rate: f64, secs: f64) -> Result<()> {
             .copied()
             .unwrap_or(0)
     };
-    println!(
-        "{}",
-        json!({"events": lat.len(), "published": view.published, "rate": rate,
-               "p50_us": pct(0.5), "p99_us": pct(0.99), "max_us": lat.last().copied().unwrap_or(0)})
-    );
+    let line = Latency {
+        events: lat.len(),
+        published: view.published,
+        rate,
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+        max_us: lat.last().copied().unwrap_or(0),
+    };
+    println!("{}", serde_json::to_string(&line)?);
     Ok(())
 }
