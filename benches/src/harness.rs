@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::peers::{self, Launch, Peer, PeerId, Place, Size, BASELINE, PEERS, SINK_BASELINE};
 use crate::report::{
-    median, Callgrind, Delivered, Idle, Latency, PeakRss, PeerReport, PlacementReport, Report,
-    SinkPeer, SinkReport, Sweep, SweepPlace, RATE_DEFINITION,
+    median, Callgrind, Delivered, Idle, Latency, PeakOf, PeakRss, PeerReport, PlacementReport,
+    Report, SinkPeer, SinkReport, Sweep, SweepPlace, RATE_DEFINITION,
 };
 use crate::roles;
 use crate::BenchArgs;
@@ -163,7 +163,9 @@ fn measure(
         received: d.received,
         lost: n.saturating_sub(d.received),
         ok: status.is_some_and(|s| s.success()),
-        vm_hwm_kib: publisher["vm_hwm_kib"].as_u64(),
+        vm_hwm_kib: serde_json::from_value::<PeakOf>(publisher.clone())
+            .ok()
+            .and_then(|p| p.vm_hwm_kib),
         publisher,
     })
 }
@@ -252,12 +254,18 @@ pub fn find_root(given: Option<&Path>) -> Result<PathBuf> {
             .canonicalize()
             .with_context(|| format!("--root {}", r.display()));
     }
-    let is_root = |d: &Path| d.join("Cargo.toml").is_file() && d.join("benches/paho_seed.py").is_file();
+    let is_root =
+        |d: &Path| d.join("Cargo.toml").is_file() && d.join("benches/paho_seed.py").is_file();
     let cwd = std::env::current_dir().context("current directory")?;
     let exe = std::env::current_exe().context("own executable")?;
     let found = [cwd.as_path(), exe.as_path()]
         .into_iter()
-        .find_map(|start| start.ancestors().find(|d| is_root(d)).map(Path::to_path_buf));
+        .find_map(|start| {
+            start
+                .ancestors()
+                .find(|d| is_root(d))
+                .map(Path::to_path_buf)
+        });
     found.with_context(|| {
             format!(
                 "no pynq-mqtt checkout (Cargo.toml and benches/) above {} or {}: run from the checkout or pass --root",
@@ -275,14 +283,17 @@ fn run_placement(
     sizes: (u64, u64),
     reps: usize,
     failures: &mut Vec<String>,
-) -> Result<(PlacementReport, BTreeMap<&'static str, Vec<Sample>>)> {
-    let peers: Vec<&Peer> = PEERS.iter().filter(|p| p.placements.contains(&place)).collect();
+) -> Result<(PlacementReport, BTreeMap<PeerId, Vec<Sample>>)> {
+    let peers: Vec<&Peer> = PEERS
+        .iter()
+        .filter(|p| p.placements.contains(&place))
+        .collect();
     let n_of = |p: &Peer| match p.size {
         Size::Fast => sizes.0,
         Size::Slow => sizes.1,
     };
     let broker = start_broker(ctx, place)?;
-    let mut samples: BTreeMap<&'static str, Vec<Sample>> = BTreeMap::new();
+    let mut samples: BTreeMap<PeerId, Vec<Sample>> = BTreeMap::new();
     for rep in 0..reps {
         let mut raw_rate: f64 = 0.0;
         for peer in &peers {
@@ -313,13 +324,13 @@ fn run_placement(
                     s.lost
                 ));
             }
-            samples.entry(key).or_default().push(s);
+            samples.entry(peer.id).or_default().push(s);
         }
     }
     drop(broker);
     // per rep, one peer's rate over another's of the same rep
     let ratios = |num: PeerId, den: PeerId| -> Vec<f64> {
-        let (num, den) = (&samples[peers::peer(num).key], &samples[peers::peer(den).key]);
+        let (num, den) = (&samples[&num], &samples[&den]);
         num.iter()
             .zip(den)
             .map(|(n, d)| if d.rate > 0.0 { n.rate / d.rate } else { 0.0 })
@@ -328,7 +339,7 @@ fn run_placement(
     let rows = peers
         .iter()
         .map(|peer| {
-            let s = &samples[peer.key];
+            let s = &samples[&peer.id];
             let rates: Vec<f64> = s.iter().map(|s| s.rate).collect();
             let r = ratios(peer.id, BASELINE);
             PeerReport {
@@ -391,13 +402,16 @@ fn run_sink(ctx: &Ctx, n: u64, reps: usize, failures: &mut Vec<String>) -> Resul
                 0.0
             });
         }
-        rows.push((peer.id, SinkPeer {
-            key,
-            name: peer.name,
-            median_rate: median(&rates),
-            rates,
-            ratio: 0.0,
-        }));
+        rows.push((
+            peer.id,
+            SinkPeer {
+                key,
+                name: peer.name,
+                median_rate: median(&rates),
+                rates,
+                ratio: 0.0,
+            },
+        ));
     }
     let rate = |id: PeerId| {
         rows.iter()
@@ -462,7 +476,7 @@ pub fn main(args: &BenchArgs) -> Result<()> {
         // peak RSS at full rate: the publisher processes of (e) and (f)
         let hwm = |id: PeerId| {
             samples
-                .get(peers::peer(id).key)
+                .get(&id)
                 .into_iter()
                 .flatten()
                 .filter_map(|s| s.vm_hwm_kib)
@@ -474,7 +488,12 @@ pub fn main(args: &BenchArgs) -> Result<()> {
         placements.insert(place, report);
     }
 
-    let sink = run_sink(&ctx, if smoke { 200_000 } else { 2_000_000 }, reps, &mut failures)?;
+    let sink = run_sink(
+        &ctx,
+        if smoke { 200_000 } else { 2_000_000 },
+        reps,
+        &mut failures,
+    )?;
 
     // instructions per published event: callgrind, difference of two runs into the sink
     let callgrind = if !args.no_callgrind && !smoke {

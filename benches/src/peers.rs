@@ -38,7 +38,7 @@ impl Place {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum PeerId {
     Raw,
     Rumqttc,

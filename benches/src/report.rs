@@ -106,6 +106,49 @@ pub struct Delivered {
     pub rate: f64,
 }
 
+/// A publisher role's line (`pub-raw`, `pub-raw-qos1`, `pub-rumqttc`, `pub-bridge`):
+/// what it sent, what it knows of its own writes, its peak RSS.
+#[derive(Serialize)]
+pub struct Published {
+    pub sent: u64,
+    pub secs: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packet_bytes: Option<usize>,
+    pub vm_hwm_kib: u64,
+}
+
+impl Published {
+    pub fn new(sent: u64, secs: f64) -> Published {
+        Published {
+            sent,
+            secs,
+            lost: None,
+            writes: None,
+            bytes: None,
+            packet_bytes: None,
+            vm_hwm_kib: crate::roles::vm_hwm_kib(),
+        }
+    }
+
+    pub fn print(&self) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string(self)?);
+        Ok(())
+    }
+}
+
+/// What the harness reads of any publisher's line (the end-to-end role's and the
+/// seed's too): its peak RSS, when it reports one.
+#[derive(Deserialize)]
+pub struct PeakOf {
+    pub vm_hwm_kib: Option<u64>,
+}
+
 /// Peak RSS of the publisher processes at full rate, over placements and reps.
 #[derive(Serialize)]
 pub struct PeakRss {

@@ -13,7 +13,7 @@ use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, PayloadFormat, Sessi
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 use serde_json::json;
 
-use crate::report::{Delivered, Latency};
+use crate::report::{Delivered, Latency, Published};
 use crate::wire;
 
 pub const TOPIC: &str = "button/0";
@@ -228,12 +228,12 @@ pub fn pub_raw(port: u16, n: u64, write_bytes: usize, batch: Option<usize>) -> R
     }
     let secs = t0.elapsed().as_secs_f64();
     finish(s)?;
-    println!(
-        "{}",
-        json!({"sent": n, "secs": secs, "writes": writes, "packet_bytes": pkt_len,
-               "vm_hwm_kib": vm_hwm_kib()})
-    );
-    Ok(())
+    Published {
+        writes: Some(writes),
+        packet_bytes: Some(pkt_len),
+        ..Published::new(n, secs)
+    }
+    .print()
 }
 
 /// DISCONNECT, then wait for the broker to close.
@@ -303,11 +303,7 @@ pub fn pub_raw_qos1(port: u16, n: u64, window: u64) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     finish(s)?;
     let _ = reader.join();
-    println!(
-        "{}",
-        json!({"sent": n, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
-    );
-    Ok(())
+    Published::new(n, secs).print()
 }
 
 /// rumqttc 0.25 used plainly: one `publish().await` per message.
@@ -340,11 +336,7 @@ pub fn pub_rumqttc(port: u16, n: u64) -> Result<()> {
         client.disconnect().await?;
         poller.await??;
         let secs = t0.elapsed().as_secs_f64();
-        println!(
-            "{}",
-            json!({"sent": n, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
-        );
-        anyhow::Ok(())
+        Published::new(n, secs).print()
     })
 }
 
@@ -418,12 +410,13 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8) -> Result<()> {
     )?;
     let secs = t0.elapsed().as_secs_f64();
     let _ = feeder.join();
-    println!(
-        "{}",
-        json!({"sent": view.published, "lost": view.lost(), "writes": view.writes,
-               "bytes": view.bytes_written, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
-    );
-    Ok(())
+    Published {
+        lost: Some(view.lost()),
+        writes: Some(view.writes),
+        bytes: Some(view.bytes_written),
+        ..Published::new(view.published, secs)
+    }
+    .print()
 }
 
 /// pynq-mqtt end to end: the simulated board's hardware event generator at `rate`

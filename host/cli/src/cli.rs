@@ -11,9 +11,9 @@ use pynq_mqtt_bus::Bus;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{self, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings};
-use crate::{board, config_cmd, doctor, regs_cmd};
 #[cfg(feature = "sim")]
 use crate::{bench_cmd, broker_cmd, sim_cmd};
+use crate::{board, config_cmd, doctor, regs_cmd};
 
 #[derive(Parser, Debug)]
 #[command(name = "pynq-mqtt", version, about)]
