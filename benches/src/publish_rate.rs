@@ -326,3 +326,18 @@ fn subscriber(port: u16, n: u64) -> Result<Arc<AtomicU64>> {
         .context("no SUBACK from the broker")?;
     Ok(counted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sinks_parse_and_print_back() {
+        for s in ["discard", "broker:1883"] {
+            assert_eq!(s.parse::<Sink>().unwrap().to_string(), s);
+        }
+        assert!("broker:".parse::<Sink>().is_err());
+        assert!("broker:70000".parse::<Sink>().is_err());
+        assert!("mosquitto".parse::<Sink>().is_err());
+    }
+}

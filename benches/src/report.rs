@@ -258,6 +258,107 @@ pub fn median(v: &[f64]) -> f64 {
 mod tests {
     use super::*;
 
+    fn peer(key: &'static str, rate: f64) -> PeerReport {
+        PeerReport {
+            key,
+            name: "a peer",
+            n: 10,
+            rates: vec![rate],
+            median_rate: rate,
+            ratios_to_a: vec![1.0],
+            median_ratio_to_a: 1.0,
+            lost_total: 0,
+            publisher: vec![Value::Null],
+        }
+    }
+
+    fn report() -> Report {
+        let placement = || PlacementReport {
+            peers: vec![peer("a", 100.0), peer("h", 50.0)],
+            compared: ("h", "g"),
+            qos1_ratio: 0.5,
+            qos1_ratios: vec![0.5],
+        };
+        Report {
+            n: 10,
+            n_slow: 5,
+            reps: 1,
+            cores: 2,
+            rate_definition: RATE_DEFINITION,
+            load_before: "1.00 1.00 1.00".into(),
+            load_after: "2.00 2.00 2.00".into(),
+            placements: BTreeMap::from([
+                (Place::Shared, placement()),
+                (Place::Spread, placement()),
+            ]),
+            sink: SinkReport {
+                n: 20,
+                peers: vec![SinkPeer {
+                    key: "b",
+                    name: "rumqttc",
+                    rates: vec![7.0],
+                    median_rate: 7.0,
+                    ratio: 1.0,
+                }],
+                e_over_b: 3.0,
+                e_over_a: 0.5,
+            },
+            callgrind: None,
+            latency: None,
+            peak_rss_kib: PeakRss { e: 2048, f: 4096 },
+            idle: None,
+            sweep: Some(Sweep {
+                n: 10,
+                batches: vec![1, 4],
+                places: BTreeMap::from([(
+                    Place::Spread,
+                    SweepPlace {
+                        raw: vec![1.0, 2.0],
+                        rumqttc: 3.0,
+                        pynq_mqtt: 4.0,
+                    },
+                )]),
+            }),
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn results_json_has_the_keys_its_readers_use() {
+        let v = serde_json::to_value(report()).unwrap();
+        // benches/plot.py
+        assert_eq!(v["sweep"]["batches"], serde_json::json!([1, 4]));
+        assert_eq!(v["sweep"]["spread"]["raw"], serde_json::json!([1.0, 2.0]));
+        assert_eq!(v["sweep"]["spread"]["pynq_mqtt"], 4.0);
+        assert_eq!(v["reps"], 1);
+        assert_eq!(v["load_before"], "1.00 1.00 1.00");
+        // placements by name, peers by key
+        assert_eq!(v["placements"]["shared"]["peers"][1]["key"], "h");
+        assert_eq!(v["placements"]["spread"]["qos1_ratio"], 0.5);
+        assert_eq!(v["sink"]["peers"][0]["median_rate"], 7.0);
+        assert!(v["sink"]["peers"][0].get("name").is_none());
+        assert_eq!(v["peak_rss_kib"]["f"], 4096);
+        assert!(v["latency"].is_null());
+        assert!(v.get("callgrind").is_none() && v.get("idle").is_none());
+    }
+
+    #[test]
+    fn the_table_is_rendered_from_the_report() {
+        let t = report().table();
+        assert!(t.starts_with("load average before 1.00 1.00 1.00, after 2.00 2.00 2.00; N = 10 (paho 5); medians of 1\n"));
+        // spread first, as the placements run
+        let (spread, shared) = (t.find("**spread**").unwrap(), t.find("**shared**").unwrap());
+        assert!(spread < shared);
+        assert!(t.contains("| (h) | a peer | 10 | 50 | 1.000 | 0 |"));
+        assert!(t.contains("QoS1: (h) / (g) = 0.500 (median)"));
+        assert!(t.contains("| (b) | rumqttc | 20 | 7 | 1.00 |"));
+        assert!(t.contains("p50 null µs"));
+        assert!(
+            t.contains("publisher (e) 2.0 MiB, end to end (f, incl. the Verilated board) 4.0 MiB")
+        );
+        assert!(!t.contains("idle CPU") && !t.contains("callgrind"));
+    }
+
     #[test]
     fn median_of_odd_even_and_empty() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
