@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod harness;
+mod launch;
 mod peers;
 mod publish_rate;
 mod report;
