@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 src, dst = sys.argv[1], sys.argv[2]
 r = json.load(open(src))
+if "sweep" not in r:
+    sys.exit(f"plot.py: {src} has no sweep (a --smoke or --no-sweep run): nothing to plot")
 sw = r["sweep"]
 fig, ax = plt.subplots(figsize=(7, 4.5))
 for place, color in (("spread", "tab:blue"), ("shared", "tab:red")):

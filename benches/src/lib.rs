@@ -6,15 +6,18 @@
 #![forbid(unsafe_code)]
 
 mod harness;
+mod launch;
+mod peers;
+mod publish_rate;
+mod report;
 mod roles;
 mod wire;
 
-use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::Result;
 
-/// `pynq-mqtt bench`: without a role, the whole benchmark.
+/// `pynq-mqtt-bench` (or `pynq-mqtt bench`): without a role, the whole benchmark.
 #[derive(clap::Parser, Debug)]
 #[command(
     name = "pynq-mqtt-bench",
@@ -65,7 +68,12 @@ pub struct BenchArgs {
     /// Skip the batch-size sweep (the plot's data).
     #[arg(long)]
     pub no_sweep: bool,
-    /// Where results.json and table.md go (default benches/results; smoke target/bench-smoke).
+    /// The checkout whose scripts the bench runs (default: the first directory holding
+    /// Cargo.toml and benches/ above the current directory, else above this program).
+    #[arg(long)]
+    pub root: Option<std::path::PathBuf>,
+    /// Where results.json and table.md go (default <checkout>/benches/results; smoke
+    /// <checkout>/target/bench-smoke).
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
     /// The `pynq-mqtt` binary for the idle-CPU run (default: beside this one).
@@ -75,9 +83,22 @@ pub struct BenchArgs {
     pub role: Option<Role>,
 }
 
-/// The processes the harness starts (internal).
+/// The processes the harness starts (hidden), and the bridge's design measurement.
 #[derive(clap::Subcommand, Debug)]
 pub enum Role {
+    /// The figures the bridge's design was chosen on (host/README.md): one publisher
+    /// into a discard sink or through a broker; fails when a message is lost.
+    PublishRate {
+        publisher: publish_rate::Publisher,
+        /// `discard`, or `broker:PORT` (a broker on 127.0.0.1).
+        #[arg(default_value = "discard")]
+        sink: publish_rate::Sink,
+        #[arg(default_value_t = 1_000_000)]
+        n: u64,
+        /// 0 or 1.
+        #[arg(default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+        qos: u8,
+    },
     #[command(hide = true)]
     Sub {
         #[arg(long)]
@@ -152,10 +173,15 @@ pub enum Role {
     },
 }
 
-/// Runs a role, or the whole benchmark; `self_cmd` starts this program again (the
-/// executable, plus `bench` when it is `pynq-mqtt`).
-pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
+/// Runs a role, or the whole benchmark.
+pub fn run(args: BenchArgs) -> Result<()> {
     match args.role {
+        Some(Role::PublishRate {
+            publisher,
+            sink,
+            n,
+            qos,
+        }) => publish_rate::run(publisher, sink, n, qos),
         Some(Role::Sub {
             port,
             n,
@@ -191,6 +217,6 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> Result<()> {
             rt_priority,
         ),
         Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
-        None => harness::main(&args, self_cmd),
+        None => harness::main(&args),
     }
 }

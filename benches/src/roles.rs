@@ -13,6 +13,7 @@ use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, PayloadFormat, Sessi
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 use serde_json::json;
 
+use crate::report::{Delivered, Latency, Published};
 use crate::wire;
 
 pub const TOPIC: &str = "button/0";
@@ -195,7 +196,12 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
     } else {
         0.0
     };
-    println!("{}", json!({"received": count, "secs": secs, "rate": rate}));
+    let line = Delivered {
+        received: count,
+        secs,
+        rate,
+    };
+    println!("{}", serde_json::to_string(&line)?);
     let _ = s.write_all(&wire::DISCONNECT);
     Ok(())
 }
@@ -222,12 +228,12 @@ pub fn pub_raw(port: u16, n: u64, write_bytes: usize, batch: Option<usize>) -> R
     }
     let secs = t0.elapsed().as_secs_f64();
     finish(s)?;
-    println!(
-        "{}",
-        json!({"sent": n, "secs": secs, "writes": writes, "packet_bytes": pkt_len,
-               "vm_hwm_kib": vm_hwm_kib()})
-    );
-    Ok(())
+    Published {
+        writes: Some(writes),
+        packet_bytes: Some(pkt_len),
+        ..Published::new(n, secs)
+    }
+    .print()
 }
 
 /// DISCONNECT, then wait for the broker to close.
@@ -297,11 +303,7 @@ pub fn pub_raw_qos1(port: u16, n: u64, window: u64) -> Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     finish(s)?;
     let _ = reader.join();
-    println!(
-        "{}",
-        json!({"sent": n, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
-    );
-    Ok(())
+    Published::new(n, secs).print()
 }
 
 /// rumqttc 0.25 used plainly: one `publish().await` per message.
@@ -334,15 +336,11 @@ pub fn pub_rumqttc(port: u16, n: u64) -> Result<()> {
         client.disconnect().await?;
         poller.await??;
         let secs = t0.elapsed().as_secs_f64();
-        println!(
-            "{}",
-            json!({"sent": n, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
-        );
-        anyhow::Ok(())
+        Published::new(n, secs).print()
     })
 }
 
-fn bridge_config(port: u16, qos: u8, json_payload: bool) -> BridgeConfig {
+pub fn bridge_config(port: u16, qos: u8, json_payload: bool) -> BridgeConfig {
     let mut cfg = BridgeConfig::new("127.0.0.1", port);
     cfg.client_id = format!("bench-pynq-mqtt-{}", std::process::id());
     cfg.session = SessionMode::Clean;
@@ -408,12 +406,13 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8) -> Result<()> {
     )?;
     let secs = t0.elapsed().as_secs_f64();
     let _ = feeder.join();
-    println!(
-        "{}",
-        json!({"sent": view.published, "lost": view.lost(), "writes": view.writes,
-               "bytes": view.bytes_written, "secs": secs, "vm_hwm_kib": vm_hwm_kib()})
-    );
-    Ok(())
+    Published {
+        lost: Some(view.lost()),
+        writes: Some(view.writes),
+        bytes: Some(view.bytes_written),
+        ..Published::new(view.published, secs)
+    }
+    .print()
 }
 
 /// pynq-mqtt end to end: the simulated board's hardware event generator at `rate`
@@ -651,10 +650,14 @@ pub fn latency(rate: f64, secs: f64) -> Result<()> {
             .copied()
             .unwrap_or(0)
     };
-    println!(
-        "{}",
-        json!({"events": lat.len(), "published": view.published, "rate": rate,
-               "p50_us": pct(0.5), "p99_us": pct(0.99), "max_us": lat.last().copied().unwrap_or(0)})
-    );
+    let line = Latency {
+        events: lat.len(),
+        published: view.published,
+        rate,
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+        max_us: lat.last().copied().unwrap_or(0),
+    };
+    println!("{}", serde_json::to_string(&line)?);
     Ok(())
 }

@@ -11,9 +11,9 @@ use pynq_mqtt_bus::Bus;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{self, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings};
-use crate::{board, config_cmd, doctor, regs_cmd};
 #[cfg(feature = "sim")]
-use crate::{broker_cmd, sim_cmd};
+use crate::{bench_cmd, broker_cmd, sim_cmd};
+use crate::{board, config_cmd, doctor, regs_cmd};
 
 #[derive(Parser, Debug)]
 #[command(name = "pynq-mqtt", version, about)]
@@ -42,9 +42,10 @@ enum Cmd {
     #[cfg(feature = "sim")]
     #[command(hide = true)]
     Broker(broker_cmd::BrokerArgs),
-    /// Publish rate and end to end against real peers and mosquitto (benches/README.md).
+    /// Publish rate and end to end against real peers and mosquitto (benches/README.md):
+    /// runs pynq-mqtt-bench.
     #[cfg(feature = "sim")]
-    Bench(pynq_mqtt_bench::BenchArgs),
+    Bench(bench_cmd::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -179,10 +180,7 @@ fn run(cli: Cli, m: &ArgMatches) -> Result<()> {
         #[cfg(feature = "sim")]
         Cmd::Broker(args) => broker_cmd::run(&runtime()?, &args),
         #[cfg(feature = "sim")]
-        Cmd::Bench(args) => {
-            let exe = std::env::current_exe().context("own executable")?;
-            pynq_mqtt_bench::run(args, vec![exe.into(), "bench".into()])
-        }
+        Cmd::Bench(args) => bench_cmd::run(&args),
     }
 }
 

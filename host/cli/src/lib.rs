@@ -3,6 +3,8 @@
 //! settings and the command line as the binary does.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "sim")]
+mod bench_cmd;
 mod board;
 #[cfg(feature = "sim")]
 mod broker;

@@ -1,0 +1,265 @@
+//! Starting the processes of a run: the checkout's scripts, a fresh mosquitto, the
+//! independent subscriber and a peer of the table, each placed (`taskset -c 0` when
+//! shared); one run's sample.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::peers::{Launch, Peer, Place};
+use crate::report::{Delivered, PeakOf};
+use crate::roles;
+
+pub struct Ctx {
+    pub self_cmd: Vec<OsString>,
+    pub root: PathBuf,
+    pub tmp: PathBuf,
+    /// Simulated seconds per wall second of the end-to-end run's board.
+    pub e2e_sim_speed: f64,
+    /// Its driver's interrupt coalescing (count, µs).
+    pub e2e_coalesce: (u16, u32),
+    /// Its driver's real-time priority.
+    pub e2e_rt_priority: u8,
+}
+
+impl Ctx {
+    /// A command placed: under `taskset -c 0` when shared.
+    pub fn cmd(&self, place: Place, prog: &[OsString]) -> Command {
+        let mut c = if place == Place::Shared {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(&prog[0]);
+            c
+        } else {
+            Command::new(&prog[0])
+        };
+        c.args(&prog[1..]);
+        c
+    }
+    pub fn me(&self, place: Place, args: &[String]) -> Command {
+        let mut c = self.cmd(place, &self.self_cmd);
+        c.args(args);
+        c
+    }
+}
+
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub fn start_broker(ctx: &Ctx, place: Place) -> Result<Broker> {
+    let port = free_port()?;
+    let conf = ctx.tmp.join(format!("mosquitto-{}.conf", place.name()));
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n"
+        ),
+    )?;
+    let child = ctx
+        .cmd(place, &["mosquitto".into(), "-c".into(), conf.into()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start mosquitto (apt-get install mosquitto)")?;
+    let b = Broker { child, port };
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            bail!("mosquitto did not listen on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(b)
+}
+
+/// One run: the subscriber, then the publisher; the subscriber's and the publisher's
+/// JSON lines.
+pub fn measure(
+    ctx: &Ctx,
+    place: Place,
+    port: u16,
+    n: u64,
+    publisher: Command,
+    sub_qos: u8,
+) -> Result<Sample> {
+    let mut sub = ctx
+        .me(
+            place,
+            &[
+                "sub".into(),
+                "--port".into(),
+                port.to_string(),
+                "--n".into(),
+                n.to_string(),
+                "--qos".into(),
+                sub_qos.to_string(),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut lines = BufReader::new(sub.stdout.take().expect("piped")).lines();
+    match lines.next() {
+        Some(Ok(l)) if l == "ready" => {}
+        other => bail!("subscriber did not start: {other:?}"),
+    }
+    let mut publisher = publisher;
+    let mut p = publisher
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("start publisher")?;
+    let sub_line = lines.next().transpose()?.unwrap_or_default();
+    let _ = sub.wait();
+    // the publisher has delivered what it will: give it a moment to exit cleanly
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = p.try_wait()? {
+            break Some(s);
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = p.kill();
+            let _ = p.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut pub_out = String::new();
+    std::io::Read::read_to_string(&mut p.stdout.take().expect("piped"), &mut pub_out)?;
+    let d: Delivered = serde_json::from_str(&sub_line).unwrap_or(Delivered {
+        received: 0,
+        secs: 0.0,
+        rate: 0.0,
+    });
+    let publisher: Value = pub_out
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    Ok(Sample {
+        rate: d.rate,
+        received: d.received,
+        lost: n.saturating_sub(d.received),
+        ok: status.is_some_and(|s| s.success()),
+        vm_hwm_kib: serde_json::from_value::<PeakOf>(publisher.clone())
+            .ok()
+            .and_then(|p| p.vm_hwm_kib),
+        publisher,
+    })
+}
+
+pub struct Sample {
+    pub rate: f64,
+    pub received: u64,
+    pub lost: u64,
+    pub ok: bool,
+    /// The publisher's own line, kept as it printed it (each peer reports its own).
+    pub publisher: Value,
+    /// Its peak RSS, when it reported one.
+    pub vm_hwm_kib: Option<u64>,
+}
+
+pub fn peer_cmd(
+    ctx: &Ctx,
+    place: Place,
+    peer: &Peer,
+    port: u16,
+    n: u64,
+    e2e_rate: f64,
+) -> Result<Command> {
+    let p = port.to_string();
+    let nn = n.to_string();
+    let me = |r: &[&str]| {
+        let mut a: Vec<String> = r.iter().map(|s| s.to_string()).collect();
+        a.extend(["--port".into(), p.clone(), "--n".into(), nn.clone()]);
+        ctx.me(place, &a)
+    };
+    Ok(match peer.launch {
+        Launch::Role(role) => me(role),
+        Launch::PahoSeed => {
+            let py = ctx.root.join(".venv/bin/python");
+            let py = if py.exists() {
+                py.into_os_string()
+            } else {
+                "python3".into()
+            };
+            let mut c = ctx.cmd(place, &[py, ctx.root.join("benches/paho_seed.py").into()]);
+            c.args(["--port", &p, "--n", &nn]);
+            c
+        }
+        Launch::MosquittoPub => {
+            let lines = ctx.tmp.join(format!("lines-{n}"));
+            if !lines.exists() {
+                let mut f = std::io::BufWriter::new(std::fs::File::create(&lines)?);
+                for i in 0..n {
+                    f.write_all(if i.is_multiple_of(2) { b"1\n" } else { b"0\n" })?;
+                }
+            }
+            let mut c = ctx.cmd(place, &["mosquitto_pub".into()]);
+            c.args(["-h", "127.0.0.1", "-p", &p, "-t", roles::TOPIC, "-l"])
+                .stdin(std::fs::File::open(&lines)?);
+            c
+        }
+        Launch::EndToEnd => {
+            let mut c = me(&["pub-e2e"]);
+            c.args(["--rate", &format!("{e2e_rate:.0}")]);
+            c.args(["--sim-speed", &ctx.e2e_sim_speed.to_string()]);
+            c.args(["--coalesce-count", &ctx.e2e_coalesce.0.to_string()]);
+            c.args(["--coalesce-us", &ctx.e2e_coalesce.1.to_string()]);
+            c.args(["--rt-priority", &ctx.e2e_rt_priority.to_string()]);
+            if place == Place::Shared {
+                // the simulated board's clock thread stands for the FPGA fabric, which
+                // takes no cycles from the ARM cores: it goes to the other core
+                c.args(["--fabric-cpu", "1"]);
+            }
+            c
+        }
+    })
+}
+
+/// The checkout the bench runs in: `--root`, else the first directory holding
+/// `Cargo.toml` and `benches/paho_seed.py` above the current directory, else above
+/// this executable (`target/<profile>/`).
+pub fn find_root(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(r) = given {
+        return r
+            .canonicalize()
+            .with_context(|| format!("--root {}", r.display()));
+    }
+    let is_root =
+        |d: &Path| d.join("Cargo.toml").is_file() && d.join("benches/paho_seed.py").is_file();
+    let cwd = std::env::current_dir().context("current directory")?;
+    let exe = std::env::current_exe().context("own executable")?;
+    let found = [cwd.as_path(), exe.as_path()]
+        .into_iter()
+        .find_map(|start| {
+            start
+                .ancestors()
+                .find(|d| is_root(d))
+                .map(Path::to_path_buf)
+        });
+    found.with_context(|| {
+            format!(
+                "no pynq-mqtt checkout (Cargo.toml and benches/) above {} or {}: run from the checkout or pass --root",
+                cwd.display(),
+                exe.display()
+            )
+        })
+}

@@ -1,0 +1,368 @@
+//! The benchmark's figures as types: written to `results.json` (benches/plot.py reads
+//! it), and rendered as the table on stdout and in `table.md`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::peers::Place;
+
+pub const RATE_DEFINITION: &str = "delivered messages per second at an independent subscriber, first to last (Nth) delivered message";
+
+#[derive(Serialize)]
+pub struct Report {
+    pub n: u64,
+    pub n_slow: u64,
+    pub reps: usize,
+    pub cores: usize,
+    pub rate_definition: &'static str,
+    pub load_before: String,
+    pub load_after: String,
+    pub placements: BTreeMap<Place, PlacementReport>,
+    pub sink: SinkReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callgrind: Option<Callgrind>,
+    /// None when the latency role printed nothing readable.
+    pub latency: Option<Latency>,
+    pub peak_rss_kib: PeakRss,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+    pub failures: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct PlacementReport {
+    pub peers: Vec<PeerReport>,
+    /// The keys of the peer compared with another (`Peer::compared_with`): (h), (g).
+    #[serde(skip)]
+    pub compared: (&'static str, &'static str),
+    /// Its median ratio, and per rep: QoS 1, pynq-mqtt over raw pipelined writes.
+    pub qos1_ratio: f64,
+    pub qos1_ratios: Vec<f64>,
+}
+
+#[derive(Serialize)]
+pub struct PeerReport {
+    pub key: &'static str,
+    pub name: &'static str,
+    pub n: u64,
+    pub rates: Vec<f64>,
+    pub median_rate: f64,
+    pub ratios_to_a: Vec<f64>,
+    pub median_ratio_to_a: f64,
+    pub lost_total: u64,
+    /// The publisher's own last JSON line per rep (null when it printed none): each
+    /// peer reports what it knows (bridge writes, the driver's counters, VmHWM).
+    pub publisher: Vec<Value>,
+}
+
+#[derive(Serialize)]
+pub struct SinkReport {
+    pub n: u64,
+    pub peers: Vec<SinkPeer>,
+    pub e_over_b: f64,
+    pub e_over_a: f64,
+}
+
+#[derive(Serialize)]
+pub struct SinkPeer {
+    pub key: &'static str,
+    #[serde(skip)]
+    pub name: &'static str,
+    pub rates: Vec<f64>,
+    pub median_rate: f64,
+    /// Over the sink's baseline (rumqttc), the table's last column.
+    #[serde(skip)]
+    pub ratio: f64,
+}
+
+#[derive(Serialize)]
+pub struct Callgrind {
+    pub ns: [u64; 2],
+    pub ir: [u64; 2],
+    pub per_event: f64,
+}
+
+/// The `latency` role's line.
+#[derive(Serialize, Deserialize)]
+pub struct Latency {
+    pub events: usize,
+    pub published: u64,
+    pub rate: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// The `sub` role's line.
+#[derive(Serialize, Deserialize)]
+pub struct Delivered {
+    pub received: u64,
+    pub secs: f64,
+    pub rate: f64,
+}
+
+/// A publisher role's line (`pub-raw`, `pub-raw-qos1`, `pub-rumqttc`, `pub-bridge`):
+/// what it sent, what it knows of its own writes, its peak RSS.
+#[derive(Serialize)]
+pub struct Published {
+    pub sent: u64,
+    pub secs: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packet_bytes: Option<usize>,
+    pub vm_hwm_kib: u64,
+}
+
+impl Published {
+    pub fn new(sent: u64, secs: f64) -> Published {
+        Published {
+            sent,
+            secs,
+            lost: None,
+            writes: None,
+            bytes: None,
+            packet_bytes: None,
+            vm_hwm_kib: crate::roles::vm_hwm_kib(),
+        }
+    }
+
+    pub fn print(&self) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string(self)?);
+        Ok(())
+    }
+}
+
+/// What the harness reads of any publisher's line (the end-to-end role's and the
+/// seed's too): its peak RSS, when it reports one.
+#[derive(Deserialize)]
+pub struct PeakOf {
+    pub vm_hwm_kib: Option<u64>,
+}
+
+/// Peak RSS of the publisher processes at full rate, over placements and reps.
+#[derive(Serialize)]
+pub struct PeakRss {
+    /// (e), the publisher fed through the channel.
+    pub e: u64,
+    /// (f), end to end, the Verilated board included.
+    pub f: u64,
+}
+
+#[derive(Serialize)]
+pub struct Idle {
+    pub secs: f64,
+    pub daemon_pct: f64,
+    pub sim_pct: f64,
+    pub vm_hwm_kib: u64,
+}
+
+#[derive(Serialize)]
+pub struct Sweep {
+    pub n: u64,
+    pub batches: Vec<usize>,
+    #[serde(flatten)]
+    pub places: BTreeMap<Place, SweepPlace>,
+}
+
+#[derive(Serialize)]
+pub struct SweepPlace {
+    /// The raw publisher's median rate per batch size, in the order of `batches`.
+    pub raw: Vec<f64>,
+    pub rumqttc: f64,
+    pub pynq_mqtt: f64,
+}
+
+impl Report {
+    /// The table printed on stdout and written to `table.md`.
+    pub fn table(&self) -> String {
+        let mut t = format!(
+            "load average before {}, after {}; N = {} (paho {}); medians of {}\n",
+            self.load_before, self.load_after, self.n, self.n_slow, self.reps
+        );
+        for (place, p) in &self.placements {
+            let _ = writeln!(
+                t,
+                "\n**{}** ({}):\n\n| | publisher | N | delivered msg/s (median) | / (a) | lost |\n|---|---|---|---|---|---|",
+                place.name(),
+                place.describe()
+            );
+            for r in &p.peers {
+                let _ = writeln!(
+                    t,
+                    "| ({}) | {} | {} | {:.0} | {:.3} | {} |",
+                    r.key, r.name, r.n, r.median_rate, r.median_ratio_to_a, r.lost_total
+                );
+            }
+            let (a, b) = p.compared;
+            let _ = writeln!(t, "\nQoS1: ({a}) / ({b}) = {:.3} (median)", p.qos1_ratio);
+        }
+        let _ = writeln!(
+            t,
+            "\n**into a discard sink** (spread; CONNECT to the last byte read):\n\n| | publisher | N | msg/s (median) | / (b) |\n|---|---|---|---|---|"
+        );
+        for s in &self.sink.peers {
+            let _ = writeln!(
+                t,
+                "| ({}) | {} | {} | {:.0} | {:.2} |",
+                s.key, s.name, self.sink.n, s.median_rate, s.ratio
+            );
+        }
+        if let Some(c) = &self.callgrind {
+            let _ = writeln!(t, "\ninstructions per published event (callgrind, pynq-mqtt publisher incl. feeding the channel): {:.0}", c.per_event);
+        }
+        let (p50, p99, max) = self.latency.as_ref().map_or_else(
+            || ("null".to_owned(), "null".to_owned(), "null".to_owned()),
+            |l| {
+                (
+                    l.p50_us.to_string(),
+                    l.p99_us.to_string(),
+                    l.max_us.to_string(),
+                )
+            },
+        );
+        let _ = writeln!(t, "\nlatency channel → socket read (10k events/s, loopback sink): p50 {p50} µs, p99 {p99} µs, max {max} µs");
+        let _ = writeln!(t, "\npeak RSS at full rate: publisher (e) {:.1} MiB, end to end (f, incl. the Verilated board) {:.1} MiB", self.peak_rss_kib.e as f64 / 1024.0, self.peak_rss_kib.f as f64 / 1024.0);
+        if let Some(i) = &self.idle {
+            let _ = writeln!(t, "\nidle CPU of the daemon over {:.0} s: {:.3} % (its own threads; the simulated board's clock thread: {:.2} %); peak RSS {:.1} MiB",
+                i.secs, i.daemon_pct, i.sim_pct, i.vm_hwm_kib as f64 / 1024.0);
+        }
+        t
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(key: &'static str, rate: f64) -> PeerReport {
+        PeerReport {
+            key,
+            name: "a peer",
+            n: 10,
+            rates: vec![rate],
+            median_rate: rate,
+            ratios_to_a: vec![1.0],
+            median_ratio_to_a: 1.0,
+            lost_total: 0,
+            publisher: vec![Value::Null],
+        }
+    }
+
+    fn report() -> Report {
+        let placement = || PlacementReport {
+            peers: vec![peer("a", 100.0), peer("h", 50.0)],
+            compared: ("h", "g"),
+            qos1_ratio: 0.5,
+            qos1_ratios: vec![0.5],
+        };
+        Report {
+            n: 10,
+            n_slow: 5,
+            reps: 1,
+            cores: 2,
+            rate_definition: RATE_DEFINITION,
+            load_before: "1.00 1.00 1.00".into(),
+            load_after: "2.00 2.00 2.00".into(),
+            placements: BTreeMap::from([
+                (Place::Shared, placement()),
+                (Place::Spread, placement()),
+            ]),
+            sink: SinkReport {
+                n: 20,
+                peers: vec![SinkPeer {
+                    key: "b",
+                    name: "rumqttc",
+                    rates: vec![7.0],
+                    median_rate: 7.0,
+                    ratio: 1.0,
+                }],
+                e_over_b: 3.0,
+                e_over_a: 0.5,
+            },
+            callgrind: None,
+            latency: None,
+            peak_rss_kib: PeakRss { e: 2048, f: 4096 },
+            idle: None,
+            sweep: Some(Sweep {
+                n: 10,
+                batches: vec![1, 4],
+                places: BTreeMap::from([(
+                    Place::Spread,
+                    SweepPlace {
+                        raw: vec![1.0, 2.0],
+                        rumqttc: 3.0,
+                        pynq_mqtt: 4.0,
+                    },
+                )]),
+            }),
+            failures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn results_json_has_the_keys_its_readers_use() {
+        let v = serde_json::to_value(report()).unwrap();
+        // benches/plot.py
+        assert_eq!(v["sweep"]["batches"], serde_json::json!([1, 4]));
+        assert_eq!(v["sweep"]["spread"]["raw"], serde_json::json!([1.0, 2.0]));
+        assert_eq!(v["sweep"]["spread"]["pynq_mqtt"], 4.0);
+        assert_eq!(v["reps"], 1);
+        assert_eq!(v["load_before"], "1.00 1.00 1.00");
+        // placements by name, peers by key
+        assert_eq!(v["placements"]["shared"]["peers"][1]["key"], "h");
+        assert_eq!(v["placements"]["spread"]["qos1_ratio"], 0.5);
+        assert_eq!(v["sink"]["peers"][0]["median_rate"], 7.0);
+        assert!(v["sink"]["peers"][0].get("name").is_none());
+        assert_eq!(v["peak_rss_kib"]["f"], 4096);
+        assert!(v["latency"].is_null());
+        assert!(v.get("callgrind").is_none() && v.get("idle").is_none());
+    }
+
+    #[test]
+    fn the_table_is_rendered_from_the_report() {
+        let t = report().table();
+        assert!(t.starts_with("load average before 1.00 1.00 1.00, after 2.00 2.00 2.00; N = 10 (paho 5); medians of 1\n"));
+        // spread first, as the placements run
+        let (spread, shared) = (t.find("**spread**").unwrap(), t.find("**shared**").unwrap());
+        assert!(spread < shared);
+        assert!(t.contains("| (h) | a peer | 10 | 50 | 1.000 | 0 |"));
+        assert!(t.contains("QoS1: (h) / (g) = 0.500 (median)"));
+        assert!(t.contains("| (b) | rumqttc | 20 | 7 | 1.00 |"));
+        assert!(t.contains("p50 null µs"));
+        assert!(
+            t.contains("publisher (e) 2.0 MiB, end to end (f, incl. the Verilated board) 4.0 MiB")
+        );
+        assert!(!t.contains("idle CPU") && !t.contains("callgrind"));
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+}
