@@ -40,6 +40,7 @@ localparam integer PMQ_IRQ_STATUS_OVERFLOW_LSB = 1;
 localparam integer PMQ_IRQ_STATUS_OVERFLOW_WIDTH = 1;
 localparam integer PMQ_IRQ_STATUS_GEN_DONE_LSB = 2;
 localparam integer PMQ_IRQ_STATUS_GEN_DONE_WIDTH = 1;
+localparam [31:0] PMQ_RESET_IRQ_STATUS = 32'h00000000;
 localparam [15:0] PMQ_ADDR_IRQ_THRESHOLD = 16'h0028;
 localparam integer PMQ_IRQ_THRESHOLD_COUNT_LSB = 0;
 localparam integer PMQ_IRQ_THRESHOLD_COUNT_WIDTH = 16;
