@@ -250,11 +250,13 @@ def _field(spec, r, f, body, p_in, p_out):
     if k == "w1c":
         p_in(w, f"hw2reg_{p}_set")
     if k == "wsub":
-        p_in(w, f"hw2reg_{p}_add")
+        aw = f.get("add_width", w)
+        p_in(aw, f"hw2reg_{p}_add")
+        add = f"hw2reg_{p}_add" if aw == w else f"{{{w - aw}'d0, hw2reg_{p}_add}}"
         body += [f"    reg  {vec(w)} {p}_reg;",
                  f"    // a write subtracts with a floor of 0, the hardware adds with a ceiling of all ones",
                  f"    wire [{w}:0] {p}_left = {{1'b0, {p}_reg}} - {{1'b0, we_{rn} ? wr_bits[{lsb} +: {w}] : {w}'d0}};",
-                 f"    wire [{w}:0] {p}_sum = {{1'b0, {p}_left[{w}] ? {w}'d0 : {p}_left[{w - 1}:0]}} + {{1'b0, hw2reg_{p}_add}};",
+                 f"    wire [{w}:0] {p}_sum = {{1'b0, {p}_left[{w}] ? {w}'d0 : {p}_left[{w - 1}:0]}} + {{1'b0, {add}}};",
                  "    always @(posedge clk) begin",
                  "        if (rst) begin",
                  f"            {p}_reg <= {rst_name}[{w - 1}:0];",

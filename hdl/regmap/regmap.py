@@ -78,6 +78,10 @@ def gen_verilog_consts(spec):
             out.append(f"localparam integer PMQ_{r['name']}_{f['name']}_WIDTH = {f['width']};")
         if isinstance(r.get("reset"), int):
             out.append(f"localparam [31:0] PMQ_RESET_{r['name']} = 32'h{r['reset']:08X};")
+        for f in r["fields"]:
+            if "add_width" in f:
+                fn = f"{r['name']}_{f['name']}" if f["name"] else r["name"]
+                out.append(f"localparam integer PMQ_{fn}_ADD_WIDTH = {f['add_width']};")
     out.append("/* verilator lint_on UNUSEDPARAM */")
     return "\n".join(out) + "\n"
 

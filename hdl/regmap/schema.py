@@ -21,7 +21,8 @@ ACCESS = {"ro", "rw", "rc", "wo", "w1c", "wsub"}
 #   rw_ext   no storage: reads hw2reg_<f>, a write gives reg2hw_<f> and _qe
 #   wo       a write gives reg2hw_<f> (strobed bytes, others 0) and _qe; reads 0
 #   w1c      sticky storage: hw2reg_<f>_set sets (wins), writing 1 clears
-#   wsub     storage: a write subtracts (floor 0), hw2reg_<f>_add adds (ceiling all ones)
+#   wsub     storage: a write subtracts (floor 0), hw2reg_<f>_add adds (ceiling all ones);
+#            `add_width` bounds what the hardware adds per clock (default: the field's width)
 KINDS = {"const", "ro_in", "ro_load", "rc", "rw", "rw_load", "rw_ext", "wo", "w1c", "wsub"}
 STORAGE = {"ro_load", "rw", "rw_load", "w1c", "wsub"}  # these need a reset value
 HW = {"load", "ext"}
@@ -31,9 +32,9 @@ IP_KEYS = {"name": True, "id": True, "version_major": True, "version_minor": Tru
            "addr_width": True}
 REG_KEYS = {"name": True, "offset": True, "access": True, "desc": True, "reset": False,
             "fields": False, "count": False, "stride": False, "implemented": False,
-            "value": False, "hw": False}
+            "value": False, "hw": False, "add_width": False}
 FIELD_KEYS = {"name": True, "lsb": True, "width": True, "desc": True, "access": False,
-              "reset": False, "value": False, "hw": False}
+              "reset": False, "value": False, "hw": False, "add_width": False}
 IP_VALUES = {"id", "version_major", "version_minor"}
 
 
@@ -139,13 +140,13 @@ def _check_reg(where, r, spec, fail):
     if explicit:
         if not isinstance(r["fields"], list) or not r["fields"]:
             fail(f"{where}: fields must be a non-empty list")
-        for key in ("value", "hw"):
+        for key in ("value", "hw", "add_width"):
             if key in r:
                 fail(f"{where}: {key} belongs on its fields when a register has fields")
         fields = r["fields"]
     else:
         fields = [{"name": "", "lsb": 0, "width": 32, "desc": r["desc"]}]
-        for key in ("value", "hw"):
+        for key in ("value", "hw", "add_width"):
             if key in r:
                 fields[0][key] = r[key]
     if "implemented" in r:
@@ -185,6 +186,10 @@ def _check_reg(where, r, spec, fail):
         elif reset is not None:
             f["reset"] = "ones" if reset == "ones" else (reset >> f["lsb"]) & ((1 << f["width"]) - 1)
         f["kind"] = _kind(fw, f, spec, fail)
+        if "add_width" in f:
+            if f["kind"] != "wsub":
+                fail(f"{fw}: add_width is only for access wsub")
+            _int(fw, "add_width", f["add_width"], 1, f["width"], fail)
         if f["kind"] in STORAGE and "reset" not in f:
             fail(f"{fw}: access {f['access']} keeps state and needs a reset")
         if f["kind"] in {"wo", "rc"} and "reset" in f:

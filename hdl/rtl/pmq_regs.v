@@ -62,7 +62,7 @@ module pmq_regs #(
     input  wire [15:0]           hw2reg_fifo_level_count,
     // DROPPED (wsub)
     output wire [31:0]           reg2hw_dropped,
-    input  wire [31:0]           hw2reg_dropped_add,
+    input  wire [5:0]            hw2reg_dropped_add,
     // INPUTS (ro)
     input  wire [N_INPUTS-1:0]   hw2reg_inputs,
     // INPUTS_RAW (ro)
@@ -302,7 +302,7 @@ module pmq_regs #(
     reg  [31:0] dropped_reg;
     // a write subtracts with a floor of 0, the hardware adds with a ceiling of all ones
     wire [32:0] dropped_left = {1'b0, dropped_reg} - {1'b0, we_dropped ? wr_bits[0 +: 32] : 32'd0};
-    wire [32:0] dropped_sum = {1'b0, dropped_left[32] ? 32'd0 : dropped_left[31:0]} + {1'b0, hw2reg_dropped_add};
+    wire [32:0] dropped_sum = {1'b0, dropped_left[32] ? 32'd0 : dropped_left[31:0]} + {1'b0, {26'd0, hw2reg_dropped_add}};
     always @(posedge clk) begin
         if (rst) begin
             dropped_reg <= RESET_DROPPED[31:0];

@@ -194,7 +194,7 @@ module pynq_mqtt_io #(
         .hw2reg_evt_ts_de(pop),
         .hw2reg_fifo_level_count({{(15 - FIFO_LOG2){1'b0}}, fifo_count}),
         .reg2hw_dropped(reg2hw_dropped),
-        .hw2reg_dropped_add({{(32 - LOST_WIDTH){1'b0}}, lost_count}),
+        .hw2reg_dropped_add({{(PMQ_DROPPED_ADD_WIDTH - LOST_WIDTH){1'b0}}, lost_count}),
         .hw2reg_inputs(btn_level),
         .hw2reg_inputs_raw(btn_sync),
         .reg2hw_input_enable(reg2hw_input_enable),

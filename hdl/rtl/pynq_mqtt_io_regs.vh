@@ -65,6 +65,7 @@ localparam integer PMQ_FIFO_LEVEL_COUNT_LSB = 0;
 localparam integer PMQ_FIFO_LEVEL_COUNT_WIDTH = 16;
 localparam [15:0] PMQ_ADDR_DROPPED = 16'h003C;
 localparam [31:0] PMQ_RESET_DROPPED = 32'h00000000;
+localparam integer PMQ_DROPPED_ADD_WIDTH = 6;
 localparam [15:0] PMQ_ADDR_INPUTS = 16'h0040;
 localparam [15:0] PMQ_ADDR_INPUTS_RAW = 16'h0044;
 localparam [15:0] PMQ_ADDR_INPUT_ENABLE = 16'h0048;
