@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from gen_ipxact import gen_tcl, gen_xml  # noqa: E402
-from gen_rtl import BANNER, gen_regblock  # noqa: E402
+from gen_rtl import BANNER, gen_regblock, port  # noqa: E402
 from schema import RegmapError, load  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -234,7 +234,45 @@ def gen_markdown(spec):
             where, name = f"`0x{r['offset']:02X}`..`0x{last:02X}`", f"{r['name']}0..{r['count'] - 1}"
         else:
             where, name = f"`0x{r['offset']:02X}`", r["name"]
+        if r.get("implemented"):
+            desc += f" Only {r['implemented']} {'fields' if r['count'] > 1 else 'bits'} exist; the rest read 0."
         out.append(f"| {where} | {name} | {r['access']} | {reset_text(r)} | {fields} | {desc} |")
+    out += ["", "## Hardware side", "",
+            "The register block `hdl/rtl/pmq_regs.v` is generated from the same file: it holds",
+            "each field's storage, reset and access behaviour and packs the read values. The",
+            "hand-written RTL sees only these signals (`reg2hw_*` out of the block, `hw2reg_*`",
+            "into it; a register without fields has no `_<field>` part):", "",
+            "| register | field | behaviour | signals |", "|---|---|---|---|"]
+    for r in spec["reg"]:
+        if r["count"] > 1:
+            f0 = r["fields"][0]
+            out.append(f"| {r['name']}0..{r['count'] - 1} | all | stored, read/write | "
+                       f"`reg2hw_{r['name'].lower()}`: every field of every element in one vector, "
+                       f"field i at bits [{f0['width']}i+{f0['width'] - 1}:{f0['width']}i] |")
+            continue
+        for f in r["fields"]:
+            p = port(r, f)
+            k = f["kind"]
+            sig = {
+                "const": "none (a constant: " + str(f.get("value")) + ")",
+                "ro_in": f"`hw2reg_{p}`", "rc": f"`hw2reg_{p}`, `reg2hw_{r['name'].lower()}_re`",
+                "ro_load": f"`hw2reg_{p}_d`, `hw2reg_{p}_de`, `reg2hw_{p}`",
+                "rw": f"`reg2hw_{p}`", "rw_load": f"`reg2hw_{p}`, `hw2reg_{p}_d`, `hw2reg_{p}_de`",
+                "rw_ext": f"`hw2reg_{p}`, `reg2hw_{p}`, `reg2hw_{r['name'].lower()}_qe`",
+                "wo": f"`reg2hw_{p}`, `reg2hw_{r['name'].lower()}_qe`",
+                "w1c": f"`reg2hw_{p}`, `hw2reg_{p}_set`", "wsub": f"`reg2hw_{p}`, `hw2reg_{p}_add`",
+            }[k]
+            what = {
+                "const": "constant", "ro_in": "read from the hardware",
+                "rc": "read from the hardware; a read strobe pops",
+                "ro_load": "stored, loaded by the hardware", "rw": "stored, read/write",
+                "rw_load": "stored, read/write, also loaded by the hardware",
+                "rw_ext": "read from the hardware; a write hands the value over",
+                "wo": "a write hands the strobed bits over; reads 0",
+                "w1c": "sticky: set by the hardware (wins), cleared by writing 1",
+                "wsub": "stored: a write subtracts (floor 0), the hardware adds (saturating)",
+            }[k]
+            out.append(f"| {r['name']} | {f['name'] or '-'} | {what} | {sig} |")
     return "\n".join(out) + "\n"
 
 
