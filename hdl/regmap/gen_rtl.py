@@ -147,9 +147,10 @@ def gen_regblock(spec):
             "    wire [DEC-3:0]  wr_idx = reg_wr_addr[DEC-1:2];",
             "    wire            rd_in  = ~|(reg_rd_addr >> DEC);",
             "    wire [DEC-3:0]  rd_idx = reg_rd_addr[DEC-1:2];",
-            "    // the written value with unstrobed bytes as zeros (wo, w1c, wsub)",
-            "    wire [31:0]     wr_bits = reg_wr_data & {{8{reg_wr_strb[3]}}, {8{reg_wr_strb[2]}},",
-            "                                             {8{reg_wr_strb[1]}}, {8{reg_wr_strb[0]}}};",
+            "    // the strobed bytes, and the written value with unstrobed bytes as zeros",
+            "    wire [31:0]     wr_mask = {{8{reg_wr_strb[3]}}, {8{reg_wr_strb[2]}},",
+            "                               {8{reg_wr_strb[1]}}, {8{reg_wr_strb[0]}}};",
+            "    wire [31:0]     wr_bits = reg_wr_data & wr_mask;",
             "",
             "    genvar g;", ""]
     out += body
@@ -166,7 +167,7 @@ def gen_regblock(spec):
             "",
             "    // the byte-lane bits of the address select nothing; not every register uses",
             "    // every written bit",
-            "    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits"
+            "    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits, wr_mask"
             + "".join(f", {s}" for s in sinks) + "};",
             "",
             "endmodule",
@@ -229,8 +230,8 @@ def _field(spec, r, f, body, p_in, p_out):
         p_in(w, f"hw2reg_{p}")
     if k == "rw_ext":
         p_out(w, f"reg2hw_{p}")
-        body += _per_bit(p, w, [
-            f"assign reg2hw_{p}$S = reg_wr_strb[({lsb} + $N) / 8] ? reg_wr_data[{lsb} + $N] : hw2reg_{p}$S;"])
+        body.append(f"    assign reg2hw_{p} = (reg_wr_data[{lsb} +: {w}] & wr_mask[{lsb} +: {w}])"
+                    f" | (hw2reg_{p} & ~wr_mask[{lsb} +: {w}]);")
         return
     if k == "wo":
         p_out(w, f"reg2hw_{p}")
@@ -277,31 +278,35 @@ def _field(spec, r, f, body, p_in, p_out):
                  "    end",
                  f"    assign {p}_q = {p}_reg;"]
         return
-    # rw, rw_load, w1c: one flop per bit, its byte lane its enable
+    # rw, rw_load, w1c: one word-level register (a bit-level one per flop makes the
+    # formal proofs of the top much slower); each byte lane is written on its own
+    body.append(f"    reg  [{w}-1:0] {p}_reg;" if isinstance(w, str) else f"    reg  [{w - 1}:0] {p}_reg;")
+    body.append(f"    assign {p}_q = {p}_reg;")
     if k == "w1c":
-        upd = [f"    end else if (hw2reg_{p}_set$S) begin",
-               "        q <= 1'b1;",
-               f"    end else if (we_{rn} && wr_bits[{lsb} + $N]) begin",
-               "        q <= 1'b0;"]
-    else:
-        upd = [f"    end else if (we_{rn} && reg_wr_strb[({lsb} + $N) / 8]) begin",
-               f"        q <= reg_wr_data[{lsb} + $N];"]
-        if k == "rw_load":
-            upd += [f"    end else if (hw2reg_{p}_de) begin",
-                    f"        q <= hw2reg_{p}_d$S;"]
-    body += _per_bit(p, w, ["reg q;", "always @(posedge clk) begin", "    if (rst) begin",
-                            f"        q <= {rst_name}[$N];"] + upd
-                     + ["    end", "end", f"assign {p}_q$S = q;"])
-
-
-def _per_bit(p, w, lines):
-    """`lines` once per bit: $N is the bit number, $S its select ("" for a 1-bit field)."""
-    if w == 1:
-        return ["    " + ln.replace("reg q;", f"reg {p}_bit;").replace("q <=", f"{p}_bit <=")
-                .replace("= q;", f"= {p}_bit;").replace("$S", "").replace("$N", "0") for ln in lines]
-    out = ["    generate", f"        for (g = 0; g < {w}; g = g + 1) begin : g_{p}"]
-    out += ["            " + ln.replace("$S", "[g]").replace("$N", "g") for ln in lines]
-    return out + ["        end", "    endgenerate"]
+        body += ["    always @(posedge clk) begin",
+                 "        if (rst) begin",
+                 f"            {p}_reg <= {rst_name}[{w}-1:0];",
+                 "        end else begin",
+                 f"            {p}_reg <= hw2reg_{p}_set | ({p}_reg & ~(we_{rn} ? wr_bits[{lsb} +: {w}] : {{{w}{{1'b0}}}}));",
+                 "        end",
+                 "    end"]
+        return
+    i = f"i_{p}"
+    body += [f"    integer {i};",
+             "    always @(posedge clk) begin",
+             "        if (rst) begin",
+             f"            {p}_reg <= {rst_name}[{w}-1:0];",
+             "        end else begin",
+             f"            for ({i} = 0; {i} < {w}; {i} = {i} + 1) begin",
+             f"                if (we_{rn} && reg_wr_strb[({lsb} + {i}) / 8]) begin",
+             f"                    {p}_reg[{i}] <= reg_wr_data[{lsb} + {i}];"]
+    if k == "rw_load":
+        body += [f"                end else if (hw2reg_{p}_de) begin",
+                 f"                    {p}_reg[{i}] <= hw2reg_{p}_d[{i}];"]
+    body += ["                end",
+             "            end",
+             "        end",
+             "    end"]
 
 
 def _array(r, body, p_out):
@@ -315,19 +320,22 @@ def _array(r, body, p_out):
     body += [f"    localparam [31:0] {rst_name} = {reset_word(r)};",
              f"    wire [{total}-1:0] {rn}_q;",
              f"    assign reg2hw_{rn} = {rn}_q;",
-             "    generate",
-             f"        for (g = 0; g < {total}; g = g + 1) begin : g_{rn}",
-             "            reg q;",
-             "            always @(posedge clk) begin",
-             "                if (rst) begin",
-             f"                    q <= {rst_name}[g % {ew}];",
-             f"                end else if (we_{rn}[g / {ew}] && reg_wr_strb[(g % {ew}) / 8]) begin",
-             f"                    q <= reg_wr_data[g % {ew}];",
+             f"    reg  [{total}-1:0] {rn}_reg;",
+             f"    integer i_{rn};",
+             "    always @(posedge clk) begin",
+             "        if (rst) begin",
+             f"            for (i_{rn} = 0; i_{rn} < {total}; i_{rn} = i_{rn} + 1) begin",
+             f"                {rn}_reg[i_{rn}] <= {rst_name}[i_{rn} % {ew}];",
+             "            end",
+             "        end else begin",
+             f"            for (i_{rn} = 0; i_{rn} < {total}; i_{rn} = i_{rn} + 1) begin",
+             f"                if (we_{rn}[i_{rn} / {ew}] && reg_wr_strb[(i_{rn} % {ew}) / 8]) begin",
+             f"                    {rn}_reg[i_{rn}] <= reg_wr_data[i_{rn} % {ew}];",
              "                end",
              "            end",
-             f"            assign {rn}_q[g] = q;",
              "        end",
-             "    endgenerate",
+             "    end",
+             f"    assign {rn}_q = {rn}_reg;",
              f"    wire [{32 * r['count'] - 1}:0] rv_{rn};",
              "    generate",
              f"        for (g = 0; g < {32 * r['count']}; g = g + 1) begin : g_rv_{rn}",

@@ -111,9 +111,10 @@ module pmq_regs #(
     wire [DEC-3:0]  wr_idx = reg_wr_addr[DEC-1:2];
     wire            rd_in  = ~|(reg_rd_addr >> DEC);
     wire [DEC-3:0]  rd_idx = reg_rd_addr[DEC-1:2];
-    // the written value with unstrobed bytes as zeros (wo, w1c, wsub)
-    wire [31:0]     wr_bits = reg_wr_data & {{8{reg_wr_strb[3]}}, {8{reg_wr_strb[2]}},
-                                             {8{reg_wr_strb[1]}}, {8{reg_wr_strb[0]}}};
+    // the strobed bytes, and the written value with unstrobed bytes as zeros
+    wire [31:0]     wr_mask = {{8{reg_wr_strb[3]}}, {8{reg_wr_strb[2]}},
+                               {8{reg_wr_strb[1]}}, {8{reg_wr_strb[0]}}};
+    wire [31:0]     wr_bits = reg_wr_data & wr_mask;
 
     genvar g;
 
@@ -125,19 +126,20 @@ module pmq_regs #(
     localparam [31:0] RESET_SCRATCH = 32'h00000000;
     wire [31:0] scratch_q;
     assign reg2hw_scratch = scratch_q;
-    generate
-        for (g = 0; g < 32; g = g + 1) begin : g_scratch
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_SCRATCH[g];
-                end else if (we_scratch && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [31:0] scratch_reg;
+    assign scratch_q = scratch_reg;
+    integer i_scratch;
+    always @(posedge clk) begin
+        if (rst) begin
+            scratch_reg <= RESET_SCRATCH[32-1:0];
+        end else begin
+            for (i_scratch = 0; i_scratch < 32; i_scratch = i_scratch + 1) begin
+                if (we_scratch && reg_wr_strb[(0 + i_scratch) / 8]) begin
+                    scratch_reg[i_scratch] <= reg_wr_data[0 + i_scratch];
                 end
             end
-            assign scratch_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_scratch;
     assign rv_scratch[0 +: 32] = scratch_q;
 
@@ -152,39 +154,54 @@ module pmq_regs #(
     localparam [31:0] RESET_IRQ_ENABLE_EVENT = 32'h00000000;
     wire  irq_enable_event_q;
     assign reg2hw_irq_enable_event = irq_enable_event_q;
-    reg irq_enable_event_bit;
+    reg  [0:0] irq_enable_event_reg;
+    assign irq_enable_event_q = irq_enable_event_reg;
+    integer i_irq_enable_event;
     always @(posedge clk) begin
         if (rst) begin
-            irq_enable_event_bit <= RESET_IRQ_ENABLE_EVENT[0];
-        end else if (we_irq_enable && reg_wr_strb[(0 + 0) / 8]) begin
-            irq_enable_event_bit <= reg_wr_data[0 + 0];
+            irq_enable_event_reg <= RESET_IRQ_ENABLE_EVENT[1-1:0];
+        end else begin
+            for (i_irq_enable_event = 0; i_irq_enable_event < 1; i_irq_enable_event = i_irq_enable_event + 1) begin
+                if (we_irq_enable && reg_wr_strb[(0 + i_irq_enable_event) / 8]) begin
+                    irq_enable_event_reg[i_irq_enable_event] <= reg_wr_data[0 + i_irq_enable_event];
+                end
+            end
         end
     end
-    assign irq_enable_event_q = irq_enable_event_bit;
     localparam [31:0] RESET_IRQ_ENABLE_OVERFLOW = 32'h00000000;
     wire  irq_enable_overflow_q;
     assign reg2hw_irq_enable_overflow = irq_enable_overflow_q;
-    reg irq_enable_overflow_bit;
+    reg  [0:0] irq_enable_overflow_reg;
+    assign irq_enable_overflow_q = irq_enable_overflow_reg;
+    integer i_irq_enable_overflow;
     always @(posedge clk) begin
         if (rst) begin
-            irq_enable_overflow_bit <= RESET_IRQ_ENABLE_OVERFLOW[0];
-        end else if (we_irq_enable && reg_wr_strb[(1 + 0) / 8]) begin
-            irq_enable_overflow_bit <= reg_wr_data[1 + 0];
+            irq_enable_overflow_reg <= RESET_IRQ_ENABLE_OVERFLOW[1-1:0];
+        end else begin
+            for (i_irq_enable_overflow = 0; i_irq_enable_overflow < 1; i_irq_enable_overflow = i_irq_enable_overflow + 1) begin
+                if (we_irq_enable && reg_wr_strb[(1 + i_irq_enable_overflow) / 8]) begin
+                    irq_enable_overflow_reg[i_irq_enable_overflow] <= reg_wr_data[1 + i_irq_enable_overflow];
+                end
+            end
         end
     end
-    assign irq_enable_overflow_q = irq_enable_overflow_bit;
     localparam [31:0] RESET_IRQ_ENABLE_GEN_DONE = 32'h00000000;
     wire  irq_enable_gen_done_q;
     assign reg2hw_irq_enable_gen_done = irq_enable_gen_done_q;
-    reg irq_enable_gen_done_bit;
+    reg  [0:0] irq_enable_gen_done_reg;
+    assign irq_enable_gen_done_q = irq_enable_gen_done_reg;
+    integer i_irq_enable_gen_done;
     always @(posedge clk) begin
         if (rst) begin
-            irq_enable_gen_done_bit <= RESET_IRQ_ENABLE_GEN_DONE[0];
-        end else if (we_irq_enable && reg_wr_strb[(2 + 0) / 8]) begin
-            irq_enable_gen_done_bit <= reg_wr_data[2 + 0];
+            irq_enable_gen_done_reg <= RESET_IRQ_ENABLE_GEN_DONE[1-1:0];
+        end else begin
+            for (i_irq_enable_gen_done = 0; i_irq_enable_gen_done < 1; i_irq_enable_gen_done = i_irq_enable_gen_done + 1) begin
+                if (we_irq_enable && reg_wr_strb[(2 + i_irq_enable_gen_done) / 8]) begin
+                    irq_enable_gen_done_reg[i_irq_enable_gen_done] <= reg_wr_data[2 + i_irq_enable_gen_done];
+                end
+            end
         end
     end
-    assign irq_enable_gen_done_q = irq_enable_gen_done_bit;
     wire [31:0] rv_irq_enable;
     assign rv_irq_enable[0 +: 1] = irq_enable_event_q;
     assign rv_irq_enable[1 +: 1] = irq_enable_overflow_q;
@@ -195,31 +212,27 @@ module pmq_regs #(
     localparam [31:0] RESET_IRQ_STATUS_OVERFLOW = 32'h00000000;
     wire  irq_status_overflow_q;
     assign reg2hw_irq_status_overflow = irq_status_overflow_q;
-    reg irq_status_overflow_bit;
+    reg  [0:0] irq_status_overflow_reg;
+    assign irq_status_overflow_q = irq_status_overflow_reg;
     always @(posedge clk) begin
         if (rst) begin
-            irq_status_overflow_bit <= RESET_IRQ_STATUS_OVERFLOW[0];
-        end else if (hw2reg_irq_status_overflow_set) begin
-            irq_status_overflow_bit <= 1'b1;
-        end else if (we_irq_status && wr_bits[1 + 0]) begin
-            irq_status_overflow_bit <= 1'b0;
+            irq_status_overflow_reg <= RESET_IRQ_STATUS_OVERFLOW[1-1:0];
+        end else begin
+            irq_status_overflow_reg <= hw2reg_irq_status_overflow_set | (irq_status_overflow_reg & ~(we_irq_status ? wr_bits[1 +: 1] : {1{1'b0}}));
         end
     end
-    assign irq_status_overflow_q = irq_status_overflow_bit;
     localparam [31:0] RESET_IRQ_STATUS_GEN_DONE = 32'h00000000;
     wire  irq_status_gen_done_q;
     assign reg2hw_irq_status_gen_done = irq_status_gen_done_q;
-    reg irq_status_gen_done_bit;
+    reg  [0:0] irq_status_gen_done_reg;
+    assign irq_status_gen_done_q = irq_status_gen_done_reg;
     always @(posedge clk) begin
         if (rst) begin
-            irq_status_gen_done_bit <= RESET_IRQ_STATUS_GEN_DONE[0];
-        end else if (hw2reg_irq_status_gen_done_set) begin
-            irq_status_gen_done_bit <= 1'b1;
-        end else if (we_irq_status && wr_bits[2 + 0]) begin
-            irq_status_gen_done_bit <= 1'b0;
+            irq_status_gen_done_reg <= RESET_IRQ_STATUS_GEN_DONE[1-1:0];
+        end else begin
+            irq_status_gen_done_reg <= hw2reg_irq_status_gen_done_set | (irq_status_gen_done_reg & ~(we_irq_status ? wr_bits[2 +: 1] : {1{1'b0}}));
         end
     end
-    assign irq_status_gen_done_q = irq_status_gen_done_bit;
     wire [31:0] rv_irq_status;
     assign rv_irq_status[0 +: 1] = hw2reg_irq_status_event;
     assign rv_irq_status[1 +: 1] = irq_status_overflow_q;
@@ -230,19 +243,20 @@ module pmq_regs #(
     localparam [31:0] RESET_IRQ_THRESHOLD_COUNT = 32'h00000001;
     wire [15:0] irq_threshold_count_q;
     assign reg2hw_irq_threshold_count = irq_threshold_count_q;
-    generate
-        for (g = 0; g < 16; g = g + 1) begin : g_irq_threshold_count
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_IRQ_THRESHOLD_COUNT[g];
-                end else if (we_irq_threshold && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [15:0] irq_threshold_count_reg;
+    assign irq_threshold_count_q = irq_threshold_count_reg;
+    integer i_irq_threshold_count;
+    always @(posedge clk) begin
+        if (rst) begin
+            irq_threshold_count_reg <= RESET_IRQ_THRESHOLD_COUNT[16-1:0];
+        end else begin
+            for (i_irq_threshold_count = 0; i_irq_threshold_count < 16; i_irq_threshold_count = i_irq_threshold_count + 1) begin
+                if (we_irq_threshold && reg_wr_strb[(0 + i_irq_threshold_count) / 8]) begin
+                    irq_threshold_count_reg[i_irq_threshold_count] <= reg_wr_data[0 + i_irq_threshold_count];
                 end
             end
-            assign irq_threshold_count_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_irq_threshold;
     assign rv_irq_threshold[0 +: 16] = irq_threshold_count_q;
     assign rv_irq_threshold[31:16] = 16'd0;
@@ -251,19 +265,20 @@ module pmq_regs #(
     localparam [31:0] RESET_IRQ_TIMEOUT_US = 32'h00000000;
     wire [31:0] irq_timeout_us_q;
     assign reg2hw_irq_timeout_us = irq_timeout_us_q;
-    generate
-        for (g = 0; g < 32; g = g + 1) begin : g_irq_timeout_us
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_IRQ_TIMEOUT_US[g];
-                end else if (we_irq_timeout_us && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [31:0] irq_timeout_us_reg;
+    assign irq_timeout_us_q = irq_timeout_us_reg;
+    integer i_irq_timeout_us;
+    always @(posedge clk) begin
+        if (rst) begin
+            irq_timeout_us_reg <= RESET_IRQ_TIMEOUT_US[32-1:0];
+        end else begin
+            for (i_irq_timeout_us = 0; i_irq_timeout_us < 32; i_irq_timeout_us = i_irq_timeout_us + 1) begin
+                if (we_irq_timeout_us && reg_wr_strb[(0 + i_irq_timeout_us) / 8]) begin
+                    irq_timeout_us_reg[i_irq_timeout_us] <= reg_wr_data[0 + i_irq_timeout_us];
                 end
             end
-            assign irq_timeout_us_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_irq_timeout_us;
     assign rv_irq_timeout_us[0 +: 32] = irq_timeout_us_q;
 
@@ -334,19 +349,20 @@ module pmq_regs #(
     localparam [31:0] RESET_INPUT_ENABLE = 32'hFFFFFFFF;
     wire [N_INPUTS-1:0] input_enable_q;
     assign reg2hw_input_enable = input_enable_q;
-    generate
-        for (g = 0; g < N_INPUTS; g = g + 1) begin : g_input_enable
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_INPUT_ENABLE[g];
-                end else if (we_input_enable && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [N_INPUTS-1:0] input_enable_reg;
+    assign input_enable_q = input_enable_reg;
+    integer i_input_enable;
+    always @(posedge clk) begin
+        if (rst) begin
+            input_enable_reg <= RESET_INPUT_ENABLE[N_INPUTS-1:0];
+        end else begin
+            for (i_input_enable = 0; i_input_enable < N_INPUTS; i_input_enable = i_input_enable + 1) begin
+                if (we_input_enable && reg_wr_strb[(0 + i_input_enable) / 8]) begin
+                    input_enable_reg[i_input_enable] <= reg_wr_data[0 + i_input_enable];
                 end
             end
-            assign input_enable_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_input_enable;
     assign rv_input_enable[0 +: N_INPUTS] = input_enable_q;
     generate
@@ -359,19 +375,20 @@ module pmq_regs #(
     localparam [31:0] RESET_EDGE_RISE = 32'hFFFFFFFF;
     wire [N_INPUTS-1:0] edge_rise_q;
     assign reg2hw_edge_rise = edge_rise_q;
-    generate
-        for (g = 0; g < N_INPUTS; g = g + 1) begin : g_edge_rise
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_EDGE_RISE[g];
-                end else if (we_edge_rise && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [N_INPUTS-1:0] edge_rise_reg;
+    assign edge_rise_q = edge_rise_reg;
+    integer i_edge_rise;
+    always @(posedge clk) begin
+        if (rst) begin
+            edge_rise_reg <= RESET_EDGE_RISE[N_INPUTS-1:0];
+        end else begin
+            for (i_edge_rise = 0; i_edge_rise < N_INPUTS; i_edge_rise = i_edge_rise + 1) begin
+                if (we_edge_rise && reg_wr_strb[(0 + i_edge_rise) / 8]) begin
+                    edge_rise_reg[i_edge_rise] <= reg_wr_data[0 + i_edge_rise];
                 end
             end
-            assign edge_rise_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_edge_rise;
     assign rv_edge_rise[0 +: N_INPUTS] = edge_rise_q;
     generate
@@ -384,19 +401,20 @@ module pmq_regs #(
     localparam [31:0] RESET_EDGE_FALL = 32'hFFFFFFFF;
     wire [N_INPUTS-1:0] edge_fall_q;
     assign reg2hw_edge_fall = edge_fall_q;
-    generate
-        for (g = 0; g < N_INPUTS; g = g + 1) begin : g_edge_fall
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_EDGE_FALL[g];
-                end else if (we_edge_fall && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [N_INPUTS-1:0] edge_fall_reg;
+    assign edge_fall_q = edge_fall_reg;
+    integer i_edge_fall;
+    always @(posedge clk) begin
+        if (rst) begin
+            edge_fall_reg <= RESET_EDGE_FALL[N_INPUTS-1:0];
+        end else begin
+            for (i_edge_fall = 0; i_edge_fall < N_INPUTS; i_edge_fall = i_edge_fall + 1) begin
+                if (we_edge_fall && reg_wr_strb[(0 + i_edge_fall) / 8]) begin
+                    edge_fall_reg[i_edge_fall] <= reg_wr_data[0 + i_edge_fall];
                 end
             end
-            assign edge_fall_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_edge_fall;
     assign rv_edge_fall[0 +: N_INPUTS] = edge_fall_q;
     generate
@@ -409,26 +427,27 @@ module pmq_regs #(
     localparam [31:0] RESET_DEBOUNCE_US_TIME = 32'h00000000;
     wire [15:0] debounce_us_time_q;
     assign reg2hw_debounce_us_time = debounce_us_time_q;
-    generate
-        for (g = 0; g < 16; g = g + 1) begin : g_debounce_us_time
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_DEBOUNCE_US_TIME[g];
-                end else if (we_debounce_us && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [15:0] debounce_us_time_reg;
+    assign debounce_us_time_q = debounce_us_time_reg;
+    integer i_debounce_us_time;
+    always @(posedge clk) begin
+        if (rst) begin
+            debounce_us_time_reg <= RESET_DEBOUNCE_US_TIME[16-1:0];
+        end else begin
+            for (i_debounce_us_time = 0; i_debounce_us_time < 16; i_debounce_us_time = i_debounce_us_time + 1) begin
+                if (we_debounce_us && reg_wr_strb[(0 + i_debounce_us_time) / 8]) begin
+                    debounce_us_time_reg[i_debounce_us_time] <= reg_wr_data[0 + i_debounce_us_time];
                 end
             end
-            assign debounce_us_time_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_debounce_us;
     assign rv_debounce_us[0 +: 16] = debounce_us_time_q;
     assign rv_debounce_us[31:16] = 16'd0;
 
     wire we_gen_ctrl = reg_wr_en && wr_in && (wr_idx == 6'd24);
     assign reg2hw_gen_ctrl_qe = we_gen_ctrl;
-    assign reg2hw_gen_ctrl_enable = reg_wr_strb[(0 + 0) / 8] ? reg_wr_data[0 + 0] : hw2reg_gen_ctrl_enable;
+    assign reg2hw_gen_ctrl_enable = (reg_wr_data[0 +: 1] & wr_mask[0 +: 1]) | (hw2reg_gen_ctrl_enable & ~wr_mask[0 +: 1]);
     wire [31:0] rv_gen_ctrl;
     assign rv_gen_ctrl[0 +: 1] = hw2reg_gen_ctrl_enable;
     assign rv_gen_ctrl[31:1] = 31'd0;
@@ -437,19 +456,20 @@ module pmq_regs #(
     localparam [31:0] RESET_GEN_COUNT = 32'h00000000;
     wire [31:0] gen_count_q;
     assign reg2hw_gen_count = gen_count_q;
-    generate
-        for (g = 0; g < 32; g = g + 1) begin : g_gen_count
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_GEN_COUNT[g];
-                end else if (we_gen_count && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [31:0] gen_count_reg;
+    assign gen_count_q = gen_count_reg;
+    integer i_gen_count;
+    always @(posedge clk) begin
+        if (rst) begin
+            gen_count_reg <= RESET_GEN_COUNT[32-1:0];
+        end else begin
+            for (i_gen_count = 0; i_gen_count < 32; i_gen_count = i_gen_count + 1) begin
+                if (we_gen_count && reg_wr_strb[(0 + i_gen_count) / 8]) begin
+                    gen_count_reg[i_gen_count] <= reg_wr_data[0 + i_gen_count];
                 end
             end
-            assign gen_count_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_gen_count;
     assign rv_gen_count[0 +: 32] = gen_count_q;
 
@@ -457,19 +477,20 @@ module pmq_regs #(
     localparam [31:0] RESET_GEN_PERIOD = 32'h00000000;
     wire [31:0] gen_period_q;
     assign reg2hw_gen_period = gen_period_q;
-    generate
-        for (g = 0; g < 32; g = g + 1) begin : g_gen_period
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_GEN_PERIOD[g];
-                end else if (we_gen_period && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [31:0] gen_period_reg;
+    assign gen_period_q = gen_period_reg;
+    integer i_gen_period;
+    always @(posedge clk) begin
+        if (rst) begin
+            gen_period_reg <= RESET_GEN_PERIOD[32-1:0];
+        end else begin
+            for (i_gen_period = 0; i_gen_period < 32; i_gen_period = i_gen_period + 1) begin
+                if (we_gen_period && reg_wr_strb[(0 + i_gen_period) / 8]) begin
+                    gen_period_reg[i_gen_period] <= reg_wr_data[0 + i_gen_period];
                 end
             end
-            assign gen_period_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_gen_period;
     assign rv_gen_period[0 +: 32] = gen_period_q;
 
@@ -477,19 +498,20 @@ module pmq_regs #(
     localparam [31:0] RESET_GEN_PATTERN = 32'h00000001;
     wire [N_INPUTS-1:0] gen_pattern_q;
     assign reg2hw_gen_pattern = gen_pattern_q;
-    generate
-        for (g = 0; g < N_INPUTS; g = g + 1) begin : g_gen_pattern
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_GEN_PATTERN[g];
-                end else if (we_gen_pattern && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [N_INPUTS-1:0] gen_pattern_reg;
+    assign gen_pattern_q = gen_pattern_reg;
+    integer i_gen_pattern;
+    always @(posedge clk) begin
+        if (rst) begin
+            gen_pattern_reg <= RESET_GEN_PATTERN[N_INPUTS-1:0];
+        end else begin
+            for (i_gen_pattern = 0; i_gen_pattern < N_INPUTS; i_gen_pattern = i_gen_pattern + 1) begin
+                if (we_gen_pattern && reg_wr_strb[(0 + i_gen_pattern) / 8]) begin
+                    gen_pattern_reg[i_gen_pattern] <= reg_wr_data[0 + i_gen_pattern];
                 end
             end
-            assign gen_pattern_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_gen_pattern;
     assign rv_gen_pattern[0 +: N_INPUTS] = gen_pattern_q;
     generate
@@ -505,21 +527,22 @@ module pmq_regs #(
     localparam [31:0] RESET_LED = 32'h00000000;
     wire [N_LEDS-1:0] led_q;
     assign reg2hw_led = led_q;
-    generate
-        for (g = 0; g < N_LEDS; g = g + 1) begin : g_led
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_LED[g];
-                end else if (we_led && reg_wr_strb[(0 + g) / 8]) begin
-                    q <= reg_wr_data[0 + g];
+    reg  [N_LEDS-1:0] led_reg;
+    assign led_q = led_reg;
+    integer i_led;
+    always @(posedge clk) begin
+        if (rst) begin
+            led_reg <= RESET_LED[N_LEDS-1:0];
+        end else begin
+            for (i_led = 0; i_led < N_LEDS; i_led = i_led + 1) begin
+                if (we_led && reg_wr_strb[(0 + i_led) / 8]) begin
+                    led_reg[i_led] <= reg_wr_data[0 + i_led];
                 end else if (hw2reg_led_de) begin
-                    q <= hw2reg_led_d[g];
+                    led_reg[i_led] <= hw2reg_led_d[i_led];
                 end
             end
-            assign led_q[g] = q;
         end
-    endgenerate
+    end
     wire [31:0] rv_led;
     assign rv_led[0 +: N_LEDS] = led_q;
     generate
@@ -541,19 +564,22 @@ module pmq_regs #(
     localparam [31:0] RESET_LED_PWM = 32'hFFFFFFFF;
     wire [8 * N_LEDS-1:0] led_pwm_q;
     assign reg2hw_led_pwm = led_pwm_q;
-    generate
-        for (g = 0; g < 8 * N_LEDS; g = g + 1) begin : g_led_pwm
-            reg q;
-            always @(posedge clk) begin
-                if (rst) begin
-                    q <= RESET_LED_PWM[g % 32];
-                end else if (we_led_pwm[g / 32] && reg_wr_strb[(g % 32) / 8]) begin
-                    q <= reg_wr_data[g % 32];
+    reg  [8 * N_LEDS-1:0] led_pwm_reg;
+    integer i_led_pwm;
+    always @(posedge clk) begin
+        if (rst) begin
+            for (i_led_pwm = 0; i_led_pwm < 8 * N_LEDS; i_led_pwm = i_led_pwm + 1) begin
+                led_pwm_reg[i_led_pwm] <= RESET_LED_PWM[i_led_pwm % 32];
+            end
+        end else begin
+            for (i_led_pwm = 0; i_led_pwm < 8 * N_LEDS; i_led_pwm = i_led_pwm + 1) begin
+                if (we_led_pwm[i_led_pwm / 32] && reg_wr_strb[(i_led_pwm % 32) / 8]) begin
+                    led_pwm_reg[i_led_pwm] <= reg_wr_data[i_led_pwm % 32];
                 end
             end
-            assign led_pwm_q[g] = q;
         end
-    endgenerate
+    end
+    assign led_pwm_q = led_pwm_reg;
     wire [255:0] rv_led_pwm;
     generate
         for (g = 0; g < 256; g = g + 1) begin : g_rv_led_pwm
@@ -610,7 +636,7 @@ module pmq_regs #(
 
     // the byte-lane bits of the address select nothing; not every register uses
     // every written bit
-    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits, we_led_pwm};
+    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits, wr_mask, we_led_pwm};
 
 endmodule
 
