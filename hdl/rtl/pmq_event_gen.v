@@ -59,9 +59,13 @@ module pmq_event_gen #(
     wire [N_INPUTS-1:0] pool      = (remaining == {N_INPUTS{1'b0}}) ? pat : remaining;
     wire [N_INPUTS-1:0] lowest    = pool & (~pool + 1'b1);
 
-    wire offer = running_reg && (wait_reg == 32'd0);
+    // wait_reg counts down to 1 (not 0) from PERIOD, so loading it needs no subtraction:
+    // PERIOD - 1 clocks of waiting, and PERIOD 0 or 1 offers every clock
+    wire [31:0] sent_next = sent_reg + 32'd1;
+    wire waiting = (wait_reg[31:1] != 31'd0);
+    wire offer = running_reg && !waiting;
     wire take  = offer && gen_ready;
-    wire last  = take && (count != 32'd0) && (sent_reg + 32'd1 >= count);
+    wire last  = take && (count != 32'd0) && (sent_next >= count);
 
     assign running   = running_reg;
     assign sent      = sent_reg;
@@ -92,7 +96,7 @@ module pmq_event_gen #(
         end else if (start && !running_reg) begin
             sent_reg <= 32'd0;
         end else if (take) begin
-            sent_reg <= sent_reg + 32'd1;
+            sent_reg <= sent_next;
         end
     end
 
@@ -100,8 +104,8 @@ module pmq_event_gen #(
         if (rst || (start && !running_reg)) begin
             wait_reg <= 32'd0;
         end else if (take) begin
-            wait_reg <= (period > 32'd1) ? period - 32'd1 : 32'd0;
-        end else if (wait_reg != 32'd0) begin
+            wait_reg <= period;
+        end else if (waiting) begin
             wait_reg <= wait_reg - 32'd1;
         end
     end

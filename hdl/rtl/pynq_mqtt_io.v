@@ -2,11 +2,12 @@
 //
 //   btn -> pmq_sync -> pmq_debounce -> pmq_event_capture -> event FIFO -> EVT_POP/EVT_TS
 //                         pmq_event_gen ----^                      `-> coalescing irq
-//   AXI -> pmq_axil_slave -> register block (this file) -> pmq_led_pwm -> led
+//   AXI -> pmq_axil_slave -> pmq_regs (generated) -> pmq_led_pwm -> led
 //
-// The register map is generated from hdl/regmap/pynq_mqtt_io.toml into
-// pynq_mqtt_io_regs.vh (constants), pynq_mqtt_io_decode.vh (strobes) and
-// pynq_mqtt_io_readmux.vh (read multiplexer); docs/registers.md describes every register.
+// The register block pmq_regs.v (storage, reset, access behaviour and read packing of
+// every register) and pynq_mqtt_io_regs.vh (field positions) are generated from
+// hdl/regmap/pynq_mqtt_io.toml; this file sees only their hardware-side signals
+// (reg2hw_*, hw2reg_*). docs/registers.md describes every register.
 `resetall
 `timescale 1ns / 1ps
 `default_nettype none
@@ -66,7 +67,7 @@ module pynq_mqtt_io #(
     wire [3:0]    reg_wr_strb;
     wire          reg_rd_en;
     wire [AW-1:0] reg_rd_addr;
-    reg  [31:0]   reg_rd_data;
+    wire [31:0]   reg_rd_data;
 
     pmq_axil_slave #(
         .ADDR_WIDTH(AW)
@@ -99,34 +100,127 @@ module pynq_mqtt_io #(
         .reg_rd_data(reg_rd_data)
     );
 
-    // word addresses: the two low address bits never select a register
-    wire [AW-1:0] wr_word = {reg_wr_addr[AW-1:2], 2'b00};
-    wire [AW-1:0] rd_word = {reg_rd_addr[AW-1:2], 2'b00};
 
-`include "pynq_mqtt_io_decode.vh"
+    // ---- hardware-side signals of the generated register block -----------------
+    wire [31:0]           reg2hw_scratch;
+    wire                  reg2hw_irq_enable_event;
+    wire                  reg2hw_irq_enable_overflow;
+    wire                  reg2hw_irq_enable_gen_done;
+    wire                  reg2hw_irq_status_overflow;
+    wire                  reg2hw_irq_status_gen_done;
+    wire [15:0]           reg2hw_irq_threshold_count;
+    wire [31:0]           reg2hw_irq_timeout_us;
+    wire                  reg2hw_evt_pop_re;
+    wire [31:0]           reg2hw_evt_ts;
+    wire [31:0]           reg2hw_dropped;
+    wire [N_INPUTS-1:0]   reg2hw_input_enable;
+    wire [N_INPUTS-1:0]   reg2hw_edge_rise;
+    wire [N_INPUTS-1:0]   reg2hw_edge_fall;
+    wire [15:0]           reg2hw_debounce_us_time;
+    wire                  reg2hw_gen_ctrl_qe;
+    wire                  reg2hw_gen_ctrl_enable;
+    wire [31:0]           reg2hw_gen_count;
+    wire [31:0]           reg2hw_gen_period;
+    wire [N_INPUTS-1:0]   reg2hw_gen_pattern;
+    wire [N_LEDS-1:0]     reg2hw_led;
+    wire                  reg2hw_led_set_qe;
+    wire [N_LEDS-1:0]     reg2hw_led_set;
+    wire                  reg2hw_led_clr_qe;
+    wire [N_LEDS-1:0]     reg2hw_led_clr;
+    wire                  reg2hw_led_toggle_qe;
+    wire [N_LEDS-1:0]     reg2hw_led_toggle;
+    wire [8*N_LEDS-1:0]   reg2hw_led_pwm;
 
-    function [31:0] apply_strb;
-        input [31:0] old;
-        input [31:0] data;
-        input [3:0]  strb;
-        integer b;
-        begin
-            for (b = 0; b < 4; b = b + 1) begin
-                apply_strb[8*b +: 8] = strb[b] ? data[8*b +: 8] : old[8*b +: 8];
-            end
-        end
-    endfunction
+    wire [31:0]           time_us;
+    wire                  tick_us;
+    wire                  status_event;
+    wire                  lost_any;
+    wire                  gen_done;
+    wire                  gen_running;
+    wire [31:0]           gen_sent;
+    wire                  head_valid;
+    wire [EVT_WIDTH-1:0]  head;
+    wire [FIFO_LOG2:0]    fifo_count;
+    wire [LOST_WIDTH-1:0] lost_count;
+    wire [N_INPUTS-1:0]   btn_sync;
+    wire [N_INPUTS-1:0]   btn_level;
+    wire [N_LEDS-1:0]     led_next;
 
-    // the written value with unstrobed bytes as zeros (for set/clear/subtract registers)
-    wire [31:0] wr_bits = apply_strb(32'd0, reg_wr_data, reg_wr_strb);
+    // an empty FIFO reads as all zeros (VALID = 0)
+    wire [EVT_WIDTH-1:0]  head_shown = head_valid ? head : {EVT_WIDTH{1'b0}};
+    wire                  head_synth = head_shown[EVT_WIDTH-1];
+    wire                  head_level = head_shown[EVT_WIDTH-2];
+    wire [IDX_WIDTH-1:0]  head_input = head_shown[SEQ_WIDTH+32 +: IDX_WIDTH];
+    wire [SEQ_WIDTH-1:0]  head_seq   = head_shown[32 +: SEQ_WIDTH];
+    wire [31:0]           head_ts    = head[31:0];
+    wire                  pop = reg2hw_evt_pop_re && head_valid;
 
-    localparam [N_INPUTS-1:0] INPUT_ONES = {N_INPUTS{1'b1}};
-    localparam integer        PWM_WORDS = (N_LEDS + 3) / 4;
+    pmq_regs #(
+        .N_INPUTS(N_INPUTS),
+        .N_LEDS(N_LEDS),
+        .FIFO_DEPTH(FIFO_DEPTH),
+        .CLK_HZ(CLK_HZ),
+        .ADDR_WIDTH(AW)
+    ) regs (
+        .clk(clk),
+        .rst(rst),
+        .reg_wr_en(reg_wr_en),
+        .reg_wr_addr(reg_wr_addr),
+        .reg_wr_data(reg_wr_data),
+        .reg_wr_strb(reg_wr_strb),
+        .reg_rd_en(reg_rd_en),
+        .reg_rd_addr(reg_rd_addr),
+        .reg_rd_data(reg_rd_data),
+        .reg2hw_scratch(reg2hw_scratch),
+        .hw2reg_time(time_us),
+        .reg2hw_irq_enable_event(reg2hw_irq_enable_event),
+        .reg2hw_irq_enable_overflow(reg2hw_irq_enable_overflow),
+        .reg2hw_irq_enable_gen_done(reg2hw_irq_enable_gen_done),
+        .hw2reg_irq_status_event(status_event),
+        .reg2hw_irq_status_overflow(reg2hw_irq_status_overflow),
+        .hw2reg_irq_status_overflow_set(lost_any),
+        .reg2hw_irq_status_gen_done(reg2hw_irq_status_gen_done),
+        .hw2reg_irq_status_gen_done_set(gen_done),
+        .reg2hw_irq_threshold_count(reg2hw_irq_threshold_count),
+        .reg2hw_irq_timeout_us(reg2hw_irq_timeout_us),
+        .reg2hw_evt_pop_re(reg2hw_evt_pop_re),
+        .hw2reg_evt_pop_seq(head_seq),
+        .hw2reg_evt_pop_input(head_input),
+        .hw2reg_evt_pop_synthetic(head_synth),
+        .hw2reg_evt_pop_level(head_level),
+        .hw2reg_evt_pop_valid(head_valid),
+        .reg2hw_evt_ts(reg2hw_evt_ts),
+        .hw2reg_evt_ts_d(head_ts),
+        .hw2reg_evt_ts_de(pop),
+        .hw2reg_fifo_level_count({{(15 - FIFO_LOG2){1'b0}}, fifo_count}),
+        .reg2hw_dropped(reg2hw_dropped),
+        .hw2reg_dropped_add({{(PMQ_DROPPED_ADD_WIDTH - LOST_WIDTH){1'b0}}, lost_count}),
+        .hw2reg_inputs(btn_level),
+        .hw2reg_inputs_raw(btn_sync),
+        .reg2hw_input_enable(reg2hw_input_enable),
+        .reg2hw_edge_rise(reg2hw_edge_rise),
+        .reg2hw_edge_fall(reg2hw_edge_fall),
+        .reg2hw_debounce_us_time(reg2hw_debounce_us_time),
+        .reg2hw_gen_ctrl_qe(reg2hw_gen_ctrl_qe),
+        .hw2reg_gen_ctrl_enable(gen_running),
+        .reg2hw_gen_ctrl_enable(reg2hw_gen_ctrl_enable),
+        .reg2hw_gen_count(reg2hw_gen_count),
+        .reg2hw_gen_period(reg2hw_gen_period),
+        .reg2hw_gen_pattern(reg2hw_gen_pattern),
+        .hw2reg_gen_sent(gen_sent),
+        .reg2hw_led(reg2hw_led),
+        .hw2reg_led_d(led_next),
+        .hw2reg_led_de(reg2hw_led_set_qe || reg2hw_led_clr_qe || reg2hw_led_toggle_qe),
+        .reg2hw_led_set_qe(reg2hw_led_set_qe),
+        .reg2hw_led_set(reg2hw_led_set),
+        .reg2hw_led_clr_qe(reg2hw_led_clr_qe),
+        .reg2hw_led_clr(reg2hw_led_clr),
+        .reg2hw_led_toggle_qe(reg2hw_led_toggle_qe),
+        .reg2hw_led_toggle(reg2hw_led_toggle),
+        .reg2hw_led_pwm(reg2hw_led_pwm)
+    );
 
     // ---- time, inputs ----------------------------------------------------------
-    wire [31:0] time_us;
-    wire        tick_us;
-
     pmq_timebase #(
         .CLK_HZ(CLK_HZ)
     ) timebase (
@@ -135,13 +229,6 @@ module pynq_mqtt_io #(
         .time_us(time_us),
         .tick(tick_us)
     );
-
-    reg  [15:0]         debounce_reg;
-    reg  [N_INPUTS-1:0] input_enable_reg;
-    reg  [N_INPUTS-1:0] edge_rise_reg;
-    reg  [N_INPUTS-1:0] edge_fall_reg;
-    wire [N_INPUTS-1:0] btn_sync;
-    wire [N_INPUTS-1:0] btn_level;
 
     pmq_sync #(
         .WIDTH(N_INPUTS)
@@ -158,63 +245,16 @@ module pynq_mqtt_io #(
         .clk(clk),
         .rst(rst),
         .tick_us(tick_us),
-        .lock_us(debounce_reg),
+        .lock_us(reg2hw_debounce_us_time),
         .in(btn_sync),
         .out(btn_level)
     );
 
-    wire [31:0] debounce_reg_wr = apply_strb({16'd0, debounce_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            debounce_reg <= PMQ_RESET_DEBOUNCE_US[15:0];
-        end else if (pmq_wr_DEBOUNCE_US) begin
-            debounce_reg <= debounce_reg_wr[15:0];
-        end
-    end
-
-    wire [31:0] input_enable_reg_wr = apply_strb({{(32 - N_INPUTS){1'b0}}, input_enable_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            input_enable_reg <= INPUT_ONES;
-        end else if (pmq_wr_INPUT_ENABLE) begin
-            input_enable_reg <= input_enable_reg_wr[N_INPUTS-1:0];
-        end
-    end
-
-    wire [31:0] edge_rise_reg_wr = apply_strb({{(32 - N_INPUTS){1'b0}}, edge_rise_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            edge_rise_reg <= INPUT_ONES;
-        end else if (pmq_wr_EDGE_RISE) begin
-            edge_rise_reg <= edge_rise_reg_wr[N_INPUTS-1:0];
-        end
-    end
-
-    wire [31:0] edge_fall_reg_wr = apply_strb({{(32 - N_INPUTS){1'b0}}, edge_fall_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            edge_fall_reg <= INPUT_ONES;
-        end else if (pmq_wr_EDGE_FALL) begin
-            edge_fall_reg <= edge_fall_reg_wr[N_INPUTS-1:0];
-        end
-    end
-
     // ---- event generator -------------------------------------------------------
-    reg  [31:0]         gen_count_reg;
-    reg  [31:0]         gen_period_reg;
-    reg  [N_INPUTS-1:0] gen_pattern_reg;
-    wire                gen_running;
-    wire [31:0]         gen_sent;
-    wire                gen_done;
-    wire                gen_valid;
+    wire                 gen_valid;
     wire [IDX_WIDTH-1:0] gen_input;
-    wire                gen_level;
-    wire                gen_ready;
-    wire [31:0]         gen_ctrl_next = apply_strb({31'd0, gen_running}, reg_wr_data, reg_wr_strb);
+    wire                 gen_level;
+    wire                 gen_ready;
 
     pmq_event_gen #(
         .N_INPUTS(N_INPUTS),
@@ -222,11 +262,11 @@ module pynq_mqtt_io #(
     ) generator (
         .clk(clk),
         .rst(rst),
-        .start(pmq_wr_GEN_CTRL && gen_ctrl_next[PMQ_GEN_CTRL_ENABLE_LSB]),
-        .stop(pmq_wr_GEN_CTRL && !gen_ctrl_next[PMQ_GEN_CTRL_ENABLE_LSB]),
-        .count(gen_count_reg),
-        .period(gen_period_reg),
-        .pattern(gen_pattern_reg),
+        .start(reg2hw_gen_ctrl_qe && reg2hw_gen_ctrl_enable),
+        .stop(reg2hw_gen_ctrl_qe && !reg2hw_gen_ctrl_enable),
+        .count(reg2hw_gen_count),
+        .period(reg2hw_gen_period),
+        .pattern(reg2hw_gen_pattern),
         .running(gen_running),
         .sent(gen_sent),
         .done(gen_done),
@@ -236,32 +276,6 @@ module pynq_mqtt_io #(
         .gen_ready(gen_ready)
     );
 
-    always @(posedge clk) begin
-        if (rst) begin
-            gen_count_reg <= PMQ_RESET_GEN_COUNT;
-        end else if (pmq_wr_GEN_COUNT) begin
-            gen_count_reg <= apply_strb(gen_count_reg, reg_wr_data, reg_wr_strb);
-        end
-    end
-
-    always @(posedge clk) begin
-        if (rst) begin
-            gen_period_reg <= PMQ_RESET_GEN_PERIOD;
-        end else if (pmq_wr_GEN_PERIOD) begin
-            gen_period_reg <= apply_strb(gen_period_reg, reg_wr_data, reg_wr_strb);
-        end
-    end
-
-    wire [31:0] gen_pattern_reg_wr = apply_strb({{(32 - N_INPUTS){1'b0}}, gen_pattern_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            gen_pattern_reg <= PMQ_RESET_GEN_PATTERN[N_INPUTS-1:0];
-        end else if (pmq_wr_GEN_PATTERN) begin
-            gen_pattern_reg <= gen_pattern_reg_wr[N_INPUTS-1:0];
-        end
-    end
-
     // ---- capture and FIFO --------------------------------------------------------
     wire                  cap_valid;
     wire                  cap_synthetic;
@@ -270,7 +284,6 @@ module pynq_mqtt_io #(
     wire [31:0]           cap_ts;
     wire [SEQ_WIDTH-1:0]  cap_seq;
     wire                  fifo_in_ready;
-    wire [LOST_WIDTH-1:0] lost_count;
 
     pmq_event_capture #(
         .N_INPUTS(N_INPUTS),
@@ -281,9 +294,9 @@ module pynq_mqtt_io #(
         .clk(clk),
         .rst(rst),
         .level(btn_level),
-        .enable(input_enable_reg),
-        .rise(edge_rise_reg),
-        .fall(edge_fall_reg),
+        .enable(reg2hw_input_enable),
+        .rise(reg2hw_edge_rise),
+        .fall(reg2hw_edge_fall),
         .time_us(time_us),
         .gen_valid(gen_valid),
         .gen_input(gen_input),
@@ -298,11 +311,6 @@ module pynq_mqtt_io #(
         .evt_ready(fifo_in_ready),
         .lost_count(lost_count)
     );
-
-    wire [EVT_WIDTH-1:0] head;
-    wire                 head_valid;
-    wire                 pop;
-    wire [FIFO_LOG2:0]   fifo_count;
 
     pmq_fifo #(
         .WIDTH(EVT_WIDTH),
@@ -319,205 +327,50 @@ module pynq_mqtt_io #(
         .count(fifo_count)
     );
 
-    wire                 head_synth = head[EVT_WIDTH-1];
-    wire                 head_level = head[EVT_WIDTH-2];
-    wire [IDX_WIDTH-1:0] head_input = head[SEQ_WIDTH+32 +: IDX_WIDTH];
-    wire [SEQ_WIDTH-1:0] head_seq   = head[32 +: SEQ_WIDTH];
-    wire [31:0]          head_ts    = head[31:0];
-
-    assign pop = pmq_rd_EVT_POP && head_valid;
-
-    reg [31:0] evt_ts_reg;
-    reg [31:0] dropped_reg;
-
-    always @(posedge clk) begin
-        if (rst) begin
-            evt_ts_reg <= PMQ_RESET_EVT_TS;
-        end else if (pop) begin
-            evt_ts_reg <= head_ts;
-        end
-    end
-
-    // saturating both ways: a write subtracts (floor 0), losses add (ceiling 2^32-1)
-    wire [31:0] dropped_left = (pmq_wr_DROPPED && wr_bits > dropped_reg) ? 32'd0
-                             : dropped_reg - (pmq_wr_DROPPED ? wr_bits : 32'd0);
-    wire [32:0] dropped_sum = {1'b0, dropped_left} + {{(33 - LOST_WIDTH){1'b0}}, lost_count};
-
-    always @(posedge clk) begin
-        if (rst) begin
-            dropped_reg <= PMQ_RESET_DROPPED;
-        end else begin
-            dropped_reg <= dropped_sum[32] ? 32'hFFFFFFFF : dropped_sum[31:0];
-        end
-    end
+    assign lost_any = (lost_count != {LOST_WIDTH{1'b0}});
 
     // ---- interrupt ---------------------------------------------------------------
-    reg  [2:0]  irq_enable_reg;
-    reg  [15:0] irq_threshold_reg;
-    reg  [31:0] irq_timeout_reg;
-    reg         overflow_reg;
-    reg         gen_done_reg;
-    reg         irq_reg;
-
     wire [15:0] waiting = {{(15 - FIFO_LOG2){1'b0}}, fifo_count};
-    wire        due_count = (irq_threshold_reg != 16'd0) && (waiting >= irq_threshold_reg);
+    wire        due_count = (reg2hw_irq_threshold_count != 16'd0)
+                         && (waiting >= reg2hw_irq_threshold_count);
     // the head's own timestamp tells how long the oldest event has waited
-    wire        due_age = head_valid && ((time_us - head_ts) >= irq_timeout_reg);
-    wire        status_event = due_count || due_age;
-    wire [2:0]  status = {gen_done_reg, overflow_reg, status_event};
+    wire        due_age = head_valid && ((time_us - head_ts) >= reg2hw_irq_timeout_us);
+    assign status_event = due_count || due_age;
 
-    wire [31:0] irq_enable_reg_wr = apply_strb({29'd0, irq_enable_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            irq_enable_reg <= PMQ_RESET_IRQ_ENABLE[2:0];
-        end else if (pmq_wr_IRQ_ENABLE) begin
-            irq_enable_reg <= irq_enable_reg_wr[2:0];
-        end
-    end
-
-    wire [31:0] irq_threshold_reg_wr = apply_strb({16'd0, irq_threshold_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            irq_threshold_reg <= PMQ_RESET_IRQ_THRESHOLD[15:0];
-        end else if (pmq_wr_IRQ_THRESHOLD) begin
-            irq_threshold_reg <= irq_threshold_reg_wr[15:0];
-        end
-    end
-
-    always @(posedge clk) begin
-        if (rst) begin
-            irq_timeout_reg <= PMQ_RESET_IRQ_TIMEOUT_US;
-        end else if (pmq_wr_IRQ_TIMEOUT_US) begin
-            irq_timeout_reg <= apply_strb(irq_timeout_reg, reg_wr_data, reg_wr_strb);
-        end
-    end
-
-    // sticky causes: a new cause in the same cycle as its clear stays set
-    always @(posedge clk) begin
-        if (rst) begin
-            overflow_reg <= 1'b0;
-        end else if (lost_count != {LOST_WIDTH{1'b0}}) begin
-            overflow_reg <= 1'b1;
-        end else if (pmq_wr_IRQ_STATUS && wr_bits[PMQ_IRQ_STATUS_OVERFLOW_LSB]) begin
-            overflow_reg <= 1'b0;
-        end
-    end
-
-    always @(posedge clk) begin
-        if (rst) begin
-            gen_done_reg <= 1'b0;
-        end else if (gen_done) begin
-            gen_done_reg <= 1'b1;
-        end else if (pmq_wr_IRQ_STATUS && wr_bits[PMQ_IRQ_STATUS_GEN_DONE_LSB]) begin
-            gen_done_reg <= 1'b0;
-        end
-    end
+    reg irq_reg;
 
     always @(posedge clk) begin
         if (rst) begin
             irq_reg <= 1'b0;
         end else begin
-            irq_reg <= |(status & irq_enable_reg);
+            irq_reg <= (status_event && reg2hw_irq_enable_event)
+                    || (reg2hw_irq_status_overflow && reg2hw_irq_enable_overflow)
+                    || (reg2hw_irq_status_gen_done && reg2hw_irq_enable_gen_done);
         end
     end
+
+    assign irq = irq_reg;
 
     // ---- LEDs ----------------------------------------------------------------------
-    reg  [N_LEDS-1:0]     led_reg;
-    reg  [32*PWM_WORDS-1:0] pwm_reg;
-    wire [N_LEDS-1:0]     wr_led_bits = wr_bits[N_LEDS-1:0];
-
-    wire [31:0] led_reg_wr = apply_strb({{(32 - N_LEDS){1'b0}}, led_reg}, reg_wr_data, reg_wr_strb);
-
-    always @(posedge clk) begin
-        if (rst) begin
-            led_reg <= PMQ_RESET_LED[N_LEDS-1:0];
-        end else if (pmq_wr_LED) begin
-            led_reg <= led_reg_wr[N_LEDS-1:0];
-        end else if (pmq_wr_LED_SET) begin
-            led_reg <= led_reg | wr_led_bits;
-        end else if (pmq_wr_LED_CLR) begin
-            led_reg <= led_reg & ~wr_led_bits;
-        end else if (pmq_wr_LED_TOGGLE) begin
-            led_reg <= led_reg ^ wr_led_bits;
-        end
-    end
-
-    genvar w;
-    generate
-        for (w = 0; w < PWM_WORDS; w = w + 1) begin : g_pwm_word
-            always @(posedge clk) begin
-                if (rst) begin
-                    pwm_reg[32*w +: 32] <= PMQ_RESET_LED_PWM;
-                end else if (pmq_wr_LED_PWM[w]) begin
-                    pwm_reg[32*w +: 32] <= apply_strb(pwm_reg[32*w +: 32], reg_wr_data, reg_wr_strb);
-                end
-            end
-        end
-    endgenerate
+    // LED_SET, LED_CLR and LED_TOGGLE load LED; one bus write per clock, so at most one acts
+    assign led_next = reg2hw_led_set_qe ? (reg2hw_led | reg2hw_led_set)
+                    : reg2hw_led_clr_qe ? (reg2hw_led & ~reg2hw_led_clr)
+                    : (reg2hw_led ^ reg2hw_led_toggle);
 
     pmq_led_pwm #(
         .N_LEDS(N_LEDS)
     ) pwm (
         .clk(clk),
         .rst(rst),
-        .on(led_reg),
-        .brightness(pwm_reg[8*N_LEDS-1:0]),
+        .on(reg2hw_led),
+        .brightness(reg2hw_led_pwm),
         .led(led)
     );
 
-    // ---- scratch ---------------------------------------------------------------------
-    reg [31:0] scratch_reg;
-
-    always @(posedge clk) begin
-        if (rst) begin
-            scratch_reg <= PMQ_RESET_SCRATCH;
-        end else if (pmq_wr_SCRATCH) begin
-            scratch_reg <= apply_strb(scratch_reg, reg_wr_data, reg_wr_strb);
-        end
-    end
-
-    // ---- read values ---------------------------------------------------------------
-    wire [31:0] pmq_rv_ID             = PMQ_ID_VALUE;
-    wire [31:0] pmq_rv_VERSION        = {PMQ_VERSION_MAJOR, PMQ_VERSION_MINOR, 16'd0};
-    wire [31:0] pmq_rv_SCRATCH        = scratch_reg;
-    wire [31:0] pmq_rv_PARAMS         = {11'd0, FIFO_LOG2[4:0], N_LEDS[7:0], N_INPUTS[7:0]};
-    wire [31:0] pmq_rv_CLK_HZ         = CLK_HZ;
-    wire [31:0] pmq_rv_TIME           = time_us;
-    wire [31:0] pmq_rv_IRQ_ENABLE     = {29'd0, irq_enable_reg};
-    wire [31:0] pmq_rv_IRQ_STATUS     = {29'd0, status};
-    wire [31:0] pmq_rv_IRQ_THRESHOLD  = {16'd0, irq_threshold_reg};
-    wire [31:0] pmq_rv_IRQ_TIMEOUT_US = irq_timeout_reg;
-    wire [31:0] pmq_rv_EVT_POP        = head_valid
-                                        ? {1'b1, head_level, head_synth, 5'd0, head_input, head_seq}
-                                        : 32'd0;
-    wire [31:0] pmq_rv_EVT_TS         = evt_ts_reg;
-    wire [31:0] pmq_rv_FIFO_LEVEL     = {{(31 - FIFO_LOG2){1'b0}}, fifo_count};
-    wire [31:0] pmq_rv_DROPPED        = dropped_reg;
-    wire [31:0] pmq_rv_INPUTS         = {{(32 - N_INPUTS){1'b0}}, btn_level};
-    wire [31:0] pmq_rv_INPUTS_RAW     = {{(32 - N_INPUTS){1'b0}}, btn_sync};
-    wire [31:0] pmq_rv_INPUT_ENABLE   = {{(32 - N_INPUTS){1'b0}}, input_enable_reg};
-    wire [31:0] pmq_rv_EDGE_RISE      = {{(32 - N_INPUTS){1'b0}}, edge_rise_reg};
-    wire [31:0] pmq_rv_EDGE_FALL      = {{(32 - N_INPUTS){1'b0}}, edge_fall_reg};
-    wire [31:0] pmq_rv_DEBOUNCE_US    = {16'd0, debounce_reg};
-    wire [31:0] pmq_rv_GEN_CTRL       = {31'd0, gen_running};
-    wire [31:0] pmq_rv_GEN_COUNT      = gen_count_reg;
-    wire [31:0] pmq_rv_GEN_PERIOD     = gen_period_reg;
-    wire [31:0] pmq_rv_GEN_PATTERN    = {{(32 - N_INPUTS){1'b0}}, gen_pattern_reg};
-    wire [31:0] pmq_rv_GEN_SENT       = gen_sent;
-    wire [31:0] pmq_rv_LED            = {{(32 - N_LEDS){1'b0}}, led_reg};
-    wire [255:0] pmq_rv_LED_PWM       = {{(256 - 32 * PWM_WORDS){1'b0}}, pwm_reg};
-
-`include "pynq_mqtt_io_readmux.vh"
-
-    assign irq = irq_reg;
-
-    // AXI protection bits carry nothing for this slave; the merged write values are
-    // wider than the registers they feed
-    wire unused_ok = &{1'b0, s_axi_awprot, s_axi_arprot, reg_wr_addr[1:0], reg_rd_addr[1:0],
-                       debounce_reg_wr, input_enable_reg_wr, edge_rise_reg_wr, edge_fall_reg_wr,
-                       gen_pattern_reg_wr, irq_enable_reg_wr, irq_threshold_reg_wr, led_reg_wr};
+    // AXI protection bits carry nothing for this slave; SCRATCH, EVT_TS and DROPPED are
+    // for the host only
+    wire unused_ok = &{1'b0, s_axi_awprot, s_axi_arprot, reg2hw_scratch, reg2hw_evt_ts,
+                       reg2hw_dropped};
 
 endmodule
 

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "Vpynq_mqtt_io.h"
+#include "pynq_mqtt_io_regs.h"
 #include "verilated.h"
 
 #ifndef PMQ_SIM_CLK_HZ
@@ -90,6 +91,17 @@ pmq_sim *pmq_sim_create(void) {
     sim->low();
     sim->top->s_axi_aresetn = 1;
     sim->low();
+    // The model must be the IP the register header describes, built with the parameters
+    // this shim reports: a stale model or header is refused here, not met as odd values.
+    uint32_t id = 0;
+    uint32_t params = 0;
+    if (pmq_sim_axi_read(sim, PMQ_ID, &id) != PMQ_SIM_OKAY || id != PMQ_ID_VALUE ||
+        pmq_sim_axi_read(sim, PMQ_PARAMS, &params) != PMQ_SIM_OKAY ||
+        (params & PMQ_PARAMS_N_INPUTS_MASK) >> PMQ_PARAMS_N_INPUTS_SHIFT != static_cast<uint32_t>(PMQ_SIM_N_INPUTS) ||
+        (params & PMQ_PARAMS_N_LEDS_MASK) >> PMQ_PARAMS_N_LEDS_SHIFT != static_cast<uint32_t>(PMQ_SIM_N_LEDS)) {
+        pmq_sim_destroy(sim);
+        return nullptr;
+    }
     return sim;
 }
 

@@ -23,7 +23,9 @@ typedef struct pmq_sim pmq_sim;
 #define PMQ_SIM_DECERR 3
 #define PMQ_SIM_TIMEOUT (-1)
 
-/* Creates the model and holds it in reset for a few cycles. NULL on failure. */
+/* Creates the model and holds it in reset for a few cycles, then reads ID and PARAMS
+ * (offsets from pynq_mqtt_io_regs.h). NULL on failure, or if the model is not the IP
+ * that header describes, built with pmq_sim_n_inputs() inputs and pmq_sim_n_leds() LEDs. */
 pmq_sim *pmq_sim_create(void);
 /* Destroys the model; the handle is invalid afterwards. */
 void pmq_sim_destroy(pmq_sim *sim);

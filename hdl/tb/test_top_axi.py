@@ -66,7 +66,9 @@ async def test_identity_and_reset_values(dut, stress):
         mask = implemented.get(name, 0xFFFFFFFF)
         expect = mask if reg["reset"] == "ones" else reg["reset"] & mask
         names = [f"{name}{k}" for k in range(tb.pwm_words)] if reg.get("count") else [name]
-        for n in names:
+        for k, n in enumerate(names):
+            if name == "LED_PWM":  # bytes of LEDs this build lacks read 0
+                expect = reg["reset"] & ((1 << 8 * min(4, tb.n_leds - 4 * k)) - 1)
             got = await tb.read(n)
             assert got == expect, f"{n} after reset: {got:#x}, expected {expect:#x}"
             checked += 1

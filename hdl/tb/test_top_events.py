@@ -344,7 +344,7 @@ async def test_dropped_subtract_and_saturate(dut, stress):
 
     async def deposit(value: int) -> None:
         await FallingEdge(tb.clk)
-        dut.dropped_reg.value = value  # white box: 2^32 losses take too long
+        dut.regs.dropped_reg.value = value  # white box: 2^32 losses take too long
         await RisingEdge(tb.clk)
 
     await deposit(0x00123456)

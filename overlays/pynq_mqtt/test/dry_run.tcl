@@ -141,6 +141,60 @@ foreach p {N_INPUTS N_LEDS FIFO_DEPTH CLK_HZ} {
     }
 }
 expect_prop param_C_S_AXI_ADDR_WIDTH ENABLEMENT_VALUE false "address width"
+# every register and field of the IP-XACT description (pynq_mqtt_io_regs.xml, generated
+# from the register map) is added to the packaged IP's address block, with its offset,
+# access, reset and fields, and nothing else
+set fh [open [file join $overlay pynq_mqtt_io_regs.xml] r]
+set xml [read $fh]
+close $fh
+set want {}
+set nfields 0
+set bad 0
+foreach {_ body} [regexp -all -inline {<spirit:register>(.*?)</spirit:register>} $xml] {
+    regexp {<spirit:name>([^<]*)</spirit:name>} $body -> name
+    regexp {<spirit:addressOffset>([^<]*)</spirit:addressOffset>} $body -> offset
+    lappend want $name
+    set reg reg_$name
+    foreach {prop value} [list ADDRESS_OFFSET $offset SIZE 32] {
+        if {![info exists ::props($reg,$prop)] || $::props($reg,$prop) != $value} {
+            fail "register $name: $prop not $value"
+            incr bad
+        }
+    }
+    if {[regexp {<spirit:reset>\s*<spirit:value>([^<]*)</spirit:value>} $body -> reset] &&
+        (![info exists ::props($reg,RESET_VALUE)] || $::props($reg,RESET_VALUE) != $reset)} {
+        fail "register $name: reset value not $reset"
+        incr bad
+    }
+    foreach {_ fbody} [regexp -all -inline {<spirit:field>(.*?)</spirit:field>} $body] {
+        regexp {<spirit:name>([^<]*)</spirit:name>} $fbody -> fname
+        incr nfields
+        foreach {tag prop} {bitOffset BIT_OFFSET bitWidth BIT_WIDTH access ACCESS
+                            modifiedWriteValue MODIFIED_WRITE_VALUE readAction READ_ACTION} {
+            if {[regexp "<spirit:$tag>(\[^<\]*)</spirit:$tag>" $fbody -> value] &&
+                (![info exists ::props($reg/$fname,$prop)] || $::props($reg/$fname,$prop) ne $value)} {
+                fail "register $name field $fname: $prop not $value"
+                incr bad
+            }
+        }
+    }
+}
+set added {}
+foreach c [calls_of ipx::add_register] {
+    lappend added [lindex $c 0]
+    if {[lindex $c 1] ne "block_reg0"} { fail "register [lindex $c 0] added to [lindex $c 1], not reg0"; incr bad }
+}
+if {[llength $want] < 30} {
+    fail "pynq_mqtt_io_regs.xml describes only [llength $want] registers"
+} elseif {$added ne $want} {
+    fail "the IP's registers are {$added}, the IP-XACT description has {$want}"
+} elseif {[llength [calls_of ipx::add_field]] != $nfields} {
+    fail "[llength [calls_of ipx::add_field]] fields added, the IP-XACT description has $nfields"
+} elseif {!$bad} {
+    pass "register map applied to the IP: [llength $want] registers, $nfields fields, as in pynq_mqtt_io_regs.xml"
+}
+expect_prop reg_EVT_POP/VALID READ_ACTION modify "EVT_POP pops on read"
+expect_prop reg_IRQ_STATUS/OVERFLOW MODIFIED_WRITE_VALUE oneToClear "IRQ_STATUS.OVERFLOW is write-1-to-clear"
 expect_prop core VERSION [pmq_regmap_version [file join $repo hdl regmap pynq_mqtt_io.toml]] "IP version follows the register map"
 
 # the PS7

@@ -119,6 +119,9 @@ proc stub_answer {cmd arglist} {
         ipx::get_address_blocks { return {} }
         ipx::add_address_block { return "block_[lindex $arglist 0]" }
         ipx::get_user_parameters { return "param_[lindex $arglist 0]" }
+        ipx::get_registers { return {} }
+        ipx::add_register { return "reg_[lindex $arglist 0]" }
+        ipx::add_field { return "[lindex $arglist 1]/[lindex $arglist 0]" }
         create_bd_cell { return "/[lindex $arglist end]" }
         get_bd_cells -
         get_bd_pins -
