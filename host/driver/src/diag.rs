@@ -58,7 +58,9 @@ pub enum DiagError {
     Bus(#[from] BusError),
     #[error("the event generator is already running")]
     GeneratorBusy,
-    #[error("no interrupt: the event generator made no event (GEN_SENT {sent}, FIFO level {level})")]
+    #[error(
+        "no interrupt: the event generator made no event (GEN_SENT {sent}, FIFO level {level})"
+    )]
     NothingGenerated { sent: u32, level: u16 },
     #[error("no interrupt within {waited:?} although the peripheral raised it (IRQ_STATUS.EVENT = 1, {level} event(s) waiting)")]
     NotDelivered { waited: Duration, level: u16 },
@@ -66,7 +68,9 @@ pub enum DiagError {
     NotRaised { level: u16 },
     #[error("an interrupt arrived, but the FIFO is empty: the line that fired is not this IP's")]
     NotOurLine,
-    #[error("the interrupt fired, but the FIFO held {0:#010x} instead of a synthetic press of input 0")]
+    #[error(
+        "the interrupt fired, but the FIFO held {0:#010x} instead of a synthetic press of input 0"
+    )]
     WrongEvent(u32),
     #[error("the event FIFO does not run empty after {0} reads")]
     EndlessFifo(usize),

@@ -146,7 +146,10 @@ fn the_interrupt_self_test_passes_discards_old_events_and_puts_everything_back()
 
     let check = diag::interrupt_self_test(b.as_ref(), &info, PATIENCE).unwrap();
     assert_eq!(check.discarded, 3);
-    assert_eq!(check.seq, 3, "the generated press follows the three old ones");
+    assert_eq!(
+        check.seq, 3,
+        "the generated press follows the three old ones"
+    );
     assert!(check.latency < PATIENCE);
 
     assert_odd_values(b.as_ref());

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
-use pynq_mqtt_driver::{Driver, DriverConfig};
 use pynq_mqtt_driver::diag::{self, Burst};
+use pynq_mqtt_driver::{Driver, DriverConfig};
 use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig, Speed};
 
 const PATIENCE: Duration = Duration::from_secs(60);

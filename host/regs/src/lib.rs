@@ -11,7 +11,7 @@ mod access;
 mod generated;
 
 pub use access::{
-    ReadPops, Readable, Reg, RegArray, RegBus, RegValue, Ro, Rw, W1c, WSub, Writable, Wo,
+    ReadPops, Readable, Reg, RegArray, RegBus, RegValue, Ro, Rw, W1c, WSub, Wo, Writable,
 };
 pub use generated::*;
 

@@ -7,8 +7,8 @@ use pynq_mqtt_bus::{Bus, IrqWait};
 use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig, Speed};
 
 use pynq_mqtt_regs::{
-    GenCtrl, IrqEnable, RegBus, CLK_HZ, DROPPED, EVT_POP, EVT_TS, GEN_COUNT, GEN_CTRL,
-    GEN_PATTERN, GEN_PERIOD, GEN_SENT, ID, IRQ_ENABLE, LED, LED_SET, LED_TOGGLE, PARAMS, SCRATCH,
+    GenCtrl, IrqEnable, RegBus, CLK_HZ, DROPPED, EVT_POP, EVT_TS, GEN_COUNT, GEN_CTRL, GEN_PATTERN,
+    GEN_PERIOD, GEN_SENT, ID, IRQ_ENABLE, LED, LED_SET, LED_TOGGLE, PARAMS, SCRATCH,
 };
 
 fn board(speed: Speed, stim: &str) -> SimBoard {
@@ -44,7 +44,8 @@ fn stimulus_edges_become_events_with_irq_semantics() {
         Speed::RealTime(1.0),
         "100 0 1\n100 1 1\n100 2 1\n100 3 1\n250 2 0\n",
     );
-    b.write(IRQ_ENABLE, IrqEnable::default().with_event(true)).unwrap();
+    b.write(IRQ_ENABLE, IrqEnable::default().with_event(true))
+        .unwrap();
     let origin = b.start_stimulus().expect("replay not started before");
     assert!(b.wait_stimulus_done(Duration::from_secs(10)));
     assert_eq!(b.wait_irq(Duration::from_secs(5)).unwrap(), IrqWait::Fired);
@@ -92,7 +93,8 @@ fn five_second_stimulus_replays_every_edge() {
         text.push_str(&format!("{} {} {}\n", k * 2500, k % 4, (k / 4 + 1) % 2));
     }
     let b = board(Speed::Fast, &text);
-    b.write(IRQ_ENABLE, IrqEnable::default().with_event(true)).unwrap();
+    b.write(IRQ_ENABLE, IrqEnable::default().with_event(true))
+        .unwrap();
     b.start_stimulus();
     let t0 = Instant::now();
     let mut n = 0;
@@ -135,7 +137,8 @@ fn generator_overflow_is_counted_exactly() {
     b.write(GEN_PERIOD, 0).unwrap();
     b.write(GEN_PATTERN, 0b1011).unwrap();
     // one event per clock for 2000 clocks: far more than the 513 the FIFO holds
-    b.write(GEN_CTRL, GenCtrl::default().with_enable(true)).unwrap();
+    b.write(GEN_CTRL, GenCtrl::default().with_enable(true))
+        .unwrap();
     while b.read(GEN_CTRL).unwrap().enable() {}
     assert_eq!(b.read(GEN_SENT).unwrap(), 2000);
     let got = drain(&b);
@@ -164,7 +167,11 @@ fn led_set_and_toggle_registers_are_atomic_ops() {
     assert_eq!(b.read(LED).unwrap(), 0b0101);
     b.write(LED_TOGGLE, 0b0011).unwrap();
     assert_eq!(b.read(LED).unwrap(), 0b0110);
-    assert_eq!(b.read32(LED_SET.offset()).unwrap(), 0, "write-only registers read 0");
+    assert_eq!(
+        b.read32(LED_SET.offset()).unwrap(),
+        0,
+        "write-only registers read 0"
+    );
     std::thread::sleep(Duration::from_millis(10));
     assert_eq!(b.leds(), 0b0110);
 }
