@@ -538,7 +538,7 @@ impl EventPump {
 
 /// Switches the LEDs of `mask` on, off or over, through the set/clear/toggle
 /// registers: no read-modify-write to race with.
-pub fn write_leds(bus: &dyn Bus, action: LedAction, mask: u32) -> Result<(), BusError> {
+pub(crate) fn write_leds(bus: &dyn Bus, action: LedAction, mask: u32) -> Result<(), BusError> {
     match action {
         LedAction::On => bus.write(regs::LED_SET, mask),
         LedAction::Off => bus.write(regs::LED_CLR, mask),
