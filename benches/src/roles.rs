@@ -429,7 +429,7 @@ pub fn pub_e2e(
     rt_priority: u8,
 ) -> Result<()> {
     use pynq_mqtt_bus::Bus;
-    use pynq_mqtt_regs::offset;
+    use pynq_mqtt_driver::diag::{self, Burst};
     use pynq_mqtt_sim::{SimBoard, SimConfig, Speed};
     let board = Arc::new(SimBoard::start(SimConfig {
         speed: Speed::RealTime(sim_speed),
@@ -460,16 +460,18 @@ pub fn pub_e2e(
     let bridge = std::thread::spawn(move || run_bridge(cfg, ch.events, ds));
     // the daemon holds the command and LED ends too; keep them open until the end
     let (_commands, _leds) = (ch.commands, ch.leds);
-    bus.write32(offset::GEN_CTRL, 0)?;
-    bus.write32(offset::GEN_PERIOD, period)?;
-    bus.write32(offset::GEN_PATTERN, 1)?;
-    bus.write32(offset::GEN_COUNT, n as u32)?;
+    let burst = Burst {
+        count: n as u32,
+        period,
+        pattern: 1,
+    };
+    burst.load(bus.as_ref())?;
     let t0 = Instant::now();
-    bus.write32(offset::GEN_CTRL, 1)?;
+    diag::generator_start(bus.as_ref())?;
     let deadline = t0 + Duration::from_secs_f64(n as f64 / rate * 3.0 + 30.0);
     loop {
         std::thread::sleep(Duration::from_millis(20));
-        if u64::from(bus.read32(offset::GEN_SENT)?) >= n {
+        if u64::from(diag::generator_sent(bus.as_ref())?) >= n {
             break;
         }
         if Instant::now() > deadline {

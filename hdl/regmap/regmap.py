@@ -124,7 +124,8 @@ def rust_type(width):
 def gen_rust(spec):
     ip = spec["ip"]
     out = [f"// {BANNER}", ""]
-    out.append("use crate::{Access, FieldDesc, RegDesc, Reset};")
+    out.append("use crate::{Access, FieldDesc, RegArray, RegDesc, RegValue, Reset};")
+    out.append("use crate::{ReadPops, Reg, Ro, Rw, W1c, WSub, Wo};")
     out.append("")
     out.append(f"/// Value of the ID register: \"{ip['id'].to_bytes(4, 'big').decode()}\".")
     out.append(f"pub const ID_VALUE: u32 = 0x{ip['id']:08X};")
@@ -179,6 +180,7 @@ def gen_rust(spec):
             out.append("")
         out[-1] = "}"
         out.append("")
+    out += gen_rust_typed(spec)
     out.append("/// Every register (each element of an array), in address order.")
     out.append("pub const REGISTERS: &[RegDesc] = &[")
     for r in sorted(spec["reg"], key=lambda r: r["offset"]):
@@ -202,6 +204,56 @@ def gen_rust(spec):
             out.append("    },")
     out.append("];")
     return rustfmt("\n".join(out) + "\n")
+
+
+# the access marker of a register, from the set of its fields' access kinds
+RUST_MARKER = {frozenset({"ro"}): "Ro", frozenset({"rw"}): "Rw", frozenset({"wo"}): "Wo",
+               frozenset({"rc"}): "ReadPops", frozenset({"wsub"}): "WSub",
+               frozenset({"w1c"}): "W1c", frozenset({"ro", "w1c"}): "W1c",
+               frozenset({"ro", "rw"}): "Rw"}
+
+
+def rust_fields(r):
+    """The fields that get a typed struct: those the map declares. A loader may also
+    fill in one implicit field for a register without fields; that one stays a u32."""
+    if r.get("explicit_fields", "fields" in r):
+        return r.get("fields", [])
+    return []
+
+
+def rust_marker(r):
+    kinds = frozenset(f["access"] for f in rust_fields(r)) or frozenset({r["access"]})
+    if kinds not in RUST_MARKER:
+        sys.exit(f"{SOURCE.name}: {r['name']}: no Rust access kind for fields {sorted(kinds)}")
+    return RUST_MARKER[kinds]
+
+
+def gen_rust_typed(spec):
+    """Each register as a constant that binds its offset to its value type and access."""
+    out = []
+    for r in spec["reg"]:
+        fields = rust_fields(r)
+        if fields:
+            t = camel(r["name"])
+            out.append(f"impl RegValue for {t} {{")
+            out.append("    #[inline]")
+            out.append(f"    fn from_bits(bits: u32) -> Self {{ Self(bits) }}")
+            out.append("    #[inline]")
+            out.append("    fn bits(self) -> u32 { self.0 }")
+            out.append("}")
+            out.append("")
+    for r in spec["reg"]:
+        t = camel(r["name"]) if rust_fields(r) else "u32"
+        m = rust_marker(r)
+        out.append(f"/// {r['name']}: {r['desc']}")
+        if r["count"] == 1:
+            out.append(f"pub const {r['name']}: Reg<{t}, {m}> = Reg::new(\"{r['name']}\", 0x{r['offset']:02X});")
+        else:
+            names = ", ".join(f'"{n}"' for n, _ in elements(r))
+            out.append(f"pub const {r['name']}: RegArray<{t}, {m}, {r['count']}> = "
+                       f"RegArray::new([{names}], 0x{r['offset']:02X}, {r['stride']});")
+        out.append("")
+    return out
 
 
 def rustfmt(text):

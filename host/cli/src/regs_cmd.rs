@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use anyhow::{bail, Result};
 use pynq_mqtt_bus::uio::Mode;
 use pynq_mqtt_bus::Bus;
-use pynq_mqtt_regs::{self as regs, offset, Access, RegDesc, Version, REGISTERS};
+use pynq_mqtt_regs::{self as regs, Access, RegBus, RegDesc, REGISTERS};
 
 use crate::board::{self, SysPaths};
 use crate::settings::{default_device, BoardArgs};
@@ -31,7 +31,7 @@ pub fn run(args: &RegsArgs) -> Result<()> {
     let kind = args.board.board.unwrap_or_default();
     let board = board::open(kind, &args.paths, &device, Mode::Observe)?;
     let bus = board.bus();
-    let id = bus.read32(offset::ID)?;
+    let id = bus.read(regs::ID)?;
     if id != regs::ID_VALUE && !args.force {
         bail!(
             "{}: the ID register reads {id:#010x}, not {:#010x}: this is not a pynq_mqtt_io; \
@@ -46,7 +46,7 @@ pub fn run(args: &RegsArgs) -> Result<()> {
 
 /// The dump: a heading, then one line per register.
 pub fn render(bus: &dyn Bus, id: u32) -> Result<String> {
-    let version = Version(bus.read32(offset::VERSION)?);
+    let version = bus.read(regs::VERSION)?;
     let mut out = String::new();
     writeln!(
         out,
@@ -76,6 +76,8 @@ fn line(bus: &dyn Bus, r: &RegDesc) -> String {
     if !r.access.readable() || r.access == Access::WriteOnly {
         return format!("{head}  {:<10}  write only", "-");
     }
+    // a walk of the table, so the raw word; the typed registers are for code that
+    // knows which one it reads
     match bus.read32(r.offset) {
         Ok(v) => format!("{head}  {v:#010x}  {}", fields(r, v))
             .trim_end()
@@ -108,6 +110,7 @@ fn fields(r: &RegDesc, v: u32) -> String {
 mod tests {
     use super::*;
     use pynq_mqtt_bus::{BusError, IrqWait};
+    use pynq_mqtt_regs::offset;
     use std::sync::Mutex;
     use std::time::Duration;
 

@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod counters;
+pub mod diag;
 mod extend;
 mod types;
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
-use pynq_mqtt_regs::{self as regs, offset, EvtPop, Params, Version};
+use pynq_mqtt_regs::{self as regs, DebounceUs, IrqEnable, IrqThreshold, RegBus};
 use tracing::{debug, error, info, warn};
 
 pub use counters::Counter;
@@ -138,24 +139,30 @@ pub struct Driver {
 
 /// Programs the input and interrupt settings.
 fn configure(bus: &dyn Bus, c: &DriverConfig) -> Result<(), BusError> {
-    bus.write32(offset::DEBOUNCE_US, u32::from(c.debounce_us))?;
-    bus.write32(offset::INPUT_ENABLE, c.input_mask)?;
-    bus.write32(offset::EDGE_RISE, c.rise_mask)?;
-    bus.write32(offset::EDGE_FALL, c.fall_mask)?;
-    bus.write32(offset::IRQ_THRESHOLD, u32::from(c.coalesce_count))?;
-    bus.write32(offset::IRQ_TIMEOUT_US, c.coalesce_us)
+    bus.write(
+        regs::DEBOUNCE_US,
+        DebounceUs::default().with_time(c.debounce_us),
+    )?;
+    bus.write(regs::INPUT_ENABLE, c.input_mask)?;
+    bus.write(regs::EDGE_RISE, c.rise_mask)?;
+    bus.write(regs::EDGE_FALL, c.fall_mask)?;
+    bus.write(
+        regs::IRQ_THRESHOLD,
+        IrqThreshold::default().with_count(c.coalesce_count),
+    )?;
+    bus.write(regs::IRQ_TIMEOUT_US, c.coalesce_us)
 }
 
 /// Reads and checks the identity of the peripheral behind `bus`.
 pub fn probe(bus: &dyn Bus) -> Result<DeviceInfo, DriverError> {
-    let id = bus.read32(offset::ID)?;
+    let id = bus.read(regs::ID)?;
     if id != regs::ID_VALUE {
         return Err(DriverError::WrongId {
             found: id,
             expected: regs::ID_VALUE,
         });
     }
-    let version = Version(bus.read32(offset::VERSION)?);
+    let version = bus.read(regs::VERSION)?;
     if version.major() != regs::VERSION_MAJOR || version.minor() < regs::VERSION_MINOR {
         return Err(DriverError::WrongVersion {
             found_major: version.major(),
@@ -164,14 +171,14 @@ pub fn probe(bus: &dyn Bus) -> Result<DeviceInfo, DriverError> {
             expected_minor: regs::VERSION_MINOR,
         });
     }
-    let params = Params(bus.read32(offset::PARAMS)?);
+    let params = bus.read(regs::PARAMS)?;
     Ok(DeviceInfo {
         version_major: version.major(),
         version_minor: version.minor(),
         n_inputs: params.n_inputs(),
         n_leds: params.n_leds(),
         fifo_depth: 1 << params.fifo_depth_log2(),
-        clk_hz: bus.read32(offset::CLK_HZ)?,
+        clk_hz: bus.read(regs::CLK_HZ)?,
     })
 }
 
@@ -191,9 +198,9 @@ impl Driver {
 
         // losses from before this start (no daemon was draining) are not this run's:
         // report them and clear the counter, which then counts this run exactly
-        let before = bus.read32(offset::DROPPED)?;
+        let before = bus.read(regs::DROPPED)?;
         if before > 0 {
-            bus.write32(offset::DROPPED, before)?;
+            bus.write(regs::DROPPED, before)?;
             warn!(
                 dropped = before,
                 "events were lost before this start (the FIFO overflowed while no daemon ran)"
@@ -203,16 +210,16 @@ impl Driver {
             bus: Arc::clone(&bus),
             stats: Arc::clone(&stats),
             tx: ev_tx,
-            clock: Clock64::new(bus.read32(offset::TIME)?),
+            clock: Clock64::new(bus.read(regs::TIME)?),
             seq: Seq64::default(),
             n_inputs: info.n_inputs,
             check_every: u64::from(info.fifo_depth).max(16),
             empty_in_a_row: 0,
         };
-        bus.write32(offset::IRQ_ENABLE, regs::IrqEnable(0).with_event(true).0)?;
+        bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
 
         // the state every LED starts in, so subscribers see it at once
-        let leds_now = bus.read32(offset::LED)?;
+        let leds_now = bus.read(regs::LED)?;
         for led in 0..info.n_leds {
             let _ = led_tx.try_send(LedReport {
                 led,
@@ -305,7 +312,7 @@ impl Driver {
             let _ = t.join();
         }
         // no interrupts for a daemon that is gone; the next start enables it again
-        if let Err(e) = self.bus.write32(offset::IRQ_ENABLE, 0) {
+        if let Err(e) = self.bus.write(regs::IRQ_ENABLE, IrqEnable::default()) {
             debug!("cannot disable the interrupt at stop: {e}");
         }
     }
@@ -439,13 +446,13 @@ impl EventPump {
         stop: Option<&AtomicBool>,
         limit: Option<u64>,
     ) -> Result<(Drained, u64), DrainError> {
-        self.clock.update(self.bus.read32(offset::TIME)?);
+        self.clock.update(self.bus.read(regs::TIME)?);
         self.take_drops()?;
         let mut popped = 0u64;
         let mut gaps = 0u64;
         let result = loop {
             if popped > 0 && popped.is_multiple_of(self.check_every) {
-                let id = self.bus.read32(offset::ID)?;
+                let id = self.bus.read(regs::ID)?;
                 if id != regs::ID_VALUE {
                     break Err(DrainError::Vanished(id));
                 }
@@ -453,19 +460,19 @@ impl EventPump {
                     break Ok(Drained::Stopped);
                 }
                 // a long drain: keep the time extension current
-                self.clock.update(self.bus.read32(offset::TIME)?);
+                self.clock.update(self.bus.read(regs::TIME)?);
             }
             if limit.is_some_and(|l| popped >= l) {
                 break Ok(Drained::Stopped);
             }
-            let word = EvtPop(self.bus.read32(offset::EVT_POP)?);
+            let word = self.bus.read(regs::EVT_POP)?;
             if !word.valid() {
                 break Ok(Drained::Empty);
             }
             popped += 1;
             if word.input() >= self.n_inputs {
                 // no such input: garbage on the bus, or the peripheral is gone
-                let id = self.bus.read32(offset::ID)?;
+                let id = self.bus.read(regs::ID)?;
                 if id != regs::ID_VALUE {
                     break Err(DrainError::Vanished(id));
                 }
@@ -476,7 +483,7 @@ impl EventPump {
                 );
                 continue;
             }
-            let ts = self.bus.read32(offset::EVT_TS)?;
+            let ts = self.bus.read(regs::EVT_TS)?;
             let (seq, gap) = self.seq.accept(word.seq());
             gaps += gap;
             Stats::add(&self.stats.captured, 1);
@@ -504,11 +511,11 @@ impl EventPump {
     /// subtracts exactly that, so a drop in between is counted next time and the
     /// register never saturates.
     fn take_drops(&mut self) -> Result<(), BusError> {
-        let dropped = self.bus.read32(offset::DROPPED)?;
+        let dropped = self.bus.read(regs::DROPPED)?;
         if dropped == 0 {
             return Ok(());
         }
-        self.bus.write32(offset::DROPPED, dropped)?;
+        self.bus.write(regs::DROPPED, dropped)?;
         Stats::add(&self.stats.hw_dropped, u64::from(dropped));
         if dropped == u32::MAX {
             warn!("hardware event FIFO overflowed: at least {dropped} events lost (counter saturated)");
@@ -530,6 +537,16 @@ impl EventPump {
                 }
             }
         }
+    }
+}
+
+/// Switches the LEDs of `mask` on, off or over, through the set/clear/toggle
+/// registers: no read-modify-write to race with.
+pub(crate) fn write_leds(bus: &dyn Bus, action: LedAction, mask: u32) -> Result<(), BusError> {
+    match action {
+        LedAction::On => bus.write(regs::LED_SET, mask),
+        LedAction::Off => bus.write(regs::LED_CLR, mask),
+        LedAction::Toggle => bus.write(regs::LED_TOGGLE, mask),
     }
 }
 
@@ -568,14 +585,8 @@ impl LedWorker {
             return Ok(());
         }
         let bit = 1u32 << cmd.led;
-        // the hardware's set/clear/toggle registers: no read-modify-write to race with
-        let reg = match cmd.action {
-            LedAction::On => offset::LED_SET,
-            LedAction::Off => offset::LED_CLR,
-            LedAction::Toggle => offset::LED_TOGGLE,
-        };
-        self.bus.write32(reg, bit)?;
-        let back = self.bus.read32(offset::LED)?;
+        write_leds(self.bus.as_ref(), cmd.action, bit)?;
+        let back = self.bus.read(regs::LED)?;
         Stats::add(&self.stats.led_commands, 1);
         let report = LedReport {
             led: cmd.led,

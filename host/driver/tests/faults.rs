@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
+use pynq_mqtt_driver::diag::{self, Burst};
 use pynq_mqtt_driver::{Driver, DriverConfig};
-use pynq_mqtt_regs::offset::{GEN_COUNT, GEN_CTRL, GEN_PATTERN, GEN_PERIOD, GEN_SENT};
 use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig, Speed};
 
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -96,15 +96,17 @@ fn generator_faster_than_the_drain_drops_exactly_generated_minus_captured() {
     let bus: Arc<dyn Bus> = board.clone();
     let (driver, ch) = Driver::start(bus, &DriverConfig::default()).unwrap();
     let generated = 20_000u32;
-    board.write32(GEN_COUNT, generated).unwrap();
-    board.write32(GEN_PERIOD, 0).unwrap(); // one event per clock: far beyond any drain
-    board.write32(GEN_PATTERN, 0b1111).unwrap();
-    board.write32(GEN_CTRL, 1).unwrap();
+    let burst = Burst {
+        count: generated,
+        period: 0, // one event per clock: far beyond any drain
+        pattern: 0b1111,
+    };
+    diag::generator_burst(board.as_ref(), burst).unwrap();
     let deadline = Instant::now() + PATIENCE;
-    while board.read32(GEN_CTRL).unwrap() & 1 == 1 && Instant::now() < deadline {
+    while diag::generator_running(board.as_ref()).unwrap() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(board.read32(GEN_SENT).unwrap(), generated);
+    assert_eq!(diag::generator_sent(board.as_ref()).unwrap(), generated);
     std::thread::sleep(Duration::from_millis(300));
     let stats = driver.stats();
     driver.stop();

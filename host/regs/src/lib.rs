@@ -1,11 +1,18 @@
 //! Register map of the `pynq_mqtt_io` peripheral.
 //!
-//! Everything in [`generated`] comes from `hdl/regmap/pynq_mqtt_io.toml` through
-//! `hdl/regmap/regmap.py`; this file adds only the description types it uses.
+//! Everything in `generated` comes from `hdl/regmap/pynq_mqtt_io.toml` through
+//! `hdl/regmap/regmap.py`: the typed registers (`GEN_CTRL: Reg<GenCtrl, Rw>`), read
+//! and written through [`RegBus`]; the raw offsets (`offset::GEN_CTRL`) for bus
+//! backends and models that decode an address; and the register table
+//! [`REGISTERS`]. This file adds the description types, `access` the typed handles.
 #![forbid(unsafe_code)]
 
+mod access;
 mod generated;
 
+pub use access::{
+    ReadPops, Readable, Reg, RegArray, RegBus, RegValue, Ro, Rw, W1c, WSub, Wo, Writable,
+};
 pub use generated::*;
 
 /// How a register or a field may be accessed.
@@ -134,5 +141,22 @@ mod tests {
         );
         let status = by_name("IRQ_STATUS").unwrap();
         assert_eq!(status.fields[1].access, Access::WriteOneToClear);
+    }
+
+    #[test]
+    fn typed_registers_match_the_table() {
+        for (name, off) in [
+            (ID.name(), ID.offset()),
+            (GEN_CTRL.name(), GEN_CTRL.offset()),
+            (IRQ_STATUS.name(), IRQ_STATUS.offset()),
+            (EVT_POP.name(), EVT_POP.offset()),
+            (LED_SET.name(), LED_SET.offset()),
+            (LED_PWM.at(7).name(), LED_PWM.at(7).offset()),
+        ] {
+            assert_eq!(by_name(name).map(|r| r.offset), Some(off), "{name}");
+        }
+        assert_eq!(LED_PWM.len(), 8);
+        assert!(LED_PWM.get(8).is_none());
+        assert_eq!(LED_PWM.at(2).offset(), offset::LED_PWM[2]);
     }
 }

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use pynq_mqtt_bus::{Bus, IrqWait};
 use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig, Speed};
 
-use pynq_mqtt_regs::offset::{
-    CLK_HZ, DROPPED, EVT_POP, EVT_TS, GEN_COUNT, GEN_CTRL, GEN_PATTERN, GEN_PERIOD, GEN_SENT, ID,
-    IRQ_ENABLE, LED, LED_SET, LED_TOGGLE, PARAMS, SCRATCH,
+use pynq_mqtt_regs::{
+    GenCtrl, IrqEnable, RegBus, CLK_HZ, DROPPED, EVT_POP, EVT_TS, GEN_COUNT, GEN_CTRL, GEN_PATTERN,
+    GEN_PERIOD, GEN_SENT, ID, IRQ_ENABLE, LED, LED_SET, LED_TOGGLE, PARAMS, SCRATCH,
 };
 
 fn board(speed: Speed, stim: &str) -> SimBoard {
@@ -23,16 +23,16 @@ fn board(speed: Speed, stim: &str) -> SimBoard {
 #[test]
 fn identity_scratch_and_leds() {
     let b = board(Speed::RealTime(1.0), "");
-    assert_eq!(b.read32(ID).unwrap(), 0x504D_5154);
-    assert_eq!(b.read32(SCRATCH).unwrap(), 0);
-    b.write32(SCRATCH, 0xA5A5_1234).unwrap();
-    assert_eq!(b.read32(SCRATCH).unwrap(), 0xA5A5_1234);
-    assert_eq!(b.read32(PARAMS).unwrap() & 0xFFFF, 0x0404);
-    assert_eq!(u64::from(b.read32(CLK_HZ).unwrap()), b.clk_hz());
-    b.write32(LED, 0b1010).unwrap();
+    assert_eq!(b.read(ID).unwrap(), 0x504D_5154);
+    assert_eq!(b.read(SCRATCH).unwrap(), 0);
+    b.write(SCRATCH, 0xA5A5_1234).unwrap();
+    assert_eq!(b.read(SCRATCH).unwrap(), 0xA5A5_1234);
+    assert_eq!(b.read(PARAMS).unwrap().0 & 0xFFFF, 0x0404);
+    assert_eq!(u64::from(b.read(CLK_HZ).unwrap()), b.clk_hz());
+    b.write(LED, 0b1010).unwrap();
     assert_eq!(b.leds(), 0b1010);
-    b.write32(LED, 0xFFFF_FFFF).unwrap();
-    assert_eq!(b.read32(LED).unwrap(), 0xF, "masked to N_LEDS");
+    b.write(LED, 0xFFFF_FFFF).unwrap();
+    assert_eq!(b.read(LED).unwrap(), 0xF, "masked to N_LEDS");
     assert!(b.read32(0x1_0000).is_err(), "outside the window");
 }
 
@@ -44,7 +44,8 @@ fn stimulus_edges_become_events_with_irq_semantics() {
         Speed::RealTime(1.0),
         "100 0 1\n100 1 1\n100 2 1\n100 3 1\n250 2 0\n",
     );
-    b.write32(IRQ_ENABLE, 1).unwrap();
+    b.write(IRQ_ENABLE, IrqEnable::default().with_event(true))
+        .unwrap();
     let origin = b.start_stimulus().expect("replay not started before");
     assert!(b.wait_stimulus_done(Duration::from_secs(10)));
     assert_eq!(b.wait_irq(Duration::from_secs(5)).unwrap(), IrqWait::Fired);
@@ -55,11 +56,11 @@ fn stimulus_edges_become_events_with_irq_semantics() {
     );
     let mut got = Vec::new();
     loop {
-        let w = b.read32(EVT_POP).unwrap();
+        let w = b.read(EVT_POP).unwrap().0;
         if w >> 31 == 0 {
             break;
         }
-        let ts = b.read32(EVT_TS).unwrap();
+        let ts = b.read(EVT_TS).unwrap();
         got.push(((w >> 16) & 0xFF, (w >> 30) & 1, w & 0xFFFF, ts));
     }
     let who: Vec<_> = got.iter().map(|g| (g.0, g.1, g.2)).collect();
@@ -92,7 +93,8 @@ fn five_second_stimulus_replays_every_edge() {
         text.push_str(&format!("{} {} {}\n", k * 2500, k % 4, (k / 4 + 1) % 2));
     }
     let b = board(Speed::Fast, &text);
-    b.write32(IRQ_ENABLE, 1).unwrap();
+    b.write(IRQ_ENABLE, IrqEnable::default().with_event(true))
+        .unwrap();
     b.start_stimulus();
     let t0 = Instant::now();
     let mut n = 0;
@@ -100,7 +102,7 @@ fn five_second_stimulus_replays_every_edge() {
         if b.wait_irq(Duration::from_secs(5)).unwrap() == IrqWait::TimedOut {
             break;
         }
-        while b.read32(EVT_POP).unwrap() >> 31 == 1 {
+        while b.read(EVT_POP).unwrap().0 >> 31 == 1 {
             n += 1;
         }
         b.rearm_irq().unwrap();
@@ -115,7 +117,7 @@ fn five_second_stimulus_replays_every_edge() {
 fn drain(b: &SimBoard) -> Vec<(u32, u32, u32, bool)> {
     let mut got = Vec::new();
     loop {
-        let w = b.read32(EVT_POP).unwrap();
+        let w = b.read(EVT_POP).unwrap().0;
         if w >> 31 == 0 {
             return got;
         }
@@ -131,15 +133,16 @@ fn drain(b: &SimBoard) -> Vec<(u32, u32, u32, bool)> {
 #[test]
 fn generator_overflow_is_counted_exactly() {
     let b = board(Speed::RealTime(1.0), "");
-    b.write32(GEN_COUNT, 2000).unwrap();
-    b.write32(GEN_PERIOD, 0).unwrap();
-    b.write32(GEN_PATTERN, 0b1011).unwrap();
+    b.write(GEN_COUNT, 2000).unwrap();
+    b.write(GEN_PERIOD, 0).unwrap();
+    b.write(GEN_PATTERN, 0b1011).unwrap();
     // one event per clock for 2000 clocks: far more than the 513 the FIFO holds
-    b.write32(GEN_CTRL, 1).unwrap();
-    while b.read32(GEN_CTRL).unwrap() & 1 == 1 {}
-    assert_eq!(b.read32(GEN_SENT).unwrap(), 2000);
+    b.write(GEN_CTRL, GenCtrl::default().with_enable(true))
+        .unwrap();
+    while b.read(GEN_CTRL).unwrap().enable() {}
+    assert_eq!(b.read(GEN_SENT).unwrap(), 2000);
     let got = drain(&b);
-    let dropped = b.read32(DROPPED).unwrap() as usize;
+    let dropped = b.read(DROPPED).unwrap() as usize;
     assert!(dropped > 0, "the generator outran the FIFO");
     assert_eq!(got.len() + dropped, 2000, "delivered + dropped = generated");
     // the delivered ones are synthetic, cycle through inputs 0, 1, 3 and toggle per input
@@ -153,18 +156,22 @@ fn generator_overflow_is_counted_exactly() {
     let last_seq = got.last().unwrap().2 as usize;
     assert_eq!(last_seq + 1 - got.len(), dropped - (1999 - last_seq));
     // writing back what was read clears the count
-    b.write32(DROPPED, dropped as u32).unwrap();
-    assert_eq!(b.read32(DROPPED).unwrap(), 0);
+    b.write(DROPPED, dropped as u32).unwrap();
+    assert_eq!(b.read(DROPPED).unwrap(), 0);
 }
 
 #[test]
 fn led_set_and_toggle_registers_are_atomic_ops() {
     let b = board(Speed::RealTime(1.0), "");
-    b.write32(LED_SET, 0b0101).unwrap();
-    assert_eq!(b.read32(LED).unwrap(), 0b0101);
-    b.write32(LED_TOGGLE, 0b0011).unwrap();
-    assert_eq!(b.read32(LED).unwrap(), 0b0110);
-    assert_eq!(b.read32(LED_SET).unwrap(), 0, "write-only registers read 0");
+    b.write(LED_SET, 0b0101).unwrap();
+    assert_eq!(b.read(LED).unwrap(), 0b0101);
+    b.write(LED_TOGGLE, 0b0011).unwrap();
+    assert_eq!(b.read(LED).unwrap(), 0b0110);
+    assert_eq!(
+        b.read32(LED_SET.offset()).unwrap(),
+        0,
+        "write-only registers read 0"
+    );
     std::thread::sleep(Duration::from_millis(10));
     assert_eq!(b.leds(), 0b0110);
 }
