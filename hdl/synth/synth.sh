@@ -16,8 +16,11 @@ cd "$(dirname "$0")/../.."
 # The LUT budget of the default top (N_INPUTS 4, N_LEDS 4, FIFO_DEPTH 512): LUT1..LUT6 of
 # the whole hierarchy as yosys counts them. The run fails above it. Issue 3 asked for 600;
 # every feature together measures 935..946 (report.txt lists what each module costs;
-# abc varies by about 10 LUT between runs), so the budget is that with 3 % headroom.
+# abc varies by about 10 LUT between runs), so the budget is that with 3 % headroom: a
+# ceiling that stops the design growing unnoticed, not the target. The target stays
+# 600 and every run says, loudly, that it is not met (issue 13).
 lut_budget=980
+lut_target=600
 
 rtl=${PMQ_RTL:-hdl/rtl}
 out=hdl/synth/build
@@ -57,13 +60,13 @@ for run in "${runs[@]}"; do
 done
 
 # report.txt from the stat outputs; exit 1 if the event FIFO is not in block RAM
-python3 - "$out" "$report" "$lut_budget" "${runs[@]}" <<'EOF'
+python3 - "$out" "$report" "$lut_budget" "$lut_target" "${runs[@]}" <<'EOF'
 import re
 import sys
 from pathlib import Path
 
-out, report, budget = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-runs = [r.split("|", 1) for r in sys.argv[4:]]
+out, report, budget, target = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+runs = [r.split("|", 1) for r in sys.argv[5:]]
 FEATURES = {
     "pmq_axil_slave": "AXI4-Lite front end (AW/W buffers, B and R held)",
     "pmq_regs": "register block: storage, access types, read multiplexer (generated)",
@@ -137,6 +140,9 @@ for name, params in runs:
             print(f"synth: FAIL {name}: {total['LUT']} LUT, above the budget of {budget} "
                   f"(lut_budget in hdl/synth/synth.sh)", file=sys.stderr)
             ok = False
+        if total["LUT"] > target:
+            print(f"synth: NOT MET: the LUT target of {target} (issue 13): {total['LUT']} LUT "
+                  f"(enforced ceiling {budget}; what each feature costs: {report})", file=sys.stderr)
     fifo_bram = [
         m for m, cells in mods.items()
         if base(m) == "pmq_fifo" and (cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0)) > 0
