@@ -106,7 +106,9 @@ def test_the_board_binaries_run_under_qemu_user(bundle, triple):
     r = subprocess.run([qemu, str(exe), "run", "--board", "uio", "--broker", "mqtt://127.0.0.1:9"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
-    assert "pynq_mqtt" in r.stderr and "panicked" not in r.stderr, r.stderr
+    errors = [l for l in r.stderr.splitlines() if "error" in l.lower()]
+    assert len(errors) == 1 and errors[0].startswith("pynq-mqtt: error: "), r.stderr
+    assert "uio" in errors[0].lower() and "panicked" not in r.stderr, r.stderr
 
 
 def test_board_install_installs_the_bundle(bundle, tmp_path):
