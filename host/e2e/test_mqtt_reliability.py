@@ -26,8 +26,12 @@ COMMON = ["--payload", "json", "--stats-interval", "0", "--reconnect-min", "0.05
           "--reconnect-max", "0.5", "--buffer-capacity", str(N + 1000), "--shutdown-timeout", "300"]
 
 
+def distinct_in(messages):
+    return len({e["seq"] for e in events(messages)})
+
+
 def distinct(sub):
-    return len({e["seq"] for e in events(sub.snapshot())})
+    return distinct_in(sub.snapshot())
 
 
 def finish(d, sub, allow_duplicates):
@@ -40,7 +44,7 @@ def finish(d, sub, allow_duplicates):
     assert f["dropped_retry_buffer"] == 0 and f["dropped_at_shutdown"] == 0, f
     assert f["dropped_channel"] == 0 and f["published"] == f["captured"], f
     captured = f["captured"]
-    assert sub.wait_for(lambda m: len({e["seq"] for e in events(m)}) >= captured, 120), \
+    assert sub.wait_for(lambda m: distinct_in(m) >= captured, 120), \
         f"{distinct(sub)} of {captured} captured events delivered; daemon: {f}"
     time.sleep(0.5)
     dups = check_events(events(sub.snapshot()), captured, allow_duplicates,
@@ -81,7 +85,7 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos):
         # simulated time, which an emulated core (the armv7 run under qemu-user) keeps
         # at a fraction of wall time: wait for the stream itself, not for its duration
         time.sleep(duration / (RESTARTS + 1) + 1)
-        sub.wait_for(lambda m: len({e["seq"] for e in events(m)}) >= N, 300)
+        sub.wait_for(lambda m: distinct_in(m) >= N, 300)
         f, _ = finish(d, sub, allow_duplicates=True)
         assert f["reconnects"] >= RESTARTS, f
         assert f["captured"] >= N * 0.99, f"the simulated board lost too much to be a test: {f}"
@@ -175,10 +179,6 @@ def test_restarted_broker_gets_buffered_events_and_subscriptions_again(binary, t
             d.stop(signal.SIGKILL)
         proxy.close()
         broker.stop()
-
-
-def distinct_in(messages):
-    return len({e["seq"] for e in events(messages)})
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "rumqttd"])

@@ -309,13 +309,15 @@ pub fn driver_status(paths: &UioPaths) -> DriverStatus {
     DriverStatus {
         uio_class: paths.class_uio().is_dir(),
         genirq: paths.genirq_driver().is_dir(),
-        of_id_on_cmdline: fs::read_to_string(paths.proc.join("cmdline"))
-            .ok()
-            .map(|c| {
-                c.split_whitespace()
-                    .any(|w| w.trim_matches('"').starts_with("uio_pdrv_genirq.of_id="))
-            }),
+        of_id_on_cmdline: on_cmdline(paths, |w| w.starts_with("uio_pdrv_genirq.of_id=")),
     }
+}
+
+/// Whether a word of the kernel command line matches (`None`: cannot read it).
+fn on_cmdline(paths: &UioPaths, matches: impl Fn(&str) -> bool) -> Option<bool> {
+    fs::read_to_string(paths.proc.join("cmdline"))
+        .ok()
+        .map(|c| c.split_whitespace().any(|w| matches(w.trim_matches('"'))))
 }
 
 /// What `pynq-mqtt-overlay` needs of the kernel to program the PL without PYNQ.
@@ -344,12 +346,7 @@ pub fn loader_support(paths: &UioPaths) -> Option<LoaderSupport> {
         return None;
     }
     Some(LoaderSupport {
-        clk_ignore_unused: fs::read_to_string(paths.proc.join("cmdline"))
-            .ok()
-            .map(|c| {
-                c.split_whitespace()
-                    .any(|w| w.trim_matches('"') == "clk_ignore_unused")
-            }),
+        clk_ignore_unused: on_cmdline(paths, |w| w == "clk_ignore_unused"),
         xilinx_fpga_sysfs: fpga0.join("firmware").exists() && fpga0.join("flags").exists(),
     })
 }
