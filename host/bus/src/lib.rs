@@ -56,6 +56,11 @@ pub enum BusError {
     /// The backend has stopped (simulation ended, device closed).
     #[error("the bus backend has stopped")]
     Closed,
+    /// The kernel unregistered the device under us: its overlay was removed or
+    /// re-inserted (`pynq-mqtt-overlay unload`, a notebook's `Overlay(...)`). Nothing
+    /// behind the old mapping may be touched again.
+    #[error("the UIO device went away ({0}): its overlay was unloaded or reloaded")]
+    Gone(String),
     /// An operating-system error from the backend.
     #[error("{what}: {source}")]
     Io {

@@ -451,14 +451,41 @@ fn wake_waiter_ends_a_blocked_wait() {
 }
 
 #[test]
-fn a_vanished_interrupt_descriptor_closes_the_bus() {
+fn a_hung_up_interrupt_descriptor_is_a_device_gone() {
     let fake = board("closed");
     let (bus, mut irq) = open(&fake);
     irq.fire();
     irq.close();
-    // the interrupt that was already there is still delivered, then the end
+    // error bits are looked at before POLLIN: a count still buffered in a device that
+    // went away is not an interrupt
+    assert!(matches!(bus.wait_irq(NEVER), Err(BusError::Gone(_))));
+}
+
+#[test]
+fn a_device_that_polls_readable_but_reads_eio_is_gone() {
+    // what an unregistered UIO device does: POLLIN set, and the read fails with EIO
+    let fake = board("eio");
+    let (bus, mut irq) = open(&fake);
+    irq.fire();
     assert_eq!(bus.wait_irq(NEVER).unwrap(), IrqWait::Fired);
-    assert!(matches!(bus.wait_irq(NEVER), Err(BusError::Closed)));
+    irq.vanish();
+    let e = bus.wait_irq(NEVER).unwrap_err();
+    assert!(matches!(e, BusError::Gone(_)), "{e}");
+    assert!(e.to_string().contains("went away"), "{e}");
+}
+
+#[test]
+fn a_wait_blocked_when_the_device_goes_ends_with_gone() {
+    let fake = board("eio-blocked");
+    let (bus, mut irq) = open(&fake);
+    let bus = Arc::new(bus);
+    let b = Arc::clone(&bus);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(b.wait_irq(NEVER).map_err(|e| e.to_string())));
+    std::thread::sleep(Duration::from_millis(50));
+    irq.vanish();
+    let r = rx.recv_timeout(PATIENCE).expect("the wait never ended");
+    assert!(r.as_ref().is_err_and(|e| e.contains("went away")), "{r:?}");
 }
 
 #[test]

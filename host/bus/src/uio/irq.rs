@@ -93,6 +93,11 @@ impl IrqLine {
                 return Err(io("waiting for the interrupt", e));
             }
             let irq = fds[0].revents;
+            // first: an unregistered UIO device answers poll with -EIO, a mask with
+            // every bit set, POLLIN included; reading it would only fail again
+            if irq & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                return Err(BusError::Gone(poll_bits(irq)));
+            }
             if irq & libc::POLLIN != 0 {
                 match self.read_count() {
                     Ok(Some(count)) => {
@@ -103,10 +108,6 @@ impl IrqLine {
                     Ok(None) => continue,
                     Err(e) => return Err(e),
                 }
-            }
-            if irq & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                // the device went away (overlay removed) or the test closed its end
-                return Err(BusError::Closed);
             }
             if fds[1].revents & libc::POLLIN != 0 {
                 let mut buf = [0u8; 8];
@@ -125,7 +126,7 @@ impl IrqLine {
         let mut buf = [0u8; 4];
         match (&self.wait).read(&mut buf) {
             Ok(4) => Ok(Some(u32::from_ne_bytes(buf))),
-            Ok(0) => Err(BusError::Closed),
+            Ok(0) => Err(BusError::Gone("end of file on the interrupt".into())),
             Ok(n) => Err(io(
                 "reading the interrupt count",
                 std::io::Error::other(format!("short read of {n} bytes")),
@@ -133,11 +134,9 @@ impl IrqLine {
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
                 Ok(None)
             }
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => Err(io(
-                "reading the interrupt count (the UIO device has no interrupt: the \
-                 overlay's node needs `interrupts = <0 30 4>`)",
-                e,
-            )),
+            // a node without an interrupt fails its first re-arm at open already, so
+            // here these mean the device was unregistered
+            Err(e) if is_gone(&e) => Err(BusError::Gone(format!("reading the interrupt: {e}"))),
             Err(e) => Err(io("reading the interrupt count", e)),
         }
     }
@@ -145,17 +144,21 @@ impl IrqLine {
     /// Unmasks the line: a 4-byte write of 1.
     pub(crate) fn rearm(&self) -> Result<(), BusError> {
         match (&self.rearm).write(&1u32.to_ne_bytes()) {
-            Ok(4) => Ok(()),
-            Ok(n) => Err(io(
-                "re-arming the interrupt",
-                std::io::Error::other(format!("short write of {n} bytes")),
-            )),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::ENOSYS)) => Err(io(
-                "re-arming the interrupt (this UIO driver cannot unmask it: bind the \
-                     node to uio_pdrv_genirq)",
+            Err(e) if is_gone(&e) => Err(BusError::Gone(format!("re-arming the interrupt: {e}"))),
+            other => rearm_result(other),
+        }
+    }
+
+    /// The re-arm of [`UioBus::open`](super::UioBus::open): there an EIO means a node
+    /// without an interrupt, not a device that went away.
+    pub(crate) fn rearm_at_open(&self) -> Result<(), BusError> {
+        match (&self.rearm).write(&1u32.to_ne_bytes()) {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Err(io(
+                "re-arming the interrupt (the UIO device has no interrupt: the overlay's \
+                 node needs `interrupts = <0 30 4>`)",
                 e,
             )),
-            Err(e) => Err(io("re-arming the interrupt", e)),
+            other => rearm_result(other),
         }
     }
 
@@ -164,6 +167,47 @@ impl IrqLine {
         // a full eventfd counter (EAGAIN) already wakes the waiter
         let _ = (&self.wake).write(&1u64.to_ne_bytes());
     }
+}
+
+fn rearm_result(r: std::io::Result<usize>) -> Result<(), BusError> {
+    match r {
+        Ok(4) => Ok(()),
+        Ok(n) => Err(io(
+            "re-arming the interrupt",
+            std::io::Error::other(format!("short write of {n} bytes")),
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Err(io(
+            "re-arming the interrupt (this UIO driver cannot unmask it: bind the node to \
+             uio_pdrv_genirq)",
+            e,
+        )),
+        Err(e) => Err(io("re-arming the interrupt", e)),
+    }
+}
+
+/// What an unregistered UIO device answers: EIO from `uio_read`/`uio_write` once its
+/// info is gone, EINVAL or ENODEV from a node whose driver left.
+fn is_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO) | Some(libc::EINVAL) | Some(libc::ENODEV)
+    )
+}
+
+/// The error bits of a poll answer, for the log line.
+fn poll_bits(revents: libc::c_short) -> String {
+    let names = [
+        (libc::POLLERR, "POLLERR"),
+        (libc::POLLHUP, "POLLHUP"),
+        (libc::POLLNVAL, "POLLNVAL"),
+        (libc::POLLIN, "POLLIN"),
+    ];
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| revents & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+    format!("poll answered {}", set.join("|"))
 }
 
 fn io(what: &str, source: std::io::Error) -> BusError {

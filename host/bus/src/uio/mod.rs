@@ -147,7 +147,7 @@ impl UioBus {
             };
             let line = IrqLine::new(fds)
                 .map_err(|e| UioError::io("cannot set up the interrupt of", &device.node, e))?;
-            line.rearm().map_err(|e| match e {
+            line.rearm_at_open().map_err(|e| match e {
                 BusError::Io { source, .. } => {
                     UioError::io("cannot re-arm the interrupt of", &device.node, source)
                 }

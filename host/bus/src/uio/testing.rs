@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{PipeReader, PipeWriter, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{symlink, FileExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -194,6 +194,8 @@ pub struct FakeIrq {
     fire: Option<PipeWriter>,
     rearms: PipeReader,
     count: u32,
+    /// The descriptor number the bus waits on (owned by the bus).
+    wait_fd: RawFd,
 }
 
 /// Pipes standing in for the device's interrupt: the bus gets [`IrqFds`], the test
@@ -201,6 +203,7 @@ pub struct FakeIrq {
 pub fn irq_pipes() -> (IrqFds, FakeIrq) {
     let (wait_r, wait_w) = std::io::pipe().unwrap();
     let (rearm_r, rearm_w) = std::io::pipe().unwrap();
+    let wait_fd = wait_r.as_raw_fd();
     (
         IrqFds {
             wait: OwnedFd::from(wait_r),
@@ -210,6 +213,7 @@ pub fn irq_pipes() -> (IrqFds, FakeIrq) {
             fire: Some(wait_w),
             rearms: rearm_r,
             count: 0,
+            wait_fd,
         },
     )
 }
@@ -229,6 +233,25 @@ impl FakeIrq {
     /// Closes the interrupt end, as if the device went away.
     pub fn close(&mut self) {
         self.fire = None;
+    }
+
+    /// The device is unregistered, as the kernel does it on an overlay's removal: the
+    /// descriptor the bus waits on now polls readable and every read fails with EIO
+    /// (what `uio_poll`'s `-EIO` mask and `uio_read` give). The file behind the bus's
+    /// descriptor number becomes `/proc/self/mem` at address 0, which no process maps:
+    /// the kernel's own "POLLIN, then EIO", with no error bit to give it away. A wait
+    /// already blocked is woken through the old pipe.
+    pub fn vanish(&mut self) {
+        let mem = fs::File::open("/proc/self/mem").expect("open /proc/self/mem");
+        // SAFETY: dup2 onto a descriptor number the bus owns: it atomically replaces
+        // the file behind that number, so the bus still owns one open descriptor; both
+        // numbers are valid for the call.
+        let rc = unsafe { libc::dup2(mem.as_raw_fd(), self.wait_fd) };
+        assert!(rc >= 0, "dup2: {}", std::io::Error::last_os_error());
+        if let Some(w) = self.fire.as_mut() {
+            // a poll in progress still watches the pipe: this ends it
+            let _ = w.write_all(&0u32.to_ne_bytes());
+        }
     }
 
     /// The next 4-byte re-arm write, waiting at most `wait`.
