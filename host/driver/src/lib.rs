@@ -13,7 +13,7 @@ mod extend;
 mod types;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -43,6 +43,23 @@ pub enum DriverError {
     #[error("cannot start driver thread: {0}")]
     Thread(std::io::Error),
 }
+
+/// Why the driver stopped touching the device by itself. Once set, no register is
+/// written again: the daemon publishes `offline` and exits with its own status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceLost {
+    /// The kernel unregistered the UIO device (overlay unloaded, or re-inserted by a
+    /// notebook's `Overlay(...)`).
+    #[error("the UIO device went away (its overlay was unloaded or reloaded); the service restarts once it is back")]
+    Gone,
+    /// The ID register no longer names pynq_mqtt_io: another bitstream is in the PL.
+    #[error("the peripheral no longer answers as pynq_mqtt_io (ID reads {id:#010x}): another bitstream was loaded; not touching it (a notebook should attach with Overlay(path, download=False))")]
+    Replaced { id: u32 },
+}
+
+/// Where the first [`DeviceLost`] is kept; every thread of the driver and the daemon
+/// above read it.
+pub type LostFlag = Arc<OnceLock<DeviceLost>>;
 
 counters! {
     /// Counters of the driver; all monotonic.
@@ -134,6 +151,7 @@ pub struct Driver {
     info: DeviceInfo,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
+    lost: LostFlag,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -192,6 +210,7 @@ impl Driver {
         configure(bus.as_ref(), config)?;
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let lost: LostFlag = Arc::default();
         let (ev_tx, ev_rx) = bounded(config.channel_capacity);
         let (cmd_tx, cmd_rx) = bounded::<LedCommand>(256);
         let (led_tx, led_rx) = bounded::<LedReport>(256 + usize::from(info.n_leds));
@@ -215,6 +234,7 @@ impl Driver {
             n_inputs: info.n_inputs,
             check_every: u64::from(info.fifo_depth).max(16),
             empty_in_a_row: 0,
+            lost: Arc::clone(&lost),
         };
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
 
@@ -254,6 +274,7 @@ impl Driver {
             n_leds: info.n_leds,
             rx: cmd_rx,
             tx: led_tx,
+            lost: Arc::clone(&lost),
         };
         let s = Arc::clone(&stop);
         threads.push(
@@ -276,6 +297,7 @@ impl Driver {
                 info,
                 stats,
                 stop,
+                lost,
                 threads,
             },
             DriverChannels {
@@ -296,6 +318,12 @@ impl Driver {
         Arc::clone(&self.stats)
     }
 
+    /// Set once the device went away or changed identity; the driver's threads have
+    /// then ended (or are ending) without another bus write.
+    pub fn lost(&self) -> LostFlag {
+        Arc::clone(&self.lost)
+    }
+
     /// Stops both threads after a last drain of the FIFO; every event captured
     /// before this call is in the channel (or counted) when it returns.
     pub fn stop(mut self) {
@@ -310,6 +338,10 @@ impl Driver {
         self.bus.wake_waiter();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if self.lost.get().is_some() {
+            // whatever sits behind the old mapping now is not ours to write
+            return;
         }
         // no interrupts for a daemon that is gone; the next start enables it again
         if let Err(e) = self.bus.write(regs::IRQ_ENABLE, IrqEnable::default()) {
@@ -335,6 +367,7 @@ struct EventPump {
     check_every: u64,
     /// Interrupts in a row that found nothing to do.
     empty_in_a_row: u32,
+    lost: LostFlag,
 }
 
 /// Why a drain ended.
@@ -363,8 +396,15 @@ const EMPTY_IRQS_BEFORE_THROTTLE: u32 = 64;
 impl EventPump {
     fn run(&mut self, stop: &AtomicBool, timeout: Duration) {
         let mut failures = 0u32;
-        while !stop.load(Ordering::SeqCst) {
-            let result = match self.bus.wait_irq(timeout) {
+        while !stop.load(Ordering::SeqCst) && self.lost.get().is_none() {
+            let woke = self.bus.wait_irq(timeout);
+            // every wake, interrupt or timeout, first makes sure the peripheral is
+            // still ours: a notebook may have loaded another bitstream meanwhile
+            let woke = match woke {
+                Ok(w) => self.check_identity().map(|()| w),
+                Err(e) => Err(e.into()),
+            };
+            let result = match woke {
                 // the line stays masked until the FIFO has read empty: an event that
                 // arrives after that last pop raises the (level) interrupt again at
                 // the re-arm, so none waits unseen and none fires twice
@@ -383,11 +423,12 @@ impl EventPump {
                 // the FIFO is drained on timeouts too: a lost interrupt costs latency,
                 // not events (and the time extension gets its regular reading)
                 Ok(IrqWait::TimedOut) => self.drain(Some(stop), None).map(|_| ()),
-                Err(BusError::Closed) => break,
-                Err(e) => Err(e.into()),
+                Err(DrainError::Bus(BusError::Closed)) => break,
+                Err(e) => Err(e),
             };
             match result {
                 Ok(()) => failures = 0,
+                Err(e) if self.note_lost(&e) => break,
                 Err(e) => {
                     Stats::add(&self.stats.bus_errors, 1);
                     failures = failures.saturating_add(1);
@@ -397,6 +438,11 @@ impl EventPump {
                     let _ = self.bus.rearm_irq();
                 }
             }
+        }
+        if let Some(lost) = self.lost.get() {
+            error!("{lost}");
+            debug!("event pump stopped without a last drain");
+            return;
         }
         // the last drain: everything captured before the stop goes up; bounded, so
         // that an input that never stops (the generator without a count) cannot hold
@@ -416,6 +462,32 @@ impl EventPump {
             }
         }
         debug!("event pump stopped");
+    }
+
+    /// Fails with [`DrainError::Vanished`] unless the ID register names pynq_mqtt_io.
+    fn check_identity(&self) -> Result<(), DrainError> {
+        let id = self.bus.read(regs::ID)?;
+        if id != regs::ID_VALUE {
+            return Err(DrainError::Vanished(id));
+        }
+        Ok(())
+    }
+
+    /// Records a device that went away or changed identity; true for those two.
+    fn note_lost(&self, e: &DrainError) -> bool {
+        let lost = match e {
+            DrainError::Bus(BusError::Gone(why)) => {
+                debug!("device gone: {why}");
+                DeviceLost::Gone
+            }
+            DrainError::Vanished(id) => {
+                Stats::add(&self.stats.bus_errors, 1);
+                DeviceLost::Replaced { id: *id }
+            }
+            DrainError::Bus(_) => return false,
+        };
+        let _ = self.lost.set(lost);
+        true
     }
 
     /// Counts interrupts that found nothing; many in a row are throttled so that a line
@@ -556,22 +628,36 @@ struct LedWorker {
     n_leds: u8,
     rx: Receiver<LedCommand>,
     tx: Sender<LedReport>,
+    lost: LostFlag,
 }
 
 impl LedWorker {
+    /// Ends at a stop, or once the device is lost: closing the report channel is how
+    /// the bridge learns that the driver is done.
     fn run(&mut self, stop: &AtomicBool) {
-        while !stop.load(Ordering::SeqCst) {
+        while !stop.load(Ordering::SeqCst) && self.lost.get().is_none() {
             match self.rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(cmd) => {
-                    if let Err(e) = self.apply(cmd) {
+                Ok(cmd) => match self.apply(cmd) {
+                    Ok(()) => {}
+                    Err(BusError::Gone(why)) => {
+                        debug!("device gone: {why}");
+                        self.set_lost(DeviceLost::Gone);
+                    }
+                    Err(e) => {
                         Stats::add(&self.stats.bus_errors, 1);
                         error!("LED command {cmd:?} failed: {e}");
                     }
-                }
+                },
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+    }
+
+    /// Records the loss and ends the event thread's wait, so that it stops too.
+    fn set_lost(&self, lost: DeviceLost) {
+        let _ = self.lost.set(lost);
+        self.bus.wake_waiter();
     }
 
     fn apply(&mut self, cmd: LedCommand) -> Result<(), BusError> {
@@ -582,6 +668,16 @@ impl LedWorker {
                 leds = self.n_leds,
                 "LED command for a LED that does not exist"
             );
+            return Ok(());
+        }
+        // the event thread checks the identity at every wake, but a command may come
+        // between two wakes: never write into an IP that is not ours
+        if self.lost.get().is_some() {
+            return Ok(());
+        }
+        let id = self.bus.read(regs::ID)?;
+        if id != regs::ID_VALUE {
+            self.set_lost(DeviceLost::Replaced { id });
             return Ok(());
         }
         let bit = 1u32 << cmd.led;

@@ -9,10 +9,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam_channel::RecvTimeoutError;
 use pynq_mqtt_bus::uio::testing::{irq_pipes, FakeDevice, FakeIrq, FakeUio};
 use pynq_mqtt_bus::uio::{DeviceSpec, Mode, OpenOptions, UioBus};
 use pynq_mqtt_bus::Bus;
-use pynq_mqtt_driver::{Driver, DriverConfig, DriverError, LedAction, LedCommand, LedReport};
+use pynq_mqtt_driver::{
+    DeviceLost, Driver, DriverChannels, DriverConfig, DriverError, LedAction, LedCommand, LedReport,
+};
 use pynq_mqtt_regs::{self as regs, offset, Params, Version};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -108,4 +111,116 @@ fn a_wrong_bitstream_is_refused_at_start() {
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("started on a wrong ID"),
     }
+}
+
+/// Starts the driver on a fresh fake board, LED initial reports taken.
+fn started(tag: &str) -> (FakeUio, Driver, DriverChannels, FakeIrq) {
+    let (fake, bus, irq) = board(tag, regs::ID_VALUE);
+    let (driver, ch) = Driver::start(
+        bus as Arc<dyn Bus>,
+        &DriverConfig {
+            irq_timeout: Duration::from_millis(20),
+            ..DriverConfig::default()
+        },
+    )
+    .unwrap();
+    for _ in 0..4 {
+        ch.leds.recv_timeout(PATIENCE).unwrap();
+    }
+    (fake, driver, ch, irq)
+}
+
+/// Waits until both of the driver's outgoing channels are closed: how the bridge
+/// learns that the driver is done.
+fn channels_close(ch: &DriverChannels) -> bool {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let closed = |r: Result<(), RecvTimeoutError>| r == Err(RecvTimeoutError::Disconnected);
+    loop {
+        let ev = closed(ch.events.recv_timeout(Duration::from_millis(10)).map(drop));
+        let led = closed(ch.leds.recv_timeout(Duration::from_millis(10)).map(drop));
+        if ev && led {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+    }
+}
+
+const LED_ON: LedCommand = LedCommand {
+    led: 1,
+    action: LedAction::On,
+};
+
+#[test]
+fn a_device_that_goes_away_ends_the_driver_without_another_write() {
+    // the kernel unregistered the device: poll says readable, every read fails EIO
+    let (fake, driver, ch, mut irq) = started("gone");
+    irq.vanish();
+    assert!(channels_close(&ch), "the driver kept its channels open");
+    assert_eq!(driver.lost().get(), Some(&DeviceLost::Gone));
+    // a command after that is not written, and stop does not touch the device
+    let _ = ch.commands.send(LED_ON);
+    std::thread::sleep(Duration::from_millis(100));
+    driver.stop();
+    assert_eq!(
+        fake.read_reg(2, offset::LED_SET),
+        0,
+        "an LED write after the device went"
+    );
+    assert_eq!(
+        fake.read_reg(2, offset::IRQ_ENABLE),
+        1,
+        "stop wrote to a device that went"
+    );
+}
+
+#[test]
+fn another_bitstream_under_the_daemon_ends_it_before_any_led_write() {
+    // a notebook loaded base.bit: the same window now answers with another IP's ID
+    let (fake, driver, ch, _irq) = started("replaced");
+    fake.write_reg(2, offset::ID, 0x0000_0000);
+    assert!(channels_close(&ch), "the driver kept its channels open");
+    assert_eq!(driver.lost().get(), Some(&DeviceLost::Replaced { id: 0 }));
+    let _ = ch.commands.send(LED_ON);
+    std::thread::sleep(Duration::from_millis(100));
+    driver.stop();
+    assert_eq!(
+        fake.read_reg(2, offset::LED_SET),
+        0,
+        "an LED write into another IP"
+    );
+    assert_eq!(
+        fake.read_reg(2, offset::IRQ_ENABLE),
+        1,
+        "stop wrote into another IP"
+    );
+}
+
+#[test]
+fn an_led_command_checks_the_identity_before_it_writes() {
+    // the ID changes between two wakes of the event thread (its wait is an hour): the
+    // command itself must notice
+    let (fake, bus, _irq) = board("led-id", regs::ID_VALUE);
+    let (driver, ch) = Driver::start(
+        bus as Arc<dyn Bus>,
+        &DriverConfig {
+            irq_timeout: Duration::from_secs(3600),
+            ..DriverConfig::default()
+        },
+    )
+    .unwrap();
+    fake.write_reg(2, offset::ID, 0xDEAD_BEEF);
+    ch.commands.send(LED_ON).unwrap();
+    assert!(channels_close(&ch));
+    assert_eq!(
+        driver.lost().get(),
+        Some(&DeviceLost::Replaced { id: 0xDEAD_BEEF })
+    );
+    assert_eq!(
+        fake.read_reg(2, offset::LED_SET),
+        0,
+        "an LED write into another IP"
+    );
+    driver.stop();
 }
