@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Result;
-use pynq_mqtt_bus::uio::{DeviceSpec, Mode, OpenOptions, UioBus, UioPaths};
+use anyhow::{Context, Result};
+use pynq_mqtt_bus::uio::{DeviceSpec, IrqFds, Mode, OpenOptions, UioBus, UioPaths};
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_regs::REGISTERS;
 
@@ -22,6 +22,14 @@ pub struct SysPaths {
     /// Root of procfs (tests).
     #[arg(long, hide = true, default_value = "/proc")]
     pub proc_root: PathBuf,
+    /// Wait for the interrupt on this file instead of the device (tests: a FIFO that
+    /// the test writes counts into, and closes to play a device that went away). The
+    /// test holds both FIFOs open first, so that opening them here does not block.
+    #[arg(long, hide = true, requires = "irq_rearm")]
+    pub irq_wait: Option<PathBuf>,
+    /// Re-arm the interrupt through this file instead of the device (tests: a FIFO).
+    #[arg(long, hide = true, requires = "irq_wait")]
+    pub irq_rearm: Option<PathBuf>,
 }
 
 impl SysPaths {
@@ -45,11 +53,27 @@ pub fn register_span() -> usize {
 
 /// Opens the UIO device; errors name their cause and fix in one line.
 pub fn open_uio(paths: &SysPaths, device: &DeviceSpec, mode: Mode) -> Result<Arc<UioBus>> {
-    let bus = UioBus::open(
-        &paths.paths(),
-        device,
-        OpenOptions::new(mode, register_span()),
-    )?;
+    let mut opts = OpenOptions::new(mode, register_span());
+    if let (Some(wait), Some(rearm), Mode::Exclusive) = (&paths.irq_wait, &paths.irq_rearm, mode) {
+        let open = |path: &PathBuf, write: bool| {
+            std::fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .open(path)
+                .with_context(|| {
+                    format!(
+                        "--irq-{}: {}",
+                        if write { "rearm" } else { "wait" },
+                        path.display()
+                    )
+                })
+        };
+        opts = opts.irq_fds(IrqFds {
+            wait: open(wait, false)?.into(),
+            rearm: open(rearm, true)?.into(),
+        });
+    }
+    let bus = UioBus::open(&paths.paths(), device, opts)?;
     Ok(Arc::new(bus))
 }
 

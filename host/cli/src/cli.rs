@@ -28,6 +28,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the daemon until SIGINT/SIGTERM.
+    #[command(after_help = crate::daemon::EXIT_STATUS_HELP)]
     Run(RunArgs),
     /// The demo: the Verilated RTL as the board and an embedded broker.
     #[cfg(feature = "sim")]
@@ -144,7 +145,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pynq-mqtt: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(crate::daemon::exit_status(&e))
         }
     }
 }

@@ -4,6 +4,11 @@
 //! and closes its channels; the bridge delivers everything still buffered (within
 //! its shutdown timeout, retrying the broker if need be), then `offline`, then
 //! disconnects cleanly.
+//!
+//! A device that goes away or changes identity takes the same road, after the driver
+//! stopped writing to it; the exit status then says which (see [`EXIT_STATUS_HELP`]).
+//! Under systemd (`Type=notify`) it reports READY=1 once the broker accepted it, and
+//! pings the watchdog from the async runtime that runs the MQTT link.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, BridgeStatsView};
 use pynq_mqtt_bus::Bus;
-use pynq_mqtt_driver::Driver;
+use pynq_mqtt_driver::{DeviceLost, Driver, DriverError, LostFlag};
 use tokio::runtime::Runtime;
 use tracing::{error, info, warn};
 
@@ -21,6 +26,33 @@ use crate::settings::Settings;
 /// Beyond the bridge's own shutdown timeout, how long to wait for it before
 /// abandoning it (it gives up by itself first; this only guards against a hang).
 const ABANDON_MARGIN: Duration = Duration::from_secs(10);
+
+/// Exit status: the UIO device went away (overlay unloaded or reloaded). The unit
+/// restarts the daemon, which finds the device again once it is back.
+pub const EXIT_DEVICE_GONE: u8 = 75;
+/// Exit status: the peripheral is not pynq_mqtt_io (another bitstream in the PL). The
+/// unit does not restart it (`RestartPreventExitStatus=`): a notebook owns the PL now.
+pub const EXIT_OTHER_BITSTREAM: u8 = 78;
+
+/// The exit statuses of `run`, for its `--help` (docs/board.md says the same).
+pub const EXIT_STATUS_HELP: &str = "Exit status: 0 stopped cleanly (SIGTERM/SIGINT); \
+1 a set-up, settings or broker error; 75 the UIO device went away (overlay unloaded or \
+reloaded; the service restarts); 78 the peripheral no longer answers as pynq_mqtt_io \
+(another bitstream was loaded; the service stays stopped).";
+
+/// The process exit status for an error that ended a command.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    match (
+        e.downcast_ref::<DeviceLost>(),
+        e.downcast_ref::<DriverError>(),
+    ) {
+        (Some(DeviceLost::Gone), _) => EXIT_DEVICE_GONE,
+        (Some(DeviceLost::Replaced { .. }), _) | (_, Some(DriverError::WrongId { .. })) => {
+            EXIT_OTHER_BITSTREAM
+        }
+        _ => 1,
+    }
+}
 
 /// What ends the daemon besides a signal.
 pub type StopFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
@@ -43,6 +75,7 @@ pub fn run(
     let (driver, ch) = Driver::start(Arc::clone(&bus), &settings.driver)
         .with_context(|| format!("board {}", bus.describe()))?;
     let info = driver.info();
+    let lost = driver.lost();
     let driver_stats = driver.stats();
     let bridge_stats = Arc::new(BridgeStats::default());
 
@@ -66,6 +99,7 @@ pub fn run(
         },
         Arc::clone(&bridge_stats),
     ));
+    let notifier = rt.spawn(notify::run(Arc::clone(&bridge_stats)));
     on_started();
 
     let ended_early = rt.block_on(async {
@@ -78,22 +112,35 @@ pub fn run(
         tokio::select! {
             s = shutdown_signal() => { info!("{s}: stopping"); None }
             () = extra => { info!("stopping"); None }
+            () = device_lost(&lost) => None,
             r = &mut bridge => Some(r),
         }
     });
+    notify::stopping();
 
-    // the last drain: every event captured so far goes into the channel
+    // the last drain: every event captured so far goes into the channel (none when the
+    // device is lost: the driver has already stopped touching it)
     driver.stop();
-    if let Some(r) = ended_early {
-        return match r {
-            Ok(Err(e)) => Err(e.into()),
-            Ok(Ok(_)) => Err(anyhow::anyhow!("MQTT bridge ended unexpectedly")),
-            Err(join) => Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
-        };
+    let device_lost = lost.get().copied();
+    if let Some(l) = device_lost {
+        error!("{l}: publishing offline and exiting");
     }
-    let result = rt.block_on(async {
-        tokio::time::timeout(shutdown_timeout + ABANDON_MARGIN, &mut bridge).await
-    });
+    let result = match ended_early {
+        // the driver closed its channels on a lost device, and the bridge finished
+        Some(Ok(Ok(view))) if device_lost.is_some() => Ok(Ok(Ok(view))),
+        Some(r) => {
+            notifier.abort();
+            return match r {
+                Ok(Err(e)) => Err(e.into()),
+                Ok(Ok(_)) => Err(anyhow::anyhow!("MQTT bridge ended unexpectedly")),
+                Err(join) => Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
+            };
+        }
+        None => rt.block_on(async {
+            tokio::time::timeout(shutdown_timeout + ABANDON_MARGIN, &mut bridge).await
+        }),
+    };
+    notifier.abort();
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let captured = g(&driver_stats.captured);
     let b = match result {
@@ -115,6 +162,10 @@ pub fn run(
         .find_map(|&(k, v)| (k == "lost").then_some(v))
         .unwrap_or(0);
     let line: Vec<String> = counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(l) = device_lost {
+        info!("stopped {}", line.join(" "));
+        return Err(l.into());
+    }
     info!("stopped cleanly {}", line.join(" "));
     if lost > 0 {
         warn!(
@@ -140,6 +191,14 @@ fn remove_discovery(rt: &Runtime, cfg: &BridgeConfig, bus: &dyn Bus) -> Result<(
     Ok(())
 }
 
+/// Returns once the driver reports the device lost.
+async fn device_lost(lost: &LostFlag) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    while lost.get().is_none() {
+        tick.tick().await;
+    }
+}
+
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (
@@ -152,5 +211,93 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+/// The systemd notification protocol (`sd_notify(3)`): datagrams to `$NOTIFY_SOCKET`,
+/// written with the standard library, so the board build gains no dependency.
+mod notify {
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use pynq_mqtt_bridge::BridgeStats;
+    use tracing::{debug, warn};
+
+    /// How often readiness is looked for (the bridge counts accepted CONNACKs).
+    const POLL: Duration = Duration::from_millis(50);
+
+    /// Where systemd listens, if it does: a path, or `@name` in the abstract namespace.
+    fn socket() -> Option<(UnixDatagram, SocketAddr)> {
+        let path = std::env::var_os("NOTIFY_SOCKET")?;
+        let bytes = path.as_encoded_bytes();
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name)
+            }
+            None => SocketAddr::from_pathname(&path),
+        };
+        let sock = UnixDatagram::unbound();
+        match (sock, addr) {
+            (Ok(s), Ok(a)) => Some((s, a)),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!("NOTIFY_SOCKET is set but unusable: {e}");
+                None
+            }
+        }
+    }
+
+    fn send(msg: &str) {
+        if let Some((sock, addr)) = socket() {
+            if let Err(e) = sock.send_to_addr(msg.as_bytes(), &addr) {
+                debug!("sd_notify {msg:?}: {e}");
+            }
+        }
+    }
+
+    /// Half the watchdog period systemd asks for, if it asks this process.
+    fn watchdog_every() -> Option<Duration> {
+        if let Some(pid) = std::env::var_os("WATCHDOG_PID") {
+            if pid.to_str()?.parse::<u32>().ok()? != std::process::id() {
+                return None;
+            }
+        }
+        let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+        (usec > 0).then(|| Duration::from_micros(usec / 2))
+    }
+
+    /// READY=1 once the broker first accepted us (the probe came before the bridge
+    /// started), then WATCHDOG=1 every half period. A task of the runtime that runs
+    /// the MQTT link: a runtime that stops scheduling stops the pings.
+    pub(super) async fn run(stats: Arc<BridgeStats>) {
+        if std::env::var_os("NOTIFY_SOCKET").is_none() {
+            return;
+        }
+        let every = watchdog_every();
+        let mut ready = false;
+        let mut last_ping = tokio::time::Instant::now();
+        let mut tick = tokio::time::interval(POLL);
+        loop {
+            tick.tick().await;
+            if !ready && stats.connects.load(Ordering::Relaxed) > 0 {
+                send("READY=1\nSTATUS=connected to the broker");
+                ready = true;
+            }
+            if let Some(every) = every {
+                if last_ping.elapsed() >= every {
+                    send("WATCHDOG=1");
+                    last_ping = tokio::time::Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Tells systemd that the stop has begun.
+    pub(super) fn stopping() {
+        if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            send("STOPPING=1");
+        }
     }
 }
