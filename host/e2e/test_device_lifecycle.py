@@ -128,3 +128,13 @@ def test_the_exit_statuses_are_in_the_help(binary):
     assert r.returncode == 0
     flat = " ".join(r.stdout.split())
     assert "75 the UIO device went away" in flat and "78 the peripheral no longer answers" in flat, r.stdout
+
+
+def test_another_bitstream_at_start_is_78_too(binary, tmp_path):
+    """The unit's loader put our overlay in before the start: an ID that is not ours then
+    means someone else's design, and the unit must not restart into it."""
+    paths = fake_board(tmp_path, id_value=0x0BAD_0BAD)
+    r = subprocess.run([str(binary), "run", "--board", "uio", "--stats-interval", "0", *paths],
+                       capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == EXIT_OTHER_BITSTREAM, r.stderr
+    assert "0x0bad0bad" in r.stderr, r.stderr
