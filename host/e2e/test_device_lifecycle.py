@@ -93,6 +93,8 @@ def test_a_device_that_goes_away_publishes_offline_and_exits_75(board):
     assert board.sub.wait_for(lambda m: any(t == "status" and p == b"offline" for t, p, _ in m), 10), \
         board.status()
     assert "went away" in text, text
+    # a clean DISCONNECT: the broker drops the last will, so `offline` came from the daemon
+    assert "disconnected from broker" in text, text
 
 
 def test_another_bitstream_is_never_written_and_exits_78(board, mosquitto):
@@ -105,6 +107,7 @@ def test_another_bitstream_is_never_written_and_exits_78(board, mosquitto):
     assert board.sub.wait_for(lambda m: any(t == "status" and p == b"offline" for t, p, _ in m), 10), \
         board.status()
     assert "0x12345678" in text and "download=False" in text, text
+    assert "disconnected from broker" in text, text
     # and an LED command now reaches nobody: nothing was written into the other IP
     publish(mosquitto, "led/1/set", b"1")
     time.sleep(0.3)
