@@ -212,7 +212,7 @@ impl Topics {
             .collect();
         Some(Err(format!(
             "no LED named {:?} (the LEDs are {})",
-            name,
+            crate::shown::text(name),
             names.join(", ")
         )))
     }

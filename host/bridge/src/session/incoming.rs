@@ -2,6 +2,7 @@
 //! Assistant's birth message.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use pynq_mqtt_driver::{LedAction, LedCommand};
@@ -13,7 +14,8 @@ use super::{Session, Shutdown};
 use crate::config::{Qos, Rule, RuleLeds};
 use crate::error::Lost;
 use crate::outbox::EVENT_PKIDS;
-use crate::payload::{parse_command, printable};
+use crate::payload::parse_command;
+use crate::shown;
 use crate::stats::add;
 use crate::topics::LedTarget;
 use crate::wire::{self, Incoming};
@@ -57,6 +59,11 @@ impl RecentIds {
     }
 }
 
+/// Causes of the rate-limited log lines (`ratelog`), named as their lines begin.
+const REJECTED: &str = "LED command rejected";
+const TOO_LARGE: &str = "message too large";
+const RETAINED: &str = "retained LED command ignored";
+
 fn pub_ack(ctrl: &mut BytesMut, qos: Qos, pkid: u16) {
     match qos {
         Qos::AtMostOnce => {}
@@ -92,16 +99,21 @@ impl Session {
                     // skipped, and acknowledged so that it does not come back
                     l.skip = frame_len;
                     let why = format!("message of {frame_len} bytes is too large");
+                    let now = Instant::now();
                     match publish {
                         Some((topic, qos, pkid)) => {
                             pub_ack(&mut l.ctrl, qos, pkid);
                             if self.topics.parse_led_set(&topic).is_some() {
                                 self.reject(&topic, b"", &why);
-                            } else {
-                                warn!(topic = %topic.escape_debug(), "{why}; ignored");
+                            } else if self.ratelog.admit(TOO_LARGE, now) {
+                                warn!(topic = %shown::text(&topic), "{why}; ignored");
                             }
                         }
-                        None => warn!("{why}; skipped"),
+                        None => {
+                            if self.ratelog.admit(TOO_LARGE, now) {
+                                warn!("{why}; skipped");
+                            }
+                        }
                     }
                 }
             }
@@ -148,9 +160,9 @@ impl Session {
                     .recent_in
                     .repeated(qos, p.dup, p.pkid, &p.topic, &p.payload)
                 {
-                    debug!(topic = %p.topic, pkid = p.pkid, "message sent again: acknowledged, not acted on twice");
+                    debug!(topic = %shown::text(&p.topic), pkid = p.pkid, "message sent again: acknowledged, not acted on twice");
                 } else {
-                    self.on_message(&p.topic, &p.payload);
+                    self.on_message(&p.topic, &p.payload, p.retain);
                 }
                 if let Some(l) = self.live.as_mut() {
                     pub_ack(&mut l.ctrl, qos, p.pkid);
@@ -159,40 +171,50 @@ impl Session {
             Packet::PubRel(r) => wire::pubcomp(&mut l.ctrl, r.pkid),
             Packet::Disconnect => return Err(Lost::BrokerDisconnect),
             Packet::PingResp => {}
-            other => debug!(?other, "ignored packet from the broker"),
+            // by type and size only: an echoed CONNECT would show our password
+            other => debug!(
+                packet = shown::kind(&other),
+                bytes = shown::size(&other),
+                "ignored packet from the broker"
+            ),
         }
         Ok(())
     }
 
     /// An incoming message: LED command, rule, or Home Assistant's birth message.
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+    /// A retained one drives no LED: the broker hands it out again at every
+    /// subscription, that is at every reconnect, where nobody sent it.
+    fn on_message(&mut self, topic: &str, payload: &[u8], retained: bool) {
         if let Some(target) = self.topics.parse_led_set(topic) {
-            match target.and_then(|t| {
-                parse_command(payload)
-                    .map(|a| (t, a))
-                    .map_err(|e| e.to_string())
-            }) {
-                Err(why) => self.reject(topic, payload, &why),
-                Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
-                Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
+            if retained {
+                self.ignore_retained(topic);
+            } else {
+                self.led_set(topic, target, payload);
             }
         }
         let relative = topic.strip_prefix(self.topics.prefix());
         let cfg = Arc::clone(&self.cfg);
-        let hits = cfg
+        let mut hits = cfg
             .rules
             .iter()
-            .filter(|r| rule_matches(r, relative, payload));
-        for r in hits {
-            debug!(topic, action = %r.action, "rule");
-            match &r.leds {
-                RuleLeds::All => self.command(0..self.topics.n_leds(), r.action),
-                RuleLeds::Some(v) => {
-                    for &led in v {
-                        self.commands.push(LedCommand {
-                            led,
-                            action: r.action,
-                        });
+            .filter(|r| rule_matches(r, relative, payload))
+            .peekable();
+        if retained {
+            if hits.peek().is_some() {
+                self.ignore_retained(topic);
+            }
+        } else {
+            for r in hits {
+                debug!(topic = %shown::text(topic), action = %r.action, "rule");
+                match &r.leds {
+                    RuleLeds::All => self.command(0..self.topics.n_leds(), r.action),
+                    RuleLeds::Some(v) => {
+                        for &led in v {
+                            self.commands.push(LedCommand {
+                                led,
+                                action: r.action,
+                            });
+                        }
                     }
                 }
             }
@@ -203,18 +225,49 @@ impl Session {
         }
     }
 
+    /// A command on `led/<name>/set` or `led/set`: acted on, or rejected and logged.
+    fn led_set(&mut self, topic: &str, target: Result<LedTarget, String>, payload: &[u8]) {
+        let parsed = target.and_then(|t| {
+            parse_command(payload)
+                .map(|a| (t, a))
+                .map_err(|e| e.to_string())
+        });
+        match parsed {
+            Err(why) => self.reject(topic, payload, &why),
+            Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
+            Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
+        }
+    }
+
+    /// A retained command: not acted on; the first of the run says how to clear it.
+    fn ignore_retained(&mut self, topic: &str) {
+        let t = shown::text(topic);
+        if self.ratelog.once(RETAINED, Instant::now()) {
+            warn!(
+                topic = %t,
+                "retained LED command ignored (the broker would send it again at every \
+                 reconnect): clear it with an empty retained message, e.g. \
+                 `mosquitto_pub -r -n -t '{t}'`"
+            );
+        } else {
+            debug!(topic = %t, "retained LED command ignored");
+        }
+    }
+
     fn command(&mut self, leds: std::ops::Range<u8>, action: LedAction) {
         self.commands
             .extend(leds.map(|led| LedCommand { led, action }));
     }
 
-    fn reject(&self, topic: &str, payload: &[u8], why: &str) {
+    fn reject(&mut self, topic: &str, payload: &[u8], why: &str) {
         add(&self.stats.commands_rejected, 1);
-        warn!(
-            topic = %topic.escape_debug(),
-            payload = %printable(payload),
-            "LED command rejected: {why}"
-        );
+        if self.ratelog.admit(REJECTED, Instant::now()) {
+            warn!(
+                topic = %shown::text(topic),
+                payload = %shown::bytes(payload),
+                "LED command rejected: {why}"
+            );
+        }
     }
 }
 
