@@ -63,6 +63,7 @@ impl RecentIds {
 const REJECTED: &str = "LED command rejected";
 const TOO_LARGE: &str = "message too large";
 const RETAINED: &str = "retained LED command ignored";
+const HA_ONLINE: &str = "Home Assistant (re)started";
 
 fn pub_ack(ctrl: &mut BytesMut, qos: Qos, pkid: u16) {
     match qos {
@@ -220,7 +221,9 @@ impl Session {
             }
         }
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
-            info!("Home Assistant (re)started: sending the discovery configs again");
+            if self.ratelog.admit(HA_ONLINE, Instant::now()) {
+                info!("{HA_ONLINE}: sending the discovery configs again");
+            }
             self.queue_discovery();
         }
     }
