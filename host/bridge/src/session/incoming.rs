@@ -278,3 +278,106 @@ fn rule_matches(r: &Rule, relative: Option<&str>, payload: &[u8]) -> bool {
     relative.is_some_and(|t| topic_matches(t, &r.topic))
         && (r.payloads.is_empty() || r.payloads.iter().any(|p| p.as_bytes() == payload))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use pynq_mqtt_driver::Stats as DriverStats;
+    use rumqttc::mqttbytes::v4::Publish;
+    use rumqttc::mqttbytes::QoS;
+
+    use super::*;
+    use crate::config::BridgeConfig;
+    use crate::stats::BridgeStats;
+
+    /// A connected session of a board with 4 LEDs and the seed's rule (`button/0`
+    /// toggles every LED), its announcements taken out.
+    fn session() -> (Session, Arc<BridgeStats>) {
+        let mut cfg = BridgeConfig::new("broker", 1883);
+        cfg.rules.push(Rule {
+            topic: "button/0".into(),
+            payloads: Vec::new(),
+            action: LedAction::Toggle,
+            leds: RuleLeds::All,
+        });
+        let stats = Arc::new(BridgeStats::default());
+        let mut s = Session::new(
+            Arc::new(cfg),
+            4,
+            4,
+            Arc::clone(&stats),
+            Arc::new(DriverStats::default()),
+        );
+        s.connected(false, Instant::now());
+        s.live().expect("connected").ctrl.clear();
+        (s, stats)
+    }
+
+    fn feed(s: &mut Session, topic: &str, payload: &[u8], retain: bool, pkid: u16) {
+        let mut p = Publish::new(topic, QoS::AtLeastOnce, payload.to_vec());
+        p.pkid = pkid;
+        p.retain = retain;
+        let mut b = BytesMut::new();
+        p.write(&mut b).unwrap();
+        s.on_read(&mut b).unwrap();
+    }
+
+    const SENT: [(&str, &[u8]); 4] = [
+        ("led/0/set", b"toggle"),
+        ("led/set", b"on"),
+        ("led/9/set", b"on"),
+        ("button/0", b"1"),
+    ];
+
+    #[test]
+    fn retained_commands_and_rule_triggers_drive_no_led_but_are_acknowledged() {
+        let (mut s, stats) = session();
+        for (k, (topic, payload)) in SENT.iter().enumerate() {
+            feed(&mut s, topic, payload, true, k as u16 + 1);
+        }
+        assert!(s.commands.is_empty(), "{:?}", s.commands);
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), 0);
+        let mut ctrl = s.live().expect("connected").ctrl.split();
+        let mut acked = Vec::new();
+        while let Some(Incoming::Packet(Packet::PubAck(a))) = wire::read(&mut ctrl).unwrap() {
+            acked.push(a.pkid);
+        }
+        assert_eq!(
+            acked,
+            [1, 2, 3, 4],
+            "a retained command is acknowledged all the same"
+        );
+        // the same, sent now (not retained): acted on
+        for (k, (topic, payload)) in SENT.iter().enumerate() {
+            feed(&mut s, topic, payload, false, k as u16 + 11);
+        }
+        assert_eq!(s.commands.len(), 1 + 4 + 4, "{:?}", s.commands);
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn every_rejection_is_counted_and_only_the_first_few_are_shown() {
+        let (mut s, stats) = session();
+        let t0 = Instant::now();
+        let n = 5_000u64;
+        for k in 0..n {
+            feed(
+                &mut s,
+                "led/0/set",
+                b"blink!",
+                false,
+                (k % 60_000) as u16 + 1,
+            );
+        }
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), n);
+        let quiet: u64 = s
+            .ratelog
+            .drain(t0)
+            .iter()
+            .filter(|c| c.what == REJECTED)
+            .map(|c| c.n)
+            .sum();
+        assert_eq!(quiet, n - u64::from(crate::ratelog::FIRST));
+    }
+}
