@@ -97,7 +97,8 @@ def test_an_echoing_peer_never_gets_the_password_into_the_log(binary, tmp_path, 
     if connack:
         assert "connected to broker" in log, log[-2000:]
     else:
-        assert "cannot connect to broker" in log, log[-2000:]
+        # the echoed packet is named by its type and size, nothing of its content
+        assert "expected CONNACK, got a CONNECT of" in log, log[-2000:]
     leaks = [l for l in log.splitlines() if SECRET in l]
     assert not leaks, f"{len(leaks)} log lines carry the password, e.g. {leaks[0][:300]}"
 

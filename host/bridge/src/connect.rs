@@ -64,9 +64,17 @@ pub async fn connect_once(
                         session_present,
                     });
                 }
-                Some(Incoming::Packet(p)) => return Err(ConnectError::Unexpected(shown::kind(&p))),
-                Some(Incoming::TooLarge { .. }) => {
-                    return Err(ConnectError::Unexpected("a packet too large"))
+                Some(Incoming::Packet(p)) => {
+                    return Err(ConnectError::Unexpected {
+                        kind: shown::kind(&p),
+                        bytes: shown::size(&p),
+                    })
+                }
+                Some(Incoming::TooLarge { frame_len, .. }) => {
+                    return Err(ConnectError::Unexpected {
+                        kind: "too-large packet",
+                        bytes: frame_len,
+                    })
                 }
                 None => {}
             }
