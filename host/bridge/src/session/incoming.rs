@@ -248,12 +248,11 @@ impl Session {
         if self.ratelog.once(RETAINED, Instant::now()) {
             warn!(
                 topic = %t,
-                "retained LED command ignored (the broker would send it again at every \
-                 reconnect): clear it with an empty retained message, e.g. \
-                 `mosquitto_pub -r -n -t '{t}'`"
+                "{RETAINED} (the broker would send it again at every reconnect): \
+                 clear it with an empty retained message, e.g. `mosquitto_pub -r -n -t '{t}'`"
             );
         } else {
-            debug!(topic = %t, "retained LED command ignored");
+            debug!(topic = %t, "{RETAINED}");
         }
     }
 
@@ -268,7 +267,7 @@ impl Session {
             warn!(
                 topic = %shown::text(topic),
                 payload = %shown::bytes(payload),
-                "LED command rejected: {why}"
+                "{REJECTED}: {why}"
             );
         }
     }
