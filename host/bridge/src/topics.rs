@@ -304,6 +304,17 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_led_is_named_short_and_escaped() {
+        let t = Topics::new(&TopicLayout::default(), 4, 4);
+        let huge = format!("led/{}\n/set", "x".repeat(60_000));
+        let Some(Err(why)) = t.parse_led_set(&huge) else {
+            panic!("not refused");
+        };
+        assert!(why.len() < 200 && !why.contains('\n'), "{why}");
+        assert!(why.contains("(60001 bytes)"), "{why}");
+    }
+
+    #[test]
     fn bad_layouts_are_refused() {
         let bad = |f: fn(&mut TopicLayout)| {
             let mut l = TopicLayout::default();
