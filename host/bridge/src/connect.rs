@@ -12,6 +12,7 @@ use crate::config::{BridgeConfig, Qos};
 use crate::error::ConnectError;
 use crate::outbox::EVENT_PKIDS;
 use crate::session::{connack, next_ctrl, CLOSE_WAIT};
+use crate::shown;
 use crate::topics::Topics;
 use crate::transport::{self, Reader, Tls, TransportError, Writer};
 use crate::wire::{self, ConnectSpec, Incoming};
@@ -63,9 +64,17 @@ pub async fn connect_once(
                         session_present,
                     });
                 }
-                Some(Incoming::Packet(p)) => return Err(ConnectError::Unexpected(name(&p))),
-                Some(Incoming::TooLarge { .. }) => {
-                    return Err(ConnectError::Unexpected("a packet too large"))
+                Some(Incoming::Packet(p)) => {
+                    return Err(ConnectError::Unexpected {
+                        kind: shown::kind(&p),
+                        bytes: shown::size(&p),
+                    })
+                }
+                Some(Incoming::TooLarge { frame_len, .. }) => {
+                    return Err(ConnectError::Unexpected {
+                        kind: "too-large packet",
+                        bytes: frame_len,
+                    })
                 }
                 None => {}
             }
@@ -79,17 +88,6 @@ pub async fn connect_once(
     tokio::time::timeout(cfg.connect_timeout, attempt)
         .await
         .unwrap_or(Err(ConnectError::Timeout(cfg.connect_timeout)))
-}
-
-fn name(p: &Packet) -> &'static str {
-    match p {
-        Packet::Publish(_) => "PUBLISH",
-        Packet::PubAck(_) => "PUBACK",
-        Packet::SubAck(_) => "SUBACK",
-        Packet::PingResp => "PINGRESP",
-        Packet::Disconnect => "DISCONNECT",
-        _ => "another packet",
-    }
 }
 
 /// DISCONNECT, then our side closed, then read until the broker closes, so the close

@@ -41,8 +41,10 @@ pub enum ConnectError {
     ClosedBeforeConnack { login: bool },
     #[error("no CONNACK within {0:?}")]
     Timeout(Duration),
-    #[error("expected CONNACK, got {0}")]
-    Unexpected(&'static str),
+    /// Named by type and size only: a peer that echoes bytes sends back our CONNECT,
+    /// password and all.
+    #[error("expected CONNACK, got a {kind} of {bytes} bytes")]
+    Unexpected { kind: &'static str, bytes: usize },
     #[error("not an MQTT answer: {0}")]
     Decode(WireError),
     #[error("cannot encode CONNECT: {0}")]

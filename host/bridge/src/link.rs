@@ -30,6 +30,9 @@ use crate::transport::{Reader, Tls, TransportError, Writer};
 use crate::waker::Waker;
 use crate::BridgeError;
 
+/// The cause of the rate-limited line about commands the driver did not take.
+const DROPPED: &str = "LED command dropped";
+
 /// Events taken from the channel at a time.
 const PULL_CHUNK: usize = 4096;
 
@@ -249,7 +252,9 @@ impl Link {
                 }
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     add(&self.stats.commands_dropped, 1);
-                    warn!(led = c.led, action = %c.action, "LED command dropped: the driver is not taking commands");
+                    if self.session.ratelog.admit(DROPPED, Instant::now()) {
+                        warn!(led = c.led, action = %c.action, "{DROPPED}: the driver is not taking commands");
+                    }
                 }
             }
         }
@@ -298,6 +303,7 @@ impl Link {
             self.pull();
             let now = Instant::now();
             self.session.check_deadline(now);
+            self.session.ratelog.tick(now);
             if self.session.shutdown() == Shutdown::Closed {
                 return End::Finished;
             }

@@ -105,12 +105,7 @@ pub fn parse_action(text: &str) -> Result<LedAction, CommandError> {
 
 /// A payload made printable for a log line: escaped and cut to a few bytes.
 pub fn printable(payload: &[u8]) -> String {
-    let shown = &payload[..payload.len().min(32)];
-    let mut s: String = shown.escape_ascii().to_string();
-    if payload.len() > shown.len() {
-        s.push_str(&format!("... ({} bytes)", payload.len()));
-    }
-    s
+    crate::shown::Shown::Bytes(payload, 32).to_string()
 }
 
 #[cfg(test)]

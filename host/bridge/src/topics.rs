@@ -212,7 +212,7 @@ impl Topics {
             .collect();
         Some(Err(format!(
             "no LED named {:?} (the LEDs are {})",
-            name,
+            crate::shown::text(name),
             names.join(", ")
         )))
     }
@@ -301,6 +301,17 @@ mod tests {
         ] {
             assert_eq!(t.parse_led_set(other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn an_unknown_led_is_named_short_and_escaped() {
+        let t = Topics::new(&TopicLayout::default(), 4, 4);
+        let huge = format!("led/{}\n/set", "x".repeat(60_000));
+        let Some(Err(why)) = t.parse_led_set(&huge) else {
+            panic!("not refused");
+        };
+        assert!(why.len() < 200 && !why.contains('\n'), "{why}");
+        assert!(why.contains("(60001 bytes)"), "{why}");
     }
 
     #[test]

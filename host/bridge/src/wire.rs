@@ -174,8 +174,8 @@ pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireErr
     Ok(())
 }
 
-/// What [`read`] found at the front of the buffer.
-#[derive(Debug)]
+/// What [`read`] found at the front of the buffer. Its `Debug` names the packet's
+/// type only (`shown`): an echoed CONNECT holds our password.
 pub enum Incoming {
     Packet(Packet),
     /// A packet larger than [`MAX_INCOMING`]: to be skipped (`frame_len` bytes from

@@ -2,6 +2,7 @@
 //! Assistant's birth message.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
 use pynq_mqtt_driver::{LedAction, LedCommand};
@@ -13,7 +14,8 @@ use super::{Session, Shutdown};
 use crate::config::{Qos, Rule, RuleLeds};
 use crate::error::Lost;
 use crate::outbox::EVENT_PKIDS;
-use crate::payload::{parse_command, printable};
+use crate::payload::parse_command;
+use crate::shown;
 use crate::stats::add;
 use crate::topics::LedTarget;
 use crate::wire::{self, Incoming};
@@ -57,6 +59,12 @@ impl RecentIds {
     }
 }
 
+/// Causes of the rate-limited log lines (`ratelog`), named as their lines begin.
+const REJECTED: &str = "LED command rejected";
+const TOO_LARGE: &str = "message too large";
+const RETAINED: &str = "retained LED command ignored";
+const HA_ONLINE: &str = "Home Assistant (re)started";
+
 fn pub_ack(ctrl: &mut BytesMut, qos: Qos, pkid: u16) {
     match qos {
         Qos::AtMostOnce => {}
@@ -92,16 +100,21 @@ impl Session {
                     // skipped, and acknowledged so that it does not come back
                     l.skip = frame_len;
                     let why = format!("message of {frame_len} bytes is too large");
+                    let now = Instant::now();
                     match publish {
                         Some((topic, qos, pkid)) => {
                             pub_ack(&mut l.ctrl, qos, pkid);
                             if self.topics.parse_led_set(&topic).is_some() {
                                 self.reject(&topic, b"", &why);
-                            } else {
-                                warn!(topic = %topic.escape_debug(), "{why}; ignored");
+                            } else if self.ratelog.admit(TOO_LARGE, now) {
+                                warn!(topic = %shown::text(&topic), "{why}; ignored");
                             }
                         }
-                        None => warn!("{why}; skipped"),
+                        None => {
+                            if self.ratelog.admit(TOO_LARGE, now) {
+                                warn!("{why}; skipped");
+                            }
+                        }
                     }
                 }
             }
@@ -148,9 +161,9 @@ impl Session {
                     .recent_in
                     .repeated(qos, p.dup, p.pkid, &p.topic, &p.payload)
                 {
-                    debug!(topic = %p.topic, pkid = p.pkid, "message sent again: acknowledged, not acted on twice");
+                    debug!(topic = %shown::text(&p.topic), pkid = p.pkid, "message sent again: acknowledged, not acted on twice");
                 } else {
-                    self.on_message(&p.topic, &p.payload);
+                    self.on_message(&p.topic, &p.payload, p.retain);
                 }
                 if let Some(l) = self.live.as_mut() {
                     pub_ack(&mut l.ctrl, qos, p.pkid);
@@ -159,47 +172,87 @@ impl Session {
             Packet::PubRel(r) => wire::pubcomp(&mut l.ctrl, r.pkid),
             Packet::Disconnect => return Err(Lost::BrokerDisconnect),
             Packet::PingResp => {}
-            other => debug!(?other, "ignored packet from the broker"),
+            // by type and size only: an echoed CONNECT would show our password
+            other => debug!(
+                packet = shown::kind(&other),
+                bytes = shown::size(&other),
+                "ignored packet from the broker"
+            ),
         }
         Ok(())
     }
 
     /// An incoming message: LED command, rule, or Home Assistant's birth message.
-    fn on_message(&mut self, topic: &str, payload: &[u8]) {
+    /// A retained one drives no LED: the broker hands it out again at every
+    /// subscription, that is at every reconnect, where nobody sent it.
+    fn on_message(&mut self, topic: &str, payload: &[u8], retained: bool) {
         if let Some(target) = self.topics.parse_led_set(topic) {
-            match target.and_then(|t| {
-                parse_command(payload)
-                    .map(|a| (t, a))
-                    .map_err(|e| e.to_string())
-            }) {
-                Err(why) => self.reject(topic, payload, &why),
-                Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
-                Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
+            if retained {
+                self.ignore_retained(topic);
+            } else {
+                self.led_set(topic, target, payload);
             }
         }
         let relative = topic.strip_prefix(self.topics.prefix());
         let cfg = Arc::clone(&self.cfg);
-        let hits = cfg
+        let mut hits = cfg
             .rules
             .iter()
-            .filter(|r| rule_matches(r, relative, payload));
-        for r in hits {
-            debug!(topic, action = %r.action, "rule");
-            match &r.leds {
-                RuleLeds::All => self.command(0..self.topics.n_leds(), r.action),
-                RuleLeds::Some(v) => {
-                    for &led in v {
-                        self.commands.push(LedCommand {
-                            led,
-                            action: r.action,
-                        });
+            .filter(|r| rule_matches(r, relative, payload))
+            .peekable();
+        if retained {
+            if hits.peek().is_some() {
+                self.ignore_retained(topic);
+            }
+        } else {
+            for r in hits {
+                debug!(topic = %shown::text(topic), action = %r.action, "rule");
+                match &r.leds {
+                    RuleLeds::All => self.command(0..self.topics.n_leds(), r.action),
+                    RuleLeds::Some(v) => {
+                        for &led in v {
+                            self.commands.push(LedCommand {
+                                led,
+                                action: r.action,
+                            });
+                        }
                     }
                 }
             }
         }
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
-            info!("Home Assistant (re)started: sending the discovery configs again");
+            if self.ratelog.admit(HA_ONLINE, Instant::now()) {
+                info!("{HA_ONLINE}: sending the discovery configs again");
+            }
             self.queue_discovery();
+        }
+    }
+
+    /// A command on `led/<name>/set` or `led/set`: acted on, or rejected and logged.
+    fn led_set(&mut self, topic: &str, target: Result<LedTarget, String>, payload: &[u8]) {
+        let parsed = target.and_then(|t| {
+            parse_command(payload)
+                .map(|a| (t, a))
+                .map_err(|e| e.to_string())
+        });
+        match parsed {
+            Err(why) => self.reject(topic, payload, &why),
+            Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
+            Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
+        }
+    }
+
+    /// A retained command: not acted on; the first of the run says how to clear it.
+    fn ignore_retained(&mut self, topic: &str) {
+        let t = shown::text(topic);
+        if self.ratelog.once(RETAINED, Instant::now()) {
+            warn!(
+                topic = %t,
+                "{RETAINED} (the broker would send it again at every reconnect): \
+                 clear it with an empty retained message, e.g. `mosquitto_pub -r -n -t '{t}'`"
+            );
+        } else {
+            debug!(topic = %t, "{RETAINED}");
         }
     }
 
@@ -208,17 +261,122 @@ impl Session {
             .extend(leds.map(|led| LedCommand { led, action }));
     }
 
-    fn reject(&self, topic: &str, payload: &[u8], why: &str) {
+    fn reject(&mut self, topic: &str, payload: &[u8], why: &str) {
         add(&self.stats.commands_rejected, 1);
-        warn!(
-            topic = %topic.escape_debug(),
-            payload = %printable(payload),
-            "LED command rejected: {why}"
-        );
+        if self.ratelog.admit(REJECTED, Instant::now()) {
+            warn!(
+                topic = %shown::text(topic),
+                payload = %shown::bytes(payload),
+                "{REJECTED}: {why}"
+            );
+        }
     }
 }
 
 fn rule_matches(r: &Rule, relative: Option<&str>, payload: &[u8]) -> bool {
     relative.is_some_and(|t| topic_matches(t, &r.topic))
         && (r.payloads.is_empty() || r.payloads.iter().any(|p| p.as_bytes() == payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use pynq_mqtt_driver::Stats as DriverStats;
+    use rumqttc::mqttbytes::v4::Publish;
+    use rumqttc::mqttbytes::QoS;
+
+    use super::*;
+    use crate::config::BridgeConfig;
+    use crate::stats::BridgeStats;
+
+    /// A connected session of a board with 4 LEDs and the seed's rule (`button/0`
+    /// toggles every LED), its announcements taken out.
+    fn session() -> (Session, Arc<BridgeStats>) {
+        let mut cfg = BridgeConfig::new("broker", 1883);
+        cfg.rules.push(Rule {
+            topic: "button/0".into(),
+            payloads: Vec::new(),
+            action: LedAction::Toggle,
+            leds: RuleLeds::All,
+        });
+        let stats = Arc::new(BridgeStats::default());
+        let mut s = Session::new(
+            Arc::new(cfg),
+            4,
+            4,
+            Arc::clone(&stats),
+            Arc::new(DriverStats::default()),
+        );
+        s.connected(false, Instant::now());
+        s.live().expect("connected").ctrl.clear();
+        (s, stats)
+    }
+
+    fn feed(s: &mut Session, topic: &str, payload: &[u8], retain: bool, pkid: u16) {
+        let mut p = Publish::new(topic, QoS::AtLeastOnce, payload.to_vec());
+        p.pkid = pkid;
+        p.retain = retain;
+        let mut b = BytesMut::new();
+        p.write(&mut b).unwrap();
+        s.on_read(&mut b).unwrap();
+    }
+
+    const SENT: [(&str, &[u8]); 4] = [
+        ("led/0/set", b"toggle"),
+        ("led/set", b"on"),
+        ("led/9/set", b"on"),
+        ("button/0", b"1"),
+    ];
+
+    #[test]
+    fn retained_commands_and_rule_triggers_drive_no_led_but_are_acknowledged() {
+        let (mut s, stats) = session();
+        for (k, (topic, payload)) in SENT.iter().enumerate() {
+            feed(&mut s, topic, payload, true, k as u16 + 1);
+        }
+        assert!(s.commands.is_empty(), "{:?}", s.commands);
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), 0);
+        let mut ctrl = s.live().expect("connected").ctrl.split();
+        let mut acked = Vec::new();
+        while let Some(Incoming::Packet(Packet::PubAck(a))) = wire::read(&mut ctrl).unwrap() {
+            acked.push(a.pkid);
+        }
+        assert_eq!(
+            acked,
+            [1, 2, 3, 4],
+            "a retained command is acknowledged all the same"
+        );
+        // the same, sent now (not retained): acted on
+        for (k, (topic, payload)) in SENT.iter().enumerate() {
+            feed(&mut s, topic, payload, false, k as u16 + 11);
+        }
+        assert_eq!(s.commands.len(), 1 + 4 + 4, "{:?}", s.commands);
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn every_rejection_is_counted_and_only_the_first_few_are_shown() {
+        let (mut s, stats) = session();
+        let t0 = Instant::now();
+        let n = 5_000u64;
+        for k in 0..n {
+            feed(
+                &mut s,
+                "led/0/set",
+                b"blink!",
+                false,
+                (k % 60_000) as u16 + 1,
+            );
+        }
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), n);
+        let quiet: u64 = s
+            .ratelog
+            .drain(t0)
+            .iter()
+            .filter(|c| c.what == REJECTED)
+            .map(|c| c.n)
+            .sum();
+        assert_eq!(quiet, n - u64::from(crate::ratelog::FIRST));
+    }
 }

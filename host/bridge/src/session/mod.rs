@@ -35,6 +35,7 @@ use crate::config::{BridgeConfig, Qos, SessionMode};
 use crate::discovery;
 use crate::error::{ConnectError, Refusal};
 use crate::outbox::{Outbox, EVENT_PKIDS};
+use crate::ratelog::RateLog;
 use crate::stats::{add, BridgeStats, StatsReport};
 use crate::topics::Topics;
 use crate::wire::{self, EventEncoder};
@@ -92,6 +93,8 @@ pub struct Session {
     report: StatsReport,
     last_drop_warning: Option<Instant>,
     drops_since_warning: u64,
+    /// Warnings a peer can cause, limited per cause.
+    pub(crate) ratelog: RateLog,
 }
 
 /// The next control packet id (above the events' range, never 0).
@@ -181,6 +184,7 @@ impl Session {
             report: StatsReport::new(),
             last_drop_warning: None,
             drops_since_warning: 0,
+            ratelog: RateLog::default(),
             cfg,
         }
     }
