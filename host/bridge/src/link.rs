@@ -320,9 +320,12 @@ impl Link {
                 c.rbuf.reserve(16 * 1024);
             }
             let stats_tick = self.stats_tick.as_mut();
+            // control packets piled up (the broker sends but does not read): stop
+            // reading until the batch is out, so TCP pushes back on the broker
+            let reading = self.session.wants_input();
             tokio::select! {
                 biased;
-                r = c.rd.read_buf(&mut c.rbuf) => match r {
+                r = c.rd.read_buf(&mut c.rbuf), if reading => match r {
                     Ok(0) => return End::Lost(Lost::Closed),
                     Ok(_) => {
                         let r = self.session.on_read(&mut c.rbuf);
