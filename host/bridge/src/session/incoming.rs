@@ -8,7 +8,7 @@ use bytes::{Buf, BytesMut};
 use pynq_mqtt_driver::{LedAction, LedCommand};
 use rumqttc::mqttbytes::matches as topic_matches;
 use rumqttc::mqttbytes::v4::{Packet, SubscribeReasonCode};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use super::{Session, Shutdown};
 use crate::config::{Qos, Rule, RuleLeds};
@@ -216,7 +216,6 @@ impl Session {
             }
         }
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
-            info!("Home Assistant (re)started: sending the discovery configs again");
             self.queue_discovery_again(Instant::now());
         }
     }

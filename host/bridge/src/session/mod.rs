@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 use rumqttc::mqttbytes::v4::ConnectReturnCode;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{BridgeConfig, Qos, SessionMode};
 use crate::discovery;
@@ -320,6 +320,7 @@ impl Session {
         }
         self.ha_sent = Some(now);
         self.ha_pending = false;
+        info!("Home Assistant (re)started: sending the discovery configs again");
         self.queue_discovery();
     }
 
