@@ -22,6 +22,8 @@ pub struct Live {
     /// Control packets waiting for the next batch.
     pub(super) ctrl: BytesMut,
     pub(super) watch: super::alive::Watch,
+    /// QoS 0: the writes that finished events, for a loss with bytes unacknowledged.
+    pub(super) tail: super::unsent::Tail,
     pub(super) sub_pkid: u16,
     /// Bytes still to drop of a packet too large to read.
     pub(super) skip: usize,
@@ -122,6 +124,7 @@ impl Session {
             l.ends_done += 1;
             done += 1;
         }
+        l.tail.wrote(n, done);
         if done > 0 {
             let k = self.outbox.complete_written(done);
             add(&self.stats.published, k as u64);

@@ -263,6 +263,7 @@ impl Session {
             ends_done: 0,
             ctrl: BytesMut::with_capacity(4096),
             watch: alive::Watch::new(now),
+            tail: unsent::Tail::default(),
             sub_pkid: next_ctrl(&mut self.next_ctrl),
             skip: 0,
         };
@@ -465,6 +466,7 @@ impl Session {
 mod alive;
 mod batch;
 mod incoming;
+pub(crate) mod unsent;
 
 pub use batch::{Fill, Live};
 use incoming::RecentIds;

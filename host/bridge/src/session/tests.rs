@@ -931,3 +931,51 @@ fn a_flood_of_home_assistant_births_sends_discovery_once_per_interval() {
     s.on_timer(now + 3 * DISCOVERY_EVERY).unwrap();
     assert_eq!(configs(&write_batch(&mut s, now + 3 * DISCOVERY_EVERY)), 0);
 }
+
+#[test]
+fn qos0_events_never_acknowledged_at_a_loss_are_taken_back_from_published() {
+    let (mut s, stats) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    let mut sizes = Vec::new();
+    for k in 0..100 {
+        s.push_event(ev(k));
+        let before = get(&stats.bytes_written);
+        write_batch(&mut s, now);
+        sizes.push(get(&stats.bytes_written) - before);
+    }
+    assert_eq!(get(&stats.published), 100);
+    // the last 10 events' bytes (and a part of the one before) never acknowledged
+    let unacked: u64 = sizes[90..].iter().sum::<u64>() + 1;
+    s.lost_unacked(Some(unacked));
+    assert_eq!(get(&stats.published), 89);
+    assert_eq!(get(&stats.dropped_unacked), 11);
+    // unknown: nothing is taken back (the warning says so)
+    s.lost_unacked(None);
+    assert_eq!(get(&stats.published), 89);
+}
+
+#[test]
+fn the_tail_of_many_writes_never_undercounts_what_is_lost() {
+    let mut t = unsent::Tail::default();
+    // 10 bytes per event, 3 events per write, far more writes than spans kept
+    for _ in 0..5 * unsent::Tail::SPANS {
+        t.wrote(30, 3);
+    }
+    for unacked in [
+        0u64,
+        1,
+        10,
+        29,
+        30,
+        31,
+        4_000,
+        30 * 5 * unsent::Tail::SPANS as u64,
+    ] {
+        let exact = unacked.div_ceil(10);
+        let got = t.lost(unacked);
+        assert!(got >= exact, "{unacked}: {got} < {exact}");
+        assert!(got <= exact + 3, "{unacked}: {got} much over {exact}");
+    }
+    assert_eq!(t.lost(0), 0);
+}
