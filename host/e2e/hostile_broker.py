@@ -11,10 +11,16 @@ connection up and recover.
 - `drip`: sends the start of a PUBLISH that never ends, one byte a second, and
   answers nothing else.
 - `noack`: answers PINGREQ but never acknowledges a message.
+- `sink`: reads nothing more, with a small receive buffer, and sends nothing. When
+  the daemon connects again, what the first connection's kernel received (and
+  acknowledged) is peeked at, not read, so no more arrives: `received` counts the
+  button events in it.
 
 Every connection is recorded (time opened, time closed, messages received)."""
+import fcntl
 import socket
 import struct
+import termios
 import threading
 import time
 
@@ -46,15 +52,19 @@ class Conn:
         self.opened = time.monotonic()
         self.closed = None
         self.publishes = 0
+        self.events = 0
         self.pings = 0
+        self.received = None
 
 
 class HostileBroker:
     def __init__(self, mode):
-        assert mode in ("flood", "huge", "drip", "noack")
+        assert mode in ("flood", "huge", "drip", "noack", "sink")
         self.mode = mode
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if mode == "sink":
+            self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(8)
         self.port = self.lsock.getsockname()[1]
@@ -100,6 +110,8 @@ class HostileBroker:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 first = not self.conns
+                if not first and self.mode == "sink" and self.conns[0].received is None:
+                    self.conns[0].received = _peek_events(self.conns[0].sock)
                 c = Conn(s)
                 self.conns.append(c)
             threading.Thread(target=self._serve, args=(c, first), daemon=True).start()
@@ -161,6 +173,8 @@ class HostileBroker:
         kind = t >> 4
         if kind == 3:
             c.publishes += 1
+            (ln,) = struct.unpack(">H", body[:2])
+            c.events += body[2:2 + ln].startswith(b"button/")
             qos = (t >> 1) & 3
             if qos and ack:
                 (ln,) = struct.unpack(">H", body[:2])
@@ -205,7 +219,37 @@ class HostileBroker:
                 except BlockingIOError:
                     time.sleep(0.05)
 
+    def _sink(self, c, buf):
+        while not self.stopped:
+            time.sleep(0.1)
+
     def _noack(self, c, buf):
         while True:
             t, body = self._read_packet(c.sock, buf)
             self._answer(c, t, body, ack=False)
+
+
+def _peek_events(sock):
+    """Button events complete in what `sock` has received and not read (peeked at,
+    so the receive window stays shut)."""
+    n = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+    data = sock.recv(n, socket.MSG_PEEK) if n else b""
+    events, i = 0, 0
+    while i + 2 <= len(data):
+        ln, mult, j = 0, 1, i + 1
+        while j < len(data) and j <= i + 4:
+            b = data[j]
+            ln += (b & 0x7F) * mult
+            mult *= 128
+            j += 1
+            if not b & 0x80:
+                break
+        else:
+            break
+        if j + ln > len(data):
+            break
+        if data[i] >> 4 == 3:
+            (tl,) = struct.unpack(">H", data[j:j + 2])
+            events += data[j + 2:j + 2 + tl].startswith(b"button/")
+        i = j + ln
+    return events

@@ -178,3 +178,32 @@ def test_events_never_acknowledged_recycle_the_connection(binary, tmp_path):
         if d.proc.poll() is None:
             d.stop(signal.SIGKILL)
         broker.close()
+
+
+def test_qos0_published_counts_only_what_the_broker_received(binary, tmp_path):
+    """QoS 0 into a broker that stops reading: the daemon gives the connection up
+    with bytes in its send queue. Events the broker's TCP never acknowledged are
+    counted lost, so `published` is no more than the broker received, and
+    published + lost = captured."""
+    broker = HostileBroker("sink")
+    ka = 3
+    stim = tmp_path / "s.stim"
+    n = 6000
+    stimulus(stim, n, spacing_us=400)
+    d = Daemon(binary, broker.url(), tmp_path, "--qos", "0", "--keep-alive", ka, *COMMON, stimulus=stim)
+    try:
+        assert broker.wait_connections(2, 2 * ka + 30), d.text()[-3000:]
+        time.sleep(n * 0.0004 + 3)
+        code, _ = stop(d)
+        f = d.final()
+        conns = broker.connections()
+        received = conns[0].received + sum(c.events for c in conns[1:])
+        print(f"QoS 0 on a dead link: broker received {received} (first connection {conns[0].received}); "
+              f"final {f}")
+        assert code == 0, d.text()[-3000:]
+        assert f["published"] <= received, f"published={f['published']} but the broker received {received}"
+        assert f["published"] + f["lost"] == f["captured"] == n, f
+    finally:
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
+        broker.close()
