@@ -111,7 +111,7 @@ class HostileBroker:
             with self.lock:
                 first = not self.conns
                 if not first and self.mode == "sink" and self.conns[0].received is None:
-                    self.conns[0].received = _peek_events(self.conns[0].sock)
+                    self.conns[0].received = self.conns[0].events + _peek_events(self.conns[0].sock)
                 c = Conn(s)
                 self.conns.append(c)
             threading.Thread(target=self._serve, args=(c, first), daemon=True).start()
@@ -220,6 +220,8 @@ class HostileBroker:
                     time.sleep(0.05)
 
     def _sink(self, c, buf):
+        # what was read ahead with the SUBSCRIBE was received too
+        c.events += count_events(bytes(buf))
         while not self.stopped:
             time.sleep(0.1)
 
@@ -233,7 +235,11 @@ def _peek_events(sock):
     """Button events complete in what `sock` has received and not read (peeked at,
     so the receive window stays shut)."""
     n = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
-    data = sock.recv(n, socket.MSG_PEEK) if n else b""
+    return count_events(sock.recv(n, socket.MSG_PEEK) if n else b"")
+
+
+def count_events(data):
+    """Button events complete in `data` (whole packets from its start)."""
     events, i = 0, 0
     while i + 2 <= len(data):
         ln, mult, j = 0, 1, i + 1

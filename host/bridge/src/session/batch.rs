@@ -120,11 +120,12 @@ impl Session {
         add(&self.stats.bytes_written, n as u64);
         // QoS 0: an event is finished once all of its bytes are taken
         let mut done = 0;
+        let from = l.ends_done;
         while l.ends_done < l.ends.len() && l.ends[l.ends_done] <= l.wpos {
             l.ends_done += 1;
             done += 1;
         }
-        l.tail.wrote(n, done);
+        l.tail.wrote(n, l.wpos, &l.ends[from..l.ends_done]);
         if done > 0 {
             let k = self.outbox.complete_written(done);
             add(&self.stats.published, k as u64);

@@ -956,26 +956,31 @@ fn qos0_events_never_acknowledged_at_a_loss_are_taken_back_from_published() {
 }
 
 #[test]
-fn the_tail_of_many_writes_never_undercounts_what_is_lost() {
+fn the_tail_counts_exactly_the_events_past_the_acknowledged_byte() {
     let mut t = unsent::Tail::default();
-    // 10 bytes per event, 3 events per write, far more writes than spans kept
-    for _ in 0..5 * unsent::Tail::SPANS {
-        t.wrote(30, 3);
+    // batches of 100 bytes: 20 of control packets, then 8 events of 10 bytes
+    let ends: Vec<usize> = (1..=8).map(|k| 20 + 10 * k).collect();
+    for _ in 0..2 * unsent::Tail::KEEP / 8 {
+        // each batch in two writes, the first ending inside an event
+        t.wrote(45, 45, &ends[..2]);
+        t.wrote(55, 100, &ends[2..]);
     }
-    for unacked in [
-        0u64,
-        1,
-        10,
-        29,
-        30,
-        31,
-        4_000,
-        30 * 5 * unsent::Tail::SPANS as u64,
+    for (unacked, lost) in [
+        (0u64, 0u64),
+        (1, 1),
+        (10, 1),
+        (11, 2),
+        (80, 8),
+        (81, 8),
+        (100, 8),
+        (101, 9),
+        (1000, 80),
     ] {
-        let exact = unacked.div_ceil(10);
-        let got = t.lost(unacked);
-        assert!(got >= exact, "{unacked}: {got} < {exact}");
-        assert!(got <= exact + 3, "{unacked}: {got} much over {exact}");
+        assert_eq!(t.lost(unacked), lost, "{unacked} bytes unacknowledged");
     }
-    assert_eq!(t.lost(0), 0);
+    assert_eq!(
+        t.lost(u64::MAX),
+        unsent::Tail::KEEP as u64,
+        "no more than kept"
+    );
 }

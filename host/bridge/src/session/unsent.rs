@@ -3,13 +3,11 @@
 //! TCP: `published` counts what the broker's host received, not what our kernel
 //! accepted.
 //!
-//! Each write that finished events is remembered as a span of the connection's byte
-//! stream with the number of events whose last byte fell in it. At a loss, the
-//! `unacked` bytes at the end of the stream are mapped back onto the spans; in the
-//! span the acknowledged point cuts, the share of its events past the cut is
-//! rounded up, so the count never overstates `published`. Spans are merged oldest
-//! first beyond [`Tail::SPANS`], which only blurs the oldest bytes, the ones least
-//! likely to be unacknowledged.
+//! The connection's byte offset at the end of each QoS 0 event is kept, as the
+//! distance from the previous one (4 bytes an event), for the last [`Tail::KEEP`]
+//! events: at a loss, the events whose last byte is among the final `unacked`
+//! bytes are counted, exactly. A send queue longer than the events kept (over
+//! 512 Ki events in the kernel's buffer) counts only those kept.
 
 use std::collections::VecDeque;
 
@@ -19,61 +17,49 @@ use super::Session;
 use crate::config::Qos;
 use crate::stats::add;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
-    start: u64,
-    end: u64,
-    events: u64,
-}
-
-/// The recent QoS 0 writes of one connection.
+/// The recent QoS 0 events of one connection, by where their bytes end.
 #[derive(Debug, Default)]
 pub struct Tail {
+    /// Bytes the socket took on this connection.
     total: u64,
-    spans: VecDeque<Span>,
+    /// Stream offset of the end of the newest event kept.
+    last_end: u64,
+    /// Per event, oldest first: its end minus the previous event's end.
+    steps: VecDeque<u32>,
 }
 
 impl Tail {
-    pub const SPANS: usize = 1024;
+    pub const KEEP: usize = 1 << 19;
 
-    /// The socket took `n` bytes, with which `events` events were finished.
-    pub fn wrote(&mut self, n: usize, events: usize) {
-        let start = self.total;
+    /// The socket took `n` bytes, after which `wpos` bytes of the batch are written;
+    /// `ends` are the batch offsets of the events those bytes finished.
+    pub fn wrote(&mut self, n: usize, wpos: usize, ends: &[usize]) {
         self.total += n as u64;
-        if events == 0 {
-            return;
-        }
-        self.spans.push_back(Span {
-            start,
-            end: self.total,
-            events: events as u64,
-        });
-        if self.spans.len() > Self::SPANS {
-            let a = self.spans.pop_front().unwrap_or_else(|| unreachable!());
-            if let Some(b) = self.spans.front_mut() {
-                b.start = a.start;
-                b.events += a.events;
+        let base = self.total - wpos as u64;
+        for &e in ends {
+            let end = base + e as u64;
+            let step = u32::try_from(end - self.last_end).unwrap_or(u32::MAX);
+            self.last_end = end;
+            if self.steps.len() == Self::KEEP {
+                self.steps.pop_front();
             }
+            self.steps.push_back(step);
         }
     }
 
     /// Events whose last byte is among the final `unacked` bytes written.
     pub fn lost(&self, unacked: u64) -> u64 {
         let acked = self.total.saturating_sub(unacked);
-        self.spans
-            .iter()
-            .rev()
-            .take_while(|s| s.end > acked)
-            .map(|s| {
-                if s.start >= acked {
-                    s.events
-                } else {
-                    let past = u128::from(s.end - acked);
-                    let len = u128::from(s.end - s.start);
-                    (u128::from(s.events) * past).div_ceil(len) as u64
-                }
-            })
-            .sum()
+        let mut end = self.last_end;
+        let mut n = 0;
+        for &step in self.steps.iter().rev() {
+            if end <= acked {
+                break;
+            }
+            n += 1;
+            end = end.saturating_sub(u64::from(step));
+        }
+        n
     }
 }
 
