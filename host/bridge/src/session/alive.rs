@@ -8,7 +8,7 @@
 //! dripping broker is found within 2 × keep-alive whatever we write meanwhile.
 //!
 //! ```text
-//!   packet read ──► quiet ──(keep-alive without a packet read or a byte written)──► PINGREQ
+//!   packet read ──► quiet ──(a keep-alive with no packet read, or no byte written)──► PINGREQ
 //!        ▲                                                                            │
 //!        └──────────────────────── any complete packet ◄──────────────────────────────┤
 //!                                                                       keep-alive more

@@ -1,4 +1,4 @@
-//! The batch being written on a live connection, and the keep-alive that watches it.
+//! The batch being written on a live connection (its liveness is `alive.rs`).
 
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ pub struct Live {
     /// Control packets waiting for the next batch.
     pub(super) ctrl: BytesMut,
     pub(super) watch: super::alive::Watch,
-    /// QoS 0: the writes that finished events, for a loss with bytes unacknowledged.
+    /// QoS 0: where recent events end in the stream, for a loss with bytes unacknowledged.
     pub(super) tail: super::unsent::Tail,
     pub(super) sub_pkid: u16,
     /// Bytes still to drop of a packet too large to read.
