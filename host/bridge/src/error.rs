@@ -81,6 +81,10 @@ pub enum Lost {
     NoAnswer(Duration),
     #[error("the broker has taken no data for {0:?}")]
     Stalled(Duration),
+    #[error("no acknowledgement from the broker within {0:?} while events wait for one")]
+    NoAck(Duration),
+    #[error("the broker announced a control packet of {0} bytes (only a PUBLISH may be large)")]
+    Oversized(usize),
     #[error(transparent)]
     Wire(#[from] WireError),
 }

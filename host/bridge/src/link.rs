@@ -63,7 +63,8 @@ pub(crate) struct Link {
 struct Conn {
     rd: Reader,
     rbuf: BytesMut,
-    wr: Writer,
+    /// Taken by the orderly close.
+    wr: Option<Writer>,
     /// TLS buffers what it writes: flush once a batch is out.
     flush_pending: bool,
     timer: std::pin::Pin<Box<Sleep>>,
@@ -294,11 +295,20 @@ impl Link {
         let (rd, wr, rbuf) = (o.rd, o.wr, o.rbuf);
         let mut c = Conn {
             rd,
-            wr,
+            wr: Some(wr),
             rbuf,
             flush_pending: false,
             timer,
         };
+        let end = self.serve_conn(&mut c).await;
+        if let (End::Lost(_), Some(wr)) = (&end, &c.wr) {
+            // before the socket closes: what the broker never acknowledged
+            self.session.lost_unacked(wr.unacked());
+        }
+        end
+    }
+
+    async fn serve_conn(&mut self, c: &mut Conn) -> End {
         loop {
             self.pull();
             let now = Instant::now();
@@ -315,7 +325,9 @@ impl Link {
                 }
             }
             if self.session.batch_done() && !c.flush_pending && self.refill() {
-                connect::close(&mut c.rd, c.wr).await;
+                if let Some(wr) = c.wr.take() {
+                    connect::close(&mut c.rd, wr).await;
+                }
                 info!("disconnected from broker");
                 return End::Finished;
             }
@@ -326,9 +338,12 @@ impl Link {
                 c.rbuf.reserve(16 * 1024);
             }
             let stats_tick = self.stats_tick.as_mut();
+            // control packets piled up (the broker sends but does not read): stop
+            // reading until the batch is out, so TCP pushes back on the broker
+            let reading = self.session.wants_input();
             tokio::select! {
                 biased;
-                r = c.rd.read_buf(&mut c.rbuf) => match r {
+                r = c.rd.read_buf(&mut c.rbuf), if reading => match r {
                     Ok(0) => return End::Lost(Lost::Closed),
                     Ok(_) => {
                         let r = self.session.on_read(&mut c.rbuf);
@@ -339,7 +354,7 @@ impl Link {
                     }
                     Err(e) => return End::Lost(TransportError::of(e, tls).into()),
                 },
-                r = write_or_flush(&mut c.wr, self.session.pending()), if !idle => match r {
+                r = write_or_flush(c.wr.as_mut(), self.session.pending()), if !idle => match r {
                     Ok(Some(0)) => return End::Lost(Lost::WriteZero),
                     Ok(Some(n)) => {
                         self.session.on_written(n, Instant::now());
@@ -380,7 +395,10 @@ async fn sleep_until_opt(t: Option<TokioInstant>) {
 }
 
 /// Writes some of `buf` (Some(bytes taken)), or flushes when it is empty (None).
-async fn write_or_flush(wr: &mut Writer, buf: &[u8]) -> std::io::Result<Option<usize>> {
+async fn write_or_flush(wr: Option<&mut Writer>, buf: &[u8]) -> std::io::Result<Option<usize>> {
+    let Some(wr) = wr else {
+        return std::future::pending().await;
+    };
     if buf.is_empty() {
         wr.flush().await.map(|()| None)
     } else {

@@ -19,6 +19,9 @@ pynq_mqtt_driver::counters! {
         dropped_buffer { json: Some("dropped.retry_buffer"), log: Some("dropped_retry_buffer") },
         /// Events still buffered when the shutdown timeout ran out.
         dropped_shutdown { json: Some("dropped.shutdown"), log: Some("dropped_at_shutdown") },
+        /// QoS 0 events written to a connection that was lost before the broker's TCP
+        /// acknowledged them (taken back from `published`).
+        dropped_unacked { json: Some("dropped.unacknowledged"), log: Some("dropped_unacknowledged") },
         /// Events in the retry buffer now (a gauge).
         buffered { json: Some("buffered"), log: None },
         /// Write calls on the connection.
@@ -47,7 +50,7 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
 impl BridgeStatsView {
     /// Events the MQTT side lost (it never loses one silently).
     pub fn lost(&self) -> u64 {
-        self.dropped_buffer + self.dropped_shutdown
+        self.dropped_buffer + self.dropped_shutdown + self.dropped_unacked
     }
 
     pub fn reconnects(&self) -> u64 {
@@ -175,7 +178,8 @@ mod tests {
                 "hardware_fifo",
                 "retry_buffer",
                 "sequence_gaps",
-                "shutdown"
+                "shutdown",
+                "unacknowledged"
             ]
         );
         assert_eq!(
@@ -225,6 +229,7 @@ mod tests {
                 ("published", 7),
                 ("dropped_retry_buffer", 1),
                 ("dropped_at_shutdown", 0),
+                ("dropped_unacknowledged", 0),
                 ("writes", 0),
                 ("led_commands", 0),
                 ("rejected", 0),

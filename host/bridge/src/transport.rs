@@ -2,7 +2,10 @@
 //! split into a read half and a write half so one task can wait on both.
 
 use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -14,7 +17,79 @@ use tokio_rustls::TlsConnector;
 use crate::config::TlsConfig;
 
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
-pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// The write half, with the ends of its TCP connection (plain TCP only) so that
+/// what the broker never acknowledged can be counted when the connection is lost.
+pub struct Writer {
+    inner: Box<dyn AsyncWrite + Send + Unpin>,
+    ends: Option<Ends>,
+}
+
+impl Writer {
+    /// Bytes written to the connection that the broker's TCP has not acknowledged:
+    /// None with TLS (records are not our bytes) or when the kernel no longer lists
+    /// the connection (it was reset).
+    pub fn unacked(&self) -> Option<u64> {
+        self.ends.and_then(|e| e.unacked())
+    }
+}
+
+impl AsyncWrite for Writer {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The two ends of a TCP connection, which name it in the kernel's socket table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ends {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+}
+
+impl Ends {
+    /// The connection's send queue as the kernel reports it in /proc/net/tcp(6):
+    /// `tx_queue` is written minus acknowledged bytes, what SIOCOUTQ answers (read
+    /// from the table because this crate holds no `unsafe`).
+    pub fn unacked(&self) -> Option<u64> {
+        let table = if self.local.is_ipv4() {
+            "/proc/net/tcp"
+        } else {
+            "/proc/net/tcp6"
+        };
+        send_queue(&std::fs::read_to_string(table).ok()?, self)
+    }
+}
+
+/// The `tx_queue` of the connection between `ends` in a /proc/net/tcp table.
+pub fn send_queue(table: &str, ends: &Ends) -> Option<u64> {
+    let port = |field: &str| {
+        field
+            .rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (local, peer, queues) = (f.get(1)?, f.get(2)?, f.get(4)?);
+        if port(local)? != ends.local.port() || port(peer)? != ends.peer.port() {
+            return None;
+        }
+        let (tx, _) = queues.split_once(':')?;
+        u64::from_str_radix(tx, 16).ok()
+    })
+}
 
 /// The TLS settings could not be loaded; found at start, before any connection.
 #[derive(Debug, thiserror::Error)]
@@ -200,8 +275,16 @@ pub async fn open(
     tcp.set_nodelay(true)?;
     match tls {
         None => {
+            let ends = match (tcp.local_addr(), tcp.peer_addr()) {
+                (Ok(local), Ok(peer)) => Some(Ends { local, peer }),
+                _ => None,
+            };
             let (r, w) = tcp.into_split();
-            Ok((Box::new(r), Box::new(w)))
+            let w = Writer {
+                inner: Box::new(w),
+                ends,
+            };
+            Ok((Box::new(r), w))
         }
         Some(t) => {
             let stream = t
@@ -210,7 +293,57 @@ pub async fn open(
                 .await
                 .map_err(|e| TransportError::of(e, Some(t)))?;
             let (r, w) = tokio::io::split(stream);
-            Ok((Box::new(r), Box::new(w)))
+            let w = Writer {
+                inner: Box::new(w),
+                ends: None,
+            };
+            Ok((Box::new(r), w))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_queue_is_found_by_the_ports_of_both_ends() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:D2A4 0100007F:0BB8 01 00004E20:00000000 01:00000014 00000000     0        0 2 1 0 20 4 30 10 -1
+   2: 0100007F:0BB8 0100007F:D2A4 01 00000000:00000010 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+";
+        let ends = Ends {
+            local: "127.0.0.1:53924".parse().unwrap(),
+            peer: "127.0.0.1:3000".parse().unwrap(),
+        };
+        assert_eq!(send_queue(table, &ends), Some(0x4E20));
+        let other = Ends {
+            local: "127.0.0.1:53925".parse().unwrap(),
+            ..ends
+        };
+        assert_eq!(send_queue(table, &other), None);
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_peer_reads_nothing_has_bytes_unacknowledged() {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (opened, accepted) = tokio::join!(open("127.0.0.1", port, None), l.accept());
+        let (_rd, mut wr) = opened.unwrap();
+        let (peer, _) = accepted.unwrap();
+        assert_eq!(wr.unacked(), Some(0));
+        // the peer never reads: once its window is full our bytes stay unacknowledged
+        let chunk = vec![0u8; 64 * 1024];
+        let mut written = 0u64;
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_millis(200), wr.write(&chunk)).await
+        {
+            written += n as u64;
+        }
+        let q = wr.unacked().unwrap();
+        assert!(q > 0 && q <= written, "{q} of {written}");
+        drop(peer);
     }
 }

@@ -1,12 +1,11 @@
-//! The batch being written on a live connection, and the keep-alive that watches it.
+//! The batch being written on a live connection (its liveness is `alive.rs`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 
 use super::{Session, Shutdown, BATCH_BYTES};
 use crate::config::Qos;
-use crate::error::Lost;
 use crate::outbox::Next;
 use crate::stats::add;
 use crate::wire;
@@ -22,8 +21,9 @@ pub struct Live {
     pub(super) ends_done: usize,
     /// Control packets waiting for the next batch.
     pub(super) ctrl: BytesMut,
-    pub(super) last_write: Instant,
-    pub(super) ping_sent: Option<Instant>,
+    pub(super) watch: super::alive::Watch,
+    /// QoS 0: where recent events end in the stream, for a loss with bytes unacknowledged.
+    pub(super) tail: super::unsent::Tail,
     pub(super) sub_pkid: u16,
     /// Bytes still to drop of a packet too large to read.
     pub(super) skip: usize,
@@ -115,44 +115,20 @@ impl Session {
             return;
         };
         l.wpos += n;
-        l.last_write = now;
+        l.watch.wrote(now);
         add(&self.stats.writes, 1);
         add(&self.stats.bytes_written, n as u64);
         // QoS 0: an event is finished once all of its bytes are taken
         let mut done = 0;
+        let from = l.ends_done;
         while l.ends_done < l.ends.len() && l.ends[l.ends_done] <= l.wpos {
             l.ends_done += 1;
             done += 1;
         }
+        l.tail.wrote(n, l.wpos, &l.ends[from..l.ends_done]);
         if done > 0 {
             let k = self.outbox.complete_written(done);
             add(&self.stats.published, k as u64);
         }
-    }
-
-    /// Keep-alive and liveness at `now`; returns when to look again.
-    pub fn on_timer(&mut self, now: Instant) -> Result<Instant, Lost> {
-        let ka = self.cfg.keep_alive;
-        let grace = self.grace_until();
-        let Some(l) = self.live.as_mut() else {
-            return Ok(now + ka);
-        };
-        if let Some(t) = l.ping_sent {
-            if now.duration_since(t) >= ka {
-                return Err(Lost::NoAnswer(ka));
-            }
-        }
-        if l.wpos < l.wbuf.len() && now.duration_since(l.last_write) >= 2 * ka {
-            return Err(Lost::Stalled(2 * ka));
-        }
-        if l.ping_sent.is_none() && now.duration_since(l.last_write) >= ka {
-            wire::pingreq(&mut l.ctrl);
-            l.ping_sent = Some(now);
-        }
-        let mut next = l.ping_sent.unwrap_or(l.last_write) + ka;
-        if let Some(g) = grace {
-            next = next.min(g);
-        }
-        Ok(next.max(now + Duration::from_millis(5)))
     }
 }

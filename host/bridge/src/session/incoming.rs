@@ -77,10 +77,12 @@ impl Session {
     /// Handles every complete packet at the front of `rbuf` (what the connection
     /// read); an incomplete one stays there.
     pub fn on_read(&mut self, rbuf: &mut BytesMut) -> Result<(), Lost> {
-        let Some(l) = self.live.as_mut() else {
-            return Ok(());
-        };
-        l.ping_sent = None; // anything from the broker shows it is alive
+        self.on_read_at(rbuf, Instant::now())
+    }
+
+    /// [`Session::on_read`] at `now`. Only a complete packet is a sign of life: the
+    /// bytes of one being skipped, or of one not complete yet, are not.
+    pub fn on_read_at(&mut self, rbuf: &mut BytesMut, now: Instant) -> Result<(), Lost> {
         loop {
             let Some(l) = self.live.as_mut() else {
                 return Ok(());
@@ -95,36 +97,46 @@ impl Session {
             }
             match wire::read(rbuf)? {
                 None => return Ok(()),
-                Some(Incoming::Packet(p)) => self.on_packet(p)?,
-                Some(Incoming::TooLarge { frame_len, publish }) => {
+                Some(Incoming::Packet(p)) => {
+                    l.watch.packet(now);
+                    self.on_packet(p, now)?;
+                }
+                Some(Incoming::TooLarge {
+                    frame_len,
+                    publish: None,
+                }) => {
+                    // only a PUBLISH may be large; anything else is not a broker we
+                    // can follow, and skipping it could swallow every later ack
+                    return Err(Lost::Oversized(frame_len));
+                }
+                Some(Incoming::TooLarge {
+                    frame_len,
+                    publish: Some((topic, qos, pkid)),
+                }) => {
                     // skipped, and acknowledged so that it does not come back
                     l.skip = frame_len;
                     let why = format!("message of {frame_len} bytes is too large");
-                    let now = Instant::now();
-                    match publish {
-                        Some((topic, qos, pkid)) => {
-                            pub_ack(&mut l.ctrl, qos, pkid);
-                            if self.topics.parse_led_set(&topic).is_some() {
-                                self.reject(&topic, b"", &why);
-                            } else if self.ratelog.admit(TOO_LARGE, now) {
-                                warn!(topic = %shown::text(&topic), "{why}; ignored");
-                            }
-                        }
-                        None => {
-                            if self.ratelog.admit(TOO_LARGE, now) {
-                                warn!("{why}; skipped");
-                            }
-                        }
+                    pub_ack(&mut l.ctrl, qos, pkid);
+                    if self.topics.parse_led_set(&topic).is_some() {
+                        self.reject(&topic, b"", &why);
+                    } else if self.ratelog.admit(TOO_LARGE, now) {
+                        warn!(topic = %shown::text(&topic), "{why}; ignored");
                     }
                 }
             }
         }
     }
 
-    fn on_packet(&mut self, p: Packet) -> Result<(), Lost> {
+    fn on_packet(&mut self, p: Packet, now: Instant) -> Result<(), Lost> {
         let Some(l) = self.live.as_mut() else {
             return Ok(());
         };
+        if matches!(
+            p,
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_)
+        ) {
+            l.watch.acked(now);
+        }
         match p {
             Packet::PubAck(a) if a.pkid > EVENT_PKIDS => {
                 if let Shutdown::SayingOffline { pkid, grace } = self.shutdown {
@@ -221,10 +233,11 @@ impl Session {
             }
         }
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
-            if self.ratelog.admit(HA_ONLINE, Instant::now()) {
-                info!("{HA_ONLINE}: sending the discovery configs again");
+            let now = Instant::now();
+            if self.ratelog.admit(HA_ONLINE, now) {
+                info!("{HA_ONLINE}: the discovery configs go out again (at most once per interval)");
             }
-            self.queue_discovery();
+            self.queue_discovery_again(now);
         }
     }
 

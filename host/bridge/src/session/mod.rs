@@ -18,10 +18,14 @@
 //! says `offline`); one lost while draining is retried until the grace runs out.
 //!
 //! Per connection ([`Live`]): the batch being written, control packets waiting for
-//! the next batch, the keep-alive bookkeeping and the skip of a packet too large.
-//! The hooks the next changes need sit here: a cap on `ctrl` (bounded control
-//! buffers), a per-packet time in the outbox checked in [`Session::on_timer`] (ack
-//! timeouts), and `last_read` beside `ping_sent` (liveness per packet).
+//! the next batch, the liveness watch (`alive.rs`) and the skip of a packet too large.
+//!
+//! Memory stays bounded whatever the broker does: control packets (acks, LED states,
+//! discovery configs) wait in `ctrl` only up to [`CTRL_CAP`]; past it
+//! [`Session::wants_input`] is false and the connection stops reading until the
+//! batch is out, so a broker that sends but does not read is answered with TCP
+//! back-pressure, not with our memory. Discovery is sent again on Home Assistant's
+//! `online` at most once per [`DISCOVERY_EVERY`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +33,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 use rumqttc::mqttbytes::v4::ConnectReturnCode;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{BridgeConfig, Qos, SessionMode};
 use crate::discovery;
@@ -42,6 +46,12 @@ use crate::wire::{self, EventEncoder};
 
 /// A batch buffer is filled up to about this many bytes before it is written.
 pub const BATCH_BYTES: usize = 64 * 1024;
+/// Control packets queued beyond this stop the reading of the connection until they
+/// are written (back-pressure on a broker that sends but does not read).
+pub const CTRL_CAP: usize = 64 * 1024;
+/// Discovery configs go again on Home Assistant's `online` at most this often; an
+/// `online` sooner is answered once the interval is over.
+pub const DISCOVERY_EVERY: Duration = Duration::from_secs(30);
 /// How long the broker may take to close the connection after our DISCONNECT, and
 /// how long `offline` may still take once the buffer was given up.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -79,6 +89,10 @@ pub struct Session {
     subscriptions: Vec<(String, Qos)>,
     discovery: Vec<(String, String)>,
     ha_status: Option<String>,
+    /// When discovery last went again on an `online`, and whether one waits for the
+    /// interval to end.
+    ha_sent: Option<Instant>,
+    ha_pending: bool,
     next_ctrl: u16,
     recent_in: RecentIds,
     shutdown: Shutdown,
@@ -172,6 +186,8 @@ impl Session {
             subscriptions,
             discovery,
             ha_status,
+            ha_sent: None,
+            ha_pending: false,
             next_ctrl: EVENT_PKIDS,
             recent_in: RecentIds::default(),
             shutdown: Shutdown::Running,
@@ -250,8 +266,8 @@ impl Session {
             ends: Vec::new(),
             ends_done: 0,
             ctrl: BytesMut::with_capacity(4096),
-            last_write: now,
-            ping_sent: None,
+            watch: alive::Watch::new(now),
+            tail: unsent::Tail::default(),
             sub_pkid: next_ctrl(&mut self.next_ctrl),
             skip: 0,
         };
@@ -272,6 +288,7 @@ impl Session {
             }
         }
         self.live = Some(live);
+        self.ha_pending = false;
         self.queue_discovery();
     }
 
@@ -294,6 +311,36 @@ impl Session {
         for (topic, body) in &self.discovery {
             retained(&mut live.ctrl, &mut self.next_ctrl, topic, body.as_bytes());
         }
+    }
+
+    /// Home Assistant announced itself: discovery goes again now, or once the
+    /// interval since the last time is over (a flood of `online` costs one).
+    pub(super) fn queue_discovery_again(&mut self, now: Instant) {
+        if self
+            .ha_sent
+            .is_some_and(|t| now.duration_since(t) < DISCOVERY_EVERY)
+        {
+            self.ha_pending = true;
+            return;
+        }
+        self.ha_sent = Some(now);
+        self.ha_pending = false;
+        info!("Home Assistant (re)started: sending the discovery configs again");
+        self.queue_discovery();
+    }
+
+    /// When a deferred discovery is due, if one waits.
+    pub(super) fn ha_due(&self) -> Option<Instant> {
+        match (self.ha_pending, self.ha_sent) {
+            (true, Some(t)) => Some(t + DISCOVERY_EVERY),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection may read more: false while the control packets
+    /// waiting to be written are over [`CTRL_CAP`].
+    pub fn wants_input(&self) -> bool {
+        self.live.as_ref().is_none_or(|l| l.ctrl.len() < CTRL_CAP)
     }
 
     /// The driver's channels have both closed: the grace period starts.
@@ -420,8 +467,10 @@ impl Session {
     }
 }
 
+mod alive;
 mod batch;
 mod incoming;
+pub(crate) mod unsent;
 
 pub use batch::{Fill, Live};
 use incoming::RecentIds;

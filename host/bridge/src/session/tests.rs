@@ -733,3 +733,254 @@ fn a_command_sent_again_with_dup_is_not_acted_on_twice() {
         "forgotten after KEEP others"
     );
 }
+
+#[test]
+fn a_dripping_broker_is_no_sign_of_life() {
+    let (mut s, _) = session_with(Qos::AtMostOnce, |c| c.keep_alive = Duration::from_secs(10));
+    let ka = Duration::from_secs(10);
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    s.on_timer(t0 + ka).unwrap();
+    let ps = write_batch(&mut s, t0 + ka);
+    assert!(matches!(&ps[..], [Packet::PingReq]), "{ps:?}");
+    // a PUBLISH that never completes, one byte a second
+    let mut frame = BytesMut::new();
+    Publish::new("led/0/set", CodecQos::AtMostOnce, b"1".to_vec())
+        .write(&mut frame)
+        .unwrap();
+    let mut rbuf = BytesMut::new();
+    for k in 1..frame.len() {
+        rbuf.extend_from_slice(&frame[k - 1..k]);
+        s.on_read_at(&mut rbuf, t0 + ka + Duration::from_secs(k as u64))
+            .unwrap();
+    }
+    assert!(matches!(s.on_timer(t0 + 2 * ka), Err(Lost::NoAnswer(d)) if d == ka));
+}
+
+#[test]
+fn a_broker_that_sends_nothing_while_we_write_is_pinged_and_given_up() {
+    let (mut s, _) = session_with(Qos::AtMostOnce, |c| c.keep_alive = Duration::from_secs(10));
+    let ka = 10;
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    // events written every second: the socket takes them, the broker says nothing
+    let mut pinged = false;
+    for k in 1..=2 * ka {
+        let now = t0 + Duration::from_secs(k);
+        s.push_event(ev(k));
+        let ps = write_batch(&mut s, now);
+        pinged |= ps.iter().any(|p| matches!(p, Packet::PingReq));
+        match s.on_timer(now) {
+            Ok(_) => assert!(k < 2 * ka, "still alive at {k} s"),
+            Err(Lost::NoAnswer(_)) => {
+                assert!(pinged && k <= 2 * ka, "given up at {k} s");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("a broker that answers nothing was not given up within 2 x keep-alive");
+}
+
+#[test]
+fn the_bytes_of_a_skipped_message_are_no_sign_of_life() {
+    let (mut s, _) = session_with(Qos::AtMostOnce, |c| c.keep_alive = Duration::from_secs(10));
+    let ka = Duration::from_secs(10);
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    s.on_timer(t0 + ka).unwrap();
+    write_batch(&mut s, t0 + ka);
+    let mut big = BytesMut::new();
+    Publish::new(
+        "x",
+        CodecQos::AtMostOnce,
+        vec![b'x'; wire::MAX_INCOMING + 5],
+    )
+    .write(&mut big)
+    .unwrap();
+    let mut part = big.split_to(wire::MAX_INCOMING / 2);
+    s.on_read_at(&mut part, t0 + ka + Duration::from_secs(5))
+        .unwrap();
+    assert!(matches!(s.on_timer(t0 + 2 * ka), Err(Lost::NoAnswer(_))));
+}
+
+#[test]
+fn an_oversized_control_packet_ends_the_connection() {
+    let (mut s, _) = session(Qos::AtLeastOnce);
+    connect(&mut s, false, Instant::now());
+    // a PUBACK claiming the largest length MQTT can say (268,435,455 bytes)
+    let mut b = BytesMut::from(&[0x40u8, 0xFF, 0xFF, 0xFF, 0x7F, 0, 1][..]);
+    assert!(matches!(
+        s.on_read(&mut b),
+        Err(Lost::Oversized(n)) if n == 268_435_455 + 5
+    ));
+}
+
+#[test]
+fn events_left_unacknowledged_recycle_the_connection() {
+    for qos in [Qos::AtLeastOnce, Qos::ExactlyOnce] {
+        let (mut s, _) = session_with(qos, |c| c.keep_alive = Duration::from_secs(10));
+        let ka = Duration::from_secs(10);
+        let t0 = Instant::now();
+        connect(&mut s, false, t0);
+        for k in 0..3 {
+            s.push_event(ev(k));
+        }
+        let ps = write_batch(&mut s, t0);
+        let ids: Vec<u16> = event_ids(&ps).iter().map(|e| e.1).collect();
+        assert_eq!(ids.len(), 3);
+        let t1 = t0 + Duration::from_secs(1);
+        s.on_timer(t1).unwrap();
+        // the broker answers pings, and acks one event: that is progress
+        let t2 = t1 + Duration::from_secs(8);
+        let ack = match qos {
+            Qos::AtLeastOnce => Packet::PubAck(PubAck::new(ids[0])),
+            _ => Packet::PubRec(PubRec::new(ids[0])),
+        };
+        let mut b = BytesMut::new();
+        match &ack {
+            Packet::PubAck(a) => a.write(&mut b).unwrap(),
+            Packet::PubRec(a) => a.write(&mut b).unwrap(),
+            _ => unreachable!(),
+        };
+        rumqttc::mqttbytes::v4::PingResp.write(&mut b).unwrap();
+        s.on_read_at(&mut b, t2).unwrap();
+        assert!(s.on_timer(t1 + ka).is_ok(), "an ack came {qos:?}");
+        // then nothing more is acknowledged, though pings are answered
+        let mut t = t2;
+        let end = loop {
+            t += Duration::from_secs(1);
+            let mut b = BytesMut::new();
+            rumqttc::mqttbytes::v4::PingResp.write(&mut b).unwrap();
+            s.on_read_at(&mut b, t).unwrap();
+            write_batch(&mut s, t);
+            if let Err(e) = s.on_timer(t) {
+                break (t, e);
+            }
+            assert!(t < t2 + 3 * ka, "never given up ({qos:?})");
+        };
+        assert!(matches!(end.1, Lost::NoAck(d) if d == ka), "{:?}", end.1);
+        assert!(
+            end.0 <= t2 + ka,
+            "{qos:?}: given up {:?} after the last ack",
+            end.0 - t2
+        );
+    }
+}
+
+#[test]
+fn control_packets_past_the_cap_stop_the_reading() {
+    let (mut s, _) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    // a batch the socket does not take
+    s.push_event(ev(0));
+    s.start_batch();
+    s.fill();
+    s.finish_batch();
+    assert!(s.wants_input());
+    let mut pkid = 1u16;
+    while s.wants_input() {
+        let p: Vec<Packet> = (0..100)
+            .map(|_| {
+                pkid = pkid % 1000 + 1;
+                publish("other", CodecQos::AtLeastOnce, pkid, false, b"x")
+            })
+            .collect();
+        feed(&mut s, &p).unwrap();
+        assert!(s.live().unwrap().ctrl.len() < CTRL_CAP + 1024);
+    }
+    // once the batch is out the acks go, and reading resumes
+    let n = s.pending().len();
+    s.on_written(n, now);
+    let ps = write_batch(&mut s, now);
+    assert!(ps.len() * 4 >= CTRL_CAP, "{} acks", ps.len());
+    assert!(s.wants_input());
+}
+
+#[test]
+fn a_flood_of_home_assistant_births_sends_discovery_once_per_interval() {
+    let (mut s, _) = session_with(Qos::AtMostOnce, |c| {
+        // no keep-alive business in this test
+        c.keep_alive = Duration::from_secs(1000);
+        c.discovery = Some(Discovery {
+            prefix: "ha".into(),
+            device_name: "b".into(),
+        });
+    });
+    connect(&mut s, false, Instant::now());
+    let births: Vec<Packet> = (0..10_000)
+        .map(|_| publish("ha/status", CodecQos::AtMostOnce, 0, false, b"online"))
+        .collect();
+    feed(&mut s, &births).unwrap();
+    // the birth is timed by the clock: look from just after it
+    let now = Instant::now();
+    let configs = |ps: &[Packet]| {
+        ps.iter()
+            .filter(|p| matches!(p, Packet::Publish(p) if p.topic.starts_with("ha/") && p.retain))
+            .count()
+    };
+    assert_eq!(configs(&write_batch(&mut s, now)), 8, "once at once");
+    feed(&mut s, &births).unwrap();
+    assert_eq!(configs(&write_batch(&mut s, now)), 0, "not again so soon");
+    // the births that came meanwhile are answered once the interval is over
+    let due = s.on_timer(now + Duration::from_secs(1)).unwrap();
+    assert!(due <= now + DISCOVERY_EVERY, "{:?}", due - now);
+    s.on_timer(now + DISCOVERY_EVERY).unwrap();
+    assert_eq!(configs(&write_batch(&mut s, now + DISCOVERY_EVERY)), 8);
+    s.on_timer(now + 3 * DISCOVERY_EVERY).unwrap();
+    assert_eq!(configs(&write_batch(&mut s, now + 3 * DISCOVERY_EVERY)), 0);
+}
+
+#[test]
+fn qos0_events_never_acknowledged_at_a_loss_are_taken_back_from_published() {
+    let (mut s, stats) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    let mut sizes = Vec::new();
+    for k in 0..100 {
+        s.push_event(ev(k));
+        let before = get(&stats.bytes_written);
+        write_batch(&mut s, now);
+        sizes.push(get(&stats.bytes_written) - before);
+    }
+    assert_eq!(get(&stats.published), 100);
+    // the last 10 events' bytes (and a part of the one before) never acknowledged
+    let unacked: u64 = sizes[90..].iter().sum::<u64>() + 1;
+    s.lost_unacked(Some(unacked));
+    assert_eq!(get(&stats.published), 89);
+    assert_eq!(get(&stats.dropped_unacked), 11);
+    // unknown: nothing is taken back (the warning says so)
+    s.lost_unacked(None);
+    assert_eq!(get(&stats.published), 89);
+}
+
+#[test]
+fn the_tail_counts_exactly_the_events_past_the_acknowledged_byte() {
+    let mut t = unsent::Tail::default();
+    // batches of 100 bytes: 20 of control packets, then 8 events of 10 bytes
+    let ends: Vec<usize> = (1..=8).map(|k| 20 + 10 * k).collect();
+    for _ in 0..2 * unsent::Tail::KEEP / 8 {
+        // each batch in two writes, the first ending inside an event
+        t.wrote(45, 45, &ends[..2]);
+        t.wrote(55, 100, &ends[2..]);
+    }
+    for (unacked, lost) in [
+        (0u64, 0u64),
+        (1, 1),
+        (10, 1),
+        (11, 2),
+        (80, 8),
+        (81, 8),
+        (100, 8),
+        (101, 9),
+        (1000, 80),
+    ] {
+        assert_eq!(t.lost(unacked), lost, "{unacked} bytes unacknowledged");
+    }
+    assert_eq!(
+        t.lost(u64::MAX),
+        unsent::Tail::KEEP as u64,
+        "no more than kept"
+    );
+}

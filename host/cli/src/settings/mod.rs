@@ -63,9 +63,10 @@ declare! {
         /// `persistent` (default: the broker keeps subscriptions and QoS 1/2 state across
         /// reconnects) or `clean`.
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
-        /// Seconds between keep-alive pings when idle (default 30).
+        /// Seconds between keep-alive pings when idle, 1 to 1200 (default 30); a dead
+        /// broker is found within twice this.
         #[arg(value_name = "SECS")]
-        keep_alive: Secs<1, 65_535, true> = Secs(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
+        keep_alive: Secs<1, 1_200, true> = Secs(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
         /// Events held for the broker (unacknowledged, or waiting while it is away);
         /// beyond it new events are dropped and counted (default 65536).
         #[arg(value_name = "EVENTS")]
