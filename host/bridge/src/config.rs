@@ -6,7 +6,7 @@ use std::time::Duration;
 use pynq_mqtt_driver::LedAction;
 
 use crate::payload::PayloadFormat;
-use crate::topics::TopicLayout;
+use crate::topics::{TopicError, TopicLayout};
 
 /// MQTT quality of service, the bridge's own type (the codec's stays private).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -52,6 +52,84 @@ impl std::fmt::Display for Qos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", *self as u8)
     }
+}
+
+/// Whether the broker keeps our session, as its setting reads: `persistent` or `clean`.
+impl std::fmt::Display for SessionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Persistent => "persistent",
+            Self::Clean => "clean",
+        })
+    }
+}
+
+/// A broker's host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The broker setting: `mqtt://HOST[:PORT]` (port 1883) or `mqtts://HOST[:PORT]` (TLS,
+/// port 8883), IPv6 hosts in brackets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub addr: BrokerAddr,
+    pub tls: bool,
+}
+
+impl std::str::FromStr for BrokerUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, tls) = parse_broker(s).map_err(|e| format!("{s:?}: {e}"))?;
+        Ok(Self { addr, tls })
+    }
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, host) = (if self.tls { "mqtts" } else { "mqtt" }, &self.addr.host);
+        if host.contains(':') {
+            write!(f, "{scheme}://[{host}]:{}", self.addr.port)
+        } else {
+            write!(f, "{scheme}://{host}:{}", self.addr.port)
+        }
+    }
+}
+
+/// Parses a broker URL (see [`BrokerUrl`]): the address, and whether it is TLS.
+pub fn parse_broker(url: &str) -> Result<(BrokerAddr, bool), String> {
+    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://") {
+        (r, false)
+    } else if let Some(r) = url.strip_prefix("mqtts://") {
+        (r, true)
+    } else {
+        return Err("expected mqtt://HOST:PORT or mqtts://HOST:PORT".into());
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unclosed [ in host")?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '@', '[', ']']) {
+        return Err(format!("bad host {host:?}"));
+    }
+    let port = match port {
+        None if tls => 8883,
+        None => 1883,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("bad port {p:?}")),
+        },
+    };
+    let host = host.to_owned();
+    Ok((BrokerAddr { host, port }, tls))
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -138,6 +216,14 @@ pub struct Discovery {
     pub device_name: String,
 }
 
+/// A setting the bridge refuses, by its key (as in the config file).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {msg}")]
+pub struct BadSetting {
+    pub key: &'static str,
+    pub msg: String,
+}
+
 /// Everything the MQTT side needs.
 #[derive(Clone, Debug)]
 pub struct BridgeConfig {
@@ -198,6 +284,50 @@ impl BridgeConfig {
             rules: Vec::new(),
             discovery: None,
             connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Checks what no single value's type can (lengths, orderings, names, the login),
+    /// naming the setting at fault.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        let bad = |key, msg: &str| {
+            Err(BadSetting {
+                key,
+                msg: msg.into(),
+            })
+        };
+        if self.client_id.is_empty() || self.client_id.len() > 65_535 {
+            return bad("client_id", "must be 1 to 65535 bytes");
+        }
+        if !(1..=65_535).contains(&self.keep_alive.as_secs()) {
+            return bad("keep_alive", "expected 1 to 65535 seconds");
+        }
+        if self.reconnect_max < self.reconnect_min || self.reconnect_min.is_zero() {
+            let msg = "reconnect_min must be above 0 and at most reconnect_max";
+            return bad("reconnect_max", msg);
+        }
+        if self.password.is_some() && self.username.is_none() {
+            let msg = "a password is set (PYNQ_MQTT_PASSWORD or password_file) but no username";
+            return bad("username", msg);
+        }
+        if let Err(e) = self.topics.check() {
+            let inputs = &self.topics.input_names;
+            let key = match &e {
+                TopicError::Prefix(_) => "prefix",
+                TopicError::ButtonTopic(_) => "button_topic",
+                TopicError::Name(n) if inputs.contains(n) => "input_names",
+                TopicError::Duplicate(n) if inputs.iter().filter(|x| *x == n).count() > 1 => {
+                    "input_names"
+                }
+                TopicError::Name(_) | TopicError::Duplicate(_) => "led_names",
+            };
+            return bad(key, &e.to_string());
+        }
+        match &self.discovery {
+            Some(d) if d.prefix.is_empty() || d.prefix.contains(['+', '#', '\0']) => {
+                bad("ha_prefix", "not a usable topic prefix")
+            }
+            _ => Ok(()),
         }
     }
 

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use pynq_mqtt_bridge::RuleLeds;
 
-use crate::settings::{quote, BoardArgs, BrokerArgs, CommonArgs, Names, Setting, Settings};
+use crate::settings::{quote, BoardArgs, BrokerArgs, CommonArgs, Names, Settings, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct ConfigArgs {

@@ -226,8 +226,8 @@ fn a_bad_sim_speed_is_refused_wherever_it_comes_from() {
     );
     for (text, speed) in [
         ("fast", SimSpeed::Fast),
-        ("realtime", SimSpeed::Realtime),
-        ("2.5", SimSpeed::Factor(2.5)),
+        ("realtime", SimSpeed::RealTime(1.0)),
+        ("2.5", SimSpeed::RealTime(2.5)),
     ] {
         let s = settings_of(["config", "--sim-speed", text]).unwrap();
         assert_eq!(s.values.sim_speed, speed);

@@ -54,6 +54,23 @@ impl std::str::FromStr for Speed {
     }
 }
 
+/// The speed as its setting reads: `realtime`, `fast` or the factor.
+impl std::fmt::Display for Speed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speed::RealTime(x) if *x == 1.0 => f.write_str("realtime"),
+            Speed::RealTime(x) => write!(f, "{x}"),
+            Speed::Fast => f.write_str("fast"),
+        }
+    }
+}
+
+impl Default for Speed {
+    fn default() -> Self {
+        Speed::RealTime(1.0)
+    }
+}
+
 /// What can go wrong starting the simulated board.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

@@ -1,15 +1,15 @@
 //! The config file: TOML read with toml_edit for the line of every key, each value
-//! read through serde into its setting's type.
+//! read into its setting's type. No error quotes the file's text: a password file
+//! given as `--config`, or a password written unquoted, must not reach a log.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use pynq_mqtt_bridge::{Rule, RuleLeds};
-use pynq_mqtt_driver::LedAction;
-use serde::de::{DeserializeOwned, IntoDeserializer};
-use toml_edit::{ImDocument, Table};
+use pynq_mqtt_bridge::{parse_action, Rule, RuleLeds};
+use toml_edit::{ImDocument, Item, Table};
 
-use super::{fail, quote, FromToml, Names, Setting, Source, KEYS};
+use super::value::{from_toml, Value};
+use super::{fail, Names, Source, KEYS};
 
 const RULE_KEYS: &[&str] = &["topic", "payloads", "action", "leds"];
 
@@ -25,8 +25,14 @@ impl File {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let doc = ImDocument::parse(text.clone()).map_err(|e| {
-            let e = e.to_string();
-            anyhow!("config file {}: {}", path.display(), e.trim_end())
+            let line = line_at(&text, e.span());
+            // the key of the line, if it is one of ours: never the line's text
+            let key = text.lines().nth(line - 1).and_then(|l| l.split_once('='));
+            let key = key.and_then(|(k, _)| KEYS.iter().chain(RULE_KEYS).find(|c| **c == k.trim()));
+            let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
+            let why = e.message().lines().next().unwrap_or("not TOML");
+            let path = path.display();
+            anyhow!("config file {path}, line {line}{key}: TOML parse error: {why}")
         })?;
         let file = Self {
             path: path.to_owned(),
@@ -34,7 +40,8 @@ impl File {
             doc,
         };
         for (k, item) in file.doc.iter() {
-            let source = file.source(file.doc.key(k).and_then(|k| k.span()));
+            let span = file.doc.key(k).and_then(|k| k.span());
+            let source = file.source(span.clone());
             if !KEYS.contains(&k) && k != "rule" {
                 let near = KEYS
                     .iter()
@@ -44,10 +51,7 @@ impl File {
                     .filter(|c| strsim::levenshtein(k, c) <= 2)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                let Source::File { line, .. } = source else {
-                    unreachable!()
-                };
-                let path = path.display();
+                let (line, path) = (line_at(&file.text, span), path.display());
                 return Err(anyhow!(
                     "config file {path}, line {line}: unknown key `{k}`{hint}"
                 ));
@@ -60,37 +64,35 @@ impl File {
     }
 
     fn source(&self, span: Option<std::ops::Range<usize>>) -> Source {
-        let at = span.map_or(0, |s| s.start).min(self.text.len());
-        let line = self.text[..at].matches('\n').count() + 1;
         Source::File {
             path: self.path.clone(),
-            line,
+            line: line_at(&self.text, span),
         }
     }
 
     /// The value of the setting `key`, if the file has it.
-    pub fn get<T: Setting>(&self, key: &str) -> Result<Option<(T, Source)>> {
-        let v = self.value::<FromToml<T>>(self.doc.as_table(), key, key)?;
-        Ok(v.map(|(v, source)| (v.0, source)))
+    pub fn get<T: Value>(&self, key: &str) -> Result<Option<(T, Source)>> {
+        self.value(self.doc.as_table(), key, key, from_toml)
     }
 
     /// The value of `key` in `table` (the top level or a rule), named `name` in errors.
-    fn value<T: DeserializeOwned>(
+    fn value<T>(
         &self,
         table: &Table,
         key: &str,
         name: &str,
+        read: impl Fn(&toml_edit::Value) -> Result<T, String>,
     ) -> Result<Option<(T, Source)>> {
         let Some((k, item)) = table.get_key_value(key) else {
             return Ok(None);
         };
         let source = self.source(k.span());
-        let Some(v) = item.as_value() else {
-            return Err(fail(&source, name, "expected a value, found a table"));
-        };
-        match T::deserialize(v.clone().into_deserializer()) {
+        let v = item
+            .as_value()
+            .ok_or("expected a value, found a table".to_owned());
+        match v.and_then(read) {
             Ok(v) => Ok(Some((v, source))),
-            Err(e) => Err(fail(&source, name, e.message())),
+            Err(e) => Err(fail(&source, name, &e)),
         }
     }
 
@@ -99,7 +101,7 @@ impl File {
         let Some(item) = self.doc.get("rule") else {
             return Ok(Vec::new());
         };
-        let Some(tables) = item.as_array_of_tables() else {
+        let Item::ArrayOfTables(tables) = item else {
             return Err(fail(
                 &self.source(item.span()),
                 "rule",
@@ -108,57 +110,54 @@ impl File {
         };
         let mut out = Vec::new();
         for t in tables.iter() {
-            for (k, _) in t.iter() {
-                if !RULE_KEYS.contains(&k) {
-                    let source = self.source(t.key(k).and_then(|k| k.span()));
-                    let msg = "unknown key (rule keys: topic, payloads, action, leds)";
-                    return Err(fail(&source, &format!("rule.{k}"), msg));
-                }
+            if let Some((k, _)) = t.iter().find(|(k, _)| !RULE_KEYS.contains(k)) {
+                let source = self.source(t.key(k).and_then(|k| k.span()));
+                let msg = "unknown key (rule keys: topic, payloads, action, leds)";
+                return Err(fail(&source, &format!("rule.{k}"), msg));
             }
-            let topic = self.value::<FromToml<String>>(t, "topic", "rule.topic")?;
-            let Some((FromToml(topic), source)) = topic else {
+            let topic = self.value(t, "topic", "rule.topic", from_toml::<String>)?;
+            let Some((topic, source)) = topic else {
                 return Err(fail(&self.source(t.span()), "rule.topic", "missing"));
             };
             if topic.is_empty() || topic.contains('\0') {
                 return Err(fail(&source, "rule.topic", "not a topic filter"));
             }
-            let payloads = self.value::<FromToml<Names>>(t, "payloads", "rule.payloads")?;
-            let action = self.value::<FromToml<LedAction>>(t, "action", "rule.action")?;
-            let leds = match self.value::<Leds>(t, "leds", "rule.leds")? {
-                None => RuleLeds::All,
-                Some((Leds::Numbers(v), _)) => RuleLeds::Some(v),
-                Some((Leds::Word(w), _)) if w == "all" => RuleLeds::All,
-                Some((Leds::Word(_), source)) => return Err(fail(&source, "rule.leds", LEDS)),
-            };
+            let payloads = self.value(t, "payloads", "rule.payloads", from_toml::<Names>)?;
+            let action = self.value(t, "action", "rule.action", |v| {
+                let a = from_toml::<String>(v)?;
+                parse_action(&a).map_err(|_| "expected on, off or toggle".to_owned())
+            })?;
+            let leds = self.value(t, "leds", "rule.leds", |v| match v {
+                toml_edit::Value::String(s) if s.value() == "all" => Ok(RuleLeds::All),
+                toml_edit::Value::Array(a) => {
+                    let n = a
+                        .iter()
+                        .map(|x| x.as_integer().and_then(|i| u8::try_from(i).ok()));
+                    n.collect::<Option<_>>()
+                        .map(RuleLeds::Some)
+                        .ok_or(LEDS.to_owned())
+                }
+                _ => Err(LEDS.to_owned()),
+            })?;
             out.push(Rule {
                 topic,
-                payloads: payloads.map_or(Vec::new(), |(FromToml(Names(p)), _)| p),
-                action: action.map_or(LedAction::Toggle, |(FromToml(a), _)| a),
-                leds,
+                payloads: payloads.map_or(Vec::new(), |(p, _)| p.0),
+                action: action.map_or(pynq_mqtt_driver::LedAction::Toggle, |(a, _)| a),
+                leds: leds.map_or(RuleLeds::All, |(l, _)| l),
             });
         }
         Ok(out)
     }
 }
 
-impl Setting for LedAction {
-    fn parse(s: &str) -> Result<Self, String> {
-        pynq_mqtt_bridge::parse_action(s).map_err(|_| "expected on, off or toggle".into())
-    }
-    fn show(&self) -> String {
-        quote(&self.to_string())
-    }
+/// The line of a byte offset in `text`, from 1.
+fn line_at(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
+    let at = span.map_or(0, |s| s.start).min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 const LEDS: &str = "expected \"all\" or a list of LED numbers 0 to 255";
-
-/// A rule's LEDs: `"all"` or a list of LED numbers.
-#[derive(serde::Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected \"all\" or a list of LED numbers 0 to 255"
-)]
-enum Leds {
-    Word(String),
-    Numbers(Vec<u8>),
-}

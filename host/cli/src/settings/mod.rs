@@ -1,7 +1,7 @@
 //! Settings: command line over environment over config file (TOML) over defaults.
 //!
 //! Each setting is one row of the table below: its type, default and variable. The
-//! row makes the flag and the variable (clap), the file key (serde), the field of
+//! row makes the flag and the variable (clap derive), the file key, the field of
 //! [`Values`] and the line of `pynq-mqtt config`; `build.rs` hands each value to the
 //! bridge or the driver. A new setting is a row here and a line there.
 //!
@@ -10,12 +10,9 @@
 //! line 3, key `qos`: ...`. An unknown key in the file is refused, with its line and
 //! the nearest known key.
 
-#[macro_use]
-mod declare;
 mod build;
 mod file;
-mod setting;
-mod types;
+mod value;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,19 +20,77 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Qos};
 use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use pynq_mqtt_driver::DriverConfig;
+#[cfg(feature = "sim")]
+pub use pynq_mqtt_sim::Speed as SimSpeed;
 
+pub use crate::board::{default_device, BoardKind};
 pub use build::PASSWORD_ENV;
 use file::File;
-use setting::parser;
-pub use setting::{bad_value, quote, FromToml, Kind, Setting};
-pub use types::*;
+pub use value::{bad_value, quote, Int, Kind, Names, Secs, Value};
 
-type Seconds = Secs<0, 10_000_000>;
+/// Without the simulator the speed is kept as written (a sim board cannot run).
+#[cfg(not(feature = "sim"))]
+pub type SimSpeed = String;
 
-declare! {
+/// Each row `name: Type [= default], "ENV";` is the flag `--name`, the variable ENV,
+/// the file key `name` and the field `Values::name` (an `Option` when the row has no
+/// default). A default may use the settings above it. Each group is a clap struct of
+/// its own, for the subcommands that take it.
+macro_rules! settings {
+    ($($(#[$group_attr:meta])* $group:ident {
+        $($(#[$attr:meta])* $name:ident: $ty:ty $(= $default:expr)?, $env:literal;)*
+    })*) => {
+        $(
+            $(#[$group_attr])*
+            #[derive(clap::Args, Clone, Debug, Default)]
+            pub struct $group {
+                $($(#[$attr])*
+                #[arg(long, env = $env, value_parser = value::parser::<$ty>())]
+                pub $name: Option<$ty>,)*
+            }
+        )*
+
+        /// Every setting, resolved.
+        #[derive(Clone, Debug)]
+        pub struct Values {
+            $($(pub $name: settings!(@type $ty $(, $default)?),)*)*
+        }
+
+        /// Every key a config file may hold, but `[[rule]]`.
+        pub const KEYS: &[&str] = &[$($(stringify!($name),)*)*];
+
+        /// Each setting from the command line or environment, else the file, else its
+        /// default; and the lines of `config`.
+        fn resolve_values(m: &ArgMatches, file: Option<&File>) -> Result<(Values, Vec<Shown>)> {
+            let mut shown = Vec::new();
+            $($(
+                let found = pick::<$ty>(m, stringify!($name), $env, file)?;
+                let ($name, value, source) = settings!(@settle found $(, $default)?);
+                shown.push(Shown { key: stringify!($name), value, source });
+            )*)*
+            Ok((Values { $($($name,)*)* }, shown))
+        }
+    };
+    (@type $ty:ty) => { Option<$ty> };
+    (@type $ty:ty, $default:expr) => { $ty };
+    (@settle $found:ident) => {
+        match $found {
+            Some((v, source)) => (Some(v.clone()), Some(v.show()), source),
+            None => (None, None, Source::Default),
+        }
+    };
+    (@settle $found:ident, $default:expr) => {{
+        let (v, source) = $found.unwrap_or_else(|| ($default, Source::Default));
+        let shown = Some(v.show());
+        (v, shown, source)
+    }};
+}
+
+settings! {
     /// The board, for `run`, `config`, `doctor` and `regs` (`sim` is its own board).
     BoardArgs {
         /// `uio` (a PYNQ board, default) or `sim` (the Verilated RTL).
@@ -48,7 +103,7 @@ declare! {
     /// The broker, for `run`, `config` and `doctor` (`sim` embeds its own).
     BrokerArgs {
         /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) (default mqtt://localhost:1883).
-        broker: BrokerUrl = BrokerUrl::parse("mqtt://localhost:1883").expect("a URL"), "PYNQ_MQTT_BROKER";
+        broker: BrokerUrl = "mqtt://localhost:1883".parse().expect("a URL"), "PYNQ_MQTT_BROKER";
     }
     /// The other settings, for every subcommand that runs or checks the daemon.
     KeyArgs {
@@ -65,7 +120,7 @@ declare! {
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
         /// Seconds between keep-alive pings when idle (default 30).
         #[arg(value_name = "SECS")]
-        keep_alive: Secs<1, 65_535, true> = Secs(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
+        keep_alive: Secs = Secs(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
         /// Events held for the broker (unacknowledged, or waiting while it is away);
         /// beyond it new events are dropped and counted (default 65536).
         #[arg(value_name = "EVENTS")]
@@ -74,16 +129,16 @@ declare! {
         max_inflight: Int<1, 30_000> = Int(1024), "PYNQ_MQTT_MAX_INFLIGHT";
         /// First reconnect delay in seconds; doubles with jitter up to --reconnect-max (default 0.1).
         #[arg(value_name = "SECS")]
-        reconnect_min: Seconds = Secs(Duration::from_millis(100)), "PYNQ_MQTT_RECONNECT_MIN";
+        reconnect_min: Secs = Secs(Duration::from_millis(100)), "PYNQ_MQTT_RECONNECT_MIN";
         /// Longest reconnect delay in seconds (default 30).
         #[arg(value_name = "SECS")]
-        reconnect_max: Seconds = Secs(Duration::from_secs(30)), "PYNQ_MQTT_RECONNECT_MAX";
+        reconnect_max: Secs = Secs(Duration::from_secs(30)), "PYNQ_MQTT_RECONNECT_MAX";
         /// Seconds between `stats` messages; 0 turns them off (default 30).
         #[arg(value_name = "SECS")]
-        stats_interval: Seconds = Secs(Duration::from_secs(30)), "PYNQ_MQTT_STATS_INTERVAL";
+        stats_interval: Secs = Secs(Duration::from_secs(30)), "PYNQ_MQTT_STATS_INTERVAL";
         /// At a stop, seconds to keep trying to deliver buffered events (default 15).
         #[arg(value_name = "SECS")]
-        shutdown_timeout: Seconds = Secs(Duration::from_secs(15)), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
+        shutdown_timeout: Secs = Secs(Duration::from_secs(15)), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
         /// Capacity of the event channel between driver and publisher (default 65536).
         channel_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_CHANNEL_CAPACITY";
         /// Hardware debounce of every input in microseconds, 0 to 65535 (default 0: off;
@@ -136,7 +191,7 @@ declare! {
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
         /// Simulated board: `realtime` (default), `fast` (the stimulus as fast as the
         /// host takes it, then real time) or a factor of real time.
-        sim_speed: SimSpeed = SimSpeed::Realtime, "PYNQ_MQTT_SIM_SPEED";
+        sim_speed: SimSpeed = "realtime".parse().expect("a speed"), "PYNQ_MQTT_SIM_SPEED";
     }
 }
 
@@ -207,7 +262,7 @@ pub struct Settings {
 }
 
 /// A setting from the command line or its variable, as clap says; else from the file.
-fn pick<T: Setting>(
+fn pick<T: Value>(
     m: &ArgMatches,
     key: &'static str,
     env: &'static str,
