@@ -66,21 +66,21 @@ pub(super) fn settings(
     bridge.username = v.username.clone();
     bridge.password = password.as_ref().map(|p| p.0.clone());
     bridge.session = v.session;
-    bridge.keep_alive = v.keep_alive.0;
+    bridge.keep_alive = v.keep_alive;
     bridge.qos = v.qos;
     bridge.payload = v.payload;
     bridge.topics = TopicLayout {
         prefix: v.prefix.clone(),
         button_topic: v.button_topic.clone(),
-        input_names: v.input_names.0.clone(),
-        led_names: v.led_names.0.clone(),
+        input_names: v.input_names.clone(),
+        led_names: v.led_names.clone(),
     };
     bridge.buffer_capacity = v.buffer_capacity.get();
     bridge.max_inflight = v.max_inflight.get();
-    bridge.reconnect_min = v.reconnect_min.0;
-    bridge.reconnect_max = v.reconnect_max.0;
-    bridge.stats_interval = Some(v.stats_interval.0).filter(|d| !d.is_zero());
-    bridge.shutdown_timeout = v.shutdown_timeout.0;
+    bridge.reconnect_min = v.reconnect_min;
+    bridge.reconnect_max = v.reconnect_max;
+    bridge.stats_interval = Some(v.stats_interval).filter(|d| !d.is_zero());
+    bridge.shutdown_timeout = v.shutdown_timeout;
     bridge.rules = rules;
     bridge.discovery = v.ha_discovery.then(|| Discovery {
         prefix: v.ha_prefix.clone(),

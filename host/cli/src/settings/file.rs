@@ -9,7 +9,7 @@ use pynq_mqtt_bridge::{parse_action, Rule, RuleLeds};
 use toml_edit::{ImDocument, Item, Table};
 
 use super::value::{from_toml, Value};
-use super::{fail, Names, Source, KEYS};
+use super::{fail, Source, KEYS};
 
 const RULE_KEYS: &[&str] = &["topic", "payloads", "action", "leds"];
 
@@ -122,7 +122,7 @@ impl File {
             if topic.is_empty() || topic.contains('\0') {
                 return Err(fail(&source, "rule.topic", "not a topic filter"));
             }
-            let payloads = self.value(t, "payloads", "rule.payloads", from_toml::<Names>)?;
+            let payloads = self.value(t, "payloads", "rule.payloads", from_toml::<Vec<String>>)?;
             let action = self.value(t, "action", "rule.action", |v| {
                 let a = from_toml::<String>(v)?;
                 parse_action(&a).map_err(|_| "expected on, off or toggle".to_owned())
@@ -141,7 +141,7 @@ impl File {
             })?;
             out.push(Rule {
                 topic,
-                payloads: payloads.map_or(Vec::new(), |(p, _)| p.0),
+                payloads: payloads.map_or(Vec::new(), |(p, _)| p),
                 action: action.map_or(pynq_mqtt_driver::LedAction::Toggle, |(a, _)| a),
                 leds: leds.map_or(RuleLeds::All, |(l, _)| l),
             });

@@ -30,7 +30,7 @@ pub use pynq_mqtt_sim::Speed as SimSpeed;
 pub use crate::board::{default_device, BoardKind};
 pub use build::PASSWORD_ENV;
 use file::File;
-pub use value::{bad_value, quote, Int, Kind, Names, Secs, Value};
+pub use value::{bad_value, quote, Int, Kind, Value};
 
 /// Without the simulator the speed is kept as written (a sim board cannot run).
 #[cfg(not(feature = "sim"))]
@@ -48,8 +48,9 @@ macro_rules! settings {
             $(#[$group_attr])*
             #[derive(clap::Args, Clone, Debug, Default)]
             pub struct $group {
-                $($(#[$attr])*
-                #[arg(long, env = $env, value_parser = value::parser::<$ty>())]
+                $(#[arg(long, env = $env, value_parser = value::parser::<$ty>())]
+                #[arg(value_name = <$ty as Value>::NAME)]
+                $(#[$attr])*
                 pub $name: Option<$ty>,)*
             }
         )*
@@ -95,8 +96,7 @@ settings! {
     BoardArgs {
         /// `uio` (a PYNQ board, default) or `sim` (the Verilated RTL).
         board: BoardKind = BoardKind::default(), "PYNQ_MQTT_BOARD";
-        /// UIO device: its name in /sys/class/uio/*/name, or a node such as /dev/uio4
-        /// (default pynq_mqtt).
+        /// UIO device: a name in /sys/class/uio/*/name or a node, /dev/uio4 (default pynq_mqtt).
         #[arg(value_name = "NAME|/dev/uioN")]
         device: DeviceSpec = default_device(), "PYNQ_MQTT_DEVICE";
     }
@@ -115,82 +115,61 @@ settings! {
         qos: Qos = Qos::AtMostOnce, "PYNQ_MQTT_QOS";
         /// Button payloads: `plain` (1/0, default) or `json`.
         payload: PayloadFormat = PayloadFormat::Plain, "PYNQ_MQTT_PAYLOAD";
-        /// `persistent` (default: the broker keeps subscriptions and QoS 1/2 state across
-        /// reconnects) or `clean`.
+        /// `persistent` (default: subscriptions and QoS 1/2 state outlive a reconnect) or `clean`.
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
         /// Seconds between keep-alive pings when idle (default 30).
-        #[arg(value_name = "SECS")]
-        keep_alive: Secs = Secs(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
-        /// Events held for the broker (unacknowledged, or waiting while it is away);
-        /// beyond it new events are dropped and counted (default 65536).
-        #[arg(value_name = "EVENTS")]
+        keep_alive: Duration = Duration::from_secs(30), "PYNQ_MQTT_KEEP_ALIVE";
+        /// Events held unacknowledged or while the broker is away; beyond, dropped (default 65536).
         buffer_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_BUFFER_CAPACITY";
         /// QoS 1/2 events in flight (sent, not yet acknowledged) at most (default 1024).
         max_inflight: Int<1, 30_000> = Int(1024), "PYNQ_MQTT_MAX_INFLIGHT";
         /// First reconnect delay in seconds; doubles with jitter up to --reconnect-max (default 0.1).
-        #[arg(value_name = "SECS")]
-        reconnect_min: Secs = Secs(Duration::from_millis(100)), "PYNQ_MQTT_RECONNECT_MIN";
+        reconnect_min: Duration = Duration::from_millis(100), "PYNQ_MQTT_RECONNECT_MIN";
         /// Longest reconnect delay in seconds (default 30).
-        #[arg(value_name = "SECS")]
-        reconnect_max: Secs = Secs(Duration::from_secs(30)), "PYNQ_MQTT_RECONNECT_MAX";
+        reconnect_max: Duration = Duration::from_secs(30), "PYNQ_MQTT_RECONNECT_MAX";
         /// Seconds between `stats` messages; 0 turns them off (default 30).
-        #[arg(value_name = "SECS")]
-        stats_interval: Secs = Secs(Duration::from_secs(30)), "PYNQ_MQTT_STATS_INTERVAL";
+        stats_interval: Duration = Duration::from_secs(30), "PYNQ_MQTT_STATS_INTERVAL";
         /// At a stop, seconds to keep trying to deliver buffered events (default 15).
-        #[arg(value_name = "SECS")]
-        shutdown_timeout: Secs = Secs(Duration::from_secs(15)), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
+        shutdown_timeout: Duration = Duration::from_secs(15), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
         /// Capacity of the event channel between driver and publisher (default 65536).
         channel_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_CHANNEL_CAPACITY";
-        /// Hardware debounce of every input in microseconds, 0 to 65535 (default 0: off;
-        /// the board's installed config sets 5000 for its mechanical buttons).
-        #[arg(value_name = "US")]
+        /// Hardware debounce of every input in µs (default 0: off; the board's config sets 5000).
         debounce_us: Int<0, 65_535> = Int(0), "PYNQ_MQTT_DEBOUNCE_US";
         /// Interrupt after this many waiting events, 1 to 65535 (default 1).
-        #[arg(value_name = "N")]
         coalesce_count: Int<1, 65_535> = Int(1), "PYNQ_MQTT_COALESCE_COUNT";
         /// ... or once the oldest event waited this many microseconds (default 0: at once).
-        #[arg(value_name = "US")]
         coalesce_us: Int<0, 4_294_967_295> = Int(0), "PYNQ_MQTT_COALESCE_US";
         /// Real-time (SCHED_FIFO) priority of the thread draining the event FIFO, 1 to 99,
         /// or 0 for normal scheduling (default 0). Needs root, CAP_SYS_NICE or
         /// RLIMIT_RTPRIO (the installed unit grants LimitRTPRIO); refused, it warns and runs.
-        #[arg(value_name = "N")]
         rt_priority: Int<0, 99> = Int(0), "PYNQ_MQTT_RT_PRIORITY";
         /// User name for the broker.
         username: String, "PYNQ_MQTT_USERNAME";
         /// File holding the broker password (first line); or set PYNQ_MQTT_PASSWORD.
-        #[arg(value_name = "FILE")]
         password_file: PathBuf, "PYNQ_MQTT_PASSWORD_FILE";
         /// TLS (mqtts://): PEM file of the CA certificates to trust (default: the system's).
-        #[arg(value_name = "FILE")]
         ca_file: PathBuf, "PYNQ_MQTT_CA_FILE";
         /// TLS: PEM client certificate (chain).
-        #[arg(value_name = "FILE")]
         client_cert: PathBuf, "PYNQ_MQTT_CLIENT_CERT";
         /// TLS: PEM private key of the client certificate.
-        #[arg(value_name = "FILE")]
         client_key: PathBuf, "PYNQ_MQTT_CLIENT_KEY";
         /// TLS: name the broker's certificate must carry (default: the broker's host).
         server_name: String, "PYNQ_MQTT_SERVER_NAME";
-        /// Topic of an input's events below the prefix; `{name}` and `{i}` are replaced
-        /// (default `button/{name}`).
+        /// Topic of an input's events below the prefix, with `{name}` or `{i}` (default `button/{name}`).
         button_topic: String = "button/{name}".into(), "PYNQ_MQTT_BUTTON_TOPIC";
         /// Names of the inputs, comma-separated, e.g. `btn0,btn1,btn2,btn3` (default: the index).
-        input_names: Names = Names::default(), "PYNQ_MQTT_INPUT_NAMES";
+        input_names: Vec<String> = Vec::new(), "PYNQ_MQTT_INPUT_NAMES";
         /// Names of the LEDs in `led/<name>` and `led/<name>/set` (default: the index).
-        led_names: Names = Names::default(), "PYNQ_MQTT_LED_NAMES";
+        led_names: Vec<String> = Vec::new(), "PYNQ_MQTT_LED_NAMES";
         /// Home Assistant discovery: `true` publishes a retained config per input and LED.
-        #[arg(value_name = "BOOL")]
         ha_discovery: bool = false, "PYNQ_MQTT_HA_DISCOVERY";
         /// Home Assistant discovery prefix (default `homeassistant`).
         ha_prefix: String = "homeassistant".into(), "PYNQ_MQTT_HA_PREFIX";
         /// The device's name in Home Assistant (default `PYNQ <client id>`).
         ha_device_name: String = format!("PYNQ {client_id}"), "PYNQ_MQTT_HA_DEVICE_NAME";
         /// Simulated board: replay `<time_us> <input> <level>` lines onto the inputs.
-        #[arg(value_name = "FILE")]
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
-        /// Simulated board: `realtime` (default), `fast` (the stimulus as fast as the
-        /// host takes it, then real time) or a factor of real time.
+        /// Simulated board: `realtime` (default), `fast` (the stimulus at full speed) or a factor.
         sim_speed: SimSpeed = "realtime".parse().expect("a speed"), "PYNQ_MQTT_SIM_SPEED";
     }
 }
