@@ -24,14 +24,24 @@ impl File {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
+        // a parse error names the file, the line and the key if it is a setting; it
+        // never quotes the file, which may be a password file or hold a bare password
         let doc = ImDocument::parse(text.clone()).map_err(|e| {
             let line = line_at(&text, e.span());
-            // the key of the line, if it is one of ours: never the line's text
+            let known = |k: &str| KEYS.iter().chain(RULE_KEYS).chain(&["password"]).any(|c| *c == k);
             let key = text.lines().nth(line - 1).and_then(|l| l.split_once('='));
-            let key = key.and_then(|(k, _)| KEYS.iter().chain(RULE_KEYS).find(|c| **c == k.trim()));
+            let key = key.map(|(k, _)| k.trim()).filter(|k| known(k));
             let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
-            let why = e.message().lines().next().unwrap_or("not TOML");
-            let path = path.display();
+            // toml's reason, but for a quoted name of its own (`.`, `=`) or ours
+            let why = e.message().lines().next().unwrap_or("not TOML").split('`');
+            let why: Vec<&str> = why
+                .enumerate()
+                .map(|(i, w)| {
+                    let punct = w.chars().all(|c| c.is_ascii_punctuation());
+                    if i % 2 == 1 && !punct && !known(w) { "…" } else { w }
+                })
+                .collect();
+            let (path, why) = (path.display(), why.join("`"));
             anyhow!("config file {path}, line {line}{key}: TOML parse error: {why}")
         })?;
         let file = Self {
