@@ -331,6 +331,17 @@ impl BridgeConfig {
         }
     }
 
+    /// Whether a password would cross the network unencrypted: no TLS, and a broker
+    /// that is not this machine.
+    pub fn password_in_clear(&self) -> bool {
+        let loopback = self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        self.password.is_some() && self.tls.is_none() && !loopback
+    }
+
     /// `mqtt://host:port` or `mqtts://host:port`, for log lines.
     pub fn broker_url(&self) -> String {
         let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
@@ -359,6 +370,23 @@ mod tests {
         c.host = "::1".into();
         c.tls = Some(TlsConfig::default());
         assert_eq!(c.broker_url(), "mqtts://[::1]:1");
+    }
+
+    #[test]
+    fn a_password_is_in_clear_only_without_tls_off_this_machine() {
+        let mut c = BridgeConfig::new("localhost", 1883);
+        assert!(!c.password_in_clear(), "no password");
+        c.password = Some(Secret::new("pw"));
+        for host in ["localhost", "127.0.0.1", "127.8.9.1", "::1"] {
+            c.host = host.into();
+            assert!(!c.password_in_clear(), "{host}");
+        }
+        for host in ["192.168.1.2", "broker.lan", "::2", "localhost.evil"] {
+            c.host = host.into();
+            assert!(c.password_in_clear(), "{host}");
+        }
+        c.tls = Some(TlsConfig::default());
+        assert!(!c.password_in_clear(), "TLS");
     }
 
     #[test]
