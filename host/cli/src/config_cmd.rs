@@ -6,7 +6,7 @@
 use anyhow::Result;
 use pynq_mqtt_bridge::RuleLeds;
 
-use crate::settings::{quote, BoardArgs, BrokerArgs, CommonArgs, Settings, Value};
+use crate::settings::{quote, BoardArgs, BrokerArgs, CommonArgs, Names, Settings, Value};
 
 #[derive(clap::Args, Debug)]
 pub struct ConfigArgs {
@@ -47,7 +47,7 @@ pub fn render(s: &Settings) -> String {
     for r in &s.bridge.rules {
         out.push_str(&format!("\n[[rule]]\ntopic = {}\n", quote(&r.topic)));
         if !r.payloads.is_empty() {
-            let payloads = r.payloads.show();
+            let payloads = Names(r.payloads.clone()).show();
             out.push_str(&format!("payloads = {payloads}\n"));
         }
         out.push_str(&format!("action = {}\n", quote(&r.action.to_string())));

@@ -72,8 +72,8 @@ pub(super) fn settings(
     bridge.topics = TopicLayout {
         prefix: v.prefix.clone(),
         button_topic: v.button_topic.clone(),
-        input_names: v.input_names.clone(),
-        led_names: v.led_names.clone(),
+        input_names: v.input_names.0.clone(),
+        led_names: v.led_names.0.clone(),
     };
     bridge.buffer_capacity = v.buffer_capacity.get();
     bridge.max_inflight = v.max_inflight.get();

@@ -9,7 +9,7 @@ use pynq_mqtt_bridge::{parse_action, Rule, RuleLeds};
 use toml_edit::{ImDocument, Item, Table};
 
 use super::value::{from_toml, Value};
-use super::{fail, Source, KEYS};
+use super::{fail, Names, Source, KEYS};
 
 const RULE_KEYS: &[&str] = &["topic", "payloads", "action", "leds"];
 
@@ -28,7 +28,12 @@ impl File {
         // never quotes the file, which may be a password file or hold a bare password
         let doc = ImDocument::parse(text.clone()).map_err(|e| {
             let line = line_at(&text, e.span());
-            let known = |k: &str| KEYS.iter().chain(RULE_KEYS).chain(&["password"]).any(|c| *c == k);
+            let known = |k: &str| {
+                KEYS.iter()
+                    .chain(RULE_KEYS)
+                    .chain(&["password"])
+                    .any(|c| *c == k)
+            };
             let key = text.lines().nth(line - 1).and_then(|l| l.split_once('='));
             let key = key.map(|(k, _)| k.trim()).filter(|k| known(k));
             let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
@@ -38,7 +43,11 @@ impl File {
                 .enumerate()
                 .map(|(i, w)| {
                     let punct = w.chars().all(|c| c.is_ascii_punctuation());
-                    if i % 2 == 1 && !punct && !known(w) { "…" } else { w }
+                    if i % 2 == 1 && !punct && !known(w) {
+                        "…"
+                    } else {
+                        w
+                    }
                 })
                 .collect();
             let (path, why) = (path.display(), why.join("`"));
@@ -132,7 +141,7 @@ impl File {
             if topic.is_empty() || topic.contains('\0') {
                 return Err(fail(&source, "rule.topic", "not a topic filter"));
             }
-            let payloads = self.value(t, "payloads", "rule.payloads", from_toml::<Vec<String>>)?;
+            let payloads = self.value(t, "payloads", "rule.payloads", from_toml::<Names>)?;
             let action = self.value(t, "action", "rule.action", |v| {
                 let a = from_toml::<String>(v)?;
                 parse_action(&a).map_err(|_| "expected on, off or toggle".to_owned())
@@ -151,7 +160,7 @@ impl File {
             })?;
             out.push(Rule {
                 topic,
-                payloads: payloads.map_or(Vec::new(), |(p, _)| p),
+                payloads: payloads.map_or(Vec::new(), |(p, _)| p.0),
                 action: action.map_or(pynq_mqtt_driver::LedAction::Toggle, |(a, _)| a),
                 leds: leds.map_or(RuleLeds::All, |(l, _)| l),
             });

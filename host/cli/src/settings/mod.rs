@@ -30,7 +30,7 @@ pub use pynq_mqtt_sim::Speed as SimSpeed;
 pub use crate::board::{default_device, BoardKind};
 pub use build::PASSWORD_ENV;
 use file::File;
-pub use value::{bad_value, quote, Int, Kind, Value};
+pub use value::{bad_value, quote, Int, Kind, Names, Value};
 
 /// Without the simulator the speed is kept as written (a sim board cannot run).
 #[cfg(not(feature = "sim"))]
@@ -158,9 +158,9 @@ settings! {
         /// Topic of an input's events below the prefix, with `{name}` or `{i}` (default `button/{name}`).
         button_topic: String = "button/{name}".into(), "PYNQ_MQTT_BUTTON_TOPIC";
         /// Names of the inputs, comma-separated, e.g. `btn0,btn1,btn2,btn3` (default: the index).
-        input_names: Vec<String> = Vec::new(), "PYNQ_MQTT_INPUT_NAMES";
+        input_names: Names = Names::default(), "PYNQ_MQTT_INPUT_NAMES";
         /// Names of the LEDs in `led/<name>` and `led/<name>/set` (default: the index).
-        led_names: Vec<String> = Vec::new(), "PYNQ_MQTT_LED_NAMES";
+        led_names: Names = Names::default(), "PYNQ_MQTT_LED_NAMES";
         /// Home Assistant discovery: `true` publishes a retained config per input and LED.
         ha_discovery: bool = false, "PYNQ_MQTT_HA_DISCOVERY";
         /// Home Assistant discovery prefix (default `homeassistant`).

@@ -86,15 +86,19 @@ impl Value for bool {
     }
 }
 
-impl Value for Vec<String> {
+/// Names: comma-separated on the command line, an array of strings in the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Names(pub Vec<String>);
+
+impl Value for Names {
     const KIND: Kind = Kind::List;
     const NAME: &'static str = "NAMES";
     fn parse(s: &str) -> Result<Self, String> {
         let names = s.split(',').map(str::trim).filter(|x| !x.is_empty());
-        Ok(names.map(str::to_owned).collect())
+        Ok(Names(names.map(str::to_owned).collect()))
     }
     fn show(&self) -> String {
-        let quoted: Vec<String> = self.iter().map(|s| quote(s)).collect();
+        let quoted: Vec<String> = self.0.iter().map(|s| quote(s)).collect();
         format!("[{}]", quoted.join(", "))
     }
 }
