@@ -13,7 +13,7 @@ use pynq_mqtt_bridge::{BrokerUrl, PayloadFormat, Qos, SessionMode};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use toml_edit::Value as Toml;
 
-use super::{BoardKind, SimSpeed};
+use super::BoardKind;
 
 /// The TOML type a setting takes (a TOML string is never a number, nor the reverse),
 /// as an error names it.
@@ -58,7 +58,7 @@ from_str!(Str: String = "TEXT", DeviceSpec = "DEVICE", BrokerUrl = "URL", BoardK
 from_str!(Str: PayloadFormat = "plain|json", SessionMode = "persistent|clean");
 from_str!(Int: Qos = "0|1|2");
 #[cfg(feature = "sim")]
-from_str!(Str: SimSpeed = "SPEED");
+from_str!(Str: super::SimSpeed = "SPEED");
 
 impl Value for PathBuf {
     const KIND: Kind = Kind::Str;
