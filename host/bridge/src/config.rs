@@ -390,6 +390,28 @@ mod tests {
     }
 
     #[test]
+    fn broker_urls_read_back_and_validate_names_the_setting_at_fault() {
+        for url in ["mqtt://h:1", "mqtts://[::1]:8883", "mqtt://10.0.0.2:1884"] {
+            assert_eq!(url.parse::<BrokerUrl>().unwrap().to_string(), url);
+        }
+        let url: BrokerUrl = "mqtts://b.lan".parse().unwrap();
+        assert_eq!((url.addr.port, url.tls), (8883, true));
+        let mut c = BridgeConfig::new("h", 1);
+        assert_eq!(c.validate(), Ok(()));
+        c.reconnect_min = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().key, "reconnect_max");
+        c = BridgeConfig::new("h", 1);
+        c.keep_alive = Duration::from_secs(70_000);
+        assert_eq!(c.validate().unwrap_err().key, "keep_alive");
+        c = BridgeConfig::new("h", 1);
+        c.password = Some(Secret::new("pw"));
+        assert_eq!(c.validate().unwrap_err().key, "username");
+        c = BridgeConfig::new("h", 1);
+        c.topics.led_names = vec!["a".into(), "a".into()];
+        assert_eq!(c.validate().unwrap_err().key, "led_names");
+    }
+
+    #[test]
     fn qos_parses_from_its_number_only() {
         assert_eq!("0".parse(), Ok(Qos::AtMostOnce));
         assert_eq!(" 2".parse(), Ok(Qos::ExactlyOnce));

@@ -424,3 +424,24 @@ fn axi_error(offset: u32, e: ffi::AxiError) -> BusError {
 pub fn model_n_inputs() -> u32 {
     ffi::n_inputs()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Speed;
+
+    #[test]
+    fn a_speed_reads_back_as_it_is_written() {
+        for (text, speed) in [
+            ("realtime", Speed::RealTime(1.0)),
+            ("fast", Speed::Fast),
+            ("2.5", Speed::RealTime(2.5)),
+        ] {
+            assert_eq!(text.parse::<Speed>(), Ok(speed));
+            assert_eq!(speed.to_string(), text);
+        }
+        assert_eq!(Speed::default(), Speed::RealTime(1.0));
+        for bad in ["bogus", "0", "-1", "inf", "NaN", ""] {
+            assert!(bad.parse::<Speed>().is_err(), "{bad}");
+        }
+    }
+}
