@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pynq_mqtt_driver::LedAction;
 
-use crate::payload::PayloadFormat;
+use crate::payload::{parse_action, PayloadFormat};
 use crate::topics::{TopicError, TopicLayout};
 
 /// MQTT quality of service, the bridge's own type (the codec's stays private).
@@ -47,6 +47,36 @@ impl std::str::FromStr for Qos {
             .and_then(Self::try_from)
     }
 }
+
+/// In the config file, a QoS is a TOML integer.
+impl<'de> serde::Deserialize<'de> for Qos {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(u8::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Qos {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(*self as u8)
+    }
+}
+
+/// Settings that a config file holds as the text their flag takes.
+macro_rules! serde_as_text {
+    ($($t:ty),+) => {$(
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )+};
+}
+serde_as_text!(BrokerUrl, SessionMode, PayloadFormat);
 
 impl std::fmt::Display for Qos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,14 +227,56 @@ pub enum RuleLeds {
 }
 
 /// A message on `topic` (a filter below the prefix) drives LEDs; the seed notebook's
-/// behaviour is the rule `topic = "button/0"`, `action = "toggle"`, all LEDs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// behaviour is the rule `topic = "button/0"`, `action = "toggle"`, all LEDs. In the
+/// config file, a `[[rule]]` table of these keys, action and leds optional.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "RuleText")]
 pub struct Rule {
     pub topic: String,
     /// Only messages with one of these payloads; any payload when empty.
     pub payloads: Vec<String>,
     pub action: LedAction,
     pub leds: RuleLeds,
+}
+
+/// A `[[rule]]` table as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleText {
+    topic: String,
+    #[serde(default)]
+    payloads: Vec<String>,
+    action: Option<String>,
+    leds: Option<LedsText>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged, expecting = "expected \"all\" or a list of LED numbers 0 to 255")]
+enum LedsText {
+    Word(String),
+    Numbers(Vec<u8>),
+}
+
+impl TryFrom<RuleText> for Rule {
+    type Error = String;
+    fn try_from(r: RuleText) -> Result<Self, String> {
+        if r.topic.is_empty() || r.topic.contains('\0') {
+            return Err("topic: not a topic filter".into());
+        }
+        let action = match r.action.as_deref().map(parse_action) {
+            None => LedAction::Toggle,
+            Some(Ok(a)) => a,
+            Some(Err(_)) => return Err("action: expected on, off or toggle".into()),
+        };
+        let leds = match r.leds {
+            None => RuleLeds::All,
+            Some(LedsText::Word(w)) if w == "all" => RuleLeds::All,
+            Some(LedsText::Numbers(n)) => RuleLeds::Some(n),
+            Some(LedsText::Word(_)) => return Err("leds: expected \"all\" or LED numbers".into()),
+        };
+        let (topic, payloads) = (r.topic, r.payloads);
+        Ok(Rule { topic, payloads, action, leds })
+    }
 }
 
 /// Home Assistant MQTT discovery.

@@ -8,8 +8,9 @@ use pynq_mqtt_bus::uio::{DeviceSpec, Mode, OpenOptions, UioBus, UioPaths};
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_regs::REGISTERS;
 
-/// Which board backend.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Which board backend; `uio` or `sim` in a config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BoardKind {
     /// A PYNQ board, through Linux UIO.
     #[default]

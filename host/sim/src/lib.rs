@@ -65,6 +65,19 @@ impl std::fmt::Display for Speed {
     }
 }
 
+/// In the config file, the speed's text.
+impl<'de> serde::Deserialize<'de> for Speed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Speed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl Default for Speed {
     fn default() -> Self {
         Speed::RealTime(1.0)

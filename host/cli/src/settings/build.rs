@@ -7,7 +7,7 @@ use anyhow::Result;
 use pynq_mqtt_bridge::{BridgeConfig, Discovery, Rule, Secret, TlsConfig, TopicLayout};
 use pynq_mqtt_driver::DriverConfig;
 
-use super::{fail, quote, Settings, Shown, Source, Values};
+use super::{fail, show, Settings, Shown, Source, Values};
 
 /// The environment variable that carries the broker password (there is no flag:
 /// a password on the command line is visible to every user in `ps`).
@@ -66,7 +66,7 @@ pub(super) fn settings(
     bridge.username = v.username.clone();
     bridge.password = password.as_ref().map(|p| p.0.clone());
     bridge.session = v.session;
-    bridge.keep_alive = v.keep_alive;
+    bridge.keep_alive = v.keep_alive.0;
     bridge.qos = v.qos;
     bridge.payload = v.payload;
     bridge.topics = TopicLayout {
@@ -77,10 +77,10 @@ pub(super) fn settings(
     };
     bridge.buffer_capacity = v.buffer_capacity.get();
     bridge.max_inflight = v.max_inflight.get();
-    bridge.reconnect_min = v.reconnect_min;
-    bridge.reconnect_max = v.reconnect_max;
-    bridge.stats_interval = Some(v.stats_interval).filter(|d| !d.is_zero());
-    bridge.shutdown_timeout = v.shutdown_timeout;
+    bridge.reconnect_min = v.reconnect_min.0;
+    bridge.reconnect_max = v.reconnect_max.0;
+    bridge.stats_interval = Some(v.stats_interval.0).filter(|d| !d.is_zero());
+    bridge.shutdown_timeout = v.shutdown_timeout.0;
     bridge.rules = rules;
     bridge.discovery = v.ha_discovery.then(|| Discovery {
         prefix: v.ha_prefix.clone(),
@@ -98,7 +98,7 @@ pub(super) fn settings(
         ..DriverConfig::default()
     };
     let (value, source) = match password {
-        Some((_, source)) => (Some(quote("***")), source),
+        Some((_, source)) => (Some(show("***")), source),
         None => (None, Source::Default),
     };
     let key = "password";

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use pynq_mqtt_bridge::{parse_action, Rule, RuleLeds};
-use toml_edit::{ImDocument, Item, Table};
+use pynq_mqtt_bridge::Rule;
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use serde::Deserialize;
+use toml_edit::{ImDocument, Item};
 
-use super::value::{from_toml, Value};
-use super::{fail, Names, Source, KEYS};
+use super::{fail, Source, KEYS};
 
 const RULE_KEYS: &[&str] = &["topic", "payloads", "action", "leds"];
 
@@ -90,82 +91,55 @@ impl File {
     }
 
     /// The value of the setting `key`, if the file has it.
-    pub fn get<T: Value>(&self, key: &str) -> Result<Option<(T, Source)>> {
-        self.value(self.doc.as_table(), key, key, from_toml)
-    }
-
-    /// The value of `key` in `table` (the top level or a rule), named `name` in errors.
-    fn value<T>(
-        &self,
-        table: &Table,
-        key: &str,
-        name: &str,
-        read: impl Fn(&toml_edit::Value) -> Result<T, String>,
-    ) -> Result<Option<(T, Source)>> {
-        let Some((k, item)) = table.get_key_value(key) else {
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, Source)>> {
+        let Some((k, item)) = self.doc.get_key_value(key) else {
             return Ok(None);
         };
         let source = self.source(k.span());
-        let v = item
-            .as_value()
-            .ok_or("expected a value, found a table".to_owned());
-        match v.and_then(read) {
-            Ok(v) => Ok(Some((v, source))),
-            Err(e) => Err(fail(&source, name, &e)),
+        let v = item.as_value().cloned().map(IntoDeserializer::into_deserializer);
+        match v.map(T::deserialize) {
+            Some(Ok(v)) => Ok(Some((v, source))),
+            Some(Err(e)) => Err(fail(&source, key, &why(e.message()))),
+            None => Err(fail(&source, key, "expected a value, found a table")),
         }
     }
 
-    /// The `[[rule]]` tables.
+    /// The `[[rule]]` tables, read by the bridge's own `Rule`.
     pub fn rules(&self) -> Result<Vec<Rule>> {
-        let Some(item) = self.doc.get("rule") else {
-            return Ok(Vec::new());
-        };
-        let Item::ArrayOfTables(tables) = item else {
-            return Err(fail(
-                &self.source(item.span()),
-                "rule",
-                "expected [[rule]] tables",
-            ));
-        };
-        let mut out = Vec::new();
-        for t in tables.iter() {
-            if let Some((k, _)) = t.iter().find(|(k, _)| !RULE_KEYS.contains(k)) {
-                let source = self.source(t.key(k).and_then(|k| k.span()));
-                let msg = "unknown key (rule keys: topic, payloads, action, leds)";
-                return Err(fail(&source, &format!("rule.{k}"), msg));
-            }
-            let topic = self.value(t, "topic", "rule.topic", from_toml::<String>)?;
-            let Some((topic, source)) = topic else {
-                return Err(fail(&self.source(t.span()), "rule.topic", "missing"));
-            };
-            if topic.is_empty() || topic.contains('\0') {
-                return Err(fail(&source, "rule.topic", "not a topic filter"));
-            }
-            let payloads = self.value(t, "payloads", "rule.payloads", from_toml::<Names>)?;
-            let action = self.value(t, "action", "rule.action", |v| {
-                let a = from_toml::<String>(v)?;
-                parse_action(&a).map_err(|_| "expected on, off or toggle".to_owned())
-            })?;
-            let leds = self.value(t, "leds", "rule.leds", |v| match v {
-                toml_edit::Value::String(s) if s.value() == "all" => Ok(RuleLeds::All),
-                toml_edit::Value::Array(a) => {
-                    let n = a
-                        .iter()
-                        .map(|x| x.as_integer().and_then(|i| u8::try_from(i).ok()));
-                    n.collect::<Option<_>>()
-                        .map(RuleLeds::Some)
-                        .ok_or(LEDS.to_owned())
-                }
-                _ => Err(LEDS.to_owned()),
-            })?;
-            out.push(Rule {
-                topic,
-                payloads: payloads.map_or(Vec::new(), |(p, _)| p.0),
-                action: action.map_or(pynq_mqtt_driver::LedAction::Toggle, |(a, _)| a),
-                leds: leds.map_or(RuleLeds::All, |(l, _)| l),
-            });
+        #[derive(serde::Deserialize)]
+        struct Rules {
+            #[serde(default)]
+            rule: Vec<Rule>,
         }
-        Ok(out)
+        if let Some(Item::ArrayOfTables(tables)) = self.doc.get("rule") {
+            for t in tables.iter() {
+                if let Some((k, _)) = t.iter().find(|(k, _)| !RULE_KEYS.contains(k)) {
+                    let source = self.source(t.key(k).and_then(|k| k.span()));
+                    let msg = "unknown key (rule keys: topic, payloads, action, leds)";
+                    return Err(fail(&source, &format!("rule.{k}"), msg));
+                }
+            }
+        }
+        let rules = Rules::deserialize(self.doc.clone().into_deserializer());
+        let e = |e: toml_edit::de::Error| fail(&self.source(e.span()), "rule", &why(e.message()));
+        Ok(rules.map_err(e)?.rule)
+    }
+}
+
+/// serde's reason, in the words of the other errors and without the value, which a
+/// misplaced secret could be: `expected a whole number, found string`.
+fn why(msg: &str) -> String {
+    let kind = msg.strip_prefix("invalid type: ").and_then(|m| m.split_once(' '));
+    let want = msg.rsplit_once(", expected ").map(|(_, w)| w);
+    let want = want.map(|w| match w {
+        "u8" | "u64" => "a whole number",
+        "f64" => "seconds",
+        "a sequence" => "a list",
+        w => w,
+    });
+    match (kind, want) {
+        (Some((kind, _)), Some(want)) => format!("expected {want}, found {kind}"),
+        _ => msg.to_owned(),
     }
 }
 
@@ -178,5 +152,3 @@ fn line_at(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
         .count()
         + 1
 }
-
-const LEDS: &str = "expected \"all\" or a list of LED numbers 0 to 255";

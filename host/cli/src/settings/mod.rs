@@ -30,7 +30,7 @@ pub use pynq_mqtt_sim::Speed as SimSpeed;
 pub use crate::board::{default_device, BoardKind};
 pub use build::PASSWORD_ENV;
 use file::File;
-pub use value::{bad_value, quote, Int, Kind, Names, Value};
+pub use value::{bad_value, show, Int, Names, Seconds, Value};
 
 /// Without the simulator the speed is kept as written (a sim board cannot run).
 #[cfg(not(feature = "sim"))]
@@ -80,13 +80,13 @@ macro_rules! settings {
     (@type $ty:ty, $default:expr) => { $ty };
     (@settle $found:ident) => {
         match $found {
-            Some((v, source)) => (Some(v.clone()), Some(v.show()), source),
+            Some((v, source)) => (Some(v.clone()), Some(show(&v)), source),
             None => (None, None, Source::Default),
         }
     };
     (@settle $found:ident, $default:expr) => {{
         let (v, source) = $found.unwrap_or_else(|| ($default, Source::Default));
-        let shown = Some(v.show());
+        let shown = Some(show(&v));
         (v, shown, source)
     }};
 }
@@ -118,19 +118,19 @@ settings! {
         /// `persistent` (default: subscriptions and QoS 1/2 state outlive a reconnect) or `clean`.
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
         /// Seconds between keep-alive pings when idle (default 30).
-        keep_alive: Duration = Duration::from_secs(30), "PYNQ_MQTT_KEEP_ALIVE";
+        keep_alive: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
         /// Events held unacknowledged or while the broker is away; beyond, dropped (default 65536).
         buffer_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_BUFFER_CAPACITY";
         /// QoS 1/2 events in flight (sent, not yet acknowledged) at most (default 1024).
         max_inflight: Int<1, 30_000> = Int(1024), "PYNQ_MQTT_MAX_INFLIGHT";
         /// First reconnect delay in seconds; doubles with jitter up to --reconnect-max (default 0.1).
-        reconnect_min: Duration = Duration::from_millis(100), "PYNQ_MQTT_RECONNECT_MIN";
+        reconnect_min: Seconds = Seconds(Duration::from_millis(100)), "PYNQ_MQTT_RECONNECT_MIN";
         /// Longest reconnect delay in seconds (default 30).
-        reconnect_max: Duration = Duration::from_secs(30), "PYNQ_MQTT_RECONNECT_MAX";
+        reconnect_max: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_RECONNECT_MAX";
         /// Seconds between `stats` messages; 0 turns them off (default 30).
-        stats_interval: Duration = Duration::from_secs(30), "PYNQ_MQTT_STATS_INTERVAL";
+        stats_interval: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_STATS_INTERVAL";
         /// At a stop, seconds to keep trying to deliver buffered events (default 15).
-        shutdown_timeout: Duration = Duration::from_secs(15), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
+        shutdown_timeout: Seconds = Seconds(Duration::from_secs(15)), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
         /// Capacity of the event channel between driver and publisher (default 65536).
         channel_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_CHANNEL_CAPACITY";
         /// Hardware debounce of every input in µs (default 0: off; the board's config sets 5000).
