@@ -251,7 +251,10 @@ struct RuleText {
 }
 
 #[derive(serde::Deserialize)]
-#[serde(untagged, expecting = "expected \"all\" or a list of LED numbers 0 to 255")]
+#[serde(
+    untagged,
+    expecting = "expected \"all\" or a list of LED numbers 0 to 255"
+)]
 enum LedsText {
     Word(String),
     Numbers(Vec<u8>),
@@ -275,7 +278,12 @@ impl TryFrom<RuleText> for Rule {
             Some(LedsText::Word(_)) => return Err("leds: expected \"all\" or LED numbers".into()),
         };
         let (topic, payloads) = (r.topic, r.payloads);
-        Ok(Rule { topic, payloads, action, leds })
+        Ok(Rule {
+            topic,
+            payloads,
+            action,
+            leds,
+        })
     }
 }
 
@@ -492,5 +500,61 @@ mod tests {
         assert!("one".parse::<Qos>().is_err());
         assert!("-1".parse::<Qos>().is_err());
         assert_eq!(Qos::ExactlyOnce.to_string(), "2");
+    }
+
+    /// A `[[rule]]` table read by serde (JSON here stands in for the TOML the binary reads).
+    #[test]
+    fn rules_read_by_serde_with_defaults_and_refusals() {
+        let rule = |json: &str| serde_json::from_str::<Rule>(json).map_err(|e| e.to_string());
+        let r = rule(r#"{"topic": "button/0"}"#).unwrap();
+        assert_eq!((r.action, r.leds), (LedAction::Toggle, RuleLeds::All));
+        let r = rule(r#"{"topic": "t", "payloads": ["1"], "action": "on", "leds": [0, 3]}"#);
+        let r = r.unwrap();
+        assert_eq!(
+            (r.payloads, r.action),
+            (vec!["1".to_owned()], LedAction::On)
+        );
+        assert_eq!(r.leds, RuleLeds::Some(vec![0, 3]));
+        assert_eq!(
+            rule(r#"{"topic": "t", "leds": "all"}"#).unwrap().leds,
+            RuleLeds::All
+        );
+        for (json, why) in [
+            (r#"{"action": "on"}"#, "missing field `topic`"),
+            (r#"{"topic": ""}"#, "not a topic filter"),
+            (
+                r#"{"topic": "t", "action": "blink"}"#,
+                "expected on, off or toggle",
+            ),
+            (r#"{"topic": "t", "leds": "some"}"#, "expected \"all\""),
+            (r#"{"topic": "t", "leds": [256]}"#, "LED numbers 0 to 255"),
+            (
+                r#"{"topic": "t", "actoin": "on"}"#,
+                "unknown field `actoin`",
+            ),
+        ] {
+            let e = rule(json).unwrap_err();
+            assert!(e.contains(why), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn settings_round_trip_through_serde() {
+        let qos: Qos = serde_json::from_str("2").unwrap();
+        assert_eq!(
+            (qos, serde_json::to_string(&qos).unwrap()),
+            (Qos::ExactlyOnce, "2".into())
+        );
+        assert!(serde_json::from_str::<Qos>("3").is_err());
+        assert!(serde_json::from_str::<Qos>("\"1\"").is_err());
+        let url: BrokerUrl = serde_json::from_str("\"mqtts://[::1]:8884\"").unwrap();
+        assert!(url.tls && url.addr.host == "::1" && url.addr.port == 8884);
+        assert_eq!(
+            serde_json::to_string(&url).unwrap(),
+            "\"mqtts://[::1]:8884\""
+        );
+        let s: SessionMode = serde_json::from_str("\"clean\"").unwrap();
+        assert_eq!(s, SessionMode::Clean);
+        assert!(serde_json::from_str::<PayloadFormat>("\"xml\"").is_err());
     }
 }

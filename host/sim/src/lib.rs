@@ -68,7 +68,9 @@ impl std::fmt::Display for Speed {
 /// In the config file, the speed's text.
 impl<'de> serde::Deserialize<'de> for Speed {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

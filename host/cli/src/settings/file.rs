@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context, Result};
 use pynq_mqtt_bridge::Rule;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Deserialize;
-use toml_edit::{ImDocument, Item};
+use toml_edit::{ImDocument, Item, Table};
 
 use super::{fail, Source, KEYS};
 
@@ -59,9 +59,8 @@ impl File {
             text,
             doc,
         };
-        for (k, item) in file.doc.iter() {
+        for (k, _) in file.doc.iter() {
             let span = file.doc.key(k).and_then(|k| k.span());
-            let source = file.source(span.clone());
             if !KEYS.contains(&k) && k != "rule" {
                 let near = KEYS
                     .iter()
@@ -75,9 +74,6 @@ impl File {
                 return Err(anyhow!(
                     "config file {path}, line {line}: unknown key `{k}`{hint}"
                 ));
-            }
-            if k != "rule" && !item.is_value() {
-                return Err(fail(&source, k, "expected a value, found a table"));
             }
         }
         Ok(file)
@@ -96,7 +92,10 @@ impl File {
             return Ok(None);
         };
         let source = self.source(k.span());
-        let v = item.as_value().cloned().map(IntoDeserializer::into_deserializer);
+        let v = item
+            .as_value()
+            .cloned()
+            .map(IntoDeserializer::into_deserializer);
         match v.map(T::deserialize) {
             Some(Ok(v)) => Ok(Some((v, source))),
             Some(Err(e)) => Err(fail(&source, key, &why(e.message()))),
@@ -104,32 +103,41 @@ impl File {
         }
     }
 
-    /// The `[[rule]]` tables, read by the bridge's own `Rule`.
+    /// The `[[rule]]` tables, each read by the bridge's own `Rule`.
     pub fn rules(&self) -> Result<Vec<Rule>> {
-        #[derive(serde::Deserialize)]
-        struct Rules {
-            #[serde(default)]
-            rule: Vec<Rule>,
-        }
-        if let Some(Item::ArrayOfTables(tables)) = self.doc.get("rule") {
-            for t in tables.iter() {
-                if let Some((k, _)) = t.iter().find(|(k, _)| !RULE_KEYS.contains(k)) {
-                    let source = self.source(t.key(k).and_then(|k| k.span()));
-                    let msg = "unknown key (rule keys: topic, payloads, action, leds)";
-                    return Err(fail(&source, &format!("rule.{k}"), msg));
-                }
+        let Some(item) = self.doc.get("rule") else {
+            return Ok(Vec::new());
+        };
+        let Item::ArrayOfTables(tables) = item else {
+            let source = self.source(item.span());
+            return Err(fail(&source, "rule", "expected [[rule]] tables"));
+        };
+        let rule = |t: &Table| {
+            let at = |k: &str| self.source(t.key(k).and_then(|k| k.span()).or(t.span()));
+            if let Some((k, _)) = t.iter().find(|(k, _)| !RULE_KEYS.contains(k)) {
+                let msg = "unknown key (rule keys: topic, payloads, action, leds)";
+                return Err(fail(&at(k), &format!("rule.{k}"), msg));
             }
-        }
-        let rules = Rules::deserialize(self.doc.clone().into_deserializer());
-        let e = |e: toml_edit::de::Error| fail(&self.source(e.span()), "rule", &why(e.message()));
-        Ok(rules.map_err(e)?.rule)
+            let v = toml_edit::Value::InlineTable(t.clone().into_inline_table());
+            Rule::deserialize(v.into_deserializer()).map_err(|e| {
+                // the bridge's reasons open with the key at fault
+                let why = why(e.message());
+                match why.split_once(": ").filter(|(k, _)| RULE_KEYS.contains(k)) {
+                    Some((k, msg)) => fail(&at(k), &format!("rule.{k}"), msg),
+                    None => fail(&at(""), "rule", &why),
+                }
+            })
+        };
+        tables.iter().map(rule).collect()
     }
 }
 
 /// serde's reason, in the words of the other errors and without the value, which a
 /// misplaced secret could be: `expected a whole number, found string`.
 fn why(msg: &str) -> String {
-    let kind = msg.strip_prefix("invalid type: ").and_then(|m| m.split_once(' '));
+    let kind = msg
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.split_once(' '));
     let want = msg.rsplit_once(", expected ").map(|(_, w)| w);
     let want = want.map(|w| match w {
         "u8" | "u64" => "a whole number",

@@ -31,8 +31,17 @@ macro_rules! from_str {
         }
     )+};
 }
-from_str!(String = "TEXT", PathBuf = "FILE", DeviceSpec = "DEVICE", BrokerUrl = "URL");
-from_str!(PayloadFormat = "plain|json", SessionMode = "persistent|clean", Qos = "0|1|2");
+from_str!(
+    String = "TEXT",
+    PathBuf = "FILE",
+    DeviceSpec = "DEVICE",
+    BrokerUrl = "URL"
+);
+from_str!(
+    PayloadFormat = "plain|json",
+    SessionMode = "persistent|clean",
+    Qos = "0|1|2"
+);
 from_str!(BoardKind = "uio|sim");
 #[cfg(feature = "sim")]
 from_str!(super::SimSpeed = "SPEED");
@@ -100,7 +109,8 @@ impl Value for Seconds {
     const NAME: &'static str = "SECS";
     fn parse(s: &str) -> Result<Self, String> {
         let f = s.trim().parse::<f64>();
-        f.map_err(|_| format!("expected seconds, found {s:?}"))?.try_into()
+        f.map_err(|_| format!("expected seconds, found {s:?}"))?
+            .try_into()
     }
 }
 
@@ -129,7 +139,8 @@ impl<const MIN: u64, const MAX: u64> Value for Int<MIN, MAX> {
     const NAME: &'static str = "N";
     fn parse(s: &str) -> Result<Self, String> {
         let n = s.trim().parse::<u64>();
-        n.map_err(|_| format!("expected a whole number, found {s:?}"))?.try_into()
+        n.map_err(|_| format!("expected a whole number, found {s:?}"))?
+            .try_into()
     }
 }
 
