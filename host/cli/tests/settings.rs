@@ -142,13 +142,15 @@ fn wrong_types_in_files_are_named_not_quoted() {
         ),
         (
             "input_names = \"Secret1\"\n",
-            "expected a list, found string",
+            "expected a list of strings, found string",
         ),
         (
             "ha_discovery = \"Secret1\"\n",
-            "expected a boolean, found string",
+            "expected true or false, found string",
         ),
         ("prefix = 1\n", "expected a string, found integer"),
+        ("prefix = [\"Secret1\"]\n", "expected a string, found array"),
+        ("qos = 1.5\n", "expected a whole number, found float"),
         ("keep_alive = -1\n", "expected 0 to 10000000 seconds"),
         ("max_inflight = 0\n", "expected 1 to 30000"),
         (

@@ -1,6 +1,7 @@
 //! The config file: TOML read with toml_edit for the line of every key, each value
-//! read into its setting's type. No error quotes the file's text: a password file
-//! given as `--config`, or a password written unquoted, must not reach a log.
+//! and each `[[rule]]` read by serde into its type (whose crate says how). No error
+//! quotes the file's text: a password file given as `--config`, or a password
+//! written unquoted, must not reach a log.
 
 use std::path::{Path, PathBuf};
 
@@ -135,20 +136,24 @@ impl File {
 /// serde's reason, in the words of the other errors and without the value, which a
 /// misplaced secret could be: `expected a whole number, found string`.
 fn why(msg: &str) -> String {
-    let kind = msg
-        .strip_prefix("invalid type: ")
-        .and_then(|m| m.split_once(' '));
-    let want = msg.rsplit_once(", expected ").map(|(_, w)| w);
-    let want = want.map(|w| match w {
+    let types = msg.strip_prefix("invalid type: ");
+    let Some((found, want)) = types.and_then(|m| m.rsplit_once(", expected ")) else {
+        return msg.to_owned();
+    };
+    let found = match found.split([' ', ',']).next().unwrap_or(found) {
+        "floating" => "float",
+        "sequence" => "array",
+        "map" => "table",
+        other => other,
+    };
+    let want = match want {
         "u8" | "u64" => "a whole number",
         "f64" => "seconds",
-        "a sequence" => "a list",
-        w => w,
-    });
-    match (kind, want) {
-        (Some((kind, _)), Some(want)) => format!("expected {want}, found {kind}"),
-        _ => msg.to_owned(),
-    }
+        "a boolean" => "true or false",
+        "a sequence" => "a list of strings",
+        other => other,
+    };
+    format!("expected {want}, found {found}")
 }
 
 /// The line of a byte offset in `text`, from 1.

@@ -3,7 +3,8 @@
 //! Each setting is one row of the table below: its type, default and variable. The
 //! row makes the flag and the variable (clap derive), the file key, the field of
 //! [`Values`] and the line of `pynq-mqtt config`; `build.rs` hands each value to the
-//! bridge or the driver. A new setting is a row here and a line there.
+//! bridge or the driver. A new setting is a row here and a line there (a value of a
+//! new type also needs `FromStr` and serde's traits, in the crate that owns the type).
 //!
 //! A value's source is clap's own (`ArgMatches::value_source`); a bad value names it:
 //! `--qos: 5: ...`, `environment variable PYNQ_MQTT_QOS: 5: ...` or `config file c.toml,
