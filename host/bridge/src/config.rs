@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use pynq_mqtt_driver::LedAction;
 
-use crate::payload::PayloadFormat;
-use crate::topics::TopicLayout;
+use crate::payload::{parse_action, PayloadFormat};
+use crate::topics::{TopicError, TopicLayout};
 
 /// MQTT quality of service, the bridge's own type (the codec's stays private).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,10 +48,118 @@ impl std::str::FromStr for Qos {
     }
 }
 
+/// In the config file, a QoS is a TOML integer.
+impl<'de> serde::Deserialize<'de> for Qos {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(u8::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Qos {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(*self as u8)
+    }
+}
+
+/// Settings that a config file holds as the text their flag takes.
+macro_rules! serde_as_text {
+    ($($t:ty),+) => {$(
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )+};
+}
+serde_as_text!(BrokerUrl, SessionMode, PayloadFormat);
+
 impl std::fmt::Display for Qos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", *self as u8)
     }
+}
+
+/// Whether the broker keeps our session, as its setting reads: `persistent` or `clean`.
+impl std::fmt::Display for SessionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Persistent => "persistent",
+            Self::Clean => "clean",
+        })
+    }
+}
+
+/// A broker's host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The broker setting: `mqtt://HOST[:PORT]` (port 1883) or `mqtts://HOST[:PORT]` (TLS,
+/// port 8883), IPv6 hosts in brackets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub addr: BrokerAddr,
+    pub tls: bool,
+}
+
+impl std::str::FromStr for BrokerUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, tls) = parse_broker(s).map_err(|e| format!("{s:?}: {e}"))?;
+        Ok(Self { addr, tls })
+    }
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, host) = (if self.tls { "mqtts" } else { "mqtt" }, &self.addr.host);
+        if host.contains(':') {
+            write!(f, "{scheme}://[{host}]:{}", self.addr.port)
+        } else {
+            write!(f, "{scheme}://{host}:{}", self.addr.port)
+        }
+    }
+}
+
+/// Parses a broker URL (see [`BrokerUrl`]): the address, and whether it is TLS.
+pub fn parse_broker(url: &str) -> Result<(BrokerAddr, bool), String> {
+    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://") {
+        (r, false)
+    } else if let Some(r) = url.strip_prefix("mqtts://") {
+        (r, true)
+    } else {
+        return Err("expected mqtt://HOST:PORT or mqtts://HOST:PORT".into());
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unclosed [ in host")?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if host.is_empty() || host.contains(['/', '@', '[', ']']) {
+        return Err(format!("bad host {host:?}"));
+    }
+    let port = match port {
+        None if tls => 8883,
+        None => 1883,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("bad port {p:?}")),
+        },
+    };
+    let host = host.to_owned();
+    Ok((BrokerAddr { host, port }, tls))
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -119,14 +227,64 @@ pub enum RuleLeds {
 }
 
 /// A message on `topic` (a filter below the prefix) drives LEDs; the seed notebook's
-/// behaviour is the rule `topic = "button/0"`, `action = "toggle"`, all LEDs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// behaviour is the rule `topic = "button/0"`, `action = "toggle"`, all LEDs. In the
+/// config file, a `[[rule]]` table of these keys, action and leds optional.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "RuleText")]
 pub struct Rule {
     pub topic: String,
     /// Only messages with one of these payloads; any payload when empty.
     pub payloads: Vec<String>,
     pub action: LedAction,
     pub leds: RuleLeds,
+}
+
+/// A `[[rule]]` table as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleText {
+    topic: String,
+    #[serde(default)]
+    payloads: Vec<String>,
+    action: Option<String>,
+    leds: Option<LedsText>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected \"all\" or a list of LED numbers 0 to 255"
+)]
+enum LedsText {
+    Word(String),
+    Numbers(Vec<u8>),
+}
+
+impl TryFrom<RuleText> for Rule {
+    type Error = String;
+    fn try_from(r: RuleText) -> Result<Self, String> {
+        if r.topic.is_empty() || r.topic.contains('\0') {
+            return Err("topic: not a topic filter".into());
+        }
+        let action = match r.action.as_deref().map(parse_action) {
+            None => LedAction::Toggle,
+            Some(Ok(a)) => a,
+            Some(Err(_)) => return Err("action: expected on, off or toggle".into()),
+        };
+        let leds = match r.leds {
+            None => RuleLeds::All,
+            Some(LedsText::Word(w)) if w == "all" => RuleLeds::All,
+            Some(LedsText::Numbers(n)) => RuleLeds::Some(n),
+            Some(LedsText::Word(_)) => return Err("leds: expected \"all\" or LED numbers".into()),
+        };
+        let (topic, payloads) = (r.topic, r.payloads);
+        Ok(Rule {
+            topic,
+            payloads,
+            action,
+            leds,
+        })
+    }
 }
 
 /// Home Assistant MQTT discovery.
@@ -136,6 +294,14 @@ pub struct Discovery {
     pub prefix: String,
     /// The device's name in Home Assistant.
     pub device_name: String,
+}
+
+/// A setting the bridge refuses, by its key (as in the config file).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {msg}")]
+pub struct BadSetting {
+    pub key: &'static str,
+    pub msg: String,
 }
 
 /// Everything the MQTT side needs.
@@ -201,6 +367,61 @@ impl BridgeConfig {
         }
     }
 
+    /// Checks what no single value's type can (lengths, orderings, names, the login),
+    /// naming the setting at fault.
+    pub fn validate(&self) -> Result<(), BadSetting> {
+        let bad = |key, msg: &str| {
+            Err(BadSetting {
+                key,
+                msg: msg.into(),
+            })
+        };
+        if self.client_id.is_empty() || self.client_id.len() > 65_535 {
+            return bad("client_id", "must be 1 to 65535 bytes");
+        }
+        if !(1..=1_200).contains(&self.keep_alive.as_secs()) {
+            return bad("keep_alive", "expected 1 to 1200 seconds");
+        }
+        if self.reconnect_max < self.reconnect_min || self.reconnect_min.is_zero() {
+            let msg = "reconnect_min must be above 0 and at most reconnect_max";
+            return bad("reconnect_max", msg);
+        }
+        if self.password.is_some() && self.username.is_none() {
+            let msg = "a password is set (PYNQ_MQTT_PASSWORD or password_file) but no username";
+            return bad("username", msg);
+        }
+        if let Err(e) = self.topics.check() {
+            let inputs = &self.topics.input_names;
+            let key = match &e {
+                TopicError::Prefix(_) => "prefix",
+                TopicError::ButtonTopic(_) => "button_topic",
+                TopicError::Name(n) if inputs.contains(n) => "input_names",
+                TopicError::Duplicate(n) if inputs.iter().filter(|x| *x == n).count() > 1 => {
+                    "input_names"
+                }
+                TopicError::Name(_) | TopicError::Duplicate(_) => "led_names",
+            };
+            return bad(key, &e.to_string());
+        }
+        match &self.discovery {
+            Some(d) if d.prefix.is_empty() || d.prefix.contains(['+', '#', '\0']) => {
+                bad("ha_prefix", "not a usable topic prefix")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a password would cross the network unencrypted: no TLS, and a broker
+    /// that is not this machine.
+    pub fn password_in_clear(&self) -> bool {
+        let loopback = self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        self.password.is_some() && self.tls.is_none() && !loopback
+    }
+
     /// `mqtt://host:port` or `mqtts://host:port`, for log lines.
     pub fn broker_url(&self) -> String {
         let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
@@ -232,6 +453,50 @@ mod tests {
     }
 
     #[test]
+    fn a_password_is_in_clear_only_without_tls_off_this_machine() {
+        let mut c = BridgeConfig::new("localhost", 1883);
+        assert!(!c.password_in_clear(), "no password");
+        c.password = Some(Secret::new("pw"));
+        for host in ["localhost", "127.0.0.1", "127.8.9.1", "::1"] {
+            c.host = host.into();
+            assert!(!c.password_in_clear(), "{host}");
+        }
+        for host in ["192.168.1.2", "broker.lan", "::2", "localhost.evil"] {
+            c.host = host.into();
+            assert!(c.password_in_clear(), "{host}");
+        }
+        c.tls = Some(TlsConfig::default());
+        assert!(!c.password_in_clear(), "TLS");
+    }
+
+    #[test]
+    fn broker_urls_read_back_and_validate_names_the_setting_at_fault() {
+        for url in ["mqtt://h:1", "mqtts://[::1]:8883", "mqtt://10.0.0.2:1884"] {
+            assert_eq!(url.parse::<BrokerUrl>().unwrap().to_string(), url);
+        }
+        let url: BrokerUrl = "mqtts://b.lan".parse().unwrap();
+        assert_eq!((url.addr.port, url.tls), (8883, true));
+        let mut c = BridgeConfig::new("h", 1);
+        assert_eq!(c.validate(), Ok(()));
+        c.reconnect_min = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().key, "reconnect_max");
+        c = BridgeConfig::new("h", 1);
+        c.keep_alive = Duration::from_secs(70_000);
+        assert_eq!(c.validate().unwrap_err().key, "keep_alive");
+        // a dead broker must be found within 2 x keep-alive: at most 40 minutes
+        c.keep_alive = Duration::from_secs(1_201);
+        assert_eq!(c.validate().unwrap_err().key, "keep_alive");
+        c.keep_alive = Duration::from_secs(1_200);
+        assert_eq!(c.validate(), Ok(()));
+        c = BridgeConfig::new("h", 1);
+        c.password = Some(Secret::new("pw"));
+        assert_eq!(c.validate().unwrap_err().key, "username");
+        c = BridgeConfig::new("h", 1);
+        c.topics.led_names = vec!["a".into(), "a".into()];
+        assert_eq!(c.validate().unwrap_err().key, "led_names");
+    }
+
+    #[test]
     fn qos_parses_from_its_number_only() {
         assert_eq!("0".parse(), Ok(Qos::AtMostOnce));
         assert_eq!(" 2".parse(), Ok(Qos::ExactlyOnce));
@@ -240,5 +505,61 @@ mod tests {
         assert!("one".parse::<Qos>().is_err());
         assert!("-1".parse::<Qos>().is_err());
         assert_eq!(Qos::ExactlyOnce.to_string(), "2");
+    }
+
+    /// A `[[rule]]` table read by serde (JSON here stands in for the TOML the binary reads).
+    #[test]
+    fn rules_read_by_serde_with_defaults_and_refusals() {
+        let rule = |json: &str| serde_json::from_str::<Rule>(json).map_err(|e| e.to_string());
+        let r = rule(r#"{"topic": "button/0"}"#).unwrap();
+        assert_eq!((r.action, r.leds), (LedAction::Toggle, RuleLeds::All));
+        let r = rule(r#"{"topic": "t", "payloads": ["1"], "action": "on", "leds": [0, 3]}"#);
+        let r = r.unwrap();
+        assert_eq!(
+            (r.payloads, r.action),
+            (vec!["1".to_owned()], LedAction::On)
+        );
+        assert_eq!(r.leds, RuleLeds::Some(vec![0, 3]));
+        assert_eq!(
+            rule(r#"{"topic": "t", "leds": "all"}"#).unwrap().leds,
+            RuleLeds::All
+        );
+        for (json, why) in [
+            (r#"{"action": "on"}"#, "missing field `topic`"),
+            (r#"{"topic": ""}"#, "not a topic filter"),
+            (
+                r#"{"topic": "t", "action": "blink"}"#,
+                "expected on, off or toggle",
+            ),
+            (r#"{"topic": "t", "leds": "some"}"#, "expected \"all\""),
+            (r#"{"topic": "t", "leds": [256]}"#, "LED numbers 0 to 255"),
+            (
+                r#"{"topic": "t", "actoin": "on"}"#,
+                "unknown field `actoin`",
+            ),
+        ] {
+            let e = rule(json).unwrap_err();
+            assert!(e.contains(why), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn settings_round_trip_through_serde() {
+        let qos: Qos = serde_json::from_str("2").unwrap();
+        assert_eq!(
+            (qos, serde_json::to_string(&qos).unwrap()),
+            (Qos::ExactlyOnce, "2".into())
+        );
+        assert!(serde_json::from_str::<Qos>("3").is_err());
+        assert!(serde_json::from_str::<Qos>("\"1\"").is_err());
+        let url: BrokerUrl = serde_json::from_str("\"mqtts://[::1]:8884\"").unwrap();
+        assert!(url.tls && url.addr.host == "::1" && url.addr.port == 8884);
+        assert_eq!(
+            serde_json::to_string(&url).unwrap(),
+            "\"mqtts://[::1]:8884\""
+        );
+        let s: SessionMode = serde_json::from_str("\"clean\"").unwrap();
+        assert_eq!(s, SessionMode::Clean);
+        assert!(serde_json::from_str::<PayloadFormat>("\"xml\"").is_err());
     }
 }

@@ -35,7 +35,8 @@ use crossbeam_channel::{Receiver, Sender};
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 
 pub use config::{
-    BadQos, BridgeConfig, Discovery, Qos, Rule, RuleLeds, Secret, SessionMode, TlsConfig,
+    parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Discovery, Qos, Rule,
+    RuleLeds, Secret, SessionMode, TlsConfig,
 };
 pub use connect::{probe, ProbeError, ProbeReport};
 pub use discovery::node_id;

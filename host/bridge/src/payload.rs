@@ -26,6 +26,15 @@ impl std::str::FromStr for PayloadFormat {
     }
 }
 
+impl std::fmt::Display for PayloadFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain => "plain",
+            Self::Json => "json",
+        })
+    }
+}
+
 /// The payload of one button event.
 pub fn button_payload(format: PayloadFormat, e: &ButtonEvent) -> Vec<u8> {
     match format {

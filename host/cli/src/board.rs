@@ -8,7 +8,38 @@ use pynq_mqtt_bus::uio::{DeviceSpec, IrqFds, Mode, OpenOptions, UioBus, UioPaths
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_regs::REGISTERS;
 
-use crate::settings::BoardKind;
+/// Which board backend; `uio` or `sim` in a config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BoardKind {
+    /// A PYNQ board, through Linux UIO.
+    #[default]
+    Uio,
+    /// The Verilated RTL.
+    Sim,
+}
+
+impl std::str::FromStr for BoardKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "uio" => Ok(Self::Uio),
+            "sim" => Ok(Self::Sim),
+            _ => Err(format!("{s:?}: expected uio or sim")),
+        }
+    }
+}
+
+impl std::fmt::Display for BoardKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if *self == Self::Uio { "uio" } else { "sim" })
+    }
+}
+
+/// The UIO device the overlay names.
+pub fn default_device() -> DeviceSpec {
+    DeviceSpec::Name("pynq_mqtt".into())
+}
 
 /// Where sysfs, the device nodes and procfs are, for `run`, `doctor` and `regs`.
 #[derive(clap::Args, Clone, Debug)]

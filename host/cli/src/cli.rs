@@ -208,18 +208,13 @@ fn run_sim_board(_: &tokio::runtime::Runtime, _: &Settings) -> Result<()> {
 /// The Verilated board with the stimulus of the settings, not yet started.
 #[cfg(feature = "sim")]
 pub(crate) fn open_sim(settings: &Settings) -> Result<Arc<pynq_mqtt_sim::SimBoard>> {
-    use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig, Speed};
-    let speed = match settings.values.sim_speed {
-        settings::SimSpeed::Realtime => Speed::RealTime(1.0),
-        settings::SimSpeed::Fast => Speed::Fast,
-        settings::SimSpeed::Factor(f) => Speed::RealTime(f),
-    };
+    use pynq_mqtt_sim::{stimulus, SimBoard, SimConfig};
     let steps = match &settings.values.stimulus {
         Some(p) => stimulus::load(p, pynq_mqtt_sim::model_n_inputs())?,
         None => Vec::new(),
     };
     let board = SimBoard::start(SimConfig {
-        speed,
+        speed: settings.values.sim_speed,
         stimulus: steps,
     })?;
     Ok(Arc::new(board))

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use pynq_mqtt_bridge::RuleLeds;
 
-use crate::settings::{quote, BoardArgs, BrokerArgs, CommonArgs, Names, Setting, Settings};
+use crate::settings::{show, BoardArgs, BrokerArgs, CommonArgs, Settings};
 
 #[derive(clap::Args, Debug)]
 pub struct ConfigArgs {
@@ -45,12 +45,11 @@ pub fn render(s: &Settings) -> String {
         out.push_str(&format!("{line:<width$}  # {}\n", x.source));
     }
     for r in &s.bridge.rules {
-        out.push_str(&format!("\n[[rule]]\ntopic = {}\n", quote(&r.topic)));
+        out.push_str(&format!("\n[[rule]]\ntopic = {}\n", show(&r.topic)));
         if !r.payloads.is_empty() {
-            let payloads = Names(r.payloads.clone()).show();
-            out.push_str(&format!("payloads = {payloads}\n"));
+            out.push_str(&format!("payloads = {}\n", show(&r.payloads)));
         }
-        out.push_str(&format!("action = {}\n", quote(&r.action.to_string())));
+        out.push_str(&format!("action = {}\n", show(&r.action.to_string())));
         match &r.leds {
             RuleLeds::All => out.push_str("leds = \"all\"\n"),
             RuleLeds::Some(v) => out.push_str(&format!("leds = {v:?}\n")),

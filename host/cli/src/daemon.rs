@@ -72,6 +72,9 @@ pub fn run(
     if settings.ha_remove {
         return remove_discovery(rt, &cfg, bus.as_ref());
     }
+    for w in crate::secrets::warnings(settings.values.password_file.as_deref(), &cfg) {
+        warn!("{w}");
+    }
     let (driver, ch) = Driver::start(Arc::clone(&bus), &settings.driver)
         .with_context(|| format!("board {}", bus.describe()))?;
     let info = driver.info();

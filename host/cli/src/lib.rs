@@ -15,6 +15,7 @@ pub mod config_cmd;
 mod daemon;
 mod doctor;
 mod regs_cmd;
+mod secrets;
 pub mod settings;
 #[cfg(feature = "sim")]
 mod sim_cmd;

@@ -118,6 +118,61 @@ fn command_line_beats_file_beats_default() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A value of the wrong TOML type is refused in the setting's words, without quoting
+/// it (it could be a misplaced secret); a bad rule names its line.
+#[test]
+fn wrong_types_in_files_are_named_not_quoted() {
+    let dir = tmp("types");
+    let file = dir.join("c.toml");
+    let path = file.display().to_string();
+    let err = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        settings_of(["config", "--config", &path])
+            .unwrap_err()
+            .to_string()
+    };
+    for (text, want) in [
+        (
+            "qos = \"Secret1\"\n",
+            "expected a whole number, found string",
+        ),
+        (
+            "keep_alive = \"Secret1\"\n",
+            "expected seconds, found string",
+        ),
+        (
+            "input_names = \"Secret1\"\n",
+            "expected a list of strings, found string",
+        ),
+        (
+            "ha_discovery = \"Secret1\"\n",
+            "expected true or false, found string",
+        ),
+        ("prefix = 1\n", "expected a string, found integer"),
+        ("prefix = [\"Secret1\"]\n", "expected a string, found array"),
+        ("qos = 1.5\n", "expected a whole number, found float"),
+        ("keep_alive = -1\n", "expected 0 to 10000000 seconds"),
+        ("max_inflight = 0\n", "expected 1 to 30000"),
+        (
+            "sim_speed = \"slow\"\n",
+            "expected `realtime`, `fast` or a factor",
+        ),
+        ("board = \"fpga\"\n", "`uio`"),
+    ] {
+        let e = err(text);
+        assert!(e.contains("line 1") && e.contains(want), "{text}: {e}");
+        assert!(!e.contains("Secret1"), "{e}");
+    }
+    let e = err("[[rule]]\ntopic = \"b\"\n\n[[rule]]\ntopic = \"c\"\nleds = \"some\"\n");
+    assert!(e.contains("line 6") && e.contains("`rule.leds`"), "{e}");
+    let e = err("prefix = \"p/\"\n[[rule]]\naction = \"on\"\n");
+    assert!(
+        e.contains("line 2") && e.contains("missing field `topic`"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_files_name_file_line_and_key() {
     let dir = tmp("bad");
@@ -226,8 +281,8 @@ fn a_bad_sim_speed_is_refused_wherever_it_comes_from() {
     );
     for (text, speed) in [
         ("fast", SimSpeed::Fast),
-        ("realtime", SimSpeed::Realtime),
-        ("2.5", SimSpeed::Factor(2.5)),
+        ("realtime", SimSpeed::RealTime(1.0)),
+        ("2.5", SimSpeed::RealTime(2.5)),
     ] {
         let s = settings_of(["config", "--sim-speed", text]).unwrap();
         assert_eq!(s.values.sim_speed, speed);

@@ -54,6 +54,38 @@ impl std::str::FromStr for Speed {
     }
 }
 
+/// The speed as its setting reads: `realtime`, `fast` or the factor.
+impl std::fmt::Display for Speed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Speed::RealTime(x) if *x == 1.0 => f.write_str("realtime"),
+            Speed::RealTime(x) => write!(f, "{x}"),
+            Speed::Fast => f.write_str("fast"),
+        }
+    }
+}
+
+/// In the config file, the speed's text.
+impl<'de> serde::Deserialize<'de> for Speed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Speed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Default for Speed {
+    fn default() -> Self {
+        Speed::RealTime(1.0)
+    }
+}
+
 /// What can go wrong starting the simulated board.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -406,4 +438,25 @@ fn axi_error(offset: u32, e: ffi::AxiError) -> BusError {
 /// Number of button inputs the simulated peripheral was built with.
 pub fn model_n_inputs() -> u32 {
     ffi::n_inputs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Speed;
+
+    #[test]
+    fn a_speed_reads_back_as_it_is_written() {
+        for (text, speed) in [
+            ("realtime", Speed::RealTime(1.0)),
+            ("fast", Speed::Fast),
+            ("2.5", Speed::RealTime(2.5)),
+        ] {
+            assert_eq!(text.parse::<Speed>(), Ok(speed));
+            assert_eq!(speed.to_string(), text);
+        }
+        assert_eq!(Speed::default(), Speed::RealTime(1.0));
+        for bad in ["bogus", "0", "-1", "inf", "NaN", ""] {
+            assert!(bad.parse::<Speed>().is_err(), "{bad}");
+        }
+    }
 }

@@ -1,15 +1,17 @@
 //! The config file: TOML read with toml_edit for the line of every key, each value
-//! read through serde into its setting's type.
+//! and each `[[rule]]` read by serde into its type (whose crate says how). No error
+//! quotes the file's text: a password file given as `--config`, or a password
+//! written unquoted, must not reach a log.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
-use pynq_mqtt_bridge::{Rule, RuleLeds};
-use pynq_mqtt_driver::LedAction;
+use pynq_mqtt_bridge::Rule;
 use serde::de::{DeserializeOwned, IntoDeserializer};
-use toml_edit::{ImDocument, Table};
+use serde::Deserialize;
+use toml_edit::{ImDocument, Item, Table};
 
-use super::{fail, quote, FromToml, Names, Setting, Source, KEYS};
+use super::{fail, Source, KEYS};
 
 const RULE_KEYS: &[&str] = &["topic", "payloads", "action", "leds"];
 
@@ -24,17 +26,42 @@ impl File {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
+        // a parse error names the file, the line and the key if it is a setting; it
+        // never quotes the file, which may be a password file or hold a bare password
         let doc = ImDocument::parse(text.clone()).map_err(|e| {
-            let e = e.to_string();
-            anyhow!("config file {}: {}", path.display(), e.trim_end())
+            let line = line_at(&text, e.span());
+            let known = |k: &str| {
+                KEYS.iter()
+                    .chain(RULE_KEYS)
+                    .chain(&["password"])
+                    .any(|c| *c == k)
+            };
+            let key = text.lines().nth(line - 1).and_then(|l| l.split_once('='));
+            let key = key.map(|(k, _)| k.trim()).filter(|k| known(k));
+            let key = key.map(|k| format!(", key `{k}`")).unwrap_or_default();
+            // toml's reason, but for a quoted name of its own (`.`, `=`) or ours
+            let why = e.message().lines().next().unwrap_or("not TOML").split('`');
+            let why: Vec<&str> = why
+                .enumerate()
+                .map(|(i, w)| {
+                    let punct = w.chars().all(|c| c.is_ascii_punctuation());
+                    if i % 2 == 1 && !punct && !known(w) {
+                        "…"
+                    } else {
+                        w
+                    }
+                })
+                .collect();
+            let (path, why) = (path.display(), why.join("`"));
+            anyhow!("config file {path}, line {line}{key}: TOML parse error: {why}")
         })?;
         let file = Self {
             path: path.to_owned(),
             text,
             doc,
         };
-        for (k, item) in file.doc.iter() {
-            let source = file.source(file.doc.key(k).and_then(|k| k.span()));
+        for (k, _) in file.doc.iter() {
+            let span = file.doc.key(k).and_then(|k| k.span());
             if !KEYS.contains(&k) && k != "rule" {
                 let near = KEYS
                     .iter()
@@ -44,121 +71,97 @@ impl File {
                     .filter(|c| strsim::levenshtein(k, c) <= 2)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
-                let Source::File { line, .. } = source else {
-                    unreachable!()
-                };
-                let path = path.display();
+                let (line, path) = (line_at(&file.text, span), path.display());
                 return Err(anyhow!(
                     "config file {path}, line {line}: unknown key `{k}`{hint}"
                 ));
-            }
-            if k != "rule" && !item.is_value() {
-                return Err(fail(&source, k, "expected a value, found a table"));
             }
         }
         Ok(file)
     }
 
     fn source(&self, span: Option<std::ops::Range<usize>>) -> Source {
-        let at = span.map_or(0, |s| s.start).min(self.text.len());
-        let line = self.text[..at].matches('\n').count() + 1;
         Source::File {
             path: self.path.clone(),
-            line,
+            line: line_at(&self.text, span),
         }
     }
 
     /// The value of the setting `key`, if the file has it.
-    pub fn get<T: Setting>(&self, key: &str) -> Result<Option<(T, Source)>> {
-        let v = self.value::<FromToml<T>>(self.doc.as_table(), key, key)?;
-        Ok(v.map(|(v, source)| (v.0, source)))
-    }
-
-    /// The value of `key` in `table` (the top level or a rule), named `name` in errors.
-    fn value<T: DeserializeOwned>(
-        &self,
-        table: &Table,
-        key: &str,
-        name: &str,
-    ) -> Result<Option<(T, Source)>> {
-        let Some((k, item)) = table.get_key_value(key) else {
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<(T, Source)>> {
+        let Some((k, item)) = self.doc.get_key_value(key) else {
             return Ok(None);
         };
         let source = self.source(k.span());
-        let Some(v) = item.as_value() else {
-            return Err(fail(&source, name, "expected a value, found a table"));
-        };
-        match T::deserialize(v.clone().into_deserializer()) {
-            Ok(v) => Ok(Some((v, source))),
-            Err(e) => Err(fail(&source, name, e.message())),
+        let v = item
+            .as_value()
+            .cloned()
+            .map(IntoDeserializer::into_deserializer);
+        match v.map(T::deserialize) {
+            Some(Ok(v)) => Ok(Some((v, source))),
+            Some(Err(e)) => Err(fail(&source, key, &why(e.message()))),
+            None => Err(fail(&source, key, "expected a value, found a table")),
         }
     }
 
-    /// The `[[rule]]` tables.
+    /// The `[[rule]]` tables, each read by the bridge's own `Rule`.
     pub fn rules(&self) -> Result<Vec<Rule>> {
         let Some(item) = self.doc.get("rule") else {
             return Ok(Vec::new());
         };
-        let Some(tables) = item.as_array_of_tables() else {
-            return Err(fail(
-                &self.source(item.span()),
-                "rule",
-                "expected [[rule]] tables",
-            ));
+        let Item::ArrayOfTables(tables) = item else {
+            let source = self.source(item.span());
+            return Err(fail(&source, "rule", "expected [[rule]] tables"));
         };
-        let mut out = Vec::new();
-        for t in tables.iter() {
-            for (k, _) in t.iter() {
-                if !RULE_KEYS.contains(&k) {
-                    let source = self.source(t.key(k).and_then(|k| k.span()));
-                    let msg = "unknown key (rule keys: topic, payloads, action, leds)";
-                    return Err(fail(&source, &format!("rule.{k}"), msg));
+        let rule = |t: &Table| {
+            let at = |k: &str| self.source(t.key(k).and_then(|k| k.span()).or(t.span()));
+            if let Some((k, _)) = t.iter().find(|(k, _)| !RULE_KEYS.contains(k)) {
+                let msg = "unknown key (rule keys: topic, payloads, action, leds)";
+                return Err(fail(&at(k), &format!("rule.{k}"), msg));
+            }
+            let v = toml_edit::Value::InlineTable(t.clone().into_inline_table());
+            Rule::deserialize(v.into_deserializer()).map_err(|e| {
+                // the bridge's reasons open with the key at fault
+                let why = why(e.message());
+                match why.split_once(": ").filter(|(k, _)| RULE_KEYS.contains(k)) {
+                    Some((k, msg)) => fail(&at(k), &format!("rule.{k}"), msg),
+                    None => fail(&at(""), "rule", &why),
                 }
-            }
-            let topic = self.value::<FromToml<String>>(t, "topic", "rule.topic")?;
-            let Some((FromToml(topic), source)) = topic else {
-                return Err(fail(&self.source(t.span()), "rule.topic", "missing"));
-            };
-            if topic.is_empty() || topic.contains('\0') {
-                return Err(fail(&source, "rule.topic", "not a topic filter"));
-            }
-            let payloads = self.value::<FromToml<Names>>(t, "payloads", "rule.payloads")?;
-            let action = self.value::<FromToml<LedAction>>(t, "action", "rule.action")?;
-            let leds = match self.value::<Leds>(t, "leds", "rule.leds")? {
-                None => RuleLeds::All,
-                Some((Leds::Numbers(v), _)) => RuleLeds::Some(v),
-                Some((Leds::Word(w), _)) if w == "all" => RuleLeds::All,
-                Some((Leds::Word(_), source)) => return Err(fail(&source, "rule.leds", LEDS)),
-            };
-            out.push(Rule {
-                topic,
-                payloads: payloads.map_or(Vec::new(), |(FromToml(Names(p)), _)| p),
-                action: action.map_or(LedAction::Toggle, |(FromToml(a), _)| a),
-                leds,
-            });
-        }
-        Ok(out)
+            })
+        };
+        tables.iter().map(rule).collect()
     }
 }
 
-impl Setting for LedAction {
-    fn parse(s: &str) -> Result<Self, String> {
-        pynq_mqtt_bridge::parse_action(s).map_err(|_| "expected on, off or toggle".into())
-    }
-    fn show(&self) -> String {
-        quote(&self.to_string())
-    }
+/// serde's reason, in the words of the other errors and without the value, which a
+/// misplaced secret could be: `expected a whole number, found string`.
+fn why(msg: &str) -> String {
+    let types = msg.strip_prefix("invalid type: ");
+    let Some((found, want)) = types.and_then(|m| m.rsplit_once(", expected ")) else {
+        return msg.to_owned();
+    };
+    let found = match found.split([' ', ',']).next().unwrap_or(found) {
+        "floating" => "float",
+        "sequence" => "array",
+        "map" => "table",
+        other => other,
+    };
+    let want = match want {
+        "u8" | "u64" => "a whole number",
+        "f64" => "seconds",
+        "a boolean" => "true or false",
+        "a sequence" => "a list of strings",
+        other => other,
+    };
+    format!("expected {want}, found {found}")
 }
 
-const LEDS: &str = "expected \"all\" or a list of LED numbers 0 to 255";
-
-/// A rule's LEDs: `"all"` or a list of LED numbers.
-#[derive(serde::Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected \"all\" or a list of LED numbers 0 to 255"
-)]
-enum Leds {
-    Word(String),
-    Numbers(Vec<u8>),
+/// The line of a byte offset in `text`, from 1.
+fn line_at(text: &str, span: Option<std::ops::Range<usize>>) -> usize {
+    let at = span.map_or(0, |s| s.start).min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }

@@ -1,21 +1,19 @@
 //! Settings: command line over environment over config file (TOML) over defaults.
 //!
 //! Each setting is one row of the table below: its type, default and variable. The
-//! row makes the flag and the variable (clap), the file key (serde), the field of
+//! row makes the flag and the variable (clap derive), the file key, the field of
 //! [`Values`] and the line of `pynq-mqtt config`; `build.rs` hands each value to the
-//! bridge or the driver. A new setting is a row here and a line there.
+//! bridge or the driver. A new setting is a row here and a line there (a value of a
+//! new type also needs `FromStr` and serde's traits, in the crate that owns the type).
 //!
 //! A value's source is clap's own (`ArgMatches::value_source`); a bad value names it:
 //! `--qos: 5: ...`, `environment variable PYNQ_MQTT_QOS: 5: ...` or `config file c.toml,
 //! line 3, key `qos`: ...`. An unknown key in the file is refused, with its line and
 //! the nearest known key.
 
-#[macro_use]
-mod declare;
 mod build;
 mod file;
-mod setting;
-mod types;
+mod value;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,32 +21,90 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Qos};
 use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use pynq_mqtt_driver::DriverConfig;
+#[cfg(feature = "sim")]
+pub use pynq_mqtt_sim::Speed as SimSpeed;
 
+pub use crate::board::{default_device, BoardKind};
 pub use build::PASSWORD_ENV;
 use file::File;
-use setting::parser;
-pub use setting::{bad_value, quote, FromToml, Kind, Setting};
-pub use types::*;
+pub use value::{bad_value, show, Int, Names, Seconds, Value};
 
-type Seconds = Secs<0, 10_000_000>;
+/// Without the simulator the speed is kept as written (a sim board cannot run).
+#[cfg(not(feature = "sim"))]
+pub type SimSpeed = String;
 
-declare! {
+/// Each row `name: Type [= default], "ENV";` is the flag `--name`, the variable ENV,
+/// the file key `name` and the field `Values::name` (an `Option` when the row has no
+/// default). A default may use the settings above it. Each group is a clap struct of
+/// its own, for the subcommands that take it.
+macro_rules! settings {
+    ($($(#[$group_attr:meta])* $group:ident {
+        $($(#[$attr:meta])* $name:ident: $ty:ty $(= $default:expr)?, $env:literal;)*
+    })*) => {
+        $(
+            $(#[$group_attr])*
+            #[derive(clap::Args, Clone, Debug, Default)]
+            pub struct $group {
+                $(#[arg(long, env = $env, value_parser = value::parser::<$ty>())]
+                #[arg(value_name = <$ty as Value>::NAME)]
+                $(#[$attr])*
+                pub $name: Option<$ty>,)*
+            }
+        )*
+
+        /// Every setting, resolved.
+        #[derive(Clone, Debug)]
+        pub struct Values {
+            $($(pub $name: settings!(@type $ty $(, $default)?),)*)*
+        }
+
+        /// Every key a config file may hold, but `[[rule]]`.
+        pub const KEYS: &[&str] = &[$($(stringify!($name),)*)*];
+
+        /// Each setting from the command line or environment, else the file, else its
+        /// default; and the lines of `config`.
+        fn resolve_values(m: &ArgMatches, file: Option<&File>) -> Result<(Values, Vec<Shown>)> {
+            let mut shown = Vec::new();
+            $($(
+                let found = pick::<$ty>(m, stringify!($name), $env, file)?;
+                let ($name, value, source) = settings!(@settle found $(, $default)?);
+                shown.push(Shown { key: stringify!($name), value, source });
+            )*)*
+            Ok((Values { $($($name,)*)* }, shown))
+        }
+    };
+    (@type $ty:ty) => { Option<$ty> };
+    (@type $ty:ty, $default:expr) => { $ty };
+    (@settle $found:ident) => {
+        match $found {
+            Some((v, source)) => (Some(v.clone()), Some(show(&v)), source),
+            None => (None, None, Source::Default),
+        }
+    };
+    (@settle $found:ident, $default:expr) => {{
+        let (v, source) = $found.unwrap_or_else(|| ($default, Source::Default));
+        let shown = Some(show(&v));
+        (v, shown, source)
+    }};
+}
+
+settings! {
     /// The board, for `run`, `config`, `doctor` and `regs` (`sim` is its own board).
     BoardArgs {
         /// `uio` (a PYNQ board, default) or `sim` (the Verilated RTL).
         board: BoardKind = BoardKind::default(), "PYNQ_MQTT_BOARD";
-        /// UIO device: its name in /sys/class/uio/*/name, or a node such as /dev/uio4
-        /// (default pynq_mqtt).
+        /// UIO device: a name in /sys/class/uio/*/name or a node, /dev/uio4 (default pynq_mqtt).
         #[arg(value_name = "NAME|/dev/uioN")]
         device: DeviceSpec = default_device(), "PYNQ_MQTT_DEVICE";
     }
     /// The broker, for `run`, `config` and `doctor` (`sim` embeds its own).
     BrokerArgs {
         /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) (default mqtt://localhost:1883).
-        broker: BrokerUrl = BrokerUrl::parse("mqtt://localhost:1883").expect("a URL"), "PYNQ_MQTT_BROKER";
+        broker: BrokerUrl = "mqtt://localhost:1883".parse().expect("a URL"), "PYNQ_MQTT_BROKER";
     }
     /// The other settings, for every subcommand that runs or checks the daemon.
     KeyArgs {
@@ -60,84 +116,63 @@ declare! {
         qos: Qos = Qos::AtMostOnce, "PYNQ_MQTT_QOS";
         /// Button payloads: `plain` (1/0, default) or `json`.
         payload: PayloadFormat = PayloadFormat::Plain, "PYNQ_MQTT_PAYLOAD";
-        /// `persistent` (default: the broker keeps subscriptions and QoS 1/2 state across
-        /// reconnects) or `clean`.
+        /// `persistent` (default: subscriptions and QoS 1/2 state outlive a reconnect) or `clean`.
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
         /// Seconds between keep-alive pings when idle, 1 to 1200 (default 30); a dead
         /// broker is found within twice this.
-        #[arg(value_name = "SECS")]
-        keep_alive: Secs<1, 1_200, true> = Secs(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
-        /// Events held for the broker (unacknowledged, or waiting while it is away);
-        /// beyond it new events are dropped and counted (default 65536).
-        #[arg(value_name = "EVENTS")]
+        keep_alive: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
+        /// Events held unacknowledged or while the broker is away; beyond, dropped (default 65536).
         buffer_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_BUFFER_CAPACITY";
         /// QoS 1/2 events in flight (sent, not yet acknowledged) at most (default 1024).
         max_inflight: Int<1, 30_000> = Int(1024), "PYNQ_MQTT_MAX_INFLIGHT";
         /// First reconnect delay in seconds; doubles with jitter up to --reconnect-max (default 0.1).
-        #[arg(value_name = "SECS")]
-        reconnect_min: Seconds = Secs(Duration::from_millis(100)), "PYNQ_MQTT_RECONNECT_MIN";
+        reconnect_min: Seconds = Seconds(Duration::from_millis(100)), "PYNQ_MQTT_RECONNECT_MIN";
         /// Longest reconnect delay in seconds (default 30).
-        #[arg(value_name = "SECS")]
-        reconnect_max: Seconds = Secs(Duration::from_secs(30)), "PYNQ_MQTT_RECONNECT_MAX";
+        reconnect_max: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_RECONNECT_MAX";
         /// Seconds between `stats` messages; 0 turns them off (default 30).
-        #[arg(value_name = "SECS")]
-        stats_interval: Seconds = Secs(Duration::from_secs(30)), "PYNQ_MQTT_STATS_INTERVAL";
+        stats_interval: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_STATS_INTERVAL";
         /// At a stop, seconds to keep trying to deliver buffered events (default 15).
-        #[arg(value_name = "SECS")]
-        shutdown_timeout: Seconds = Secs(Duration::from_secs(15)), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
+        shutdown_timeout: Seconds = Seconds(Duration::from_secs(15)), "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
         /// Capacity of the event channel between driver and publisher (default 65536).
         channel_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_CHANNEL_CAPACITY";
-        /// Hardware debounce of every input in microseconds, 0 to 65535 (default 0: off;
-        /// the board's installed config sets 5000 for its mechanical buttons).
-        #[arg(value_name = "US")]
+        /// Hardware debounce of every input in µs (default 0: off; the board's config sets 5000).
         debounce_us: Int<0, 65_535> = Int(0), "PYNQ_MQTT_DEBOUNCE_US";
         /// Interrupt after this many waiting events, 1 to 65535 (default 1).
-        #[arg(value_name = "N")]
         coalesce_count: Int<1, 65_535> = Int(1), "PYNQ_MQTT_COALESCE_COUNT";
         /// ... or once the oldest event waited this many microseconds (default 0: at once).
-        #[arg(value_name = "US")]
         coalesce_us: Int<0, 4_294_967_295> = Int(0), "PYNQ_MQTT_COALESCE_US";
         /// Real-time (SCHED_FIFO) priority of the thread draining the event FIFO, 1 to 99,
         /// or 0 for normal scheduling (default 0). Needs root, CAP_SYS_NICE or
         /// RLIMIT_RTPRIO (the installed unit grants LimitRTPRIO); refused, it warns and runs.
-        #[arg(value_name = "N")]
         rt_priority: Int<0, 99> = Int(0), "PYNQ_MQTT_RT_PRIORITY";
         /// User name for the broker.
         username: String, "PYNQ_MQTT_USERNAME";
         /// File holding the broker password (first line); or set PYNQ_MQTT_PASSWORD.
-        #[arg(value_name = "FILE")]
         password_file: PathBuf, "PYNQ_MQTT_PASSWORD_FILE";
         /// TLS (mqtts://): PEM file of the CA certificates to trust (default: the system's).
-        #[arg(value_name = "FILE")]
         ca_file: PathBuf, "PYNQ_MQTT_CA_FILE";
         /// TLS: PEM client certificate (chain).
-        #[arg(value_name = "FILE")]
         client_cert: PathBuf, "PYNQ_MQTT_CLIENT_CERT";
         /// TLS: PEM private key of the client certificate.
-        #[arg(value_name = "FILE")]
         client_key: PathBuf, "PYNQ_MQTT_CLIENT_KEY";
         /// TLS: name the broker's certificate must carry (default: the broker's host).
         server_name: String, "PYNQ_MQTT_SERVER_NAME";
-        /// Topic of an input's events below the prefix; `{name}` and `{i}` are replaced
-        /// (default `button/{name}`).
+        /// Topic of an input's events below the prefix, with `{name}` or `{i}` (default `button/{name}`).
         button_topic: String = "button/{name}".into(), "PYNQ_MQTT_BUTTON_TOPIC";
         /// Names of the inputs, comma-separated, e.g. `btn0,btn1,btn2,btn3` (default: the index).
         input_names: Names = Names::default(), "PYNQ_MQTT_INPUT_NAMES";
         /// Names of the LEDs in `led/<name>` and `led/<name>/set` (default: the index).
         led_names: Names = Names::default(), "PYNQ_MQTT_LED_NAMES";
         /// Home Assistant discovery: `true` publishes a retained config per input and LED.
-        #[arg(value_name = "BOOL")]
         ha_discovery: bool = false, "PYNQ_MQTT_HA_DISCOVERY";
         /// Home Assistant discovery prefix (default `homeassistant`).
         ha_prefix: String = "homeassistant".into(), "PYNQ_MQTT_HA_PREFIX";
         /// The device's name in Home Assistant (default `PYNQ <client id>`).
         ha_device_name: String = format!("PYNQ {client_id}"), "PYNQ_MQTT_HA_DEVICE_NAME";
         /// Simulated board: replay `<time_us> <input> <level>` lines onto the inputs.
-        #[arg(value_name = "FILE")]
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
-        /// Simulated board: `realtime` (default), `fast` (the stimulus as fast as the
-        /// host takes it, then real time) or a factor of real time.
-        sim_speed: SimSpeed = SimSpeed::Realtime, "PYNQ_MQTT_SIM_SPEED";
+        /// Simulated board: `realtime` (default), `fast` (the stimulus at full speed) or a factor.
+        sim_speed: SimSpeed = "realtime".parse().expect("a speed"), "PYNQ_MQTT_SIM_SPEED";
     }
 }
 
@@ -208,7 +243,7 @@ pub struct Settings {
 }
 
 /// A setting from the command line or its variable, as clap says; else from the file.
-fn pick<T: Setting>(
+fn pick<T: Value>(
     m: &ArgMatches,
     key: &'static str,
     env: &'static str,
