@@ -64,7 +64,7 @@ def gen_regblock(spec):
     aw = spec["ip"]["addr_width"]
     dec = index_width(spec)
     iw = dec - 2
-    ports, body, reads, sinks = [], [], [], []
+    ports, body, reads, sinks, wr_used = [], [], [], [], []
     logs = sorted({f["value"][:-5] for r in spec["reg"] for f in r["fields"]
                    if isinstance(f.get("value"), str) and f["value"].endswith("_LOG2")})
 
@@ -81,10 +81,20 @@ def gen_regblock(spec):
         idx = [(r["offset"] + k * r["stride"]) >> 2 for k in range(r["count"])]
         if kinds & {"rw", "rw_load", "rw_ext", "wo", "w1c", "wsub"}:
             if r["count"] == 1:
-                body.append(f"    wire we_{rn} = reg_wr_en && wr_in && (wr_idx == {iw}'d{idx[0]});")
+                body.append(f"    wire we_{rn} = wr_sel[{idx[0]}];")
+                wr_used.append(f"{1 << iw}'d1 << {idx[0]}")
             else:
-                hits = ", ".join(f"wr_idx == {iw}'d{i}" for i in reversed(idx))
-                body.append(f"    wire [{r['count'] - 1}:0] we_{rn} = {{{r['count']}{{reg_wr_en && wr_in}}}} & {{{hits}}};")
+                hits = ", ".join(f"wr_sel[{i}]" for i in reversed(idx))
+                body.append(f"    wire [{r['count'] - 1}:0] we_{rn} = {{{hits}}};")
+                # elements beyond `implemented` are never written: no select decoded
+                per = len(r["fields"])
+                impl = r.get("implemented")
+                for k, i in enumerate(idx):
+                    if impl:
+                        wr_used.append(f"(({impl} > {per * k}) ? {1 << iw}'d1 << {i}"
+                                       f" : {1 << iw}'d0)")
+                    else:
+                        wr_used.append(f"{1 << iw}'d1 << {i}")
         if kinds & {"rw_ext", "wo"}:
             p_out(1, f"reg2hw_{rn}_qe")
             body.append(f"    assign reg2hw_{rn}_qe = we_{rn};")
@@ -152,6 +162,18 @@ def gen_regblock(spec):
             "                               {8{reg_wr_strb[1]}}, {8{reg_wr_strb[0]}}};",
             "    wire [31:0]     wr_bits = reg_wr_data & wr_mask;",
             "",
+            "    // the write selects, one net each (see pmq_decoder)",
+            f"    localparam [{(1 << iw) - 1}:0] WR_USED = " + "\n        | ".join(wr_used) + ";",
+            f"    wire [{(1 << iw) - 1}:0] wr_sel;",
+            "    pmq_decoder #(",
+            "        .IDX_WIDTH(DEC - 2),",
+            "        .USED(WR_USED)",
+            "    ) wr_dec (",
+            "        .en(reg_wr_en && wr_in),",
+            "        .idx(wr_idx),",
+            "        .sel(wr_sel)",
+            "    );",
+            "",
             "    genvar g;", ""]
     out += body
     out += ["    always @(*) begin",
@@ -167,7 +189,7 @@ def gen_regblock(spec):
             "",
             "    // the byte-lane bits of the address select nothing; not every register uses",
             "    // every written bit",
-            "    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits, wr_mask"
+            "    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits, wr_mask, wr_sel"
             + "".join(f", {s}" for s in sinks) + "};",
             "",
             "endmodule",
@@ -254,15 +276,32 @@ def _field(spec, r, f, body, p_in, p_out):
         aw = f.get("add_width", w)
         p_in(aw, f"hw2reg_{p}_add")
         add = f"hw2reg_{p}_add" if aw == w else f"{{{w - aw}'d0, hw2reg_{p}_add}}"
+        wb = f"wr_bits[{lsb} +: {w}]"
         body += [f"    reg  {vec(w)} {p}_reg;",
-                 f"    // a write subtracts with a floor of 0, the hardware adds with a ceiling of all ones",
-                 f"    wire [{w}:0] {p}_left = {{1'b0, {p}_reg}} - {{1'b0, we_{rn} ? wr_bits[{lsb} +: {w}] : {w}'d0}};",
-                 f"    wire [{w}:0] {p}_sum = {{1'b0, {p}_left[{w}] ? {w}'d0 : {p}_left[{w - 1}:0]}} + {{1'b0, {add}}};",
+                 f"    // losses that came while the bus wrote: added in the next clock it does not",
+                 f"    // ({w} bits: they cannot wrap before 2^{w} / 2^{aw} writes in a row)",
+                 f"    reg  {vec(w)} {p}_pend_reg;",
+                 f"    wire {vec(w)} {p}_due = {p}_pend_reg + {add};",
+                 f"    // one adder for both: a write subtracts (the inverted value and a carry in),",
+                 f"    // any other clock adds what is due; the carry out is the floor / the ceiling",
+                 f"    wire [{w}:0] {p}_sum = {{1'b0, {p}_reg}} + {{1'b0, we_{rn} ? ~{wb} : {p}_due}}"
+                 f" + {{{w}'d0, we_{rn}}};",
                  "    always @(posedge clk) begin",
                  "        if (rst) begin",
                  f"            {p}_reg <= {rst_name}[{w - 1}:0];",
+                 f"        end else if (we_{rn} && !{p}_sum[{w}]) begin",
+                 f"            {p}_reg <= {w}'d0;",
+                 f"        end else if (!we_{rn} && {p}_sum[{w}]) begin",
+                 f"            {p}_reg <= {{{w}{{1'b1}}}};",
                  "        end else begin",
-                 f"            {p}_reg <= {p}_sum[{w}] ? {{{w}{{1'b1}}}} : {p}_sum[{w - 1}:0];",
+                 f"            {p}_reg <= {p}_sum[{w - 1}:0];",
+                 "        end",
+                 "    end",
+                 "    always @(posedge clk) begin",
+                 f"        if (rst || !we_{rn}) begin",
+                 f"            {p}_pend_reg <= {w}'d0;",
+                 "        end else begin",
+                 f"            {p}_pend_reg <= {p}_due;",
                  "        end",
                  "    end",
                  f"    assign {p}_q = {p}_reg;"]

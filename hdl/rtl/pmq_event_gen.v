@@ -48,7 +48,8 @@ module pmq_event_gen #(
 
     reg                running_reg;
     reg [31:0]         sent_reg;
-    reg [31:0]         wait_reg;
+    reg [31:0]         since_reg;    // clocks since the last take, held once it reaches gap_reg
+    reg [31:0]         gap_reg;      // PERIOD as it was at the last take (0 at a start)
     reg [N_INPUTS-1:0] done_mask_reg;
     reg [N_INPUTS-1:0] level_reg;
     reg                done_reg;
@@ -59,10 +60,11 @@ module pmq_event_gen #(
     wire [N_INPUTS-1:0] pool      = (remaining == {N_INPUTS{1'b0}}) ? pat : remaining;
     wire [N_INPUTS-1:0] lowest    = pool & (~pool + 1'b1);
 
-    // wait_reg counts down to 1 (not 0) from PERIOD, so loading it needs no subtraction:
-    // PERIOD - 1 clocks of waiting, and PERIOD 0 or 1 offers every clock
+    // The next offer comes PERIOD clocks after a take (PERIOD 0 or 1: the next clock), with
+    // PERIOD as it was at the take. An up-count from 1 against that copy costs an equality;
+    // a loadable down-counter costs a multiplexer per bit as well.
     wire [31:0] sent_next = sent_reg + 32'd1;
-    wire waiting = (wait_reg[31:1] != 31'd0);
+    wire waiting = (since_reg != gap_reg) && (gap_reg[31:1] != 31'd0);
     wire offer = running_reg && !waiting;
     wire take  = offer && gen_ready;
     wire last  = take && (count != 32'd0) && (sent_next >= count);
@@ -102,11 +104,17 @@ module pmq_event_gen #(
 
     always @(posedge clk) begin
         if (rst || (start && !running_reg)) begin
-            wait_reg <= 32'd0;
+            gap_reg <= 32'd0;
         end else if (take) begin
-            wait_reg <= period;
+            gap_reg <= period;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst || take) begin
+            since_reg <= 32'd1;
         end else if (waiting) begin
-            wait_reg <= wait_reg - 32'd1;
+            since_reg <= since_reg + 32'd1;
         end
     end
 

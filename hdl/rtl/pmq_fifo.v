@@ -2,7 +2,7 @@
 //
 // Storage is a plain array written on one port and read into a register on the other,
 // so synthesis maps it to block RAM (or distributed RAM when small). The output register
-// holds the head, valid as soon as out_valid is high. in_ready is low when the storage
+// holds the head, valid as soon as out_valid is high, and all zeros while it is low. in_ready is low when the storage
 // is full; the producer decides what to do then (pynq_mqtt_io counts a drop).
 // Capacity is 2**DEPTH_LOG2 entries plus the output register.
 `resetall
@@ -52,8 +52,12 @@ module pmq_fifo #(
         end
     end
 
+    // cleared as the last entry leaves: the synchronous reset of the RAM's output
+    // register costs nothing, a mask after it costs a LUT per bit in the user
     always @(posedge clk) begin
-        if (load) begin
+        if (rst || (pop && ram_empty)) begin
+            out_data_reg <= {WIDTH{1'b0}};
+        end else if (load) begin
             out_data_reg <= mem[rd_ptr_reg[DEPTH_LOG2-1:0]];
         end
     end

@@ -116,13 +116,50 @@ module pmq_regs #(
                                {8{reg_wr_strb[1]}}, {8{reg_wr_strb[0]}}};
     wire [31:0]     wr_bits = reg_wr_data & wr_mask;
 
+    // the write selects, one net each (see pmq_decoder)
+    localparam [63:0] WR_USED = 64'd1 << 2
+        | 64'd1 << 8
+        | 64'd1 << 9
+        | 64'd1 << 10
+        | 64'd1 << 11
+        | 64'd1 << 15
+        | 64'd1 << 18
+        | 64'd1 << 19
+        | 64'd1 << 20
+        | 64'd1 << 21
+        | 64'd1 << 24
+        | 64'd1 << 25
+        | 64'd1 << 26
+        | 64'd1 << 27
+        | 64'd1 << 32
+        | 64'd1 << 33
+        | 64'd1 << 34
+        | 64'd1 << 35
+        | ((N_LEDS > 0) ? 64'd1 << 40 : 64'd0)
+        | ((N_LEDS > 4) ? 64'd1 << 41 : 64'd0)
+        | ((N_LEDS > 8) ? 64'd1 << 42 : 64'd0)
+        | ((N_LEDS > 12) ? 64'd1 << 43 : 64'd0)
+        | ((N_LEDS > 16) ? 64'd1 << 44 : 64'd0)
+        | ((N_LEDS > 20) ? 64'd1 << 45 : 64'd0)
+        | ((N_LEDS > 24) ? 64'd1 << 46 : 64'd0)
+        | ((N_LEDS > 28) ? 64'd1 << 47 : 64'd0);
+    wire [63:0] wr_sel;
+    pmq_decoder #(
+        .IDX_WIDTH(DEC - 2),
+        .USED(WR_USED)
+    ) wr_dec (
+        .en(reg_wr_en && wr_in),
+        .idx(wr_idx),
+        .sel(wr_sel)
+    );
+
     genvar g;
 
     localparam [31:0] RV_ID = 32'h504D5154;
 
     localparam [31:0] RV_VERSION = ({{24{1'b0}}, 8'h2} << 16) | ({{24{1'b0}}, 8'h0} << 24);
 
-    wire we_scratch = reg_wr_en && wr_in && (wr_idx == 6'd2);
+    wire we_scratch = wr_sel[2];
     localparam [31:0] RESET_SCRATCH = 32'h00000000;
     wire [31:0] scratch_q;
     assign reg2hw_scratch = scratch_q;
@@ -150,7 +187,7 @@ module pmq_regs #(
     wire [31:0] rv_time;
     assign rv_time[0 +: 32] = hw2reg_time;
 
-    wire we_irq_enable = reg_wr_en && wr_in && (wr_idx == 6'd8);
+    wire we_irq_enable = wr_sel[8];
     localparam [31:0] RESET_IRQ_ENABLE_EVENT = 32'h00000000;
     wire  irq_enable_event_q;
     assign reg2hw_irq_enable_event = irq_enable_event_q;
@@ -208,7 +245,7 @@ module pmq_regs #(
     assign rv_irq_enable[2 +: 1] = irq_enable_gen_done_q;
     assign rv_irq_enable[31:3] = 29'd0;
 
-    wire we_irq_status = reg_wr_en && wr_in && (wr_idx == 6'd9);
+    wire we_irq_status = wr_sel[9];
     localparam [31:0] RESET_IRQ_STATUS_OVERFLOW = 32'h00000000;
     wire  irq_status_overflow_q;
     assign reg2hw_irq_status_overflow = irq_status_overflow_q;
@@ -239,7 +276,7 @@ module pmq_regs #(
     assign rv_irq_status[2 +: 1] = irq_status_gen_done_q;
     assign rv_irq_status[31:3] = 29'd0;
 
-    wire we_irq_threshold = reg_wr_en && wr_in && (wr_idx == 6'd10);
+    wire we_irq_threshold = wr_sel[10];
     localparam [31:0] RESET_IRQ_THRESHOLD_COUNT = 32'h00000001;
     wire [15:0] irq_threshold_count_q;
     assign reg2hw_irq_threshold_count = irq_threshold_count_q;
@@ -261,7 +298,7 @@ module pmq_regs #(
     assign rv_irq_threshold[0 +: 16] = irq_threshold_count_q;
     assign rv_irq_threshold[31:16] = 16'd0;
 
-    wire we_irq_timeout_us = reg_wr_en && wr_in && (wr_idx == 6'd11);
+    wire we_irq_timeout_us = wr_sel[11];
     localparam [31:0] RESET_IRQ_TIMEOUT_US = 32'h00000000;
     wire [31:0] irq_timeout_us_q;
     assign reg2hw_irq_timeout_us = irq_timeout_us_q;
@@ -310,19 +347,34 @@ module pmq_regs #(
     assign rv_fifo_level[0 +: 16] = hw2reg_fifo_level_count;
     assign rv_fifo_level[31:16] = 16'd0;
 
-    wire we_dropped = reg_wr_en && wr_in && (wr_idx == 6'd15);
+    wire we_dropped = wr_sel[15];
     localparam [31:0] RESET_DROPPED = 32'h00000000;
     wire [31:0] dropped_q;
     assign reg2hw_dropped = dropped_q;
     reg  [31:0] dropped_reg;
-    // a write subtracts with a floor of 0, the hardware adds with a ceiling of all ones
-    wire [32:0] dropped_left = {1'b0, dropped_reg} - {1'b0, we_dropped ? wr_bits[0 +: 32] : 32'd0};
-    wire [32:0] dropped_sum = {1'b0, dropped_left[32] ? 32'd0 : dropped_left[31:0]} + {1'b0, {26'd0, hw2reg_dropped_add}};
+    // losses that came while the bus wrote: added in the next clock it does not
+    // (32 bits: they cannot wrap before 2^32 / 2^6 writes in a row)
+    reg  [31:0] dropped_pend_reg;
+    wire [31:0] dropped_due = dropped_pend_reg + {26'd0, hw2reg_dropped_add};
+    // one adder for both: a write subtracts (the inverted value and a carry in),
+    // any other clock adds what is due; the carry out is the floor / the ceiling
+    wire [32:0] dropped_sum = {1'b0, dropped_reg} + {1'b0, we_dropped ? ~wr_bits[0 +: 32] : dropped_due} + {32'd0, we_dropped};
     always @(posedge clk) begin
         if (rst) begin
             dropped_reg <= RESET_DROPPED[31:0];
+        end else if (we_dropped && !dropped_sum[32]) begin
+            dropped_reg <= 32'd0;
+        end else if (!we_dropped && dropped_sum[32]) begin
+            dropped_reg <= {32{1'b1}};
         end else begin
-            dropped_reg <= dropped_sum[32] ? {32{1'b1}} : dropped_sum[31:0];
+            dropped_reg <= dropped_sum[31:0];
+        end
+    end
+    always @(posedge clk) begin
+        if (rst || !we_dropped) begin
+            dropped_pend_reg <= 32'd0;
+        end else begin
+            dropped_pend_reg <= dropped_due;
         end
     end
     assign dropped_q = dropped_reg;
@@ -345,7 +397,7 @@ module pmq_regs #(
         end
     endgenerate
 
-    wire we_input_enable = reg_wr_en && wr_in && (wr_idx == 6'd18);
+    wire we_input_enable = wr_sel[18];
     localparam [31:0] RESET_INPUT_ENABLE = 32'hFFFFFFFF;
     wire [N_INPUTS-1:0] input_enable_q;
     assign reg2hw_input_enable = input_enable_q;
@@ -371,7 +423,7 @@ module pmq_regs #(
         end
     endgenerate
 
-    wire we_edge_rise = reg_wr_en && wr_in && (wr_idx == 6'd19);
+    wire we_edge_rise = wr_sel[19];
     localparam [31:0] RESET_EDGE_RISE = 32'hFFFFFFFF;
     wire [N_INPUTS-1:0] edge_rise_q;
     assign reg2hw_edge_rise = edge_rise_q;
@@ -397,7 +449,7 @@ module pmq_regs #(
         end
     endgenerate
 
-    wire we_edge_fall = reg_wr_en && wr_in && (wr_idx == 6'd20);
+    wire we_edge_fall = wr_sel[20];
     localparam [31:0] RESET_EDGE_FALL = 32'hFFFFFFFF;
     wire [N_INPUTS-1:0] edge_fall_q;
     assign reg2hw_edge_fall = edge_fall_q;
@@ -423,7 +475,7 @@ module pmq_regs #(
         end
     endgenerate
 
-    wire we_debounce_us = reg_wr_en && wr_in && (wr_idx == 6'd21);
+    wire we_debounce_us = wr_sel[21];
     localparam [31:0] RESET_DEBOUNCE_US_TIME = 32'h00000000;
     wire [15:0] debounce_us_time_q;
     assign reg2hw_debounce_us_time = debounce_us_time_q;
@@ -445,14 +497,14 @@ module pmq_regs #(
     assign rv_debounce_us[0 +: 16] = debounce_us_time_q;
     assign rv_debounce_us[31:16] = 16'd0;
 
-    wire we_gen_ctrl = reg_wr_en && wr_in && (wr_idx == 6'd24);
+    wire we_gen_ctrl = wr_sel[24];
     assign reg2hw_gen_ctrl_qe = we_gen_ctrl;
     assign reg2hw_gen_ctrl_enable = (reg_wr_data[0 +: 1] & wr_mask[0 +: 1]) | (hw2reg_gen_ctrl_enable & ~wr_mask[0 +: 1]);
     wire [31:0] rv_gen_ctrl;
     assign rv_gen_ctrl[0 +: 1] = hw2reg_gen_ctrl_enable;
     assign rv_gen_ctrl[31:1] = 31'd0;
 
-    wire we_gen_count = reg_wr_en && wr_in && (wr_idx == 6'd25);
+    wire we_gen_count = wr_sel[25];
     localparam [31:0] RESET_GEN_COUNT = 32'h00000000;
     wire [31:0] gen_count_q;
     assign reg2hw_gen_count = gen_count_q;
@@ -473,7 +525,7 @@ module pmq_regs #(
     wire [31:0] rv_gen_count;
     assign rv_gen_count[0 +: 32] = gen_count_q;
 
-    wire we_gen_period = reg_wr_en && wr_in && (wr_idx == 6'd26);
+    wire we_gen_period = wr_sel[26];
     localparam [31:0] RESET_GEN_PERIOD = 32'h00000000;
     wire [31:0] gen_period_q;
     assign reg2hw_gen_period = gen_period_q;
@@ -494,7 +546,7 @@ module pmq_regs #(
     wire [31:0] rv_gen_period;
     assign rv_gen_period[0 +: 32] = gen_period_q;
 
-    wire we_gen_pattern = reg_wr_en && wr_in && (wr_idx == 6'd27);
+    wire we_gen_pattern = wr_sel[27];
     localparam [31:0] RESET_GEN_PATTERN = 32'h00000001;
     wire [N_INPUTS-1:0] gen_pattern_q;
     assign reg2hw_gen_pattern = gen_pattern_q;
@@ -523,7 +575,7 @@ module pmq_regs #(
     wire [31:0] rv_gen_sent;
     assign rv_gen_sent[0 +: 32] = hw2reg_gen_sent;
 
-    wire we_led = reg_wr_en && wr_in && (wr_idx == 6'd32);
+    wire we_led = wr_sel[32];
     localparam [31:0] RESET_LED = 32'h00000000;
     wire [N_LEDS-1:0] led_q;
     assign reg2hw_led = led_q;
@@ -551,16 +603,16 @@ module pmq_regs #(
         end
     endgenerate
 
-    wire we_led_set = reg_wr_en && wr_in && (wr_idx == 6'd33);
+    wire we_led_set = wr_sel[33];
     assign reg2hw_led_set_qe = we_led_set;
     assign reg2hw_led_set = wr_bits[0 +: N_LEDS];
-    wire we_led_clr = reg_wr_en && wr_in && (wr_idx == 6'd34);
+    wire we_led_clr = wr_sel[34];
     assign reg2hw_led_clr_qe = we_led_clr;
     assign reg2hw_led_clr = wr_bits[0 +: N_LEDS];
-    wire we_led_toggle = reg_wr_en && wr_in && (wr_idx == 6'd35);
+    wire we_led_toggle = wr_sel[35];
     assign reg2hw_led_toggle_qe = we_led_toggle;
     assign reg2hw_led_toggle = wr_bits[0 +: N_LEDS];
-    wire [7:0] we_led_pwm = {8{reg_wr_en && wr_in}} & {wr_idx == 6'd47, wr_idx == 6'd46, wr_idx == 6'd45, wr_idx == 6'd44, wr_idx == 6'd43, wr_idx == 6'd42, wr_idx == 6'd41, wr_idx == 6'd40};
+    wire [7:0] we_led_pwm = {wr_sel[47], wr_sel[46], wr_sel[45], wr_sel[44], wr_sel[43], wr_sel[42], wr_sel[41], wr_sel[40]};
     localparam [31:0] RESET_LED_PWM = 32'hFFFFFFFF;
     wire [8 * N_LEDS-1:0] led_pwm_q;
     assign reg2hw_led_pwm = led_pwm_q;
@@ -636,7 +688,7 @@ module pmq_regs #(
 
     // the byte-lane bits of the address select nothing; not every register uses
     // every written bit
-    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits, wr_mask, we_led_pwm};
+    wire unused_ok = &{1'b0, reg_wr_addr[1:0], reg_rd_addr[1:0], wr_bits, wr_mask, wr_sel, we_led_pwm};
 
 endmodule
 

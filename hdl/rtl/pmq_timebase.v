@@ -20,11 +20,12 @@ module pmq_timebase #(
 
     reg [PW-1:0] pre_reg;
     reg [31:0]   time_reg;
-
-    wire tick_w = (pre_reg == LAST);
+    // the tick is a register (high while pre_reg is LAST), not a compare: a compare that
+    // enables all 32 time bits is copied by the LUT mapper into every bit (30 LUTs more)
+    reg          tick_reg;
 
     always @(posedge clk) begin
-        if (rst || tick_w) begin
+        if (rst || tick_reg) begin
             pre_reg <= {PW{1'b0}};
         end else begin
             pre_reg <= pre_reg + 1'b1;
@@ -32,15 +33,25 @@ module pmq_timebase #(
     end
 
     always @(posedge clk) begin
+        if (TICKS == 1) begin
+            tick_reg <= 1'b1;
+        end else if (rst || tick_reg) begin
+            tick_reg <= 1'b0;
+        end else begin
+            tick_reg <= (pre_reg == LAST - 1'b1);
+        end
+    end
+
+    always @(posedge clk) begin
         if (rst) begin
             time_reg <= 32'd0;
-        end else if (tick_w) begin
+        end else if (tick_reg) begin
             time_reg <= time_reg + 32'd1;
         end
     end
 
     assign time_us = time_reg;
-    assign tick = tick_w;
+    assign tick = tick_reg;
 
 endmodule
 

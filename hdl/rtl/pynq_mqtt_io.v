@@ -146,12 +146,11 @@ module pynq_mqtt_io #(
     wire [N_INPUTS-1:0]   btn_level;
     wire [N_LEDS-1:0]     led_next;
 
-    // an empty FIFO reads as all zeros (VALID = 0)
-    wire [EVT_WIDTH-1:0]  head_shown = head_valid ? head : {EVT_WIDTH{1'b0}};
-    wire                  head_synth = head_shown[EVT_WIDTH-1];
-    wire                  head_level = head_shown[EVT_WIDTH-2];
-    wire [IDX_WIDTH-1:0]  head_input = head_shown[SEQ_WIDTH+32 +: IDX_WIDTH];
-    wire [SEQ_WIDTH-1:0]  head_seq   = head_shown[32 +: SEQ_WIDTH];
+    // an empty FIFO reads as all zeros (VALID = 0): pmq_fifo's head is zero while invalid
+    wire                  head_synth = head[EVT_WIDTH-1];
+    wire                  head_level = head[EVT_WIDTH-2];
+    wire [IDX_WIDTH-1:0]  head_input = head[SEQ_WIDTH+32 +: IDX_WIDTH];
+    wire [SEQ_WIDTH-1:0]  head_seq   = head[32 +: SEQ_WIDTH];
     wire [31:0]           head_ts    = head[31:0];
     wire                  pop = reg2hw_evt_pop_re && head_valid;
 
