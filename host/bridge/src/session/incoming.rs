@@ -235,7 +235,7 @@ impl Session {
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
             let now = Instant::now();
             if self.ratelog.admit(HA_ONLINE, now) {
-                info!("{HA_ONLINE}: the discovery configs go out again (at most once per interval)");
+                info!("{HA_ONLINE}: discovery configs again (once per interval at most)");
             }
             self.queue_discovery_again(now);
         }
