@@ -11,8 +11,8 @@ import time
 import pytest
 
 from conftest import publish
-from mqtt_env import (Collector, Daemon, Mosquitto, Proxy, Rumqttd, check_events, events,
-                      stimulus)
+from mqtt_env import (BROKER_CONFIGS, Collector, Daemon, Mosquitto, Proxy, Rumqttd, check_events,
+                      events, stimulus)
 
 SOAK = bool(os.environ.get("PYNQ_MQTT_SOAK"))
 N = int(os.environ.get("PYNQ_MQTT_SOAK_EVENTS", "200000")) if SOAK else 20000
@@ -129,6 +129,44 @@ def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
         if d.proc.poll() is None:
             d.stop(signal.SIGKILL)
         proxy.close()
+        broker.stop()
+
+
+BURST = 400
+
+
+@pytest.mark.parametrize("config", BROKER_CONFIGS)
+@pytest.mark.parametrize("qos", [1, 2])
+def test_a_burst_reaches_a_stock_mosquitto_exactly_once(binary, tmp_path, qos, config):
+    """400 events in 400 us, with the daemon's default window, into mosquitto as Debian
+    installs it ("stock"), without limits ("tuned"), and with only its queue unbounded
+    ("unqueued"). mosquitto 2.0 holds at most max_inflight_messages (20 by default) of a
+    client's QoS 2 messages awaiting PUBREL: past that it acknowledges and drops them
+    (stock) or leaves them unacknowledged (unqueued). Every event must arrive, at QoS 2
+    exactly once, and the daemon must not reconnect (a reset would mean it overran the
+    broker)."""
+    broker = Mosquitto(tmp_path, config=config).start()
+    stim = tmp_path / "burst.stim"
+    stimulus(stim, BURST, burst=BURST, start_us=500_000)
+    sub = Collector(broker.port, ("button/#",), qos=qos)
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--qos", qos, "--payload", "json",
+               "--stats-interval", "0", "--shutdown-timeout", "10", stimulus=stim)
+    try:
+        sub.wait_for(lambda m: distinct_in(m) >= BURST, 15)
+        time.sleep(0.5)
+        assert d.stop(timeout=60) == 0, d.text()[-3000:]
+        f = d.final()
+        got = events(sub.snapshot())
+        print(f"{config} QoS {qos}: published={f['published']} delivered={len({e['seq'] for e in got})} "
+              f"duplicates={len(got) - len({e['seq'] for e in got})} lost={f['lost']} "
+              f"reconnects={f['reconnects']}")
+        assert f["captured"] == BURST and f["published"] == BURST and f["lost"] == 0, f
+        check_events(got, BURST, allow_duplicates=False)
+        assert f["reconnects"] == 0, f
+    finally:
+        sub.close()
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
         broker.stop()
 
 
