@@ -170,6 +170,37 @@ def test_a_burst_reaches_a_stock_mosquitto_exactly_once(binary, tmp_path, qos, c
         broker.stop()
 
 
+def test_a_window_the_broker_cannot_take_shrinks_instead_of_looping(binary, tmp_path):
+    """--max-inflight 1024 at QoS 2 into mosquitto that resets a client past 20 QoS 2
+    messages awaiting PUBREL ("unqueued"): the daemon must not send the whole window
+    again after each reset (it looped so: published=0, dropped_at_shutdown=400). The
+    window shrinks to what the broker held, and the burst arrives exactly once."""
+    broker = Mosquitto(tmp_path, config="unqueued").start()
+    stim = tmp_path / "burst.stim"
+    stimulus(stim, BURST, burst=BURST, start_us=500_000)
+    sub = Collector(broker.port, ("button/#",), qos=2)
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--qos", "2", "--payload", "json",
+               "--stats-interval", "0", "--max-inflight", "1024", "--reconnect-min", "0.05",
+               "--reconnect-max", "0.5", "--shutdown-timeout", "20", stimulus=stim)
+    try:
+        sub.wait_for(lambda m: distinct_in(m) >= BURST, 20)
+        time.sleep(0.5)
+        assert d.stop(timeout=60) == 0, d.text()[-3000:]
+        f = d.final()
+        got = events(sub.snapshot())
+        print(f"unqueued QoS 2, window 1024: published={f['published']} "
+              f"delivered={len({e['seq'] for e in got})} duplicates={len(got) - len({e['seq'] for e in got})} "
+              f"lost={f['lost']} reconnects={f['reconnects']}")
+        assert f["published"] == BURST and f["lost"] == 0, f
+        check_events(got, BURST, allow_duplicates=False)
+        assert f["reconnects"] <= 4, f"the window shrank too slowly: {f}"
+    finally:
+        sub.close()
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
+        broker.stop()
+
+
 def led_readback(sub, led, value, mark):
     return sub.wait_for(lambda m: any(t == f"led/{led}" and p == value for t, p, _ in m[mark:]), 15)
 
