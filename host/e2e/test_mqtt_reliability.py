@@ -63,14 +63,15 @@ def wait_connected(d, times):
     raise AssertionError(f"the daemon did not connect {times} times: {d.text()[-2000:]}")
 
 
+@pytest.mark.parametrize("config", BROKER_CONFIGS[:2])
 @pytest.mark.parametrize("qos", [pytest.param(1, marks=pytest.mark.arm), 2])
-def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos):
+def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config):
     """mosquitto (persistence on) is stopped and started again RESTARTS times while
     the stream runs; an independent persistent-session subscriber gets every event.
     (Duplicates are allowed here at QoS 2 too: mosquitto 2.0 restores its outgoing
     QoS 2 messages to the subscriber as unsent, so the subscriber may get the last
     few before a restart again. The daemon's own exactly-once is the link-cut test.)"""
-    broker = Mosquitto(tmp_path, persistence=True).start()
+    broker = Mosquitto(tmp_path, persistence=True, config=config).start()
     stim = tmp_path / "stream.stim"
     duration = stimulus(stim, N, spacing_us=SPACING_US)
     sub = Collector(broker.port, ("button/#",), qos=2, client_id=f"sub-q{qos}", persistent=True)
@@ -96,19 +97,24 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos):
         broker.stop()
 
 
-@pytest.mark.parametrize("kind,qos", [("mosquitto", 2), ("rumqttd", 1), ("rumqttd", 2)])
+@pytest.mark.parametrize("kind,qos", [("mosquitto", 2), ("mosquitto-stock", 1), ("mosquitto-stock", 2),
+                                      ("rumqttd", 1), ("rumqttd", 2)])
 def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
     """The daemon's connection goes through a proxy that resets it RESTARTS times
     during the stream and refuses it for a moment each time (a crashed link, the
     broker's state intact): every event arrives; with mosquitto at QoS 2 exactly
-    once (the persistent session's PUBREL/dup handling on both sides)."""
-    broker = (Mosquitto(tmp_path) if kind == "mosquitto" else Rumqttd(binary, tmp_path)).start()
+    once (the persistent session's PUBREL/dup handling on both sides), also as
+    Debian configures it ("-stock")."""
+    if kind.startswith("mosquitto"):
+        broker = Mosquitto(tmp_path, config="stock" if kind.endswith("-stock") else "tuned").start()
+    else:
+        broker = Rumqttd(binary, tmp_path).start()
     proxy = Proxy(broker.port)
     stim = tmp_path / "stream.stim"
     duration = stimulus(stim, N, spacing_us=SPACING_US)
     # (rumqttd keeps a bounded log per subscriber: the subscriber must keep up, so
     # QoS 1 on its side, which paho takes faster than QoS 2)
-    sub = Collector(broker.port, ("button/#",), qos=qos if kind == "mosquitto" else 1)
+    sub = Collector(broker.port, ("button/#",), qos=qos if kind.startswith("mosquitto") else 1)
     d = Daemon(binary, f"mqtt://127.0.0.1:{proxy.port}", tmp_path, "--qos", qos, *COMMON,
                stimulus=stim)
     try:

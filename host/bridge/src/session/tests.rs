@@ -257,33 +257,35 @@ fn qos0_bytes_not_taken_before_a_loss_go_again_and_none_twice() {
 
 #[test]
 fn qos1_a_full_window_waits_and_acks_free_it() {
-    let (mut s, stats) = session_with(Qos::AtLeastOnce, |c| c.max_inflight = 8);
+    // (a window of at least 64: smaller ones reopen on every answer)
+    let (mut s, stats) = session_with(Qos::AtLeastOnce, |c| c.max_inflight = 64);
     let now = Instant::now();
     connect(&mut s, false, now);
-    for k in 0..12 {
+    for k in 0..80 {
         s.push_event(ev(k));
     }
     let ps = write_batch(&mut s, now);
     assert_eq!(
         event_ids(&ps).iter().map(|e| e.1).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6, 7, 8]
+        (1..=64).collect::<Vec<_>>()
     );
     assert!(!s.outbox_ready(), "window full");
     assert!(event_ids(&write_batch(&mut s, now)).is_empty());
-    feed(&mut s, &[Packet::PubAck(PubAck::new(1))]).unwrap();
-    assert_eq!(get(&stats.published), 1);
-    assert!(!s.outbox_ready(), "one free slot waits for a quarter");
+    let acks: Vec<Packet> = (1..=15).map(|k| Packet::PubAck(PubAck::new(k))).collect();
+    feed(&mut s, &acks).unwrap();
+    assert_eq!(get(&stats.published), 15);
+    assert!(!s.outbox_ready(), "15 free slots wait for a quarter");
     feed(
         &mut s,
         &[
-            Packet::PubAck(PubAck::new(2)),
-            Packet::PubAck(PubAck::new(2)),
+            Packet::PubAck(PubAck::new(16)),
+            Packet::PubAck(PubAck::new(16)),
         ],
     )
     .unwrap();
-    assert_eq!(get(&stats.published), 2, "a repeated ack counts once");
+    assert_eq!(get(&stats.published), 16, "a repeated ack counts once");
     assert!(s.outbox_ready());
-    assert_eq!(event_ids(&write_batch(&mut s, now)).len(), 2);
+    assert_eq!(event_ids(&write_batch(&mut s, now)).len(), 16);
 }
 
 #[test]
