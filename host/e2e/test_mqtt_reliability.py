@@ -63,8 +63,14 @@ def wait_connected(d, times):
     raise AssertionError(f"the daemon did not connect {times} times: {d.text()[-2000:]}")
 
 
-@pytest.mark.parametrize("config", BROKER_CONFIGS[:2])
-@pytest.mark.parametrize("qos", [pytest.param(1, marks=pytest.mark.arm), 2])
+# The long streams run against mosquitto as Debian installs it ("stock") at QoS 2.
+# At QoS 1 the daemon outruns the Python subscriber after each restart or cut, and
+# stock mosquitto then drops past its 1000-message queue for that subscriber ("Outgoing
+# messages are being dropped for client sub-q1": 13,055 and 19,831 of 20,000 delivered,
+# all 20,000 acknowledged to the daemon), the broker-to-subscriber leg host/README.md
+# describes; the daemon's own leg at QoS 1 on stock settings is the burst test's.
+@pytest.mark.parametrize("qos,config", [pytest.param(1, "tuned", marks=pytest.mark.arm), (2, "tuned"),
+                                        (2, "stock")])
 def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config):
     """mosquitto (persistence on) is stopped and started again RESTARTS times while
     the stream runs; an independent persistent-session subscriber gets every event.
@@ -97,8 +103,7 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config):
         broker.stop()
 
 
-@pytest.mark.parametrize("kind,qos", [("mosquitto", 2), ("mosquitto-stock", 1), ("mosquitto-stock", 2),
-                                      ("rumqttd", 1), ("rumqttd", 2)])
+@pytest.mark.parametrize("kind,qos", [("mosquitto", 2), ("mosquitto-stock", 2), ("rumqttd", 1), ("rumqttd", 2)])
 def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
     """The daemon's connection goes through a proxy that resets it RESTARTS times
     during the stream and refuses it for a moment each time (a crashed link, the
