@@ -95,9 +95,13 @@ pub enum Role {
         sink: publish_rate::Sink,
         #[arg(default_value_t = 1_000_000)]
         n: u64,
-        /// 0 or 1.
-        #[arg(default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+        /// 0 or 1 (2 for the bridge only).
+        #[arg(default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
         qos: u8,
+        /// The bridge's in-flight window at QoS 1/2 (default: the daemon's default), to
+        /// weigh a window that fits a broker's default limits against a large one.
+        #[arg(long)]
+        max_inflight: Option<usize>,
     },
     #[command(hide = true)]
     Sub {
@@ -181,7 +185,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             sink,
             n,
             qos,
-        }) => publish_rate::run(publisher, sink, n, qos),
+            max_inflight,
+        }) => publish_rate::run(publisher, sink, n, qos, max_inflight),
         Some(Role::Sub {
             port,
             n,

@@ -55,10 +55,28 @@ impl std::fmt::Display for Sink {
     }
 }
 
-/// Runs `publisher` into `sink` with `n` events at QoS `qos` (0 or 1) and prints one
-/// line: when the publisher was done, and when the last message was counted.
-pub fn run(publisher: Publisher, sink: Sink, n: u64, qos: u8) -> Result<()> {
-    anyhow::ensure!(qos <= 1, "qos {qos}: 0 or 1");
+/// Runs `publisher` into `sink` with `n` events at QoS `qos` (0 or 1; 2 for the
+/// bridge) and prints one line: when the publisher was done, and when the last
+/// message was counted. `max_inflight` sets the bridge's window.
+pub fn run(
+    publisher: Publisher,
+    sink: Sink,
+    n: u64,
+    qos: u8,
+    max_inflight: Option<usize>,
+) -> Result<()> {
+    anyhow::ensure!(
+        qos <= 1 || (qos == 2 && publisher == Publisher::Bridge),
+        "qos {qos}: 0 or 1 (2 for the bridge)"
+    );
+    anyhow::ensure!(
+        qos < 2 || matches!(sink, Sink::Broker(_)),
+        "qos 2 needs a broker (the discard sink answers QoS 1 only)"
+    );
+    anyhow::ensure!(
+        max_inflight.is_none() || publisher == Publisher::Bridge,
+        "--max-inflight is the bridge's"
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -69,7 +87,7 @@ pub fn run(publisher: Publisher, sink: Sink, n: u64, qos: u8) -> Result<()> {
     };
     let t0 = Instant::now();
     match publisher {
-        Publisher::Bridge => rt.block_on(bridge(port, n, qos))?,
+        Publisher::Bridge => rt.block_on(bridge(port, n, qos, max_inflight))?,
         Publisher::Rumqttc => rt.block_on(rumqttc_pub(port, n, qos))?,
         Publisher::Raw if qos == 1 => raw_qos1(port, n)?,
         Publisher::Raw => raw(port, n)?,
@@ -82,8 +100,12 @@ pub fn run(publisher: Publisher, sink: Sink, n: u64, qos: u8) -> Result<()> {
         std::thread::sleep(Duration::from_millis(1));
     }
     let delivered = t0.elapsed();
+    let window = match max_inflight {
+        Some(w) => format!(" window {w}"),
+        None => String::new(),
+    };
     println!(
-        "{:8} -> {:12} qos {qos} n {n}: publisher done {:.3} s ({:.0} msg/s), all counted {:.3} s ({:.0} msg/s)",
+        "{:8} -> {:12} qos {qos}{window} n {n}: publisher done {:.3} s ({:.0} msg/s), all counted {:.3} s ({:.0} msg/s)",
         format!("{publisher:?}").to_lowercase(),
         sink.to_string(),
         published.as_secs_f64(),
@@ -117,7 +139,7 @@ fn level(e: &ButtonEvent) -> &'static [u8] {
 }
 
 /// The bridge, its channel filled with `n` events and closed, as at a shutdown.
-async fn bridge(port: u16, n: u64, qos: u8) -> Result<()> {
+async fn bridge(port: u16, n: u64, qos: u8, max_inflight: Option<usize>) -> Result<()> {
     let (tx, rx) = crossbeam_channel::bounded(n as usize + 1);
     for k in 0..n {
         tx.send(event(k))?;
@@ -128,6 +150,9 @@ async fn bridge(port: u16, n: u64, qos: u8) -> Result<()> {
     let mut cfg = roles::bridge_config(port, qos, false);
     cfg.client_id = "publish-rate-bridge".into();
     cfg.buffer_capacity = 65_536;
+    if let Some(w) = max_inflight {
+        cfg.max_inflight = w;
+    }
     let io = BridgeIo {
         events: rx,
         commands: cmd_tx,

@@ -398,12 +398,12 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8) -> Result<()> {
             }
         }
     });
+    // the window of (g), so that (h)/(g) compares publishers, not windows (the
+    // daemon's default, 16, is weighed by `publish-rate --max-inflight`)
+    let mut cfg = bridge_config(port, qos, false);
+    cfg.max_inflight = 1024;
     let t0 = Instant::now();
-    let view = run_bridge(
-        bridge_config(port, qos, false),
-        rx,
-        Arc::new(DriverStats::default()),
-    )?;
+    let view = run_bridge(cfg, rx, Arc::new(DriverStats::default()))?;
     let secs = t0.elapsed().as_secs_f64();
     let _ = feeder.join();
     Published {

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from conftest import publish
-from mqtt_env import (Collector, Daemon, Mosquitto, Proxy, Rumqttd, check_events, events,
-                      stimulus)
+from mqtt_env import (BROKER_CONFIGS, Collector, Daemon, Mosquitto, Proxy, Rumqttd, check_events,
+                      events, stimulus)
 
 SOAK = bool(os.environ.get("PYNQ_MQTT_SOAK"))
 N = int(os.environ.get("PYNQ_MQTT_SOAK_EVENTS", "200000")) if SOAK else 20000
@@ -63,14 +63,21 @@ def wait_connected(d, times):
     raise AssertionError(f"the daemon did not connect {times} times: {d.text()[-2000:]}")
 
 
-@pytest.mark.parametrize("qos", [pytest.param(1, marks=pytest.mark.arm), 2])
-def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos):
+# The long streams run against mosquitto as Debian installs it ("stock") at QoS 2.
+# At QoS 1 the daemon outruns the Python subscriber after each restart or cut, and
+# stock mosquitto then drops past its 1000-message queue for that subscriber ("Outgoing
+# messages are being dropped for client sub-q1": 13,055 and 19,831 of 20,000 delivered,
+# all 20,000 acknowledged to the daemon), the broker-to-subscriber leg host/README.md
+# describes; the daemon's own leg at QoS 1 on stock settings is the burst test's.
+@pytest.mark.parametrize("qos,config", [pytest.param(1, "tuned", marks=pytest.mark.arm), (2, "tuned"),
+                                        (2, "stock")])
+def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config):
     """mosquitto (persistence on) is stopped and started again RESTARTS times while
     the stream runs; an independent persistent-session subscriber gets every event.
     (Duplicates are allowed here at QoS 2 too: mosquitto 2.0 restores its outgoing
     QoS 2 messages to the subscriber as unsent, so the subscriber may get the last
     few before a restart again. The daemon's own exactly-once is the link-cut test.)"""
-    broker = Mosquitto(tmp_path, persistence=True).start()
+    broker = Mosquitto(tmp_path, persistence=True, config=config).start()
     stim = tmp_path / "stream.stim"
     duration = stimulus(stim, N, spacing_us=SPACING_US)
     sub = Collector(broker.port, ("button/#",), qos=2, client_id=f"sub-q{qos}", persistent=True)
@@ -96,19 +103,23 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos):
         broker.stop()
 
 
-@pytest.mark.parametrize("kind,qos", [("mosquitto", 2), ("rumqttd", 1), ("rumqttd", 2)])
+@pytest.mark.parametrize("kind,qos", [("mosquitto", 2), ("mosquitto-stock", 2), ("rumqttd", 1), ("rumqttd", 2)])
 def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
     """The daemon's connection goes through a proxy that resets it RESTARTS times
     during the stream and refuses it for a moment each time (a crashed link, the
     broker's state intact): every event arrives; with mosquitto at QoS 2 exactly
-    once (the persistent session's PUBREL/dup handling on both sides)."""
-    broker = (Mosquitto(tmp_path) if kind == "mosquitto" else Rumqttd(binary, tmp_path)).start()
+    once (the persistent session's PUBREL/dup handling on both sides), also as
+    Debian configures it ("-stock")."""
+    if kind.startswith("mosquitto"):
+        broker = Mosquitto(tmp_path, config="stock" if kind.endswith("-stock") else "tuned").start()
+    else:
+        broker = Rumqttd(binary, tmp_path).start()
     proxy = Proxy(broker.port)
     stim = tmp_path / "stream.stim"
     duration = stimulus(stim, N, spacing_us=SPACING_US)
     # (rumqttd keeps a bounded log per subscriber: the subscriber must keep up, so
     # QoS 1 on its side, which paho takes faster than QoS 2)
-    sub = Collector(broker.port, ("button/#",), qos=qos if kind == "mosquitto" else 1)
+    sub = Collector(broker.port, ("button/#",), qos=qos if kind.startswith("mosquitto") else 1)
     d = Daemon(binary, f"mqtt://127.0.0.1:{proxy.port}", tmp_path, "--qos", qos, *COMMON,
                stimulus=stim)
     try:
@@ -129,6 +140,75 @@ def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
         if d.proc.poll() is None:
             d.stop(signal.SIGKILL)
         proxy.close()
+        broker.stop()
+
+
+BURST = 400
+
+
+@pytest.mark.parametrize("config", BROKER_CONFIGS)
+@pytest.mark.parametrize("qos", [1, 2])
+def test_a_burst_reaches_a_stock_mosquitto_exactly_once(binary, tmp_path, qos, config):
+    """400 events in 400 us, with the daemon's default window, into mosquitto as Debian
+    installs it ("stock"), without limits ("tuned"), and with only its queue unbounded
+    ("unqueued"). mosquitto 2.0 holds at most max_inflight_messages (20 by default) of a
+    client's QoS 2 messages awaiting PUBREL: past that it acknowledges and drops them
+    (stock) or leaves them unacknowledged (unqueued). Every event must arrive, at QoS 2
+    exactly once, and the daemon must not reconnect (a reset would mean it overran the
+    broker)."""
+    broker = Mosquitto(tmp_path, config=config).start()
+    stim = tmp_path / "burst.stim"
+    stimulus(stim, BURST, burst=BURST, start_us=500_000)
+    sub = Collector(broker.port, ("button/#",), qos=qos)
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--qos", qos, "--payload", "json",
+               "--stats-interval", "0", "--shutdown-timeout", "10", stimulus=stim)
+    try:
+        sub.wait_for(lambda m: distinct_in(m) >= BURST, 15)
+        time.sleep(0.5)
+        assert d.stop(timeout=60) == 0, d.text()[-3000:]
+        f = d.final()
+        got = events(sub.snapshot())
+        print(f"{config} QoS {qos}: published={f['published']} delivered={len({e['seq'] for e in got})} "
+              f"duplicates={len(got) - len({e['seq'] for e in got})} lost={f['lost']} "
+              f"reconnects={f['reconnects']}")
+        assert f["captured"] == BURST and f["published"] == BURST and f["lost"] == 0, f
+        check_events(got, BURST, allow_duplicates=False)
+        assert f["reconnects"] == 0, f
+    finally:
+        sub.close()
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
+        broker.stop()
+
+
+def test_a_window_the_broker_cannot_take_shrinks_instead_of_looping(binary, tmp_path):
+    """--max-inflight 1024 at QoS 2 into mosquitto that resets a client past 20 QoS 2
+    messages awaiting PUBREL ("unqueued"): the daemon must not send the whole window
+    again after each reset (it looped so: published=0, dropped_at_shutdown=400). The
+    window shrinks to what the broker held, and the burst arrives exactly once."""
+    broker = Mosquitto(tmp_path, config="unqueued").start()
+    stim = tmp_path / "burst.stim"
+    stimulus(stim, BURST, burst=BURST, start_us=500_000)
+    sub = Collector(broker.port, ("button/#",), qos=2)
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--qos", "2", "--payload", "json",
+               "--stats-interval", "0", "--max-inflight", "1024", "--reconnect-min", "0.05",
+               "--reconnect-max", "0.5", "--shutdown-timeout", "20", stimulus=stim)
+    try:
+        sub.wait_for(lambda m: distinct_in(m) >= BURST, 20)
+        time.sleep(0.5)
+        assert d.stop(timeout=60) == 0, d.text()[-3000:]
+        f = d.final()
+        got = events(sub.snapshot())
+        print(f"unqueued QoS 2, window 1024: published={f['published']} "
+              f"delivered={len({e['seq'] for e in got})} duplicates={len(got) - len({e['seq'] for e in got})} "
+              f"lost={f['lost']} reconnects={f['reconnects']}")
+        assert f["published"] == BURST and f["lost"] == 0, f
+        check_events(got, BURST, allow_duplicates=False)
+        assert f["reconnects"] <= 4, f"the window shrank too slowly: {f}"
+    finally:
+        sub.close()
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
         broker.stop()
 
 

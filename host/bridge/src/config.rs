@@ -324,7 +324,9 @@ pub struct BridgeConfig {
     /// Events held between the driver's channel and their acknowledgement; while the
     /// broker is unreachable and this is full, new events are dropped and counted.
     pub buffer_capacity: usize,
-    /// QoS 1/2 events sent and not yet acknowledged, at most.
+    /// QoS 1/2 events sent and not yet acknowledged, at most. The default stays
+    /// under mosquitto's default `max_inflight_messages` (20), which mosquitto 2.0
+    /// also applies to the QoS 2 messages a client has not yet released.
     pub max_inflight: usize,
     /// Reconnect backoff: doubles from `min` up to `max`, with jitter.
     pub reconnect_min: Duration,
@@ -356,7 +358,7 @@ impl BridgeConfig {
             payload: PayloadFormat::Plain,
             topics: TopicLayout::default(),
             buffer_capacity: 65_536,
-            max_inflight: 1024,
+            max_inflight: 16,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),
             stats_interval: Some(Duration::from_secs(30)),

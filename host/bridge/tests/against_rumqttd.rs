@@ -117,6 +117,9 @@ async fn run_once(qos: QoS, n: u64) {
     cfg.session = SessionMode::Persistent;
     cfg.qos = pynq_mqtt_bridge::Qos::try_from(qos as u8).unwrap();
     cfg.stats_interval = None;
+    // the batching asserted below needs a window that lets batches form: the
+    // default (16, under mosquitto's limit) caps a write at 16 events
+    cfg.max_inflight = 1024;
     let stats = Arc::new(BridgeStats::default());
     let bridge = tokio::spawn(pynq_mqtt_bridge::run(
         cfg,

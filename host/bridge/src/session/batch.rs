@@ -52,8 +52,13 @@ impl Session {
         }
     }
 
-    /// Starts a new batch with the control packets waiting.
+    /// Starts a new batch with the control packets waiting; while events of an
+    /// earlier connection go again, they come after the events instead. (mosquitto
+    /// refuses, and resets the connection on, any QoS 1/2 PUBLISH while it holds its
+    /// maximum of our QoS 2 messages awaiting PUBREL: the releases must reach it
+    /// before our status and LED states do, or every reconnect ends the same way.)
     pub fn start_batch(&mut self) {
+        let resuming = self.outbox.resuming();
         let Some(l) = self.live.as_mut() else {
             return;
         };
@@ -61,8 +66,10 @@ impl Session {
         l.wpos = 0;
         l.ends.clear();
         l.ends_done = 0;
-        l.wbuf.extend_from_slice(&l.ctrl);
-        l.ctrl.clear();
+        if !resuming {
+            l.wbuf.extend_from_slice(&l.ctrl);
+            l.ctrl.clear();
+        }
     }
 
     /// Encodes events from the buffer into the batch until it is full or nothing

@@ -257,33 +257,35 @@ fn qos0_bytes_not_taken_before_a_loss_go_again_and_none_twice() {
 
 #[test]
 fn qos1_a_full_window_waits_and_acks_free_it() {
-    let (mut s, stats) = session_with(Qos::AtLeastOnce, |c| c.max_inflight = 8);
+    // (a window of at least 64: smaller ones reopen on every answer)
+    let (mut s, stats) = session_with(Qos::AtLeastOnce, |c| c.max_inflight = 64);
     let now = Instant::now();
     connect(&mut s, false, now);
-    for k in 0..12 {
+    for k in 0..80 {
         s.push_event(ev(k));
     }
     let ps = write_batch(&mut s, now);
     assert_eq!(
         event_ids(&ps).iter().map(|e| e.1).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6, 7, 8]
+        (1..=64).collect::<Vec<_>>()
     );
     assert!(!s.outbox_ready(), "window full");
     assert!(event_ids(&write_batch(&mut s, now)).is_empty());
-    feed(&mut s, &[Packet::PubAck(PubAck::new(1))]).unwrap();
-    assert_eq!(get(&stats.published), 1);
-    assert!(!s.outbox_ready(), "one free slot waits for a quarter");
+    let acks: Vec<Packet> = (1..=15).map(|k| Packet::PubAck(PubAck::new(k))).collect();
+    feed(&mut s, &acks).unwrap();
+    assert_eq!(get(&stats.published), 15);
+    assert!(!s.outbox_ready(), "15 free slots wait for a quarter");
     feed(
         &mut s,
         &[
-            Packet::PubAck(PubAck::new(2)),
-            Packet::PubAck(PubAck::new(2)),
+            Packet::PubAck(PubAck::new(16)),
+            Packet::PubAck(PubAck::new(16)),
         ],
     )
     .unwrap();
-    assert_eq!(get(&stats.published), 2, "a repeated ack counts once");
+    assert_eq!(get(&stats.published), 16, "a repeated ack counts once");
     assert!(s.outbox_ready());
-    assert_eq!(event_ids(&write_batch(&mut s, now)).len(), 2);
+    assert_eq!(event_ids(&write_batch(&mut s, now)).len(), 16);
 }
 
 #[test]
@@ -302,8 +304,59 @@ fn qos1_unacknowledged_events_are_resent_in_order_with_dup() {
     assert_eq!(event_ids(&ps), [(1, 2, true), (2, 3, true)]);
     assert_eq!(get(&stats.resent), 2);
     assert!(
-        matches!(ps[0], Packet::Subscribe(_)),
-        "the control packets come first"
+        matches!(ps[2], Packet::Subscribe(_)),
+        "the control packets follow the events sent again"
+    );
+}
+
+#[test]
+fn qos2_after_a_reset_the_releases_go_before_anything_else_and_the_window_shrinks() {
+    // mosquitto held 20 of our QoS 2 messages awaiting PUBREL and reset the
+    // connection on the 21st: on the next one, any PUBLISH before the PUBRELs would
+    // be refused (and the connection reset) again
+    let (mut s, _) = session_with(Qos::ExactlyOnce, |c| c.max_inflight = 1024);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    s.led_report(LedReport { led: 0, on: true });
+    for k in 0..400 {
+        s.push_event(ev(k));
+    }
+    let mut sent = 0;
+    loop {
+        let ps = write_batch(&mut s, now);
+        if event_ids(&ps).is_empty() {
+            break;
+        }
+        sent += event_ids(&ps).len();
+    }
+    assert_eq!(sent, 400, "a window of 1024");
+    let recs: Vec<Packet> = (1..=20).map(|k| Packet::PubRec(PubRec::new(k))).collect();
+    feed(&mut s, &recs).unwrap();
+    s.disconnected();
+    s.connected(true, now);
+    let ps = write_batch(&mut s, now);
+    let first_other = ps
+        .iter()
+        .position(|p| !matches!(p, Packet::PubRel(_)))
+        .unwrap();
+    assert_eq!(first_other, 20, "{:?}", &ps[..21]);
+    assert!(ps[..20]
+        .iter()
+        .enumerate()
+        .all(|(k, p)| matches!(p, Packet::PubRel(r) if usize::from(r.pkid) == k + 1)));
+    assert!(
+        event_ids(&ps).is_empty(),
+        "nothing more until the broker has completed some: the window is what it held"
+    );
+    assert!(!publishes_to(&ps, "status").is_empty() && !publishes_to(&ps, "led/0").is_empty());
+    assert_eq!(s.outbox.window(), 20);
+    let comps: Vec<Packet> = (1..=5).map(|k| Packet::PubComp(PubComp::new(k))).collect();
+    feed(&mut s, &comps).unwrap();
+    let ps = write_batch(&mut s, now);
+    assert_eq!(
+        event_ids(&ps).iter().map(|e| e.1).collect::<Vec<_>>(),
+        [21, 22, 23, 24, 25],
+        "sent again as room is made, in order"
     );
 }
 

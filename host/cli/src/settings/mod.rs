@@ -123,8 +123,8 @@ settings! {
         keep_alive: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";
         /// Events held unacknowledged or while the broker is away; beyond, dropped (default 65536).
         buffer_capacity: Int<1, 100_000_000> = Int(65_536), "PYNQ_MQTT_BUFFER_CAPACITY";
-        /// QoS 1/2 events in flight (sent, not yet acknowledged) at most (default 1024).
-        max_inflight: Int<1, 30_000> = Int(1024), "PYNQ_MQTT_MAX_INFLIGHT";
+        /// QoS 1/2 events in flight (sent, not yet acknowledged) at most (default 16).
+        max_inflight: Int<1, 30_000> = Int(16), "PYNQ_MQTT_MAX_INFLIGHT";
         /// First reconnect delay in seconds; doubles with jitter up to --reconnect-max (default 0.1).
         reconnect_min: Seconds = Seconds(Duration::from_millis(100)), "PYNQ_MQTT_RECONNECT_MIN";
         /// Longest reconnect delay in seconds (default 30).
