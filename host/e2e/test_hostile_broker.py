@@ -7,6 +7,7 @@ A flood of Home Assistant births goes through a real mosquitto; a broker that
 stops reading, announces a huge frame, drips, or never acknowledges is the small
 socket server in hostile_broker.py (a real broker cannot be made to do that).
 Peak memory is the kernel's high-water mark of the daemon (VmHWM)."""
+import contextlib
 import signal
 import subprocess
 import time
@@ -67,18 +68,38 @@ def test_a_flood_of_home_assistant_births_keeps_memory_bounded(binary, tmp_path)
         broker.stop()
 
 
+@contextlib.contextmanager
+def against(binary, tmp_path, mode, qos, ka, n, spacing_us, env=None):
+    """The daemon (QoS `qos`, keep-alive `ka`, `n` events `spacing_us` apart) against
+    the small broker in `mode`; both are gone afterwards, whatever the test did."""
+    broker = HostileBroker(mode)
+    stim = tmp_path / "s.stim"
+    stimulus(stim, n, spacing_us=spacing_us)
+    d = Daemon(binary, broker.url(), tmp_path, "--qos", qos, "--keep-alive", ka, *COMMON,
+               stimulus=stim, env=env)
+    try:
+        yield broker, d
+    finally:
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
+        broker.close()
+
+
+def every_event_published(d, n, what):
+    """Stops the daemon once the stream is over; every event went out on a later connection."""
+    code, _ = stop(d)
+    f = d.final()
+    print(f"{what}; final {f}")
+    assert code == 0, d.text()[-3000:]
+    assert f["captured"] == n and f["published"] == n and f["lost"] == 0, f
+
+
 def test_a_broker_that_sends_and_does_not_read_is_pushed_back(binary, tmp_path):
     """The broker floods QoS 1 LED commands and reads nothing: the daemon stops
     reading once its control buffer is full (peak RSS under 32 MiB), gives the
     connection up, and delivers every event on the next one."""
-    broker = HostileBroker("flood")
-    ka = 10
-    stim = tmp_path / "s.stim"
-    n = 2000
-    stimulus(stim, n, spacing_us=5000)
-    d = Daemon(binary, broker.url(), tmp_path, "--qos", "1", "--keep-alive", ka, *COMMON,
-               stimulus=stim, env=QUIET)
-    try:
+    ka, n = 10, 2000
+    with against(binary, tmp_path, "flood", 1, ka, n, 5000, env=QUIET) as (broker, d):
         assert broker.wait_connections(1, 20), d.text()[-3000:]
         # the flood runs until the daemon gives the connection up
         recycled = broker.wait_connections(2, 2 * ka + 30)
@@ -88,17 +109,8 @@ def test_a_broker_that_sends_and_does_not_read_is_pushed_back(binary, tmp_path):
         assert hwm_flood <= RSS_LIMIT_KIB, f"peak RSS {hwm_flood} KiB under the flood"
         assert recycled, "the flooding connection was never given up"
         time.sleep(n * 0.005 + 2)
-        code, hwm = stop(d)
-        f = d.final()
-        print(f"stop-reading flood: VmHWM {hwm_flood} KiB during, {hwm} KiB at the end; "
-              f"given up after {first.closed - first.opened:.1f} s; final {f}")
-        assert hwm_flood <= RSS_LIMIT_KIB, f"peak RSS {hwm_flood} KiB under the flood"
-        assert code == 0, d.text()[-3000:]
-        assert f["captured"] == n and f["published"] == n and f["lost"] == 0, f
-    finally:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
-        broker.close()
+        every_event_published(d, n, f"stop-reading flood: VmHWM {hwm_flood} KiB during; "
+                              f"given up after {first.closed - first.opened:.1f} s")
 
 
 def given_up_within(broker, d, limit_s, deadline_s):
@@ -118,67 +130,32 @@ def test_a_huge_control_frame_drops_the_connection(binary, tmp_path):
     """The broker announces a PUBACK of 268,435,455 bytes and then answers normally
     (its acks and ping answers fall inside the announced frame): the daemon drops
     the connection at once rather than skip, and delivers every event."""
-    broker = HostileBroker("huge")
-    ka = 3
-    stim = tmp_path / "s.stim"
-    n = 1000
-    stimulus(stim, n, spacing_us=3000)
-    d = Daemon(binary, broker.url(), tmp_path, "--qos", "1", "--keep-alive", ka, *COMMON, stimulus=stim)
-    try:
+    ka, n = 3, 1000
+    with against(binary, tmp_path, "huge", 1, ka, n, 3000) as (broker, d):
         life = given_up_within(broker, d, 2 * ka, 2 * ka + 20)
         time.sleep(n * 0.003 + 2)
-        code, _ = stop(d)
-        f = d.final()
-        print(f"huge frame: given up after {life:.2f} s; final {f}")
-        assert code == 0, d.text()[-3000:]
-        assert f["published"] == n and f["lost"] == 0, f
-    finally:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
-        broker.close()
+        every_event_published(d, n, f"huge frame: given up after {life:.2f} s")
 
 
 def test_a_dripping_broker_is_given_up_within_two_keep_alives(binary, tmp_path):
     """One byte a second of a PUBLISH that never ends, nothing else: not a sign of
     life. The daemon (QoS 0, writing events all along) gives it up within 2 x
     keep-alive."""
-    broker = HostileBroker("drip")
     ka = 3
-    stim = tmp_path / "s.stim"
-    n = 3000
-    stimulus(stim, n, spacing_us=5000)
-    d = Daemon(binary, broker.url(), tmp_path, "--qos", "0", "--keep-alive", ka, *COMMON, stimulus=stim)
-    try:
+    with against(binary, tmp_path, "drip", 0, ka, 3000, 5000) as (broker, d):
         life = given_up_within(broker, d, 2 * ka + 1, 2 * ka + 30)
         print(f"drip: given up after {life:.2f} s (keep-alive {ka} s)")
         assert "no answer from the broker" in d.text(), d.text()[-3000:]
-    finally:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
-        broker.close()
 
 
 def test_events_never_acknowledged_recycle_the_connection(binary, tmp_path):
     """The broker answers pings but acknowledges nothing: the daemon gives the
     connection up within 2 x keep-alive, and the events go out on the next one."""
-    broker = HostileBroker("noack")
-    ka = 3
-    stim = tmp_path / "s.stim"
-    n = 1000
-    stimulus(stim, n, spacing_us=3000)
-    d = Daemon(binary, broker.url(), tmp_path, "--qos", "2", "--keep-alive", ka, *COMMON, stimulus=stim)
-    try:
+    ka, n = 3, 1000
+    with against(binary, tmp_path, "noack", 2, ka, n, 3000) as (broker, d):
         life = given_up_within(broker, d, 2 * ka + 1, 2 * ka + 30)
         time.sleep(n * 0.003 + 2)
-        code, _ = stop(d)
-        f = d.final()
-        print(f"never acked: given up after {life:.2f} s; final {f}")
-        assert code == 0, d.text()[-3000:]
-        assert f["published"] == n and f["lost"] == 0, f
-    finally:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
-        broker.close()
+        every_event_published(d, n, f"never acked: given up after {life:.2f} s")
 
 
 def test_qos0_published_counts_only_what_the_broker_received(binary, tmp_path):
@@ -186,13 +163,8 @@ def test_qos0_published_counts_only_what_the_broker_received(binary, tmp_path):
     with bytes in its send queue. Events the broker's TCP never acknowledged are
     counted lost, so `published` is no more than the broker received, and
     published + lost = captured."""
-    broker = HostileBroker("sink")
-    ka = 3
-    stim = tmp_path / "s.stim"
-    n = 6000
-    stimulus(stim, n, spacing_us=400)
-    d = Daemon(binary, broker.url(), tmp_path, "--qos", "0", "--keep-alive", ka, *COMMON, stimulus=stim)
-    try:
+    ka, n = 3, 6000
+    with against(binary, tmp_path, "sink", 0, ka, n, 400) as (broker, d):
         assert broker.wait_connections(2, 2 * ka + 30), d.text()[-3000:]
         time.sleep(n * 0.0004 + 3)
         code, _ = stop(d)
@@ -204,10 +176,6 @@ def test_qos0_published_counts_only_what_the_broker_received(binary, tmp_path):
         assert code == 0, d.text()[-3000:]
         assert f["published"] <= received, f"published={f['published']} but the broker received {received}"
         assert f["published"] + f["lost"] == f["captured"] == n, f
-    finally:
-        if d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
-        broker.close()
 
 
 def test_keep_alive_is_bounded(binary):
