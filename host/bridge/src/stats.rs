@@ -22,6 +22,10 @@ pynq_mqtt_driver::counters! {
         /// QoS 0 events written to a connection that was lost before the broker's TCP
         /// acknowledged them (taken back from `published`).
         dropped_unacked { json: Some("dropped.unacknowledged"), log: Some("dropped_unacknowledged") },
+        /// Connections lost at QoS 0 with events written on them whose fate cannot be
+        /// known (TLS, or a reset: the socket's unsent bytes are gone); those events
+        /// stay counted as published, and the final line says how often that happened.
+        qos0_unknown { json: Some("broker.qos0_fate_unknown"), log: Some("qos0_links_lost_fate_unknown") },
         /// Events in the retry buffer now (a gauge).
         buffered { json: Some("buffered"), log: None },
         /// Write calls on the connection.
@@ -184,7 +188,13 @@ mod tests {
         );
         assert_eq!(
             keys("broker"),
-            ["connects", "errors", "reconnects", "resent"]
+            [
+                "connects",
+                "errors",
+                "qos0_fate_unknown",
+                "reconnects",
+                "resent"
+            ]
         );
         assert_eq!(keys("led_commands"), ["accepted", "dropped", "rejected"]);
         assert_eq!(keys("rates"), ["captured_per_s", "published_per_s"]);
@@ -230,6 +240,7 @@ mod tests {
                 ("dropped_retry_buffer", 1),
                 ("dropped_at_shutdown", 0),
                 ("dropped_unacknowledged", 0),
+                ("qos0_links_lost_fate_unknown", 0),
                 ("writes", 0),
                 ("led_commands", 0),
                 ("rejected", 0),

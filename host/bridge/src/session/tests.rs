@@ -1006,6 +1006,11 @@ fn qos0_events_never_acknowledged_at_a_loss_are_taken_back_from_published() {
     // unknown: nothing is taken back (the warning says so)
     s.lost_unacked(None);
     assert_eq!(get(&stats.published), 89);
+    assert_eq!(
+        get(&stats.qos0_unknown),
+        1,
+        "the final line counts the unknown link"
+    );
 }
 
 #[test]

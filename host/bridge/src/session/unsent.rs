@@ -75,10 +75,11 @@ impl Session {
         };
         let Some(q) = unacked else {
             if l.tail.total > 0 {
+                add(&self.stats.qos0_unknown, 1);
                 warn!(
                     "QoS 0: how much of the last data written reached the broker is unknown \
                      (TLS, or the connection was reset); events written to a dead link may \
-                     be counted as published"
+                     be counted as published (the final line counts such links)"
                 );
             }
             return;
