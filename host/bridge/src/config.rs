@@ -263,8 +263,8 @@ enum LedsText {
 impl TryFrom<RuleText> for Rule {
     type Error = String;
     fn try_from(r: RuleText) -> Result<Self, String> {
-        if r.topic.is_empty() || r.topic.contains('\0') {
-            return Err("topic: not a topic filter".into());
+        if let Err(why) = crate::topics::check_filter(&r.topic) {
+            return Err(format!("topic: not a topic filter: {why}"));
         }
         let action = match r.action.as_deref().map(parse_action) {
             None => LedAction::Toggle,
@@ -405,6 +405,13 @@ impl BridgeConfig {
             };
             return bad(key, &e.to_string());
         }
+        // every filter the session will subscribe to, as it will spell it
+        let prefix = crate::topics::normalize_prefix(&self.topics.prefix);
+        for r in &self.rules {
+            if let Err(why) = crate::topics::check_filter(&format!("{prefix}{}", r.topic)) {
+                return bad("prefix", &why);
+            }
+        }
         match &self.discovery {
             Some(d) if d.prefix.is_empty() || d.prefix.contains(['+', '#', '\0']) => {
                 bad("ha_prefix", "not a usable topic prefix")
@@ -529,6 +536,8 @@ mod tests {
         for (json, why) in [
             (r#"{"action": "on"}"#, "missing field `topic`"),
             (r#"{"topic": ""}"#, "not a topic filter"),
+            (r#"{"topic": "button#"}"#, "# must be the whole last level"),
+            (r#"{"topic": "a/+b"}"#, "+ must be a whole level"),
             (
                 r#"{"topic": "t", "action": "blink"}"#,
                 "expected on, off or toggle",

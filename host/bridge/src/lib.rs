@@ -46,7 +46,7 @@ pub use payload::{
     MAX_COMMAND_LEN,
 };
 pub use stats::{summary, BridgeStats, BridgeStatsView};
-pub use topics::{LedTarget, TopicError, TopicLayout, Topics};
+pub use topics::{check_filter, normalize_prefix, LedTarget, TopicError, TopicLayout, Topics};
 pub use transport::{TlsSetupError, TransportError};
 pub use wire::WireError;
 

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 /// How topics are spelled; checked by [`TopicLayout::check`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicLayout {
-    /// Prepended verbatim to every topic, e.g. `pynq/board1/`; empty keeps the seed's.
+    /// Prepended to every topic, e.g. `pynq/board1/`; empty keeps the seed's. A prefix
+    /// without its trailing `/` gets one (see [`normalize_prefix`]).
     pub prefix: String,
     /// Topic of an input's events below the prefix: `{name}` is the input's name,
     /// `{i}` its index. Default `button/{name}`.
@@ -43,6 +44,42 @@ pub enum TopicError {
 
 fn bad_chars(s: &str) -> bool {
     s.contains(['+', '#', '\0'])
+}
+
+/// A prefix ends in `/`: `pynq` would otherwise glue onto every topic (`pynqstatus`,
+/// `pynqbutton/0`) and make the filter `pynq#`, which no broker accepts. Empty stays
+/// empty, the seed's layout.
+pub fn normalize_prefix(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// Whether `filter` is a valid MQTT subscription filter (MQTT 3.1.1 section 4.7):
+/// non-empty, no NUL, `+` only as a whole level, `#` only as the whole last level.
+/// Checked before subscribing, because a broker answers a bad filter by closing the
+/// connection or by a failed SUBACK, neither of which names the filter.
+pub fn check_filter(filter: &str) -> Result<(), String> {
+    if filter.is_empty() {
+        return Err("an empty topic filter".into());
+    }
+    if filter.contains('\0') {
+        return Err("NUL in a topic filter".into());
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('+') && *level != "+" {
+            return Err(format!("{filter:?}: + must be a whole level, e.g. a/+/b"));
+        }
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err(format!(
+                "{filter:?}: # must be the whole last level, e.g. a/#"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl TopicLayout {
@@ -108,6 +145,10 @@ pub struct Topics {
 
 impl Topics {
     pub fn new(layout: &TopicLayout, n_inputs: u8, n_leds: u8) -> Self {
+        let layout = &TopicLayout {
+            prefix: normalize_prefix(&layout.prefix),
+            ..layout.clone()
+        };
         let p = &layout.prefix;
         let buttons = (0..n_inputs)
             .map(|i| {
@@ -312,6 +353,39 @@ mod tests {
         };
         assert!(why.len() < 200 && !why.contains('\n'), "{why}");
         assert!(why.contains("(60001 bytes)"), "{why}");
+    }
+
+    #[test]
+    fn a_prefix_without_its_slash_gets_one() {
+        assert_eq!(normalize_prefix(""), "");
+        assert_eq!(normalize_prefix("pynq"), "pynq/");
+        assert_eq!(normalize_prefix("pynq/b1/"), "pynq/b1/");
+        let t = Topics::new(
+            &TopicLayout {
+                prefix: "pynq".into(),
+                ..TopicLayout::default()
+            },
+            4,
+            4,
+        );
+        assert_eq!(t.status(), "pynq/status");
+        assert_eq!(t.button(0), "pynq/button/0");
+        assert_eq!(t.led_set_filter(), "pynq/led/+/set");
+        assert_eq!(t.prefix(), "pynq/");
+        assert_eq!(
+            t.parse_led_set("pynq/led/1/set"),
+            Some(Ok(LedTarget::One(1)))
+        );
+    }
+
+    #[test]
+    fn filters_are_checked_level_by_level() {
+        for good in ["#", "+", "a/#", "a/+/b", "+/+", "/a", "a//b", "button/0"] {
+            assert_eq!(check_filter(good), Ok(()), "{good}");
+        }
+        for bad in ["", "pynq#", "a/b#", "a/#/b", "a+/b", "a/+b", "x\0"] {
+            assert!(check_filter(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -120,12 +120,30 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
     let mut out = Out::new(raw);
     let start = Instant::now();
     let mut leds = vec![false; n_leds as usize];
+    let filter = format!("{prefix}#");
+    if let Err(why) = pynq_mqtt_bridge::check_filter(&filter) {
+        // the settings normalize the prefix, so this is a bug, said rather than hidden
+        tracing::error!("the simulator's view cannot subscribe: {why}");
+        return;
+    }
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                let _ = client
-                    .subscribe(format!("{prefix}#"), QoS::AtMostOnce)
-                    .await;
+                if let Err(e) = client.subscribe(filter.as_str(), QoS::AtMostOnce).await {
+                    tracing::error!("the simulator's view cannot subscribe to {filter}: {e}");
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(a))) => {
+                let failed = a
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure));
+                if failed {
+                    tracing::error!(
+                        "the broker refused the simulator's view its subscription to {filter}: \
+                         nothing will be shown"
+                    );
+                }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let body = String::from_utf8_lossy(&p.payload);

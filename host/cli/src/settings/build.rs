@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use anyhow::Result;
-use pynq_mqtt_bridge::{BridgeConfig, Discovery, Rule, Secret, TlsConfig, TopicLayout};
+use pynq_mqtt_bridge::{
+    normalize_prefix, BridgeConfig, Discovery, Rule, Secret, TlsConfig, TopicLayout,
+};
 use pynq_mqtt_driver::DriverConfig;
 
 use super::{fail, show, Settings, Shown, Source, Values};
@@ -41,11 +43,17 @@ fn password(file: Option<&Path>, source: &Source) -> Result<Option<(Secret, Sour
 
 /// Hands each value to the bridge or the driver, and blames a refusal on its source.
 pub(super) fn settings(
-    v: Values,
+    mut v: Values,
     mut shown: Vec<Shown>,
     rules: Vec<Rule>,
     ha_remove: bool,
 ) -> Result<Settings> {
+    // `pynq` means `pynq/`: topics as `pynqstatus` are never what was meant, and
+    // `config` shows the prefix as it will be used
+    v.prefix = normalize_prefix(&v.prefix);
+    if let Some(s) = shown.iter_mut().find(|s| s.key == "prefix") {
+        s.value = Some(show(&v.prefix));
+    }
     let at = |key: &str| shown.iter().position(|s| s.key == key).expect("declared");
     let pw_at = at("password_file");
     let password = password(v.password_file.as_deref(), &shown[pw_at].source)?;
