@@ -2,6 +2,7 @@
 subscription filter is checked; the default client id comes from the board's MAC;
 two daemons that fight over one id or one `status` topic say so, once, with the fix."""
 import os
+import time
 import subprocess
 
 from mqtt_env import Collector, Daemon, Mosquitto, free_port, stimulus
@@ -63,3 +64,105 @@ def test_a_bad_rule_filter_is_refused_with_its_line(binary, tmp_path):
         r = run(binary, "config", "--config", cfg)
         err = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else ""
         assert r.returncode != 0 and "topic" in err and "filter" in err, (bad, r.stdout, err)
+
+
+def fake_board(tmp_path, name, mac):
+    """A sysfs and procfs with one network interface of MAC `mac` (no default route)."""
+    root = tmp_path / name
+    iface = root / "sys/class/net/eth0"
+    iface.mkdir(parents=True)
+    (iface / "address").write_text(mac + "\n")
+    lo = root / "sys/class/net/lo"
+    lo.mkdir(parents=True)
+    (lo / "address").write_text("00:00:00:00:00:00\n")
+    (root / "proc/net").mkdir(parents=True)
+    return {"PYNQ_MQTT_TEST_SYSFS_ROOT": str(root / "sys"), "PYNQ_MQTT_TEST_PROCFS_ROOT": str(root / "proc")}
+
+
+def test_the_default_client_id_is_the_boards_own(binary, tmp_path):
+    a = run(binary, "config", env=clean_env(**fake_board(tmp_path, "a", "00:18:3E:0A:1B:2C")))
+    b = run(binary, "config", env=clean_env(**fake_board(tmp_path, "b", "00:18:3e:0a:1b:2d")))
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    assert key(a.stdout, "client_id") == '"pynq-mqtt-0a1b2c"', a.stdout
+    assert key(b.stdout, "client_id") == '"pynq-mqtt-0a1b2d"', b.stdout
+    assert key(a.stdout, "ha_device_name") == '"PYNQ pynq-mqtt-0a1b2c"', a.stdout
+    # the simulated board has its fixed, documented id
+    s = run(binary, "config", "--board", "sim")
+    assert key(s.stdout, "client_id") == '"pynq-mqtt-sim"', s.stdout
+
+
+def test_the_id_is_in_the_connect_line_the_stats_and_discovery(binary, tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    sub = Collector(broker.port, ("#",))
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--stats-interval", "1",
+               "--ha-discovery", "true", env=clean_env(**fake_board(tmp_path, "a", "00:18:3e:0a:1b:2c")))
+    try:
+        got = sub.wait_for(lambda m: any(t == "stats" for t, _, _ in m), 20)
+        assert got, d.text()[-2000:]
+        stats = [p for t, p, _ in got if t == "stats"][0]
+        assert '"client_id":"pynq-mqtt-0a1b2c"' in stats.decode(), stats
+        configs = [p.decode() for t, p, _ in got if t.startswith("homeassistant/")]
+        assert configs and all('"identifiers":["pynq-mqtt-0a1b2c"]' in c for c in configs), configs[:1]
+        assert d.wait_log("connected to broker")
+        line = [l for l in d.text().splitlines() if "connected to broker" in l][0]
+        assert "client_id=pynq-mqtt-0a1b2c" in line, line
+    finally:
+        assert d.stop() == 0
+        sub.close()
+
+
+TAKEOVER = "uses this client id"
+SHARED = "another device publishes `online` on this board's status topic"
+
+
+def test_two_daemons_with_one_client_id_say_it_once(binary, tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    a = Daemon(binary, url, tmp_path, "--client-id", "pynq-mqtt-pynq", "--stats-interval", "0",
+               name="a", env=clean_env())
+    try:
+        assert a.wait_log("connected to broker", 20), a.text()[-2000:]
+        b = Daemon(binary, url, tmp_path, "--client-id", "pynq-mqtt-pynq", "--stats-interval", "0",
+                   name="b", env=clean_env())
+        try:
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and TAKEOVER not in a.text() + b.text():
+                time.sleep(0.2)
+            time.sleep(3)
+            logs = a.text() + b.text()
+            lines = [l for l in logs.splitlines() if TAKEOVER in l]
+            assert lines, logs[-3000:]
+            # one line per daemon at most, and it names the cause and the fix
+            assert all(t.count(TAKEOVER) <= 1 for t in (a.text(), b.text())), lines
+            assert '"pynq-mqtt-pynq"' in lines[0] and 'prefix = "pynq/pynq/"' in lines[0], lines[0]
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def test_two_boards_with_their_own_ids_coexist_and_a_shared_status_is_named(binary, tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    a = Daemon(binary, url, tmp_path, "--stats-interval", "0", name="a",
+               env=clean_env(**fake_board(tmp_path, "a", "00:18:3e:0a:1b:2c")))
+    try:
+        assert a.wait_log("connected to broker", 20), a.text()[-2000:]
+        b = Daemon(binary, url, tmp_path, "--stats-interval", "0", name="b",
+                   env=clean_env(**fake_board(tmp_path, "b", "00:18:3e:0a:1b:2d")))
+        try:
+            assert b.wait_log("connected to broker", 20), b.text()[-2000:]
+            # both with the default (empty) prefix: a sees b's `online` on its `status`
+            assert a.wait_log(SHARED, 20), a.text()[-2000:]
+            time.sleep(3)
+            for d in (a, b):
+                t = d.text()
+                assert t.count("connected to broker") == 1, t[-2000:]
+                assert TAKEOVER not in t and "connection to broker lost" not in t, t[-2000:]
+            assert a.text().count(SHARED) == 1
+            line = [l for l in a.text().splitlines() if SHARED in l][0]
+            assert 'prefix = "pynq/0a1b2c/"' in line, line
+        finally:
+            assert b.stop() == 0
+    finally:
+        assert a.stop() == 0

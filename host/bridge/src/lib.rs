@@ -17,6 +17,7 @@ mod config;
 mod connect;
 mod discovery;
 mod error;
+mod fleet;
 mod link;
 mod outbox;
 mod payload;

@@ -110,6 +110,7 @@ impl Link {
     pub async fn run(mut self) -> Result<(), BridgeError> {
         let url = self.cfg.broker_url();
         let mut backoff = Backoff::new(self.cfg.reconnect_min, self.cfg.reconnect_max);
+        let mut takeover = crate::fleet::Takeover::default();
         // stopping with nothing left to send and no connection: the broker has
         // published our last will (`offline`) if we ever were online
         while self.session.wants_connection() {
@@ -120,7 +121,7 @@ impl Link {
                     self.session.connected(present, started);
                     let (buffered, resend) =
                         (self.session.outbox.len(), self.session.outbox.inflight());
-                    info!(broker = %url, session_present = present, buffered, "connected to broker");
+                    info!(broker = %url, client_id = %self.cfg.client_id, session_present = present, buffered, "connected to broker");
                     if resend > 0 {
                         info!(events = resend, "sending unacknowledged events again");
                     }
@@ -132,6 +133,10 @@ impl Link {
                         End::Lost(why) => {
                             add(&self.stats.connection_errors, 1);
                             warn!(broker = %url, buffered = self.session.outbox.len(), "connection to broker lost: {why}");
+                            if takeover.ended(started.elapsed()) {
+                                let n = crate::fleet::QUICK_IN_A_ROW;
+                                warn!("{}", crate::fleet::takeover_line(&self.cfg.client_id, n));
+                            }
                         }
                     }
                     // a connection that lasted is a fresh start for the backoff; one

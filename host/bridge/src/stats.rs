@@ -94,6 +94,8 @@ fn add_at(root: &mut Map<String, Value>, path: &str, v: u64) {
 
 /// Builds the `stats` JSON; remembers the previous sample for the rates.
 pub(crate) struct StatsReport {
+    /// Which board the counters are of, for a fleet's dashboards.
+    client_id: String,
     start: Instant,
     last: Instant,
     last_captured: u64,
@@ -101,9 +103,10 @@ pub(crate) struct StatsReport {
 }
 
 impl StatsReport {
-    pub fn new() -> Self {
+    pub fn new(client_id: &str) -> Self {
         let now = Instant::now();
         Self {
+            client_id: client_id.to_owned(),
             start: now,
             last: now,
             last_captured: 0,
@@ -123,6 +126,7 @@ impl StatsReport {
         let dt = now.duration_since(self.last).as_secs_f64().max(1e-6);
         let rate =
             |now: u64, then: u64| ((now.saturating_sub(then)) as f64 / dt * 10.0).round() / 10.0;
+        root.insert("client_id".into(), self.client_id.clone().into());
         root.insert("uptime_s".into(), self.start.elapsed().as_secs().into());
         root.insert(
             "rates".into(),
@@ -153,8 +157,10 @@ mod tests {
         d.captured.store(9, Ordering::Relaxed);
         d.hw_dropped.store(1, Ordering::Relaxed);
         d.channel_full.store(4, Ordering::Relaxed);
-        let v: serde_json::Value = serde_json::from_str(&StatsReport::new().json(&b, &d)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&StatsReport::new("pynq-mqtt-0a1b2c").json(&b, &d)).unwrap();
         assert_eq!(v["captured"], 9);
+        assert_eq!(v["client_id"], "pynq-mqtt-0a1b2c");
         assert_eq!(v["published"], 5);
         assert_eq!(v["dropped"]["hardware_fifo"], 1);
         assert_eq!(v["dropped"]["channel"], 4);
@@ -169,7 +175,8 @@ mod tests {
         let d = DriverStats::default();
         add(&b.commands_rejected, 2);
         d.led_rejected.store(3, Ordering::Relaxed);
-        let v: serde_json::Value = serde_json::from_str(&StatsReport::new().json(&b, &d)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&StatsReport::new("pynq-mqtt-0a1b2c").json(&b, &d)).unwrap();
         let keys = |g: &str| {
             let mut k: Vec<String> = v[g].as_object().unwrap().keys().cloned().collect();
             k.sort();
@@ -209,6 +216,7 @@ mod tests {
                 "bus_errors",
                 "bytes_written",
                 "captured",
+                "client_id",
                 "dropped",
                 "irqs",
                 "led_commands",

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config_cmd;
 mod daemon;
 mod doctor;
+pub mod identity;
 mod regs_cmd;
 mod secrets;
 pub mod settings;

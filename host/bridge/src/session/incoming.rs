@@ -232,6 +232,14 @@ impl Session {
                 }
             }
         }
+        if topic == self.topics.status()
+            && payload == b"online"
+            && !retained
+            && self.shared_status.received()
+        {
+            let line = crate::fleet::shared_status_line(topic, &self.cfg.client_id);
+            warn!("{line}");
+        }
         if self.ha_status.as_deref() == Some(topic) && payload == b"online" {
             let now = Instant::now();
             if self.ratelog.admit(HA_ONLINE, now) {

@@ -109,6 +109,8 @@ pub struct Session {
     drops_since_warning: u64,
     /// Warnings a peer can cause, limited per cause.
     pub(crate) ratelog: RateLog,
+    /// Whether another device says `online` on our status topic.
+    pub(crate) shared_status: crate::fleet::SharedStatus,
 }
 
 /// The next control packet id (above the events' range, never 0).
@@ -162,6 +164,8 @@ impl Session {
         let mut subscriptions = vec![
             (topics.led_set_filter().to_owned(), Qos::AtLeastOnce),
             (topics.led_set_all().to_owned(), Qos::AtLeastOnce),
+            // our own status, to see another board that says `online` there too
+            (topics.status().to_owned(), Qos::AtLeastOnce),
         ];
         for r in &cfg.rules {
             let f = format!("{}{}", topics.prefix(), r.topic);
@@ -197,10 +201,11 @@ impl Session {
             commands: Vec::new(),
             stats,
             driver_stats,
-            report: StatsReport::new(),
+            report: StatsReport::new(&cfg.client_id),
             last_drop_warning: None,
             drops_since_warning: 0,
             ratelog: RateLog::default(),
+            shared_status: Default::default(),
             cfg,
         }
     }
@@ -275,6 +280,7 @@ impl Session {
         if self.shutdown == Shutdown::Running {
             let status = self.topics.status();
             retained(&mut live.ctrl, &mut self.next_ctrl, status, b"online");
+            self.shared_status.published();
         }
         for (i, s) in self.led_state.iter().enumerate() {
             if let Some(on) = s {

@@ -16,7 +16,7 @@ use super::{fail, show, Settings, Shown, Source, Values};
 pub const PASSWORD_ENV: &str = "PYNQ_MQTT_PASSWORD";
 
 /// This machine's host name, for the default client id.
-pub(super) fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_owned())

@@ -29,6 +29,7 @@ use pynq_mqtt_driver::DriverConfig;
 pub use pynq_mqtt_sim::Speed as SimSpeed;
 
 pub use crate::board::{default_device, BoardKind};
+pub(crate) use build::hostname;
 pub use build::PASSWORD_ENV;
 use file::File;
 pub use value::{bad_value, show, Int, Names, Seconds, Value};
@@ -67,10 +68,15 @@ macro_rules! settings {
 
         /// Each setting from the command line or environment, else the file, else its
         /// default; and the lines of `config`.
-        fn resolve_values(m: &ArgMatches, file: Option<&File>) -> Result<(Values, Vec<Shown>)> {
+        fn resolve_values(
+            m: &ArgMatches,
+            file: Option<&File>,
+            sim_cmd: bool,
+        ) -> Result<(Values, Vec<Shown>)> {
             let mut shown = Vec::new();
             $($(
-                let found = pick::<$ty>(m, stringify!($name), $env, file)?;
+                let mut found = pick::<$ty>(m, stringify!($name), $env, file)?;
+                sim_board(stringify!($name), sim_cmd, &mut found);
                 let ($name, value, source) = settings!(@settle found $(, $default)?);
                 shown.push(Shown { key: stringify!($name), value, source });
             )*)*
@@ -110,8 +116,9 @@ settings! {
     KeyArgs {
         /// Prefix of every topic, e.g. `pynq/board1/` (default: none, as in the seed).
         prefix: String = String::new(), "PYNQ_MQTT_PREFIX";
-        /// MQTT client id; keep it stable for a persistent session (default: pynq-mqtt-<hostname>).
-        client_id: String = format!("pynq-mqtt-{}", build::hostname()), "PYNQ_MQTT_CLIENT_ID";
+        /// MQTT client id, unique per board; keep it stable for a persistent session
+        /// (default: pynq-mqtt-<last 6 hex digits of the MAC>, pynq-mqtt-sim on the simulated board).
+        client_id: String = default_client_id(board), "PYNQ_MQTT_CLIENT_ID";
         /// QoS of button events: 0, 1 or 2 (default 0).
         qos: Qos = Qos::AtMostOnce, "PYNQ_MQTT_QOS";
         /// Button payloads: `plain` (1/0, default) or `json`.
@@ -173,6 +180,16 @@ settings! {
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
         /// Simulated board: `realtime` (default), `fast` (the stimulus at full speed) or a factor.
         sim_speed: SimSpeed = "realtime".parse().expect("a speed"), "PYNQ_MQTT_SIM_SPEED";
+    }
+}
+
+/// The default client id: the simulated board's fixed one, or the board's own from
+/// its MAC (see [`crate::identity`]).
+fn default_client_id(board: BoardKind) -> String {
+    if board == BoardKind::Sim && !crate::identity::faked() {
+        crate::identity::SIM_CLIENT_ID.into()
+    } else {
+        crate::identity::board_client_id()
     }
 }
 
@@ -242,6 +259,16 @@ pub struct Settings {
     pub shown: Vec<Shown>,
 }
 
+/// `pynq-mqtt sim` is the simulated board whatever the file says, so that the
+/// defaults that follow the board (the client id) are the simulator's.
+fn sim_board<T: Value>(key: &str, sim_cmd: bool, found: &mut Option<(T, Source)>) {
+    if sim_cmd && key == "board" {
+        if let Ok(v) = T::parse("sim") {
+            *found = Some((v, Source::Default));
+        }
+    }
+}
+
 /// A setting from the command line or its variable, as clap says; else from the file.
 fn pick<T: Value>(
     m: &ArgMatches,
@@ -270,7 +297,9 @@ pub fn resolve(m: &ArgMatches) -> Result<Settings> {
         Ok(Some(path)) => Some(File::load(path)?),
         _ => None,
     };
-    let (values, shown) = resolve_values(m, file.as_ref())?;
+    // `sim` has no --board: it is the simulated board, whose default id follows
+    let sim_cmd = m.try_get_one::<BoardKind>("board").is_err();
+    let (values, shown) = resolve_values(m, file.as_ref(), sim_cmd)?;
     let rules = file.as_ref().map_or(Ok(Vec::new()), File::rules)?;
     let ha_remove = matches!(m.try_get_one::<bool>("ha_remove"), Ok(Some(true)));
     build::settings(values, shown, rules, ha_remove)
