@@ -382,7 +382,11 @@ impl BridgeConfig {
             return bad("client_id", "must be 1 to 65535 bytes");
         }
         if !(1..=1_200).contains(&self.keep_alive.as_secs()) {
-            return bad("keep_alive", "expected 1 to 1200 seconds");
+            // 0 (MQTT's "no keep-alive") is refused: an idle daemon would then find a
+            // dead broker only when TCP gives up, hours later
+            let msg = "expected 1 to 1200 seconds (0, no keep-alive, is refused: a dead \
+                       broker would then be found only when TCP gives up, which can take hours)";
+            return bad("keep_alive", msg);
         }
         if self.reconnect_max < self.reconnect_min || self.reconnect_min.is_zero() {
             let msg = "reconnect_min must be above 0 and at most reconnect_max";

@@ -82,6 +82,18 @@ pub fn run(
     let driver_stats = driver.stats();
     let bridge_stats = Arc::new(BridgeStats::default());
 
+    for (what, names, n) in [
+        ("input_names", &cfg.topics.input_names, info.n_inputs),
+        ("led_names", &cfg.topics.led_names, info.n_leds),
+    ] {
+        if names.len() > usize::from(n) {
+            let unused = names[usize::from(n)..].join(", ");
+            warn!(
+                "{what}: {} names for the board's {n}; unused: {unused}",
+                names.len()
+            );
+        }
+    }
     info!(
         broker = %cfg.broker_url(),
         client_id = %cfg.client_id,

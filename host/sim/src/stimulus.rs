@@ -14,12 +14,10 @@ pub struct Step {
 /// A stimulus that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StimulusError {
-    #[error("cannot read stimulus {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // the cause is in the message and not a `source`: error chains print sources too,
+    // and the cause came out twice
+    #[error("cannot read stimulus {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{origin}:{line}: {msg}")]
     Parse {
         origin: String,
@@ -30,15 +28,17 @@ pub enum StimulusError {
 
 /// Reads and checks a stimulus file against the number of inputs of the board.
 pub fn load(path: &Path, n_inputs: u32) -> Result<Vec<Step>, StimulusError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StimulusError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| StimulusError::Read {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     parse(&text, &path.display().to_string(), n_inputs)
 }
 
 /// Parses stimulus text; `origin` names it in errors.
 pub fn parse(text: &str, origin: &str, n_inputs: u32) -> Result<Vec<Step>, StimulusError> {
+    // editors on Windows start UTF-8 files with a byte order mark
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut steps = Vec::new();
     let mut last = 0u64;
     for (i, raw) in text.lines().enumerate() {
@@ -91,6 +91,35 @@ pub fn parse(text: &str, origin: &str, n_inputs: u32) -> Result<Vec<Step>, Stimu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_the_first_line() {
+        let s = parse("\u{feff}1000 0 1\n2000 0 0\n", "t", 4).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].time_us, 1000);
+        assert!(
+            parse("1000 0 1\n\u{feff}2000 0 0\n", "t", 4).is_err(),
+            "only at the start"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_says_its_cause_once() {
+        let e = load(Path::new("/nonexistent/s.stim"), 4).unwrap_err();
+        let all = anyhow_like(&e);
+        assert_eq!(all.matches("No such file").count(), 1, "{all}");
+    }
+
+    /// The message and every source below it, as an error chain prints them.
+    fn anyhow_like(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            s.push_str(&format!(": {c}"));
+            cur = c.source();
+        }
+        s
+    }
 
     #[test]
     fn parses_sorted_lines_with_comments() {

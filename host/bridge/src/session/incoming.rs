@@ -294,9 +294,39 @@ impl Session {
     }
 }
 
+/// A rule without `payloads` acts on presses only: on both edges a toggle would undo
+/// itself at every click.
 fn rule_matches(r: &Rule, relative: Option<&str>, payload: &[u8]) -> bool {
     relative.is_some_and(|t| topic_matches(t, &r.topic))
-        && (r.payloads.is_empty() || r.payloads.iter().any(|p| p.as_bytes() == payload))
+        && match r.payloads.is_empty() {
+            true => is_press(payload),
+            false => r.payloads.iter().any(|p| p.as_bytes() == payload),
+        }
+}
+
+/// A payload that says "pressed" or "on": `1`, `on`, `true` (any case), or a JSON
+/// object whose `state` is one of those, 1 or true (the button's JSON payload).
+fn is_press(payload: &[u8]) -> bool {
+    let word = |w: &str| {
+        ["1", "on", "true"]
+            .iter()
+            .any(|p| w.eq_ignore_ascii_case(p))
+    };
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return false;
+    };
+    if word(text.trim()) {
+        return true;
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(o)) => match o.get("state") {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::Number(n)) => n.as_u64() == Some(1),
+            Some(serde_json::Value::String(s)) => word(s),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -538,9 +538,33 @@ fn rules_and_home_assistant_birth() {
     .unwrap();
     assert_eq!(s.commands.len(), 4);
     s.commands.clear();
+    // a rule without payloads: presses only (issue 15), not releases nor other words
+    for other in [
+        &b"0"[..],
+        b"x",
+        b"off",
+        br#"{"state":0}"#,
+        br#"{"state":"OFF"}"#,
+    ] {
+        feed(
+            &mut s,
+            &[publish("door/front", CodecQos::AtMostOnce, 0, false, other)],
+        )
+        .unwrap();
+        assert!(s.commands.is_empty(), "{other:?}");
+    }
+    for press in [&b"ON"[..], b"true", br#"{"input":0,"state":1,"seq":3}"#] {
+        feed(
+            &mut s,
+            &[publish("door/front", CodecQos::AtMostOnce, 0, false, press)],
+        )
+        .unwrap();
+        assert_eq!(s.commands.len(), 1, "{press:?}");
+        s.commands.clear();
+    }
     feed(
         &mut s,
-        &[publish("door/front", CodecQos::AtMostOnce, 0, false, b"x")],
+        &[publish("door/front", CodecQos::AtMostOnce, 0, false, b"1")],
     )
     .unwrap();
     assert_eq!(

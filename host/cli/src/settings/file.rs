@@ -67,10 +67,17 @@ impl File {
                     .iter()
                     .chain(&["rule"])
                     .min_by_key(|c| strsim::levenshtein(k, c));
-                let hint = near
-                    .filter(|c| strsim::levenshtein(k, c) <= 2)
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
+                let hint = match near.filter(|c| strsim::levenshtein(k, c) <= 2) {
+                    // a file is read by whoever may read the config: the password
+                    // lives in a file of its own or in the environment
+                    _ if k == "password" => format!(
+                        " (the password is not a config key: use `password_file` = a file \
+                         of its own, mode 600, or the environment variable {})",
+                        super::PASSWORD_ENV
+                    ),
+                    Some(c) => format!(" (did you mean `{c}`?)"),
+                    None => String::new(),
+                };
                 let (line, path) = (line_at(&file.text, span), path.display());
                 return Err(anyhow!(
                     "config file {path}, line {line}: unknown key `{k}`{hint}"

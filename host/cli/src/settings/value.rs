@@ -74,9 +74,21 @@ impl TryFrom<Vec<String>> for Names {
 
 impl Value for Names {
     const NAME: &'static str = "NAMES";
+    /// An empty name is refused rather than skipped: `a,,c` skipping it would name
+    /// input 1 `c`, shifting every name after the gap.
     fn parse(s: &str) -> Result<Self, String> {
-        let names = s.split(',').map(str::trim).filter(|x| !x.is_empty());
-        Ok(Names(names.map(str::to_owned).collect()))
+        if s.trim().is_empty() {
+            return Ok(Names::default());
+        }
+        let names: Vec<String> = s.split(',').map(|x| x.trim().to_owned()).collect();
+        match names.iter().position(String::is_empty) {
+            Some(i) => Err(format!(
+                "name {} of {} is empty: name every position (e.g. a,b,c), names are by index",
+                i + 1,
+                names.len()
+            )),
+            None => Ok(Names(names)),
+        }
     }
 }
 

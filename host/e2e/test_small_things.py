@@ -1,0 +1,88 @@
+"""Issue 15 point 9: the small things a new user trips on, each held here."""
+import os
+import pathlib
+import subprocess
+
+from mqtt_env import Collector, Daemon, Mosquitto
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYNQ_MQTT_")}
+    env.update(extra)
+    return env
+
+
+def run(binary, *args, timeout=30):
+    return subprocess.run([str(binary), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=clean_env())
+
+
+def last_line(r):
+    lines = r.stderr.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def test_an_empty_name_is_refused_rather_than_shifting_the_others(binary):
+    r = run(binary, "config", "--input-names", "a,,c")
+    err = last_line(r)
+    assert r.returncode != 0 and "--input-names" in err and "name 2 of 3 is empty" in err, r.stdout + err
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run(binary, "config", "--input-names", "a,b,c")
+    assert r.returncode == 0 and '["a", "b", "c"]' in r.stdout, r.stderr
+
+
+def test_more_names_than_inputs_warn_at_start(binary, tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--stats-interval", "0",
+               "--input-names", "a,b,c,d,e,f,g", env=clean_env())
+    try:
+        assert d.wait_log("connected to broker", 20), d.text()[-2000:]
+        lines = [l for l in d.text().splitlines() if "input_names" in l and "WARN" in l]
+        assert len(lines) == 1 and "7 names" in lines[0] and "unused: e, f, g" in lines[0], d.text()[-2000:]
+    finally:
+        assert d.stop() == 0
+
+
+def test_a_password_in_the_file_points_to_password_file(binary, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('username = "u"\npassword = "x"\n')
+    r = run(binary, "config", "--config", cfg)
+    err = last_line(r)
+    assert r.returncode != 0 and "line 2" in err and "unknown key `password`" in err, err
+    assert "password_file" in err and "PYNQ_MQTT_PASSWORD" in err, err
+
+
+def test_keep_alive_zero_is_refused_with_its_reason(binary):
+    r = run(binary, "config", "--keep-alive", "0")
+    err = last_line(r)
+    assert r.returncode != 0 and "keep" in err and "no keep-alive" in err and "TCP" in err, err
+
+
+def test_a_stimulus_with_a_byte_order_mark_runs(binary, tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    stim = tmp_path / "bom.stim"
+    stim.write_bytes(b"\xef\xbb\xbf800000 0 1\n900000 0 0\n")
+    sub = Collector(broker.port, ("button/#",))
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--stats-interval", "0",
+               stimulus=stim, env=clean_env())
+    try:
+        got = sub.wait_for(lambda m: len(m) >= 2, 20)
+        assert got and [p for _, p, _ in got][:2] == [b"1", b"0"], d.text()[-2000:]
+    finally:
+        assert d.stop() == 0
+        sub.close()
+
+
+def test_a_missing_stimulus_says_its_cause_once(binary, tmp_path):
+    r = run(binary, "run", "--board", "sim", "--broker", "mqtt://127.0.0.1:1",
+            "--stimulus", tmp_path / "none.stim")
+    assert r.returncode != 0
+    assert r.stderr.count("No such file") == 1 and "none.stim" in r.stderr, r.stderr
+
+
+def test_the_readme_topic_table_has_led_set():
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## What a subscriber sees")[1].split("##")[0]
+    assert "| `<prefix>led/set` |" in table, table
