@@ -59,7 +59,13 @@ pub struct BridgeIo {
     pub n_inputs: u8,
     pub n_leds: u8,
     pub driver_stats: Arc<DriverStats>,
+    /// What to do about a failed connection, logged once after the first failure
+    /// (the binary's `doctor` knows the fixes; the library only the causes).
+    pub connect_hint: Option<ConnectHint>,
 }
+
+/// The fix for a failed connection, as one line.
+pub type ConnectHint = Box<dyn Fn(&ConnectError) -> String + Send + Sync>;
 
 /// What can end the bridge with an error.
 #[derive(Debug, thiserror::Error)]

@@ -49,6 +49,7 @@ pub(crate) struct Link {
     cfg: Arc<BridgeConfig>,
     tls: Option<Tls>,
     session: Session,
+    connect_hint: Option<crate::ConnectHint>,
     events: Receiver<ButtonEvent>,
     leds: Receiver<LedReport>,
     events_open: bool,
@@ -92,6 +93,7 @@ impl Link {
             io.driver_stats,
         );
         Ok(Self {
+            connect_hint: io.connect_hint,
             cfg,
             tls,
             session,
@@ -111,6 +113,7 @@ impl Link {
         let url = self.cfg.broker_url();
         let mut backoff = Backoff::new(self.cfg.reconnect_min, self.cfg.reconnect_max);
         let mut takeover = crate::fleet::Takeover::default();
+        let mut hinted = false;
         // stopping with nothing left to send and no connection: the broker has
         // published our last will (`offline`) if we ever were online
         while self.session.wants_connection() {
@@ -146,6 +149,15 @@ impl Link {
                     }
                 }
                 Err(e) => {
+                    // once per run: the hint is the same at every retry
+                    let hint = match (&self.connect_hint, hinted, &e) {
+                        (_, _, ConnectError::Stopping) | (None, _, _) | (_, true, _) => None,
+                        (Some(h), false, e) => Some(h(e)),
+                    };
+                    hinted |= hint.is_some();
+                    if let (Some(h), true) = (&hint, e.is_permanent()) {
+                        warn!("hint: {h}");
+                    }
                     let e =
                         self.session
                             .connect_failed(e)
@@ -154,6 +166,9 @@ impl Link {
                                 source,
                             })?;
                     warn!(broker = %url, buffered = self.session.outbox.len(), "cannot connect to broker: {e}");
+                    if let Some(h) = hint {
+                        warn!("hint: {h}");
+                    }
                     if !self.session.wants_connection() {
                         return Ok(());
                     }

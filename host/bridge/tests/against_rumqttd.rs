@@ -130,6 +130,7 @@ async fn run_once(qos: QoS, n: u64) {
             n_inputs: 4,
             n_leds: 4,
             driver_stats: Arc::new(Stats::default()),
+            connect_hint: None,
         },
         Arc::clone(&stats),
     ));

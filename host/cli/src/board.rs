@@ -104,7 +104,20 @@ pub fn open_uio(paths: &SysPaths, device: &DeviceSpec, mode: Mode) -> Result<Arc
             rearm: open(rearm, true)?.into(),
         });
     }
-    let bus = UioBus::open(&paths.paths(), device, opts)?;
+    let bus = UioBus::open(&paths.paths(), device, opts).map_err(|e| {
+        // on a PC the UIO advice (kernel command line, overlay) misleads: there is no
+        // programmable logic to put the peripheral in
+        let fpga = paths.sysfs_root.join("class/fpga_manager/fpga0");
+        if fpga.exists() {
+            anyhow::Error::from(e)
+        } else {
+            anyhow::anyhow!(
+                "no PYNQ board here: this machine has no Zynq FPGA manager ({} is missing); \
+                 to try pynq-mqtt without a board, run `pynq-mqtt sim` (or `--board sim`)",
+                fpga.display()
+            )
+        }
+    })?;
     Ok(Arc::new(bus))
 }
 

@@ -111,6 +111,7 @@ pub fn run(
             n_inputs: info.n_inputs,
             n_leds: info.n_leds,
             driver_stats: Arc::clone(&driver_stats),
+            connect_hint: Some(Box::new(|e| crate::doctor::broker_hint(e).to_owned())),
         },
         Arc::clone(&bridge_stats),
     ));

@@ -6,6 +6,8 @@
 mod broker;
 mod hw;
 
+pub(crate) use broker::hint as broker_hint;
+
 use std::sync::Arc;
 
 use anyhow::{bail, Result};

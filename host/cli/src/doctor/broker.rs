@@ -49,7 +49,16 @@ pub fn check(cfg: &BridgeConfig) -> Result<String, Failure> {
 
 /// The cause as the bridge words it, and the fix for its kind.
 fn failure(url: &str, e: &ConnectError) -> Failure {
-    let fix = match e {
+    let cause = match e {
+        ConnectError::Transport(TransportError::Io(_)) => format!("{url}: cannot connect: {e}"),
+        _ => format!("{url}: {e}"),
+    };
+    Failure::new(cause, hint(e))
+}
+
+/// The fix for a failed connection, by its kind; `run` logs it too, once.
+pub fn hint(e: &ConnectError) -> &'static str {
+    match e {
         ConnectError::Refused(r) if r.is_login() => LOGIN,
         ConnectError::ClosedBeforeConnack { login: true } => LOGIN,
         ConnectError::Refused(_) => "see the broker's log",
@@ -70,10 +79,5 @@ fn failure(url: &str, e: &ConnectError) -> Failure {
              port (mqtts:// for TLS ports such as 8883)"
         }
         _ => NOT_MQTT,
-    };
-    let cause = match e {
-        ConnectError::Transport(TransportError::Io(_)) => format!("{url}: cannot connect: {e}"),
-        _ => format!("{url}: {e}"),
-    };
-    Failure::new(cause, fix)
+    }
 }
