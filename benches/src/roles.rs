@@ -369,6 +369,7 @@ fn run_bridge(
         n_inputs: 4,
         n_leds: 0,
         driver_stats,
+        connect_hint: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
