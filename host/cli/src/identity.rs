@@ -85,11 +85,6 @@ pub fn board_client_id() -> String {
     }
 }
 
-/// The id part of a client id, for the prefix the docs recommend (`pynq/<id>/`).
-pub fn short_id(client_id: &str) -> &str {
-    client_id.strip_prefix("pynq-mqtt-").unwrap_or(client_id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,11 +145,5 @@ mod tests {
             None,
             "loopback and all-zero MACs are no identity"
         );
-    }
-
-    #[test]
-    fn short_ids() {
-        assert_eq!(short_id("pynq-mqtt-0a1b2c"), "0a1b2c");
-        assert_eq!(short_id("lab-board"), "lab-board");
     }
 }
