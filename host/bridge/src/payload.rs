@@ -3,7 +3,8 @@
 use pynq_mqtt_driver::{ButtonEvent, LedAction};
 
 /// Longest LED command payload considered at all; longer ones are rejected unread.
-pub const MAX_COMMAND_LEN: usize = 16;
+/// Room for `{"state": "TOGGLE"}` with some whitespace.
+pub const MAX_COMMAND_LEN: usize = 64;
 
 /// Format of the button payloads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,6 +32,54 @@ impl std::fmt::Display for PayloadFormat {
         f.write_str(match self {
             Self::Plain => "plain",
             Self::Json => "json",
+        })
+    }
+}
+
+/// How a state reads on `led/<i>` and in plain `button/<i>` payloads (and so in the
+/// Home Assistant discovery configs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StateFormat {
+    /// `1` and `0`: the seed notebook's format.
+    #[default]
+    OneZero,
+    /// `ON` and `OFF`: Tasmota's and Home Assistant's habit.
+    OnOff,
+}
+
+impl StateFormat {
+    /// The payload of a state.
+    pub fn state(self, on: bool) -> &'static [u8] {
+        match (self, on) {
+            (Self::OneZero, true) => b"1",
+            (Self::OneZero, false) => b"0",
+            (Self::OnOff, true) => b"ON",
+            (Self::OnOff, false) => b"OFF",
+        }
+    }
+
+    /// The state payload as text (discovery configs).
+    pub fn text(self, on: bool) -> &'static str {
+        std::str::from_utf8(self.state(on)).unwrap_or_default()
+    }
+}
+
+impl std::str::FromStr for StateFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "10" => Ok(Self::OneZero),
+            "onoff" => Ok(Self::OnOff),
+            _ => Err(format!("state format {s:?}: expected `10` or `onoff`")),
+        }
+    }
+}
+
+impl std::fmt::Display for StateFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::OneZero => "10",
+            Self::OnOff => "onoff",
         })
     }
 }
@@ -83,27 +132,55 @@ pub enum CommandError {
     TooLong(usize),
     #[error("payload is not UTF-8")]
     NotUtf8,
-    #[error("payload is not 1, 0, on, off or toggle")]
+    #[error(
+        "payload is not 1, 0, on, off, true, false, toggle or {{\"state\": \"ON\"|\"OFF\"|\"TOGGLE\"}}"
+    )]
     Unknown,
+    /// An empty payload: not a command but a query (the state is published again).
+    #[error("empty payload")]
+    Empty,
 }
 
-/// Parses an LED command payload.
+/// Parses an LED command payload: a word of [`parse_action`], or the JSON object
+/// `{"state": <word>}` (zigbee2mqtt's habit) with exactly that one key and a string
+/// value, any case. An empty payload is [`CommandError::Empty`]: Tasmota's query.
 pub fn parse_command(payload: &[u8]) -> Result<LedAction, CommandError> {
     if payload.len() > MAX_COMMAND_LEN {
         return Err(CommandError::TooLong(payload.len()));
     }
+    if payload.is_empty() {
+        return Err(CommandError::Empty);
+    }
     let text = std::str::from_utf8(payload).map_err(|_| CommandError::NotUtf8)?;
+    if text.trim_start().starts_with('{') {
+        return parse_json_state(text);
+    }
     parse_action(text)
 }
 
-/// The LED command words: `1`, `0`, `on`, `off` and `toggle` (any case), surrounding
-/// whitespace ignored; anything else is [`CommandError::Unknown`]. Also the grammar
-/// of a rule's `action`.
+/// `{"state": "ON"}`: one key, a string value that is `on`, `off` or `toggle`.
+fn parse_json_state(text: &str) -> Result<LedAction, CommandError> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| CommandError::Unknown)?;
+    let state = match v.as_object() {
+        Some(o) if o.len() == 1 => o.get("state").and_then(|s| s.as_str()),
+        _ => None,
+    };
+    match state {
+        Some(s) if s.eq_ignore_ascii_case("on") => Ok(LedAction::On),
+        Some(s) if s.eq_ignore_ascii_case("off") => Ok(LedAction::Off),
+        Some(s) if s.eq_ignore_ascii_case("toggle") => Ok(LedAction::Toggle),
+        _ => Err(CommandError::Unknown),
+    }
+}
+
+/// The LED command words: `1`, `0`, `on`, `off`, `true`, `false` and `toggle` (the
+/// words in any ASCII case), surrounding whitespace ignored; anything else is
+/// [`CommandError::Unknown`]. Also the grammar of a rule's `action`.
 pub fn parse_action(text: &str) -> Result<LedAction, CommandError> {
     let s = text.trim();
-    if s == "1" || s.eq_ignore_ascii_case("on") {
+    if s == "1" || s.eq_ignore_ascii_case("on") || s.eq_ignore_ascii_case("true") {
         Ok(LedAction::On)
-    } else if s == "0" || s.eq_ignore_ascii_case("off") {
+    } else if s == "0" || s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("false") {
         Ok(LedAction::Off)
     } else if s.eq_ignore_ascii_case("toggle") {
         Ok(LedAction::Toggle)
@@ -164,7 +241,7 @@ mod tests {
         ] {
             assert_eq!(parse_action(s), Ok(want), "{s:?}");
         }
-        for s in ["", "2", "01", "true", "onn", "tog", "on off", "\u{0}"] {
+        for s in ["", "2", "01", "yes", "onn", "tog", "on off", "\u{0}"] {
             assert_eq!(parse_action(s), Err(CommandError::Unknown), "{s:?}");
         }
     }
@@ -176,7 +253,25 @@ mod tests {
         assert_eq!(parse_command(b"0"), Ok(LedAction::Off));
         assert_eq!(parse_command(b"\xff\xfe"), Err(CommandError::NotUtf8));
         assert_eq!(parse_command(b"blink"), Err(CommandError::Unknown));
-        assert_eq!(parse_command(&[b'1'; 17]), Err(CommandError::TooLong(17)));
+        assert_eq!(parse_command(&[b'1'; 65]), Err(CommandError::TooLong(65)));
+        assert_eq!(parse_command(b""), Err(CommandError::Empty));
+        assert_eq!(parse_command(b"True"), Ok(LedAction::On));
+        assert_eq!(parse_command(b"false"), Ok(LedAction::Off));
+        assert_eq!(parse_command(br#"{"state":"ON"}"#), Ok(LedAction::On));
+        assert_eq!(
+            parse_command(br#" { "state" : "toggle" } "#),
+            Ok(LedAction::Toggle)
+        );
+        for bad in [
+            &br#"{"state":"ON","x":1}"#[..],
+            br#"{"state":1}"#,
+            br#"{"State":"ON"}"#,
+            br#"{"state":"true"}"#,
+            br#"["ON"]"#,
+            b"{",
+        ] {
+            assert_eq!(parse_command(bad), Err(CommandError::Unknown), "{bad:?}");
+        }
         assert_eq!(printable(b"a\nb\xff"), "a\\nb\\xff");
         assert!(printable(&[b'x'; 100]).ends_with("(100 bytes)"));
     }

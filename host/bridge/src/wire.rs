@@ -13,7 +13,7 @@ use rumqttc::mqttbytes::{Error as MqttError, QoS};
 
 use crate::config::Qos;
 
-use crate::payload::{write_json, PayloadFormat};
+use crate::payload::{write_json, PayloadFormat, StateFormat};
 use crate::topics::Topics;
 
 /// The codec's QoS for ours.
@@ -49,6 +49,7 @@ pub struct EventEncoder {
     templates: Vec<Publish>,
     topics: Topics,
     format: PayloadFormat,
+    states: StateFormat,
     qos: QoS,
     /// JSON payloads are written here and split off, so they cost no allocation each.
     scratch: BytesMut,
@@ -64,9 +65,16 @@ impl EventEncoder {
             templates,
             topics: topics.clone(),
             format,
+            states: StateFormat::OneZero,
             qos,
             scratch: BytesMut::new(),
         }
+    }
+
+    /// How plain payloads say pressed and released.
+    pub fn with_states(mut self, states: StateFormat) -> Self {
+        self.states = states;
+        self
     }
 
     /// Appends the PUBLISH of `ev` to `buf`.
@@ -81,7 +89,7 @@ impl EventEncoder {
             ));
         }
         let payload = match self.format {
-            PayloadFormat::Plain => Bytes::from_static(if ev.level { b"1" } else { b"0" }),
+            PayloadFormat::Plain => Bytes::from_static(self.states.state(ev.level)),
             PayloadFormat::Json => {
                 if self.scratch.capacity() < 128 {
                     self.scratch.reserve(16 * 1024);

@@ -186,7 +186,10 @@ fn every_connection_announces_subscriptions_online_led_states_and_discovery() {
             panic!("{ps:?}")
         };
         let filters: Vec<&str> = sub.filters.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(filters, ["led/+/set", "led/set", "homeassistant/status"]);
+        assert_eq!(
+            filters,
+            ["led/+/set", "led/set", "led/+/get", "homeassistant/status"]
+        );
         let online = publishes_to(&ps, "status");
         assert_eq!(online.len(), 1);
         assert!(online[0].retain && &online[0].payload[..] == b"online");
