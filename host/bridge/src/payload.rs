@@ -12,7 +12,10 @@ pub enum PayloadFormat {
     /// `1` pressed, `0` released: the seed notebook's format.
     #[default]
     Plain,
-    /// `{"input":..,"state":..,"seq":..,"ts_us":..}`.
+    /// `{"input":..,"state":..,"seq":..,"ts_us":..,"ts":".."}`: `ts_us` counts the
+    /// peripheral's microseconds since its reset (extended to 64 bits); `ts` is the
+    /// same moment in UTC (ISO-8601, microseconds), once the driver has mapped its
+    /// clock to the system clock.
     Json,
 }
 
@@ -90,14 +93,15 @@ pub fn button_payload(format: PayloadFormat, e: &ButtonEvent) -> Vec<u8> {
         PayloadFormat::Plain => vec![if e.level { b'1' } else { b'0' }],
         PayloadFormat::Json => {
             let mut b = bytes::BytesMut::new();
-            write_json(&mut b, e);
+            write_json(&mut b, e, 0);
             b.to_vec()
         }
     }
 }
 
-/// Appends `{"input":..,"state":..,"seq":..,"ts_us":..}` without a formatter.
-pub(crate) fn write_json(b: &mut bytes::BytesMut, e: &ButtonEvent) {
+/// Appends `{"input":..,"state":..,"seq":..,"ts_us":..}` without a formatter, and
+/// `"ts"` when `wall_offset_us` (Unix µs minus the peripheral's µs) is known (not 0).
+pub(crate) fn write_json(b: &mut bytes::BytesMut, e: &ButtonEvent, wall_offset_us: u64) {
     b.extend_from_slice(b"{\"input\":");
     put_u64(b, u64::from(e.input));
     b.extend_from_slice(if e.level {
@@ -108,7 +112,64 @@ pub(crate) fn write_json(b: &mut bytes::BytesMut, e: &ButtonEvent) {
     put_u64(b, e.seq);
     b.extend_from_slice(b",\"ts_us\":");
     put_u64(b, e.ts_us);
+    if wall_offset_us != 0 {
+        b.extend_from_slice(b",\"ts\":\"");
+        put_utc(b, e.ts_us.saturating_add(wall_offset_us));
+        b.extend_from_slice(b"\"");
+    }
     b.extend_from_slice(b"}");
+}
+
+/// Appends Unix microseconds as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC).
+pub(crate) fn put_utc(b: &mut bytes::BytesMut, unix_us: u64) {
+    let (secs, micros) = (unix_us / 1_000_000, unix_us % 1_000_000);
+    let (days, sod) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_date(days);
+    let mut put = |v: u64, width: usize, after: u8| {
+        let mut digits = [b'0'; 20];
+        let mut v = v;
+        for slot in digits[20 - width..].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        b.extend_from_slice(&digits[20 - width..]);
+        if after != 0 {
+            b.extend_from_slice(&[after]);
+        }
+    };
+    put(y, 4, b'-');
+    put(m, 2, b'-');
+    put(d, 2, b'T');
+    put(sod / 3600, 2, b':');
+    put(sod / 60 % 60, 2, b':');
+    put(sod % 60, 2, b'.');
+    put(micros, 6, b'Z');
+}
+
+/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01.
+/// Counted in 400-year cycles (146 097 days) of years that start on 1 March, so the
+/// leap day is the last day of its year.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // days since 0000-03-01
+    let z = days + 719_468;
+    let cycle = z / 146_097;
+    let day_of_cycle = z % 146_097;
+    // the leap days before this day in the cycle, removed to find the year
+    let year_of_cycle = (day_of_cycle - day_of_cycle / 1_460 + day_of_cycle / 36_524
+        - day_of_cycle / 146_096)
+        / 365;
+    let day_of_year =
+        day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100);
+    // months from March, of 31, 30, 31, 30, 31 days in a repeating 153-day pattern
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = cycle * 400 + year_of_cycle + u64::from(month <= 2);
+    (year, month, day)
 }
 
 fn put_u64(b: &mut bytes::BytesMut, mut v: u64) {
@@ -225,6 +286,38 @@ mod tests {
             String::from_utf8(button_payload(PayloadFormat::Json, &e)).unwrap(),
             format!(r#"{{"input":0,"state":0,"seq":{},"ts_us":0}}"#, u64::MAX)
         );
+    }
+
+    #[test]
+    fn utc_timestamps() {
+        let utc = |us: u64| {
+            let mut b = bytes::BytesMut::new();
+            put_utc(&mut b, us);
+            String::from_utf8(b.to_vec()).unwrap()
+        };
+        // the dates from Python's datetime.fromtimestamp(s, timezone.utc)
+        for (s, want) in [
+            (0u64, "1970-01-01T00:00:00"),
+            (951_782_400, "2000-02-29T00:00:00"),
+            (1_709_164_800, "2024-02-29T00:00:00"),
+            (1_764_653_000, "2025-12-02T05:23:20"),
+            (4_102_444_799, "2099-12-31T23:59:59"),
+            (253_402_300_799, "9999-12-31T23:59:59"),
+        ] {
+            assert_eq!(utc(s * 1_000_000 + 7), format!("{want}.000007Z"), "{s}");
+        }
+        let e = ButtonEvent {
+            input: 1,
+            level: false,
+            ts_us: 5_000_123,
+            seq: 3,
+            synthetic: false,
+        };
+        let mut b = bytes::BytesMut::new();
+        write_json(&mut b, &e, 1_764_653_000_000_000);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["ts"], "2025-12-02T05:23:25.000123Z");
+        assert_eq!(v["ts_us"], 5_000_123);
     }
 
     #[test]

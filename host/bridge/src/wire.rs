@@ -3,8 +3,11 @@
 //! into which buffer. The hot path is [`EventEncoder::encode`]: one PUBLISH per event,
 //! appended to the batch buffer, with the topic strings built once per input.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
-use pynq_mqtt_driver::ButtonEvent;
+use pynq_mqtt_driver::{ButtonEvent, Stats as DriverStats};
 use rumqttc::mqttbytes::v4::{
     Connect, Disconnect, LastWill, Login, Packet, PingReq, PubAck, PubComp, PubRec, PubRel,
     Publish, Subscribe, SubscribeFilter,
@@ -50,6 +53,8 @@ pub struct EventEncoder {
     topics: Topics,
     format: PayloadFormat,
     states: StateFormat,
+    /// The driver's wall-clock offset, for JSON's `ts`.
+    clock: Option<Arc<DriverStats>>,
     qos: QoS,
     /// JSON payloads are written here and split off, so they cost no allocation each.
     scratch: BytesMut,
@@ -66,9 +71,16 @@ impl EventEncoder {
             topics: topics.clone(),
             format,
             states: StateFormat::OneZero,
+            clock: None,
             qos,
             scratch: BytesMut::new(),
         }
+    }
+
+    /// Where JSON payloads find the wall-clock offset of `ts`.
+    pub fn with_clock(mut self, clock: Arc<DriverStats>) -> Self {
+        self.clock = Some(clock);
+        self
     }
 
     /// How plain payloads say pressed and released.
@@ -94,7 +106,11 @@ impl EventEncoder {
                 if self.scratch.capacity() < 128 {
                     self.scratch.reserve(16 * 1024);
                 }
-                write_json(&mut self.scratch, ev);
+                let offset = self
+                    .clock
+                    .as_ref()
+                    .map_or(0, |c| c.wall_offset_us.load(Ordering::Relaxed));
+                write_json(&mut self.scratch, ev, offset);
                 self.scratch.split().freeze()
             }
         };

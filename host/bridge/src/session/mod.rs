@@ -173,7 +173,9 @@ impl Session {
             None => (Vec::new(), None),
         };
         Self {
-            enc: EventEncoder::new(&topics, cfg.qos, cfg.payload).with_states(cfg.state_format),
+            enc: EventEncoder::new(&topics, cfg.qos, cfg.payload)
+                .with_states(cfg.state_format)
+                .with_clock(Arc::clone(&driver_stats)),
             outbox: Outbox::new(cfg.buffer_capacity, cfg.qos, cfg.max_inflight),
             led_state: vec![None; usize::from(n_leds)],
             topics,
