@@ -415,10 +415,20 @@ class Daemon:
         return False
 
     def final(self):
-        """The counters of the daemon's last line (`stopped cleanly ...`)."""
-        lines = [l for l in self.text().splitlines() if "stopped cleanly" in l]
+        """The counters of the daemon's last line (`stopped cleanly ...`, or `stopped
+        with N events lost ...`)."""
+        lines = [l for l in self.text().splitlines() if "stopped cleanly" in l or "stopped with" in l]
         assert lines, self.text()[-3000:]
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
+
+
+# `run`'s exit status when it stopped as asked but events were lost (`lost=` > 0)
+EXIT_EVENTS_LOST = 3
+
+
+def expected_exit(f):
+    """The exit status a stop with the final counters `f` must have."""
+    return EXIT_EVENTS_LOST if f["lost"] else 0
 
 
 def stimulus(path, n, spacing_us=100, burst=1, gap_us=0, start_us=1000, inputs=4):

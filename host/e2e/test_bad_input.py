@@ -20,8 +20,9 @@ def events(messages):
 ODD_TOPICS = ["led/4/set", "led/all/set", "led/0/set/x", "led//set", "led/0/SET", "led/00/set",
               "led/-1/set", "led/ 0/set", "led/0/set/", "LED/0/set", "led/0", "led/set/0",
               "button/0/set", "status/set", "led/\u00e9/set"]
-PAYLOADS = [b"", b"\x00", b"\xff\xfe", b"on\x00", b"1" * 17, b"x" * 100_000, "\u00f6n".encode(),
-            b"2", b"-1", b"true", b'{"state":1}', b"on off", b"+", b"#"]
+# (issue 15 made `true`, JSON states and the empty payload valid, and the limit 64 bytes)
+PAYLOADS = [b" ", b"\x00", b"\xff\xfe", b"on\x00", b"1" * 65, b"x" * 100_000, "\u00f6n".encode(),
+            b"2", b"-1", b"yes", b'{"state":1}', b"on off", b"+", b"#"]
 
 
 def test_odd_topics_and_payloads_while_streaming_lose_nothing_and_move_no_led(binary, tmp_path):

@@ -85,7 +85,7 @@ def test_every_edge_reaches_an_independent_subscriber_and_leds_follow_commands(
             "led/2 did not read back 0 after 'toggle'"
         mark = len(sub.snapshot())
         for bad_topic, bad in [("led/2/set", "blink"), ("led/2/set", b"\xff\xfe"), ("led/2/set", "1" * 100),
-                               ("led/2/set", ""), ("led/9/set", "on"), ("led/02/set", "on")]:
+                               ("led/2/set", " "), ("led/9/set", "on"), ("led/02/set", "on")]:
             publish(mosquitto, bad_topic, bad)
         # a good command afterwards proves the bad ones were processed (in order) first
         publish(mosquitto, "led/1/set", "ON")

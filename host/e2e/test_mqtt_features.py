@@ -48,7 +48,7 @@ def test_json_payloads_prefix_and_input_names(binary, broker, tmp_path):
             evs = per[n]
             assert len(evs) == 100, (n, len(evs))
             for k, e in enumerate(evs):
-                assert set(e) == {"input", "state", "seq", "ts_us"}, e
+                assert set(e) == {"input", "state", "seq", "ts_us", "ts"}, e
                 assert e["input"] == i and e["state"] == (k + 1) % 2, (n, k, e)
             assert all(a["seq"] < b["seq"] and a["ts_us"] < b["ts_us"] for a, b in zip(evs, evs[1:]))
         # 300 simulated microseconds between edges, as the hardware timestamps say

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pynq_mqtt_driver::LedAction;
 
-use crate::payload::{parse_action, PayloadFormat};
+use crate::payload::{parse_action, PayloadFormat, StateFormat};
 use crate::topics::{TopicError, TopicLayout};
 
 /// MQTT quality of service, the bridge's own type (the codec's stays private).
@@ -76,7 +76,7 @@ macro_rules! serde_as_text {
         }
     )+};
 }
-serde_as_text!(BrokerUrl, SessionMode, PayloadFormat);
+serde_as_text!(BrokerUrl, SessionMode, PayloadFormat, StateFormat);
 
 impl std::fmt::Display for Qos {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -320,6 +320,8 @@ pub struct BridgeConfig {
     /// QoS of the button events.
     pub qos: Qos,
     pub payload: PayloadFormat,
+    /// How states read on `led/<i>` and plain `button/<i>` (and in discovery).
+    pub state_format: StateFormat,
     pub topics: TopicLayout,
     /// Events held between the driver's channel and their acknowledgement; while the
     /// broker is unreachable and this is full, new events are dropped and counted.
@@ -356,6 +358,7 @@ impl BridgeConfig {
             keep_alive: Duration::from_secs(30),
             qos: Qos::AtMostOnce,
             payload: PayloadFormat::Plain,
+            state_format: StateFormat::OneZero,
             topics: TopicLayout::default(),
             buffer_capacity: 65_536,
             max_inflight: 16,

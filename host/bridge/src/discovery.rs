@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::config::Discovery;
-use crate::payload::PayloadFormat;
+use crate::payload::{PayloadFormat, StateFormat};
 use crate::topics::Topics;
 
 /// The node id in discovery topics: the client id with anything but `[A-Za-z0-9_-]`
@@ -28,7 +28,13 @@ pub fn configs(
     topics: &Topics,
     client_id: &str,
     format: PayloadFormat,
+    states: StateFormat,
 ) -> Vec<(String, String)> {
+    // JSON button payloads keep `"state": 1/0` whatever the state format
+    let press = match format {
+        PayloadFormat::Plain => states,
+        PayloadFormat::Json => StateFormat::OneZero,
+    };
     let node = node_id(client_id);
     let layout = topics.layout();
     let device = json!({
@@ -46,8 +52,8 @@ pub fn configs(
             "name": format!("Input {name}"),
             "unique_id": format!("{node}_{id}"),
             "state_topic": topics.button(i),
-            "payload_on": "1",
-            "payload_off": "0",
+            "payload_on": press.text(true),
+            "payload_off": press.text(false),
             "availability_topic": topics.status(),
             "payload_available": "online",
             "payload_not_available": "offline",
@@ -69,10 +75,10 @@ pub fn configs(
             "unique_id": format!("{node}_{id}"),
             "command_topic": topics.led_set(i),
             "state_topic": topics.led(i),
-            "payload_on": "1",
-            "payload_off": "0",
-            "state_on": "1",
-            "state_off": "0",
+            "payload_on": states.text(true),
+            "payload_off": states.text(false),
+            "state_on": states.text(true),
+            "state_off": states.text(false),
             "availability_topic": topics.status(),
             "payload_available": "online",
             "payload_not_available": "offline",
@@ -112,7 +118,13 @@ mod tests {
             prefix: "homeassistant".into(),
             device_name: "PYNQ b1".into(),
         };
-        let c = configs(&d, &topics, "pynq-mqtt.b1", PayloadFormat::Json);
+        let c = configs(
+            &d,
+            &topics,
+            "pynq-mqtt.b1",
+            PayloadFormat::Json,
+            StateFormat::OneZero,
+        );
         let names: Vec<&str> = c.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(
             names,

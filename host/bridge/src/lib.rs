@@ -44,7 +44,7 @@ pub use discovery::node_id;
 pub use error::{ConnectError, Lost, Refusal};
 pub use payload::{
     button_payload, parse_action, parse_command, printable, CommandError, PayloadFormat,
-    MAX_COMMAND_LEN,
+    StateFormat, MAX_COMMAND_LEN,
 };
 pub use stats::{summary, BridgeStats, BridgeStatsView};
 pub use topics::{check_filter, normalize_prefix, LedTarget, TopicError, TopicLayout, Topics};

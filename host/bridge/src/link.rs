@@ -302,7 +302,13 @@ impl Link {
             let give_up = self.session.grace_until().map(TokioInstant::from_std);
             tokio::select! {
                 r = &mut attempt => return r,
-                () = self.waker.notified() => { self.pull(); }
+                () = self.waker.notified() => {
+                    self.pull();
+                    // a stop with nothing to deliver does not wait for a CONNACK
+                    if !self.session.wants_connection() {
+                        return Err(ConnectError::Stopping);
+                    }
+                }
                 () = sleep_until_opt(give_up) => return Err(ConnectError::Stopping),
             }
         }

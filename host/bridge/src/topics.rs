@@ -257,6 +257,17 @@ impl Topics {
             names.join(", ")
         )))
     }
+
+    /// `<prefix>led/<name>/get`, the question for one LED's state: which LED.
+    pub fn parse_led_get(&self, topic: &str) -> Option<u8> {
+        let set = format!("{}/set", topic.strip_suffix("/get")?);
+        self.led_set.get(&set).copied()
+    }
+
+    /// The filter of the `led/<name>/get` questions.
+    pub fn led_get_filter(&self) -> String {
+        format!("{}led/+/get", self.layout.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,11 @@
 //! into which buffer. The hot path is [`EventEncoder::encode`]: one PUBLISH per event,
 //! appended to the batch buffer, with the topic strings built once per input.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
-use pynq_mqtt_driver::ButtonEvent;
+use pynq_mqtt_driver::{ButtonEvent, Stats as DriverStats};
 use rumqttc::mqttbytes::v4::{
     Connect, Disconnect, LastWill, Login, Packet, PingReq, PubAck, PubComp, PubRec, PubRel,
     Publish, Subscribe, SubscribeFilter,
@@ -13,7 +16,7 @@ use rumqttc::mqttbytes::{Error as MqttError, QoS};
 
 use crate::config::Qos;
 
-use crate::payload::{write_json, PayloadFormat};
+use crate::payload::{write_json, PayloadFormat, StateFormat};
 use crate::topics::Topics;
 
 /// The codec's QoS for ours.
@@ -49,6 +52,9 @@ pub struct EventEncoder {
     templates: Vec<Publish>,
     topics: Topics,
     format: PayloadFormat,
+    states: StateFormat,
+    /// The driver's wall-clock offset, for JSON's `ts`.
+    clock: Option<Arc<DriverStats>>,
     qos: QoS,
     /// JSON payloads are written here and split off, so they cost no allocation each.
     scratch: BytesMut,
@@ -64,9 +70,23 @@ impl EventEncoder {
             templates,
             topics: topics.clone(),
             format,
+            states: StateFormat::OneZero,
+            clock: None,
             qos,
             scratch: BytesMut::new(),
         }
+    }
+
+    /// Where JSON payloads find the wall-clock offset of `ts`.
+    pub fn with_clock(mut self, clock: Arc<DriverStats>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How plain payloads say pressed and released.
+    pub fn with_states(mut self, states: StateFormat) -> Self {
+        self.states = states;
+        self
     }
 
     /// Appends the PUBLISH of `ev` to `buf`.
@@ -81,12 +101,16 @@ impl EventEncoder {
             ));
         }
         let payload = match self.format {
-            PayloadFormat::Plain => Bytes::from_static(if ev.level { b"1" } else { b"0" }),
+            PayloadFormat::Plain => Bytes::from_static(self.states.state(ev.level)),
             PayloadFormat::Json => {
                 if self.scratch.capacity() < 128 {
                     self.scratch.reserve(16 * 1024);
                 }
-                write_json(&mut self.scratch, ev);
+                let offset = self
+                    .clock
+                    .as_ref()
+                    .map_or(0, |c| c.wall_offset_us.load(Ordering::Relaxed));
+                write_json(&mut self.scratch, ev, offset);
                 self.scratch.split().freeze()
             }
         };

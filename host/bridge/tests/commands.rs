@@ -1,6 +1,9 @@
 //! LED command payloads and command topics: whatever arrives on the wire, the parser
-//! answers (never panics), accepts exactly the documented words, and no topic other
-//! than `<prefix>led/<name>/set` or `<prefix>led/set` addresses an LED.
+//! answers (never panics), accepts exactly the documented words (`1`, `0`, `on`,
+//! `off`, `true`, `false`, `toggle`, any case, trimmed) and JSON states
+//! (`{"state": "ON"|"OFF"|"TOGGLE"}`, the value in any case, the one key exactly),
+//! takes an empty payload for a query, and no topic other than
+//! `<prefix>led/<name>/set` or `<prefix>led/set` addresses an LED.
 
 use proptest::prelude::*;
 use pynq_mqtt_bridge::{
@@ -14,8 +17,36 @@ fn words() -> impl Strategy<Value = (String, LedAction)> {
         Just(("0".to_string(), LedAction::Off)),
         Just(("on".to_string(), LedAction::On)),
         Just(("off".to_string(), LedAction::Off)),
+        Just(("true".to_string(), LedAction::On)),
+        Just(("false".to_string(), LedAction::Off)),
         Just(("toggle".to_string(), LedAction::Toggle)),
     ]
+}
+
+/// What the grammar says of a trimmed, lower-cased word.
+fn word(t: &str) -> Option<LedAction> {
+    match t {
+        "1" | "on" | "true" => Some(LedAction::On),
+        "0" | "off" | "false" => Some(LedAction::Off),
+        "toggle" => Some(LedAction::Toggle),
+        _ => None,
+    }
+}
+
+/// What the grammar says of a JSON text: an object of exactly the key `state` with
+/// a string that is `on`, `off` or `toggle` in any case.
+fn json_state(text: &str) -> Option<LedAction> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let o = v.as_object()?;
+    if o.len() != 1 {
+        return None;
+    }
+    match o.get("state")?.as_str()?.to_ascii_lowercase().as_str() {
+        "on" => Some(LedAction::On),
+        "off" => Some(LedAction::Off),
+        "toggle" => Some(LedAction::Toggle),
+        _ => None,
+    }
 }
 
 fn random_case(s: &str, mask: u64) -> String {
@@ -41,16 +72,16 @@ proptest! {
             prop_assert_eq!(r, Err(CommandError::TooLong(payload.len())));
         } else if std::str::from_utf8(&payload).is_err() {
             prop_assert_eq!(r, Err(CommandError::NotUtf8));
-        } else if let Ok(a) = r {
-            // only the five words (any case, trimmed) are commands
-            let t = std::str::from_utf8(&payload).unwrap().trim().to_ascii_lowercase();
-            let want = match t.as_str() {
-                "1" | "on" => LedAction::On,
-                "0" | "off" => LedAction::Off,
-                "toggle" => LedAction::Toggle,
-                other => return Err(TestCaseError::fail(format!("accepted {other:?}"))),
-            };
-            prop_assert_eq!(a, want);
+        } else if payload.is_empty() {
+            prop_assert_eq!(r, Err(CommandError::Empty));
+        } else {
+            // exactly the words (any case, trimmed) and the JSON states are commands
+            let text = std::str::from_utf8(&payload).unwrap();
+            let want = word(&text.trim().to_ascii_lowercase()).or_else(|| json_state(text));
+            match want {
+                Some(a) => prop_assert_eq!(r, Ok(a)),
+                None => prop_assert_eq!(r, Err(CommandError::Unknown)),
+            }
         }
         // the log line of any payload is short and printable ASCII
         let p = printable(&payload);
@@ -69,8 +100,37 @@ proptest! {
     #[test]
     fn near_misses_are_refused((w, _) in words(), junk in "[a-z0-9+#/.,-]{1,3}", front in any::<bool>()) {
         let text = if front { format!("{junk}{w}") } else { format!("{w}{junk}") };
-        prop_assume!(!matches!(text.to_ascii_lowercase().as_str(), "1" | "0" | "on" | "off" | "toggle"));
+        prop_assume!(word(&text.to_ascii_lowercase()).is_none());
         prop_assert!(parse_command(text.as_bytes()).is_err(), "{:?} accepted", text);
+    }
+
+    #[test]
+    fn json_states_are_accepted_exactly(
+        value in prop_oneof![
+            Just("on"), Just("off"), Just("toggle"), Just("true"), Just("1"), Just("onn"), Just(""),
+        ],
+        mask in any::<u64>(),
+        key in prop_oneof![Just("state"), Just("State"), Just("led"), Just("state ")],
+        quoted in any::<bool>(),
+        extra in proptest::option::of("\"[a-z]{1,5}\":[0-9]{1,3}"),
+        ws in proptest::collection::vec("[ \t\r\n]{0,2}", 6),
+    ) {
+        let v = random_case(value, mask);
+        let v = if quoted { format!("\"{v}\"") } else { v };
+        let extra = extra.map(|e| format!(",{e}")).unwrap_or_default();
+        let text = format!("{}{{{}\"{key}\"{}:{}{v}{}{extra}}}{}", ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]);
+        prop_assume!(text.len() <= MAX_COMMAND_LEN);
+        let r = parse_command(text.as_bytes());
+        let lower = value.to_ascii_lowercase();
+        let good = key == "state"
+            && quoted
+            && extra.is_empty()
+            && matches!(lower.as_str(), "on" | "off" | "toggle");
+        if good {
+            prop_assert_eq!(r, Ok(word(&lower).unwrap()), "{:?}", text);
+        } else {
+            prop_assert_eq!(r, Err(CommandError::Unknown), "{:?}", text);
+        }
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! its shutdown timeout, retrying the broker if need be), then `offline`, then
 //! disconnects cleanly.
 //!
+//! A second SIGINT/SIGTERM during that flush quits at once: what was still buffered
+//! is counted as dropped, and the exit status says that events were lost.
+//!
 //! A device that goes away or changes identity takes the same road, after the driver
 //! stopped writing to it; the exit status then says which (see [`EXIT_STATUS_HELP`]).
 //! Under systemd (`Type=notify`) it reports READY=1 once the broker accepted it, and
@@ -34,14 +37,35 @@ pub const EXIT_DEVICE_GONE: u8 = 75;
 /// unit does not restart it (`RestartPreventExitStatus=`): a notebook owns the PL now.
 pub const EXIT_OTHER_BITSTREAM: u8 = 78;
 
+/// Exit status: stopped on a signal, but events were lost during the run (the final
+/// line's `lost=` counts them: a second signal, the shutdown timeout, full buffers).
+pub const EXIT_EVENTS_LOST: u8 = 3;
+
 /// The exit statuses of `run`, for its `--help` (docs/board.md says the same).
-pub const EXIT_STATUS_HELP: &str = "Exit status: 0 stopped cleanly (SIGTERM/SIGINT); \
-1 a set-up, settings or broker error; 75 the UIO device went away (overlay unloaded or \
+pub const EXIT_STATUS_HELP: &str = "Exit status: 0 stopped cleanly (SIGTERM/SIGINT), \
+nothing lost; 1 a set-up, settings or broker error; 3 stopped, but events were lost \
+(the final line's lost= says how many; a second SIGTERM/SIGINT drops what is still \
+buffered); 75 the UIO device went away (overlay unloaded or \
 reloaded; the service restarts); 78 the peripheral no longer answers as pynq_mqtt_io \
 (another bitstream was loaded; the service stays stopped).";
 
+/// The run ended as asked, but not every captured event reached the broker.
+#[derive(Debug)]
+pub struct EventsLost(pub u64);
+
+impl std::fmt::Display for EventsLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} events were lost during this run", self.0)
+    }
+}
+
+impl std::error::Error for EventsLost {}
+
 /// The process exit status for an error that ended a command.
 pub fn exit_status(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<EventsLost>().is_some() {
+        return EXIT_EVENTS_LOST;
+    }
     match (
         e.downcast_ref::<DeviceLost>(),
         e.downcast_ref::<DriverError>(),
@@ -116,6 +140,10 @@ pub fn run(
         Arc::clone(&bridge_stats),
     ));
     let notifier = rt.spawn(notify::run(Arc::clone(&bridge_stats)));
+    let mut signals = {
+        let _rt = rt.enter();
+        Signals::install()
+    };
     on_started();
 
     let ended_early = rt.block_on(async {
@@ -126,7 +154,7 @@ pub fn run(
             }
         };
         tokio::select! {
-            s = shutdown_signal() => { info!("{s}: stopping"); None }
+            s = signals.next() => { info!("{s}: stopping"); None }
             () = extra => { info!("stopping"); None }
             () = device_lost(&lost) => None,
             r = &mut bridge => Some(r),
@@ -152,9 +180,23 @@ pub fn run(
                 Err(join) => Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
             };
         }
-        None => rt.block_on(async {
-            tokio::time::timeout(shutdown_timeout + ABANDON_MARGIN, &mut bridge).await
-        }),
+        None => {
+            let pending = pending(&driver_stats, &bridge_stats);
+            info!(
+                events = pending,
+                timeout = ?shutdown_timeout,
+                "flushing {pending} buffered events for at most {shutdown_timeout:?} \
+                 (a second SIGINT/SIGTERM quits at once and drops them)"
+            );
+            rt.block_on(async {
+                tokio::select! {
+                    r = tokio::time::timeout(shutdown_timeout + ABANDON_MARGIN, &mut bridge) => {
+                        r.map_err(|_| None)
+                    }
+                    s = signals.next() => Err(Some(s)),
+                }
+            })
+        }
     };
     notifier.abort();
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -163,12 +205,25 @@ pub fn run(
         Ok(Ok(Ok(b))) => b,
         Ok(Ok(Err(e))) => return Err(e.into()),
         Ok(Err(join)) => return Err(anyhow::anyhow!("MQTT bridge failed: {join}")),
-        Err(_) => {
+        Err(why) => {
             bridge.abort();
-            error!(
-                captured,
-                "the MQTT bridge did not finish; buffered events are lost"
-            );
+            // the task holds the buffer until it is gone: count after it is
+            let _ = rt.block_on(&mut bridge);
+            let dropped = pending(&driver_stats, &bridge_stats);
+            bridge_stats
+                .dropped_shutdown
+                .fetch_add(dropped, Ordering::Relaxed);
+            bridge_stats.buffered.store(0, Ordering::Relaxed);
+            match why {
+                Some(s) => error!(
+                    dropped,
+                    "{s} again: quitting now, {dropped} buffered events dropped"
+                ),
+                None => error!(
+                    captured,
+                    dropped, "the MQTT bridge did not finish; buffered events are lost"
+                ),
+            }
             BridgeStatsView::from(bridge_stats.as_ref())
         }
     };
@@ -182,14 +237,22 @@ pub fn run(
         info!("stopped {}", line.join(" "));
         return Err(l.into());
     }
-    info!("stopped cleanly {}", line.join(" "));
     if lost > 0 {
-        warn!(
-            lost,
-            "events were lost during this run (see the counters above)"
-        );
+        info!("stopped with {lost} events lost {}", line.join(" "));
+        return Err(EventsLost(lost).into());
     }
+    info!("stopped cleanly {}", line.join(" "));
     Ok(())
+}
+
+/// Events captured but not yet delivered: in the driver's channel, and in the
+/// bridge's retry buffer (sent but unacknowledged included).
+fn pending(d: &pynq_mqtt_driver::Stats, b: &BridgeStats) -> u64 {
+    let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let in_channel = g(&d.captured)
+        .saturating_sub(g(&d.channel_full))
+        .saturating_sub(g(&b.taken));
+    in_channel + g(&b.buffered)
 }
 
 /// `--ha-remove`: clears the discovery configs of this board and returns.
@@ -215,18 +278,34 @@ async fn device_lost(lost: &LostFlag) {
     }
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        warn!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT, installed once for the whole run: the first one stops, the
+/// second one quits at once.
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    /// Needs the runtime's context.
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Self(Some((term, int))),
+            _ => {
+                warn!("cannot install signal handlers; stop with SIGKILL");
+                Self(None)
+            }
+        }
+    }
+
+    async fn next(&mut self) -> &'static str {
+        let Some((term, int)) = self.0.as_mut() else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
     }
 }
 

@@ -159,7 +159,7 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
                     .and_then(|t| t.strip_prefix("led/"))
                     .and_then(|i| i.parse::<usize>().ok());
                 if let Some(i) = led.filter(|i| *i < leds.len()) {
-                    leds[i] = body == "1";
+                    leds[i] = body == "1" || body == "ON"; // either state_format
                     let drawn: String = leds
                         .iter()
                         .map(|on| if *on { " ●" } else { " ○" })

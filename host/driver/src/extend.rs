@@ -33,6 +33,44 @@ impl Clock64 {
     }
 }
 
+/// The offset from the peripheral's extended microsecond clock to the system clock
+/// (Unix microseconds), estimated from a read of TIME bracketed by two readings of
+/// the system clock: the midpoint of the bracket is taken as the moment of the read,
+/// so one estimate is off by at most half the bracket (plus the system clock's own
+/// error, e.g. NTP's). A bracket much wider than the recent ones (the thread was
+/// preempted mid-read) is skipped, unless several in a row were.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WallOffset {
+    /// Width of the last accepted bracket, µs.
+    last_bracket: u64,
+    /// Samples skipped since the last accepted one.
+    skipped: u32,
+}
+
+/// Wider brackets than this many in a row are accepted all the same (the machine
+/// got slower; an old estimate would drift with the clocks).
+const SKIP_AT_MOST: u32 = 8;
+
+impl WallOffset {
+    /// One sample: `before` and `after` are the system clock (Unix µs) around the
+    /// read that gave `hw_us`. Returns (offset µs, its error bound µs) when taken.
+    pub fn sample(&mut self, before: u64, after: u64, hw_us: u64) -> Option<(u64, u64)> {
+        let bracket = after.saturating_sub(before);
+        let fresh = self.skipped == 0 && self.last_bracket == 0;
+        if !fresh
+            && bracket > self.last_bracket.saturating_mul(2).max(4)
+            && self.skipped < SKIP_AT_MOST
+        {
+            self.skipped += 1;
+            return None;
+        }
+        self.last_bracket = bracket.max(1);
+        self.skipped = 0;
+        let mid = before + bracket / 2;
+        Some((mid.saturating_sub(hw_us), bracket / 2 + 1))
+    }
+}
+
 /// Extends 16-bit sequence numbers and counts the ones that never arrived.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Seq64 {
@@ -91,5 +129,24 @@ mod tests {
         assert_eq!(s.accept(0), (65536, 0));
         assert_eq!(s.accept(3), (65539, 2));
         assert_eq!(s.accept(4), (65540, 0));
+    }
+
+    #[test]
+    fn wall_offset_takes_narrow_brackets_and_skips_a_preempted_read_a_few_times() {
+        let mut w = WallOffset::default();
+        // the read took 10 µs: midpoint 1_000_005, peripheral at 5
+        assert_eq!(w.sample(1_000_000, 1_000_010, 5), Some((1_000_000, 6)));
+        // a read preempted for 5 ms is not trusted...
+        assert_eq!(w.sample(2_000_000, 2_005_000, 1_000_005), None);
+        // ...a normal one again is
+        assert_eq!(
+            w.sample(3_000_000, 3_000_008, 2_000_004),
+            Some((1_000_000, 5))
+        );
+        // a machine that became slow for good is followed after a few samples
+        let taken = (0..=SKIP_AT_MOST as u64)
+            .filter_map(|k| w.sample(4_000_000 + k, 4_000_500 + k, 3_000_250 + k))
+            .count();
+        assert_eq!(taken, 1);
     }
 }

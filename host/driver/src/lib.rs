@@ -23,7 +23,7 @@ use pynq_mqtt_regs::{self as regs, DebounceUs, IrqEnable, IrqThreshold, RegBus};
 use tracing::{debug, error, info, warn};
 
 pub use counters::Counter;
-pub use extend::{Clock64, Seq64};
+pub use extend::{Clock64, Seq64, WallOffset};
 pub use types::{ButtonEvent, DeviceInfo, LedAction, LedCommand, LedReport};
 
 /// What can stop the driver from starting.
@@ -85,7 +85,20 @@ counters! {
         /// Interrupts that found the FIFO empty (a few are normal races; many in a row
         /// mean a line that is not ours, and are throttled).
         empty_irqs { json: None, log: None },
+        /// Not a counter: Unix µs minus the peripheral's µs (`ts_us`), re-estimated at
+        /// every drain (see [`WallOffset`]); 0 until the first estimate.
+        wall_offset_us { json: None, log: None },
+        /// Not a counter: the error bound of `wall_offset_us`, µs.
+        wall_offset_err_us { json: None, log: None },
     }
+}
+
+/// The system clock in Unix microseconds (None before 1970).
+fn unix_us() -> Option<u64> {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    u64::try_from(d.as_micros()).ok()
 }
 
 impl Stats {
@@ -230,6 +243,7 @@ impl Driver {
             stats: Arc::clone(&stats),
             tx: ev_tx,
             clock: Clock64::new(bus.read(regs::TIME)?),
+            wall: WallOffset::default(),
             seq: Seq64::default(),
             n_inputs: info.n_inputs,
             check_every: u64::from(info.fifo_depth).max(16),
@@ -361,6 +375,7 @@ struct EventPump {
     stats: Arc<Stats>,
     tx: Sender<ButtonEvent>,
     clock: Clock64,
+    wall: WallOffset,
     seq: Seq64,
     n_inputs: u8,
     /// Pops between identity checks (and stop checks): the FIFO depth.
@@ -518,7 +533,7 @@ impl EventPump {
         stop: Option<&AtomicBool>,
         limit: Option<u64>,
     ) -> Result<(Drained, u64), DrainError> {
-        self.clock.update(self.bus.read(regs::TIME)?);
+        self.sample_time()?;
         self.take_drops()?;
         let mut popped = 0u64;
         let mut gaps = 0u64;
@@ -577,6 +592,22 @@ impl EventPump {
         // drops counted during this drain are reported with it
         self.take_drops()?;
         result.map(|how| (how, popped))
+    }
+
+    /// Reads TIME (keeping the 64-bit extension current) between two readings of the
+    /// system clock, and updates the wall-clock offset the JSON `ts` is made with.
+    fn sample_time(&mut self) -> Result<(), BusError> {
+        let before = unix_us();
+        let raw = self.bus.read(regs::TIME)?;
+        let after = unix_us();
+        let hw = self.clock.update(raw);
+        if let (Some(b), Some(a)) = (before, after) {
+            if let Some((offset, err)) = self.wall.sample(b, a, hw) {
+                self.stats.wall_offset_us.store(offset, Ordering::Relaxed);
+                self.stats.wall_offset_err_us.store(err, Ordering::Relaxed);
+            }
+        }
+        Ok(())
     }
 
     /// Moves the hardware's DROPPED count into the stats: writing back what was read

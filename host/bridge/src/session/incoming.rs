@@ -14,7 +14,7 @@ use super::{Session, Shutdown};
 use crate::config::{Qos, Rule, RuleLeds};
 use crate::error::Lost;
 use crate::outbox::EVENT_PKIDS;
-use crate::payload::parse_command;
+use crate::payload::{parse_command, CommandError};
 use crate::shown;
 use crate::stats::add;
 use crate::topics::LedTarget;
@@ -204,6 +204,12 @@ impl Session {
             } else {
                 self.led_set(topic, target, payload);
             }
+        } else if let Some(led) = self.topics.parse_led_get(topic) {
+            if retained {
+                self.ignore_retained(topic);
+            } else {
+                self.republish(led..led + 1);
+            }
         }
         let relative = topic.strip_prefix(self.topics.prefix());
         let cfg = Arc::clone(&self.cfg);
@@ -251,15 +257,33 @@ impl Session {
 
     /// A command on `led/<name>/set` or `led/set`: acted on, or rejected and logged.
     fn led_set(&mut self, topic: &str, target: Result<LedTarget, String>, payload: &[u8]) {
-        let parsed = target.and_then(|t| {
-            parse_command(payload)
-                .map(|a| (t, a))
-                .map_err(|e| e.to_string())
+        let parsed = target.and_then(|t| match parse_command(payload) {
+            Ok(a) => Ok((t, Some(a))),
+            // an empty payload asks for the state (Tasmota's habit)
+            Err(CommandError::Empty) => Ok((t, None)),
+            Err(e) => Err(e.to_string()),
         });
         match parsed {
+            Ok((LedTarget::One(i), None)) => self.republish(i..i + 1),
+            Ok((LedTarget::All, None)) => self.republish(0..self.topics.n_leds()),
             Err(why) => self.reject(topic, payload, &why),
-            Ok((LedTarget::One(i), action)) => self.command(i..i + 1, action),
-            Ok((LedTarget::All, action)) => self.command(0..self.topics.n_leds(), action),
+            Ok((LedTarget::One(i), Some(action))) => self.command(i..i + 1, action),
+            Ok((LedTarget::All, Some(action))) => self.command(0..self.topics.n_leds(), action),
+        }
+    }
+
+    /// The state of `leds` published again (retained, as always), for those whose
+    /// state was read back already.
+    fn republish(&mut self, leds: std::ops::Range<u8>) {
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        for led in leds {
+            if let Some(Some(on)) = self.led_state.get(usize::from(led)) {
+                let topic = self.topics.led(led);
+                let payload = self.cfg.state_format.state(*on);
+                super::retained(&mut live.ctrl, &mut self.next_ctrl, &topic, payload);
+            }
         }
     }
 
@@ -333,7 +357,7 @@ fn is_press(payload: &[u8]) -> bool {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use pynq_mqtt_driver::Stats as DriverStats;
+    use pynq_mqtt_driver::{LedReport, Stats as DriverStats};
     use rumqttc::mqttbytes::v4::Publish;
     use rumqttc::mqttbytes::QoS;
 
@@ -404,6 +428,80 @@ mod tests {
         }
         assert_eq!(s.commands.len(), 1 + 4 + 4, "{:?}", s.commands);
         assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), 1);
+    }
+
+    /// The retained PUBLISHes in the session's control buffer: (topic, payload).
+    fn published(s: &mut Session) -> Vec<(String, Vec<u8>)> {
+        let mut ctrl = s.live().expect("connected").ctrl.split();
+        let mut out = Vec::new();
+        while let Some(Incoming::Packet(p)) = wire::read(&mut ctrl).unwrap() {
+            if let Packet::Publish(p) = p {
+                out.push((p.topic.clone(), p.payload.to_vec()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_empty_command_or_a_get_publishes_the_state_again_unless_retained() {
+        let (mut s, stats) = session();
+        s.led_report(LedReport { led: 1, on: true });
+        s.led_report(LedReport { led: 2, on: false });
+        let _ = published(&mut s);
+        feed(&mut s, "led/1/set", b"", false, 1);
+        feed(&mut s, "led/2/get", b"anything", false, 2);
+        feed(&mut s, "led/set", b"", false, 3);
+        // LED 0 and 3 were never read back: nothing to say about them
+        feed(&mut s, "led/0/get", b"", false, 4);
+        let want: Vec<(String, Vec<u8>)> = [
+            ("led/1", b"1"),
+            ("led/2", b"0"),
+            ("led/1", b"1"),
+            ("led/2", b"0"),
+        ]
+        .iter()
+        .map(|(t, p)| (t.to_string(), p.to_vec()))
+        .collect();
+        assert_eq!(published(&mut s), want);
+        assert!(s.commands.is_empty(), "{:?}", s.commands);
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), 0);
+        // retained questions are not answered (the broker replays them at every reconnect)
+        feed(&mut s, "led/1/get", b"", true, 5);
+        feed(&mut s, "led/1/set", b"", true, 6);
+        assert_eq!(published(&mut s), []);
+        // an empty payload for an LED that does not exist is still refused
+        feed(&mut s, "led/9/set", b"", false, 7);
+        assert_eq!(stats.commands_rejected.load(Ordering::Relaxed), 1);
+        assert!(s.subscriptions.iter().any(|(f, _)| f == "led/+/get"));
+    }
+
+    #[test]
+    fn the_state_format_applies_to_readbacks() {
+        let mut cfg = BridgeConfig::new("broker", 1883);
+        cfg.state_format = crate::payload::StateFormat::OnOff;
+        let mut s = Session::new(
+            Arc::new(cfg),
+            4,
+            4,
+            Arc::new(BridgeStats::default()),
+            Arc::new(DriverStats::default()),
+        );
+        s.led_report(LedReport { led: 0, on: true });
+        s.connected(false, Instant::now());
+        let at_connect = published(&mut s);
+        assert!(
+            at_connect.contains(&("led/0".into(), b"ON".to_vec())),
+            "{at_connect:?}"
+        );
+        s.led_report(LedReport { led: 0, on: false });
+        feed(&mut s, "led/0/get", b"", false, 1);
+        assert_eq!(
+            published(&mut s),
+            [
+                ("led/0".into(), b"OFF".to_vec()),
+                ("led/0".into(), b"OFF".to_vec())
+            ]
+        );
     }
 
     #[test]

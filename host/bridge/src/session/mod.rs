@@ -131,14 +131,6 @@ fn retained(ctrl: &mut BytesMut, ids: &mut u16, topic: &str, payload: &[u8]) -> 
     pkid
 }
 
-fn led_payload(on: bool) -> &'static [u8] {
-    if on {
-        b"1"
-    } else {
-        b"0"
-    }
-}
-
 /// The CONNACK's verdict: the broker's session-present flag, or why not.
 pub fn connack(code: ConnectReturnCode, session_present: bool) -> Result<bool, ConnectError> {
     let r = match code {
@@ -166,6 +158,7 @@ impl Session {
             (topics.led_set_all().to_owned(), Qos::AtLeastOnce),
             // our own status, to see another board that says `online` there too
             (topics.status().to_owned(), Qos::AtLeastOnce),
+            (topics.led_get_filter(), Qos::AtLeastOnce),
         ];
         for r in &cfg.rules {
             let f = format!("{}{}", topics.prefix(), r.topic);
@@ -177,13 +170,16 @@ impl Session {
             Some(d) => {
                 let status = discovery::ha_status_topic(d);
                 subscriptions.push((status.clone(), Qos::AtLeastOnce));
-                let configs = discovery::configs(d, &topics, &cfg.client_id, cfg.payload);
+                let configs =
+                    discovery::configs(d, &topics, &cfg.client_id, cfg.payload, cfg.state_format);
                 (configs, Some(status))
             }
             None => (Vec::new(), None),
         };
         Self {
-            enc: EventEncoder::new(&topics, cfg.qos, cfg.payload),
+            enc: EventEncoder::new(&topics, cfg.qos, cfg.payload)
+                .with_states(cfg.state_format)
+                .with_clock(Arc::clone(&driver_stats)),
             outbox: Outbox::new(cfg.buffer_capacity, cfg.qos, cfg.max_inflight),
             led_state: vec![None; usize::from(n_leds)],
             topics,
@@ -289,7 +285,7 @@ impl Session {
                     &mut live.ctrl,
                     &mut self.next_ctrl,
                     &topic,
-                    led_payload(*on),
+                    self.cfg.state_format.state(*on),
                 );
             }
         }
@@ -397,7 +393,7 @@ impl Session {
                 &mut live.ctrl,
                 &mut self.next_ctrl,
                 &topic,
-                led_payload(r.on),
+                self.cfg.state_format.state(r.on),
             );
         }
     }

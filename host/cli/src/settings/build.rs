@@ -77,6 +77,7 @@ pub(super) fn settings(
     bridge.keep_alive = v.keep_alive.0;
     bridge.qos = v.qos;
     bridge.payload = v.payload;
+    bridge.state_format = v.state_format;
     bridge.topics = TopicLayout {
         prefix: v.prefix.clone(),
         button_topic: v.button_topic.clone(),

@@ -22,7 +22,7 @@ use anyhow::Result;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Qos};
-use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode};
+use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode, StateFormat};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use pynq_mqtt_driver::DriverConfig;
 #[cfg(feature = "sim")]
@@ -123,6 +123,8 @@ settings! {
         qos: Qos = Qos::AtMostOnce, "PYNQ_MQTT_QOS";
         /// Button payloads: `plain` (1/0, default) or `json`.
         payload: PayloadFormat = PayloadFormat::Plain, "PYNQ_MQTT_PAYLOAD";
+        /// States on `led/<i>` and plain `button/<i>`: `10` (1/0, default) or `onoff` (ON/OFF).
+        state_format: StateFormat = StateFormat::OneZero, "PYNQ_MQTT_STATE_FORMAT";
         /// `persistent` (default: subscriptions and QoS 1/2 state outlive a reconnect) or `clean`.
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
         /// Seconds between keep-alive pings when idle, 1 to 1200 (default 30); a dead

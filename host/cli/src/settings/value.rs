@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
-use pynq_mqtt_bridge::{BrokerUrl, PayloadFormat, Qos, SessionMode};
+use pynq_mqtt_bridge::{BrokerUrl, PayloadFormat, Qos, SessionMode, StateFormat};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -40,7 +40,8 @@ from_str!(
 from_str!(
     PayloadFormat = "plain|json",
     SessionMode = "persistent|clean",
-    Qos = "0|1|2"
+    Qos = "0|1|2",
+    StateFormat = "10|onoff"
 );
 from_str!(BoardKind = "uio|sim");
 #[cfg(feature = "sim")]
