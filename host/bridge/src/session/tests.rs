@@ -188,7 +188,13 @@ fn every_connection_announces_subscriptions_online_led_states_and_discovery() {
         let filters: Vec<&str> = sub.filters.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             filters,
-            ["led/+/set", "led/set", "status", "led/+/get", "homeassistant/status"]
+            [
+                "led/+/set",
+                "led/set",
+                "status",
+                "led/+/get",
+                "homeassistant/status"
+            ]
         );
         let online = publishes_to(&ps, "status");
         assert_eq!(online.len(), 1);
