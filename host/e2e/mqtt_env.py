@@ -272,6 +272,7 @@ class Collector:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         cid = client_id or f"collector-{os.getpid()}-{time.monotonic_ns()}"
+        self.client_id = cid
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid,
                                   clean_session=not persistent)
         if tls:
