@@ -3,6 +3,55 @@
 
 use std::time::Duration;
 
+use tracing::warn;
+
+use crate::error::ConnectError;
+use crate::fleet::{takeover_line, Takeover, QUICK, QUICK_IN_A_ROW};
+use crate::ConnectHint;
+
+/// What the reconnect loop decides between connections: how long to wait, when the
+/// broker is handing our client id to another board, and the broker hint, which is
+/// said once per run (it is the same at every retry).
+pub(crate) struct Retry {
+    backoff: Backoff,
+    takeover: Takeover,
+    hint: Option<ConnectHint>,
+}
+
+impl Retry {
+    pub fn new(min: Duration, max: Duration, hint: Option<ConnectHint>) -> Self {
+        let (backoff, takeover) = (Backoff::new(min, max), Takeover::default());
+        Self {
+            backoff,
+            takeover,
+            hint,
+        }
+    }
+
+    /// A connection was lost after `lasted`. One that lasted restarts the backoff;
+    /// one the broker ends at once (refusing something, or taking the id over) does not.
+    pub fn lost(&mut self, lasted: Duration, client_id: &str) {
+        if self.takeover.ended(lasted) {
+            warn!("{}", takeover_line(client_id, QUICK_IN_A_ROW));
+        }
+        if lasted > QUICK {
+            self.backoff.reset();
+        }
+    }
+
+    /// The hint for a failed attempt, the first time only.
+    pub fn hint(&mut self, e: &ConnectError) -> Option<String> {
+        match e {
+            ConnectError::Stopping => None,
+            e => self.hint.take().map(|h| h(e)),
+        }
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        self.backoff.next_delay()
+    }
+}
+
 #[derive(Debug)]
 pub struct Backoff {
     min: Duration,

@@ -90,6 +90,22 @@ pub async fn connect_once(
         .unwrap_or(Err(ConnectError::Timeout(cfg.connect_timeout)))
 }
 
+/// A connection for the session: with `fresh_first`, first a clean one that drops
+/// what an earlier process left in our session (stale LED commands, half-done QoS 2
+/// ids) and says goodbye, then the one asked for.
+pub async fn open(
+    cfg: &BridgeConfig,
+    tls: Option<&Tls>,
+    fresh_first: bool,
+    clean: bool,
+) -> Result<Opened, ConnectError> {
+    if fresh_first {
+        let o = connect_once(cfg, tls, true, true).await?;
+        say_goodbye(o.rd, o.wr).await;
+    }
+    connect_once(cfg, tls, clean, true).await
+}
+
 /// DISCONNECT, then our side closed, then read until the broker closes, so the close
 /// is never a reset that could discard what the broker has not yet read.
 pub async fn say_goodbye(mut rd: Reader, mut wr: Writer) {

@@ -16,17 +16,17 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::time::{sleep_until, Instant as TokioInstant, Interval, MissedTickBehavior, Sleep};
 use tracing::{debug, info, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::Retry;
 use crate::config::BridgeConfig;
-use crate::connect::{self, connect_once, Opened};
+use crate::connect::{self, Opened};
 use crate::error::{ConnectError, Lost};
 use crate::session::{Fill, Session, Shutdown};
 use crate::stats::{add, BridgeStats};
-use crate::transport::{Reader, Tls, TransportError, Writer};
+use crate::transport::{write_or_flush, Reader, Tls, TransportError, Writer};
 use crate::waker::Waker;
 use crate::BridgeError;
 
@@ -57,7 +57,8 @@ pub(crate) struct Link {
     commands: Sender<LedCommand>,
     stats: Arc<BridgeStats>,
     waker: Waker,
-    stats_tick: Option<Interval>,
+    /// Ticks only with `stats_interval` set (the `select!` branch is off otherwise).
+    stats_tick: Interval,
 }
 
 /// The socket of one live connection.
@@ -80,11 +81,9 @@ impl Link {
     ) -> Result<Self, BridgeError> {
         let cfg = Arc::new(cfg);
         let waker = Waker::spawn(&io.events, &io.leds).map_err(BridgeError::Thread)?;
-        let stats_tick = cfg.stats_interval.map(|every| {
-            let mut t = tokio::time::interval_at(TokioInstant::now() + every, every);
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            t
-        });
+        let every = cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
+        let mut stats_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
+        stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let session = Session::new(
             Arc::clone(&cfg),
             io.n_inputs,
@@ -111,9 +110,8 @@ impl Link {
     /// Runs until the driver has stopped and everything is delivered (or given up on).
     pub async fn run(mut self) -> Result<(), BridgeError> {
         let url = self.cfg.broker_url();
-        let mut backoff = Backoff::new(self.cfg.reconnect_min, self.cfg.reconnect_max);
-        let mut takeover = crate::fleet::Takeover::default();
-        let mut hinted = false;
+        let (min, max) = (self.cfg.reconnect_min, self.cfg.reconnect_max);
+        let mut retry = Retry::new(min, max, self.connect_hint.take());
         // stopping with nothing left to send and no connection: the broker has
         // published our last will (`offline`) if we ever were online
         while self.session.wants_connection() {
@@ -131,31 +129,16 @@ impl Link {
                     let end = self.serve(o).await;
                     self.session.disconnected();
                     self.send_commands();
-                    match end {
-                        End::Finished => return Ok(()),
-                        End::Lost(why) => {
-                            add(&self.stats.connection_errors, 1);
-                            warn!(broker = %url, buffered = self.session.outbox.len(), "connection to broker lost: {why}");
-                            if takeover.ended(started.elapsed()) {
-                                let n = crate::fleet::QUICK_IN_A_ROW;
-                                warn!("{}", crate::fleet::takeover_line(&self.cfg.client_id, n));
-                            }
-                        }
-                    }
-                    // a connection that lasted is a fresh start for the backoff; one
-                    // that the broker closes at once (refusing something) is not
-                    if started.elapsed() > Duration::from_secs(5) {
-                        backoff.reset();
-                    }
+                    let End::Lost(why) = end else {
+                        return Ok(());
+                    };
+                    add(&self.stats.connection_errors, 1);
+                    warn!(broker = %url, buffered = self.session.outbox.len(), "connection to broker lost: {why}");
+                    retry.lost(started.elapsed(), &self.cfg.client_id);
                 }
                 Err(e) => {
-                    // once per run: the hint is the same at every retry
-                    let hint = match (&self.connect_hint, hinted, &e) {
-                        (_, _, ConnectError::Stopping) | (None, _, _) | (_, true, _) => None,
-                        (Some(h), false, e) => Some(h(e)),
-                    };
-                    hinted |= hint.is_some();
-                    if let (Some(h), true) = (&hint, e.is_permanent()) {
+                    let (hint, permanent) = (retry.hint(&e), e.is_permanent());
+                    if let Some(h) = hint.as_ref().filter(|_| permanent) {
                         warn!("hint: {h}");
                     }
                     let e =
@@ -166,7 +149,7 @@ impl Link {
                                 source,
                             })?;
                     warn!(broker = %url, buffered = self.session.outbox.len(), "cannot connect to broker: {e}");
-                    if let Some(h) = hint {
+                    if let Some(h) = hint.filter(|_| !permanent) {
                         warn!("hint: {h}");
                     }
                     if !self.session.wants_connection() {
@@ -174,7 +157,7 @@ impl Link {
                     }
                 }
             }
-            let delay = backoff.next_delay();
+            let delay = retry.next_delay();
             debug!("reconnecting in {delay:?}");
             self.wait_offline(delay).await;
         }
@@ -287,19 +270,12 @@ impl Link {
         let cfg = Arc::clone(&self.cfg);
         let tls = self.tls.clone();
         let (fresh_first, clean) = self.session.connect_plan();
-        let attempt = async move {
-            if fresh_first {
-                // drop what an earlier process left in our session (stale LED
-                // commands, half-done QoS 2 ids), then start the persistent one
-                let o = connect_once(&cfg, tls.as_ref(), true, true).await?;
-                connect::say_goodbye(o.rd, o.wr).await;
-            }
-            connect_once(&cfg, tls.as_ref(), clean, true).await
-        };
+        let attempt = async move { connect::open(&cfg, tls.as_ref(), fresh_first, clean).await };
         tokio::pin!(attempt);
         loop {
             // a stop's grace period also bounds a connection attempt
             let give_up = self.session.grace_until().map(TokioInstant::from_std);
+            let far = TokioInstant::now() + Duration::from_secs(3600);
             tokio::select! {
                 r = &mut attempt => return r,
                 () = self.waker.notified() => {
@@ -309,7 +285,9 @@ impl Link {
                         return Err(ConnectError::Stopping);
                     }
                 }
-                () = sleep_until_opt(give_up) => return Err(ConnectError::Stopping),
+                () = sleep_until(give_up.unwrap_or(far)), if give_up.is_some() => {
+                    return Err(ConnectError::Stopping);
+                }
             }
         }
     }
@@ -363,7 +341,7 @@ impl Link {
             if c.rbuf.capacity() - c.rbuf.len() < 2048 {
                 c.rbuf.reserve(16 * 1024);
             }
-            let stats_tick = self.stats_tick.as_mut();
+            let stats_on = self.cfg.stats_interval.is_some();
             // control packets piled up (the broker sends but does not read): stop
             // reading until the batch is out, so TCP pushes back on the broker
             let reading = self.session.wants_input();
@@ -394,7 +372,7 @@ impl Link {
                     Ok(next) => c.timer.as_mut().reset(TokioInstant::from_std(next)),
                     Err(e) => return End::Lost(e),
                 },
-                () = tick(stats_tick) => self.session.queue_stats(),
+                _ = self.stats_tick.tick(), if stats_on => self.session.queue_stats(),
             }
         }
     }
@@ -410,33 +388,5 @@ impl Link {
             }
         }
         self.session.finish_batch()
-    }
-}
-
-async fn sleep_until_opt(t: Option<TokioInstant>) {
-    match t {
-        Some(t) => sleep_until(t).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Writes some of `buf` (Some(bytes taken)), or flushes when it is empty (None).
-async fn write_or_flush(wr: Option<&mut Writer>, buf: &[u8]) -> std::io::Result<Option<usize>> {
-    let Some(wr) = wr else {
-        return std::future::pending().await;
-    };
-    if buf.is_empty() {
-        wr.flush().await.map(|()| None)
-    } else {
-        wr.write(buf).await.map(Some)
-    }
-}
-
-async fn tick(t: Option<&mut Interval>) {
-    match t {
-        Some(t) => {
-            t.tick().await;
-        }
-        None => std::future::pending().await,
     }
 }

@@ -34,6 +34,20 @@ impl Writer {
     }
 }
 
+/// Writes some of `buf` (Some(bytes taken)), or flushes when it is empty (None);
+/// without a writer (the connection is closing), never.
+pub async fn write_or_flush(wr: Option<&mut Writer>, buf: &[u8]) -> io::Result<Option<usize>> {
+    use tokio::io::AsyncWriteExt;
+    let Some(wr) = wr else {
+        return std::future::pending().await;
+    };
+    if buf.is_empty() {
+        wr.flush().await.map(|()| None)
+    } else {
+        wr.write(buf).await.map(Some)
+    }
+}
+
 impl AsyncWrite for Writer {
     fn poll_write(
         mut self: Pin<&mut Self>,
