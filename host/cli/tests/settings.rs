@@ -136,6 +136,12 @@ fn wrong_types_in_files_are_named_not_quoted() {
             "qos = \"Secret1\"\n",
             "expected a whole number, found string",
         ),
+        // a value no variant has: the choices, not the value (found by the
+        // property test with "\n", which made the error two lines)
+        (
+            "board = \"Secret1\\n\"\n",
+            "unknown value, expected `uio` or `sim`",
+        ),
         (
             "keep_alive = \"Secret1\"\n",
             "expected seconds, found string",

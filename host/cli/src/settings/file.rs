@@ -143,6 +143,11 @@ impl File {
 /// serde's reason, in the words of the other errors and without the value, which a
 /// misplaced secret could be: `expected a whole number, found string`.
 fn why(msg: &str) -> String {
+    // `unknown variant `<the value>`, expected ...`: the choices, not the value
+    let variant = msg.strip_prefix("unknown variant `");
+    if let Some((_, want)) = variant.and_then(|m| m.rsplit_once("`, expected ")) {
+        return format!("unknown value, expected {want}");
+    }
     let types = msg.strip_prefix("invalid type: ");
     let Some((found, want)) = types.and_then(|m| m.rsplit_once(", expected ")) else {
         return msg.to_owned();
