@@ -27,6 +27,7 @@ mod shown;
 mod stats;
 mod topics;
 mod transport;
+mod values;
 mod waker;
 mod wire;
 
@@ -49,6 +50,7 @@ pub use payload::{
 pub use stats::{summary, BridgeStats, BridgeStatsView};
 pub use topics::{check_filter, normalize_prefix, LedTarget, TopicError, TopicLayout, Topics};
 pub use transport::{TlsSetupError, TransportError};
+pub use values::{Names, Seconds};
 pub use wire::WireError;
 
 /// The driver's ends of the channels, and what the bridge reports about it.

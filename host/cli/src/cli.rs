@@ -10,7 +10,9 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use pynq_mqtt_bus::Bus;
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::{self, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings};
+use crate::settings::{
+    self, BoardArgs, BoardKind, BrokerArgs, CommonArgs, DaemonArgs, Settings, TlsArgs,
+};
 #[cfg(feature = "sim")]
 use crate::{bench_cmd, broker_cmd, sim_cmd};
 use crate::{board, config_cmd, doctor, regs_cmd};
@@ -52,13 +54,20 @@ enum Cmd {
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
-    board: BoardArgs,
+    common: CommonArgs,
     #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
-    paths: board::SysPaths,
+    tls: TlsArgs,
     #[command(flatten)]
-    common: CommonArgs,
+    daemon: DaemonArgs,
+    /// Remove the Home Assistant discovery configs (empty retained messages) and exit.
+    #[arg(long, help_heading = "Home Assistant")]
+    ha_remove: bool,
+    #[command(flatten)]
+    board: BoardArgs,
+    #[command(flatten)]
+    paths: board::SysPaths,
 }
 
 /// Log lines on stderr; with `crlf`, each newline also returns the carriage, for the

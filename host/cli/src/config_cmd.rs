@@ -6,16 +6,21 @@
 use anyhow::Result;
 use pynq_mqtt_bridge::RuleLeds;
 
-use crate::settings::{show, BoardArgs, BrokerArgs, CommonArgs, Settings};
+use crate::settings::{show, BoardArgs, BrokerArgs, CommonArgs, DaemonArgs, Settings, TlsArgs};
 
+/// The settings of `run`.
 #[derive(clap::Args, Debug)]
 pub struct ConfigArgs {
     #[command(flatten)]
-    pub board: BoardArgs,
+    pub common: CommonArgs,
     #[command(flatten)]
     pub broker: BrokerArgs,
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub board: BoardArgs,
 }
 
 pub fn run(s: Settings) -> Result<()> {

@@ -17,19 +17,24 @@ use pynq_mqtt_driver::{probe, DeviceInfo};
 use pynq_mqtt_regs as regs;
 
 use crate::board::{register_span, SysPaths};
-use crate::settings::{default_device, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings};
+use crate::settings::{self as s, default_device, BoardKind, Settings};
 use hw::Failure;
 
+/// What the checks use: the board and the broker (the file may hold every key).
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {
     #[command(flatten)]
-    pub board: BoardArgs,
+    pub common: s::CommonArgs,
     #[command(flatten)]
-    pub broker: BrokerArgs,
+    pub broker: s::BrokerArgs,
+    #[command(flatten)]
+    pub tls: s::TlsArgs,
+    #[command(flatten)]
+    pub session: s::SessionArgs,
+    #[command(flatten)]
+    pub board: s::BoardArgs,
     #[command(flatten)]
     pub paths: SysPaths,
-    #[command(flatten)]
-    pub common: CommonArgs,
 }
 
 /// The lines printed so far, and how many failed.

@@ -81,8 +81,27 @@ pub fn faked() -> bool {
 pub fn board_client_id() -> String {
     match primary_mac(&root(SYSFS_ENV, "/sys"), &root(PROCFS_ENV, "/proc")) {
         Some(mac) => client_id_from_mac(&mac),
-        None => format!("pynq-mqtt-{}", crate::settings::hostname()),
+        None => format!("pynq-mqtt-{}", hostname()),
     }
+}
+
+/// The default client id of a board of this kind: the simulated board's fixed one
+/// (unless a test plays a board), else the board's own.
+pub fn default_client_id(board: crate::board::BoardKind) -> String {
+    match board == crate::board::BoardKind::Sim && !faked() {
+        true => SIM_CLIENT_ID.into(),
+        false => board_client_id(),
+    }
+}
+
+/// This machine's host name, for a board without a MAC.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "board".into())
 }
 
 #[cfg(test)]

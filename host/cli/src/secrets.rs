@@ -1,11 +1,31 @@
-//! Warnings about secrets at rest and on the wire, given once when the daemon starts:
-//! a password file or TLS key that every local user can read, and a password sent
-//! in clear (`mqtt://`) to a broker off this machine.
+//! The broker password, from its variable or its file; and warnings about secrets at
+//! rest and on the wire, given once when the daemon starts: a password file or TLS key
+//! that every local user can read, and a password sent in clear (`mqtt://`) to a
+//! broker off this machine.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use pynq_mqtt_bridge::BridgeConfig;
+use pynq_mqtt_bridge::{BridgeConfig, Secret};
+
+/// The environment variable that carries the broker password (there is no flag:
+/// a password on the command line is visible to every user in `ps`).
+pub const PASSWORD_ENV: &str = "PYNQ_MQTT_PASSWORD";
+
+/// The password: the variable (then `true`), else the first line of the file. The
+/// error names the file, never its text.
+pub fn password(file: Option<&Path>) -> Result<Option<(Secret, bool)>, String> {
+    if let Ok(p) = std::env::var(PASSWORD_ENV) {
+        return Ok(Some((Secret::new(p), true)));
+    }
+    let Some(path) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read password file {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    Ok(Some((Secret::new(line.to_owned()), false)))
+}
 
 /// Whether a file of this mode can be read by users outside its owner and group.
 pub fn readable_by_others(mode: u32) -> bool {

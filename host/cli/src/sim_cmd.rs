@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::cli::open_sim;
 use crate::daemon;
-use crate::settings::{BrokerAddr, CommonArgs, Settings};
+use crate::settings::{BrokerAddr, CommonArgs, DaemonArgs, Settings};
 
 #[derive(clap::Args, Debug)]
 pub struct SimArgs {
@@ -27,6 +27,11 @@ pub struct SimArgs {
     pub duration: Option<f64>,
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    /// Remove the Home Assistant discovery configs (empty retained messages) and exit.
+    #[arg(long, help_heading = "Home Assistant")]
+    pub ha_remove: bool,
 }
 
 pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {

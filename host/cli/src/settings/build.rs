@@ -1,45 +1,11 @@
 //! From the resolved values to the bridge's and the driver's configurations, which
-//! check what spans several settings; and the password, from its variable or file.
-
-use std::path::Path;
+//! check what spans several settings.
 
 use anyhow::Result;
-use pynq_mqtt_bridge::{
-    normalize_prefix, BridgeConfig, Discovery, Rule, Secret, TlsConfig, TopicLayout,
-};
+use pynq_mqtt_bridge::{normalize_prefix, BridgeConfig, Discovery, Rule, TlsConfig, TopicLayout};
 use pynq_mqtt_driver::DriverConfig;
 
-use super::{fail, show, Settings, Shown, Source, Values};
-
-/// The environment variable that carries the broker password (there is no flag:
-/// a password on the command line is visible to every user in `ps`).
-pub const PASSWORD_ENV: &str = "PYNQ_MQTT_PASSWORD";
-
-/// This machine's host name, for the default client id.
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "board".into())
-}
-
-/// The password: the environment variable, else the first line of the file.
-fn password(file: Option<&Path>, source: &Source) -> Result<Option<(Secret, Source)>> {
-    if let Ok(p) = std::env::var(PASSWORD_ENV) {
-        return Ok(Some((Secret::new(p), Source::Env(PASSWORD_ENV))));
-    }
-    let Some(path) = file else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let msg = format!("cannot read password file {}: {e}", path.display());
-        fail(source, "password_file", &msg)
-    })?;
-    let line = text.lines().next().unwrap_or_default().to_owned();
-    Ok(Some((Secret::new(line), source.clone())))
-}
+use super::{fail, show, BoardKind, Settings, Shown, Source, Values, PASSWORD_ENV};
 
 /// Hands each value to the bridge or the driver, and blames a refusal on its source.
 pub(super) fn settings(
@@ -55,8 +21,14 @@ pub(super) fn settings(
         s.value = Some(show(&v.prefix));
     }
     let at = |key: &str| shown.iter().position(|s| s.key == key).expect("declared");
+    if let (BoardKind::Uio, Some(_)) = (v.board, &v.stimulus) {
+        let msg = "a stimulus is for the simulated board (--board sim), not a UIO board";
+        return Err(fail(&shown[at("stimulus")].source, "stimulus", msg));
+    }
     let pw_at = at("password_file");
-    let password = password(v.password_file.as_deref(), &shown[pw_at].source)?;
+    let pw_file = v.password_file.as_deref();
+    let password = crate::secrets::password(pw_file)
+        .map_err(|msg| fail(&shown[pw_at].source, "password_file", &msg))?;
     let tls = TlsConfig {
         ca_file: v.ca_file.clone(),
         client_cert: v.client_cert.clone(),
@@ -107,7 +79,8 @@ pub(super) fn settings(
         ..DriverConfig::default()
     };
     let (value, source) = match password {
-        Some((_, source)) => (Some(show("***")), source),
+        Some((_, true)) => (Some(show("***")), Source::Env(PASSWORD_ENV)),
+        Some((_, false)) => (Some(show("***")), shown[pw_at].source.clone()),
         None => (None, Source::Default),
     };
     let key = "password";

@@ -4,11 +4,10 @@
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
-use pynq_mqtt_bridge::{BrokerUrl, PayloadFormat, Qos, SessionMode, StateFormat};
+use pynq_mqtt_bridge::{BrokerUrl, Names, PayloadFormat, Qos, Seconds, SessionMode, StateFormat};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -43,7 +42,7 @@ from_str!(
     Qos = "0|1|2",
     StateFormat = "10|onoff"
 );
-from_str!(BoardKind = "uio|sim");
+from_str!(BoardKind = "uio|sim", Names = "NAMES", Seconds = "SECS");
 #[cfg(feature = "sim")]
 from_str!(super::SimSpeed = "SPEED");
 
@@ -55,75 +54,6 @@ impl Value for bool {
             "false" | "0" | "no" | "off" => Ok(false),
             _ => Err(format!("expected true or false, found {s:?}")),
         }
-    }
-}
-
-/// Names: comma-separated on the command line, an array of strings in the file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Vec<String>")]
-pub struct Names(pub Vec<String>);
-
-impl TryFrom<Vec<String>> for Names {
-    type Error = &'static str;
-    fn try_from(v: Vec<String>) -> Result<Self, Self::Error> {
-        match v.iter().any(|s| s.contains(',')) {
-            true => Err("a name cannot hold a comma"),
-            false => Ok(Names(v)),
-        }
-    }
-}
-
-impl Value for Names {
-    const NAME: &'static str = "NAMES";
-    /// An empty name is refused rather than skipped: `a,,c` skipping it would name
-    /// input 1 `c`, shifting every name after the gap.
-    fn parse(s: &str) -> Result<Self, String> {
-        if s.trim().is_empty() {
-            return Ok(Names::default());
-        }
-        let names: Vec<String> = s.split(',').map(|x| x.trim().to_owned()).collect();
-        match names.iter().position(String::is_empty) {
-            Some(i) => Err(format!(
-                "name {} of {} is empty: name every position (e.g. a,b,c), names are by index",
-                i + 1,
-                names.len()
-            )),
-            None => Ok(Names(names)),
-        }
-    }
-}
-
-/// Seconds, whole or not, up to about four months (the bridge checks its own limits);
-/// a TOML integer or float.
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
-#[serde(try_from = "f64")]
-pub struct Seconds(pub Duration);
-
-impl TryFrom<f64> for Seconds {
-    type Error = String;
-    fn try_from(f: f64) -> Result<Self, String> {
-        match (0.0..=1e7).contains(&f) {
-            true => Ok(Seconds(Duration::from_secs_f64(f))),
-            false => Err(format!("{f}: expected 0 to 10000000 seconds")),
-        }
-    }
-}
-
-impl Serialize for Seconds {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.subsec_nanos() {
-            0 => s.serialize_u64(self.0.as_secs()),
-            _ => s.serialize_f64(self.0.as_secs_f64()),
-        }
-    }
-}
-
-impl Value for Seconds {
-    const NAME: &'static str = "SECS";
-    fn parse(s: &str) -> Result<Self, String> {
-        let f = s.trim().parse::<f64>();
-        f.map_err(|_| format!("expected seconds, found {s:?}"))?
-            .try_into()
     }
 }
 
