@@ -1,13 +1,22 @@
-//! The command line: subcommands, logging and exit status.
+//! The command line: subcommands, logging, errors and exit status.
+//!
+//! Every error the binary prints is one style: `pynq-mqtt: error: <what>: <cause>`,
+//! on one line; clap's usage errors add its usage and tip lines below. A closed
+//! stdout or stderr (`pynq-mqtt … | head -1`) ends the process quietly, with
+//! [`CLOSED_OUTPUT`].
 
+use std::io::Write as _;
 use std::process::ExitCode;
 #[cfg(feature = "sim")]
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 #[cfg(feature = "sim")]
 use pynq_mqtt_bus::Bus;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{
@@ -20,11 +29,67 @@ use crate::{board, config_cmd, doctor, regs_cmd};
 #[derive(Parser, Debug)]
 #[command(name = "pynq-mqtt", version, about)]
 pub struct Cli {
-    /// Log filter, e.g. `info`, `debug`, `pynq_mqtt_driver=debug`.
-    #[arg(long, global = true, env = "PYNQ_MQTT_LOG", default_value = "info")]
-    log: String,
+    #[command(flatten)]
+    logging: Logging,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// The log on stderr, for every subcommand. RUST_LOG is read when neither --log nor
+/// PYNQ_MQTT_LOG is given; -v and -q then set the overall level.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Logging")]
+struct Logging {
+    /// Log filter: a level (off, error, warn, info, debug, trace) and `target=level`
+    /// pairs, e.g. `info,pynq_mqtt_driver=debug`; over RUST_LOG.
+    #[arg(long, global = true, env = "PYNQ_MQTT_LOG", default_value = "info")]
+    #[arg(value_name = "FILTER", value_parser = log_filter)]
+    log: String,
+    /// More log lines: -v debug, -vv trace.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
+    /// Fewer log lines: -q warnings, -qq errors only, -qqq none.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    quiet: u8,
+}
+
+/// `--log` as tracing's EnvFilter reads it, but a bare word must be a level: EnvFilter
+/// would read `--log garbage` as "only the target `garbage`", a silent log.
+fn log_filter(s: &str) -> Result<String, String> {
+    let bare = s
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && !d.contains('='));
+    if let Some(d) = bare.into_iter().find(|d| d.parse::<LevelFilter>().is_err()) {
+        return Err(format!(
+            "{d:?} is not a level (off, error, warn, info, debug, trace) nor target=level"
+        ));
+    }
+    EnvFilter::builder().parse(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
+
+/// The log filter: --log or PYNQ_MQTT_LOG, else RUST_LOG, else `info`; -v/-q over
+/// its overall level. The embedded broker logs every routine disconnect as an error:
+/// it is quiet unless a filter names it.
+fn filter(m: &ArgMatches, l: &Logging) -> Result<EnvFilter> {
+    let given = matches!(
+        m.value_source("log"),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    );
+    let base = match std::env::var("RUST_LOG") {
+        Ok(rust_log) if !given && !rust_log.trim().is_empty() => rust_log,
+        _ => l.log.clone(),
+    };
+    let levels = ["off", "error", "warn", "info", "debug", "trace"];
+    let level = (3 + i32::from(l.verbose) - i32::from(l.quiet)).clamp(0, 5);
+    let shift = match l.verbose != 0 || l.quiet != 0 {
+        true => format!(",{}", levels[level as usize]),
+        false => String::new(),
+    };
+    EnvFilter::builder()
+        .parse(format!("rumqttd=off,{base}{shift}"))
+        .with_context(|| format!("RUST_LOG {base:?} is not a log filter"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,8 +141,51 @@ struct LogWriter {
     crlf: bool,
 }
 
+/// The status of a process whose stdout or stderr was closed: the shell's for a
+/// process ended by SIGPIPE. Nobody reads what it would say, so it says nothing.
+pub const CLOSED_OUTPUT: u8 = 141;
+
+fn closed_output() -> ! {
+    std::process::exit(CLOSED_OUTPUT.into())
+}
+
+/// `print!` and `eprint!` panic on a closed stream: that panic ends the process
+/// quietly, whichever thread wrote.
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let p = info.payload();
+        let msg = p.downcast_ref::<String>().map(String::as_str);
+        let msg = msg.or_else(|| p.downcast_ref::<&str>().copied());
+        if msg.is_some_and(|m| m.starts_with("failed printing to std")) {
+            closed_output();
+        }
+        default(info)
+    }));
+}
+
+/// Prints an error in the one style of the binary, `pynq-mqtt: error: <what>`.
+fn print_error(what: impl std::fmt::Display) {
+    if writeln!(std::io::stderr(), "pynq-mqtt: error: {what}").is_err() {
+        closed_output();
+    }
+}
+
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_lines(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => closed_output(),
+            _ => e,
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl LogWriter {
+    fn write_lines(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let mut err = std::io::stderr().lock();
         if self.crlf {
             for part in buf.split_inclusive(|b| *b == b'\n') {
@@ -93,10 +201,6 @@ impl std::io::Write for LogWriter {
             err.write_all(buf)?;
         }
         Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
     }
 }
 
@@ -124,27 +228,28 @@ where
 }
 
 pub fn main() -> ExitCode {
+    quiet_on_closed_output();
     let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,
-        // a bad setting is one line naming its flag or variable, like a bad file value
-        Err(e) => match settings::bad_value(&e) {
-            Some(msg) => {
-                eprintln!("pynq-mqtt: error: {msg}");
-                return ExitCode::FAILURE;
-            }
-            None => e.exit(),
-        },
+        Err(e) => return clap_error(&e),
     };
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
     #[cfg(feature = "sim")]
     let crlf = matches!(cli.cmd, Cmd::Sim(_))
         && std::io::IsTerminal::is_terminal(&std::io::stdin())
         && std::io::IsTerminal::is_terminal(&std::io::stdout());
     #[cfg(not(feature = "sim"))]
     let crlf = false;
-    // the embedded broker logs every routine disconnect as an error: quiet unless asked
-    let filter = EnvFilter::try_new(format!("rumqttd=off,{}", cli.log))
-        .unwrap_or_else(|_| EnvFilter::new("rumqttd=off,info"));
+    let filter = match filter(&matches, &cli.logging) {
+        Ok(f) => f,
+        Err(e) => {
+            print_error(format_args!("{e:#}"));
+            return ExitCode::FAILURE;
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || LogWriter { crlf })
@@ -153,8 +258,29 @@ pub fn main() -> ExitCode {
     match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pynq-mqtt: error: {e:#}");
+            print_error(format_args!("{e:#}"));
             ExitCode::from(crate::daemon::exit_status(&e))
+        }
+    }
+}
+
+/// Help and version on stdout as clap prints them; an error in the binary's style:
+/// a bad setting in one line naming its flag or variable (status 1, as a bad file
+/// value), any other with clap's usage and tip lines (status 2).
+fn clap_error(e: &clap::Error) -> ExitCode {
+    let help = [ErrorKind::DisplayHelp, ErrorKind::DisplayVersion];
+    if help.contains(&e.kind()) || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        e.exit()
+    }
+    match settings::bad_value(e) {
+        Some(msg) => {
+            print_error(msg);
+            ExitCode::FAILURE
+        }
+        None => {
+            let text = e.to_string();
+            print_error(text.trim_end().trim_start_matches("error: "));
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
         }
     }
 }
