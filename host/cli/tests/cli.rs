@@ -292,3 +292,52 @@ fn every_error_has_one_style() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The keys' table in host/README.md lists every key under the heading `--help`
+/// puts its flag under.
+#[test]
+fn the_key_documentation_follows_the_help_headings() {
+    let out = run(&["run", "--help"], &[]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    let mut under = std::collections::HashMap::new();
+    let mut heading = String::new();
+    for l in help.lines() {
+        match l.strip_suffix(':') {
+            Some(h) if !l.starts_with(' ') => heading = h.to_owned(),
+            _ => {
+                let flag = l.split_whitespace().find(|w| w.starts_with("--"));
+                if let Some(flag) = flag {
+                    under.insert(flag.trim_end_matches(',').to_owned(), heading.clone());
+                }
+            }
+        }
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+    let readme = readme.unwrap();
+    let table = readme.split("\n## Settings\n").nth(1).unwrap();
+    let (mut heading, mut documented) = (String::new(), Vec::new());
+    for row in table.lines().skip_while(|l| !l.starts_with('|')) {
+        if !row.starts_with('|') {
+            break;
+        }
+        let first = row.split('|').nth(1).unwrap().trim();
+        if let Some(h) = first.strip_prefix("**").and_then(|h| h.strip_suffix("**")) {
+            heading = h.to_owned();
+            continue;
+        }
+        let keys = first.split('`').skip(1).step_by(2);
+        let is_key = |k: &&str| k.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        for key in keys.filter(is_key) {
+            let flag = format!("--{}", key.replace('_', "-"));
+            assert_eq!(under.get(&flag), Some(&heading), "{key} in host/README.md");
+            documented.push(key.to_owned());
+        }
+    }
+    for key in pynq_mqtt::settings::KEYS {
+        assert!(
+            documented.contains(&key.to_string()),
+            "{key} not in host/README.md"
+        );
+    }
+    assert_eq!(under.get("--log").map(String::as_str), Some("Logging"));
+}
