@@ -19,9 +19,7 @@ use pynq_mqtt_bus::Bus;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::{
-    self, BoardArgs, BoardKind, BrokerArgs, CommonArgs, DaemonArgs, Settings, TlsArgs,
-};
+use crate::settings::{self as s, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings, TlsArgs};
 #[cfg(feature = "sim")]
 use crate::{bench_cmd, broker_cmd, sim_cmd};
 use crate::{board, config_cmd, doctor, regs_cmd};
@@ -116,6 +114,26 @@ enum Cmd {
     Bench(bench_cmd::BenchArgs),
 }
 
+/// The settings of the daemon itself, for `run`, `sim` and `config`. Each
+/// subcommand takes the setting groups it uses: `run` and `config` these and the
+/// board, the broker and TLS; `sim` these (it is its own board and broker);
+/// `doctor` the board, the broker, TLS and the session; `regs` the board.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    session: s::SessionArgs,
+    #[command(flatten)]
+    delivery: s::DeliveryArgs,
+    #[command(flatten)]
+    topics: s::TopicArgs,
+    #[command(flatten)]
+    payloads: s::PayloadArgs,
+    #[command(flatten)]
+    driver: s::DriverArgs,
+    #[command(flatten)]
+    ha: s::HaArgs,
+}
+
 #[derive(clap::Args, Debug)]
 struct RunArgs {
     #[command(flatten)]
@@ -207,7 +225,7 @@ impl LogWriter {
 /// The settings of the subcommand in `m`, resolved (clap knows where each came from).
 pub fn resolve(m: &ArgMatches) -> Result<Settings> {
     let (_, sub) = m.subcommand().context("no subcommand")?;
-    settings::resolve(sub)
+    s::resolve(sub)
 }
 
 /// The settings a command line gives, `argv` without the program's name: what the
@@ -220,7 +238,7 @@ where
     let argv = std::iter::once("pynq-mqtt".into()).chain(argv.into_iter().map(Into::into));
     let m = Cli::command()
         .try_get_matches_from::<_, std::ffi::OsString>(argv)
-        .map_err(|e| match settings::bad_value(&e) {
+        .map_err(|e| match s::bad_value(&e) {
             Some(msg) => anyhow::anyhow!("{msg}"),
             None => anyhow::anyhow!("{}", e.to_string().trim_end()),
         })?;
@@ -272,7 +290,7 @@ fn clap_error(e: &clap::Error) -> ExitCode {
     if help.contains(&e.kind()) || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         e.exit()
     }
-    match settings::bad_value(e) {
+    match s::bad_value(e) {
         Some(msg) => {
             print_error(msg);
             ExitCode::FAILURE

@@ -6,7 +6,8 @@
 use anyhow::Result;
 use pynq_mqtt_bridge::RuleLeds;
 
-use crate::settings::{show, BoardArgs, BrokerArgs, CommonArgs, DaemonArgs, Settings, TlsArgs};
+use crate::cli::DaemonArgs;
+use crate::settings::{show, BoardArgs, BrokerArgs, CommonArgs, Settings, TlsArgs};
 
 /// The settings of `run`.
 #[derive(clap::Args, Debug)]

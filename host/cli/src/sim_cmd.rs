@@ -14,8 +14,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
 use crate::cli::open_sim;
+use crate::cli::DaemonArgs;
 use crate::daemon;
-use crate::settings::{BrokerAddr, CommonArgs, DaemonArgs, Settings};
+use crate::settings::{BrokerAddr, CommonArgs, Settings};
 
 #[derive(clap::Args, Debug)]
 pub struct SimArgs {

@@ -42,7 +42,7 @@ pub type SimSpeed = String;
 /// the file key `name` and the field `Values::name` (an `Option` when the row has no
 /// default). A default is text, shown by clap and parsed as a flag's value would be,
 /// or `{ an expression }` of the settings above it. Each group is a clap struct of
-/// its own, for the subcommands it means something to, under its help heading.
+/// its own under its help heading; `cli.rs` gives each subcommand the groups it uses.
 macro_rules! settings {
     ($($(#[$group_attr:meta])* $group:ident $heading:literal {
         $($(#[$attr:meta])* $name:ident: $ty:ty $(= $default:tt)?, $env:literal;)*
@@ -107,8 +107,7 @@ macro_rules! settings {
 }
 
 settings! {
-    /// The board, for `run`, `config`, `doctor` and `regs` (`sim` is its own board);
-    /// first under its heading, wherever the subcommand puts it.
+    // (first under its heading, wherever a subcommand puts it)
     #[command(next_display_order = 0)]
     BoardArgs "Hardware" {
         /// `uio` (a PYNQ board) or `sim` (the Verilated RTL).
@@ -117,7 +116,6 @@ settings! {
         #[arg(value_name = "NAME|/dev/uioN")]
         device: DeviceSpec = "pynq_mqtt", "PYNQ_MQTT_DEVICE";
     }
-    /// The broker and its login, for `run`, `config` and `doctor` (`sim` embeds its own).
     BrokerArgs "Broker" {
         /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS).
         broker: BrokerUrl = "mqtt://localhost:1883", "PYNQ_MQTT_BROKER";
@@ -126,7 +124,6 @@ settings! {
         /// File holding the broker password (first line); or set PYNQ_MQTT_PASSWORD.
         password_file: PathBuf, "PYNQ_MQTT_PASSWORD_FILE";
     }
-    /// TLS to the broker (mqtts://), for `run`, `config` and `doctor`.
     TlsArgs "TLS" {
         /// PEM file of the CA certificates to trust (default: the system's).
         ca_file: PathBuf, "PYNQ_MQTT_CA_FILE";
@@ -137,7 +134,6 @@ settings! {
         /// Name the broker's certificate must carry (default: the broker's host).
         server_name: String, "PYNQ_MQTT_SERVER_NAME";
     }
-    /// The MQTT session, for every subcommand that connects.
     SessionArgs "Broker" {
         /// MQTT client id, unique per board; keep it stable for a persistent session
         /// (default: pynq-mqtt-<last 6 hex digits of the MAC>, pynq-mqtt-sim on the simulated board).
@@ -148,7 +144,6 @@ settings! {
         /// found within twice this.
         keep_alive: Seconds = "30", "PYNQ_MQTT_KEEP_ALIVE";
     }
-    /// Delivery of events, for `run`, `sim` and `config`.
     DeliveryArgs "Broker" {
         /// QoS of button events.
         qos: Qos = "0", "PYNQ_MQTT_QOS";
@@ -163,7 +158,6 @@ settings! {
         /// At a stop, seconds to keep trying to deliver buffered events.
         shutdown_timeout: Seconds = "15", "PYNQ_MQTT_SHUTDOWN_TIMEOUT";
     }
-    /// Topics, for `run`, `sim` and `config`.
     TopicArgs "Topics" {
         /// Prefix of every topic, e.g. `pynq/board1/` (default: none, as in the seed).
         prefix: String = { String::new() }, "PYNQ_MQTT_PREFIX";
@@ -174,7 +168,6 @@ settings! {
         /// Names of the LEDs in `led/<name>` and `led/<name>/set` (default: the index).
         led_names: Names = { Names::default() }, "PYNQ_MQTT_LED_NAMES";
     }
-    /// Payloads, for `run`, `sim` and `config`.
     PayloadArgs "Payloads" {
         /// Button payloads: `plain` (1/0) or `json`.
         payload: PayloadFormat = "plain", "PYNQ_MQTT_PAYLOAD";
@@ -183,7 +176,6 @@ settings! {
         /// Seconds between `stats` messages; 0 turns them off.
         stats_interval: Seconds = "30", "PYNQ_MQTT_STATS_INTERVAL";
     }
-    /// The driver, for `run`, `sim` and `config`.
     DriverArgs "Hardware" {
         /// Capacity of the event channel between driver and publisher.
         channel_capacity: Int<1, 100_000_000> = "65536", "PYNQ_MQTT_CHANNEL_CAPACITY";
@@ -197,15 +189,11 @@ settings! {
         /// or 0 for normal scheduling. Needs root, CAP_SYS_NICE or RLIMIT_RTPRIO (the
         /// installed unit grants LimitRTPRIO); refused, it warns and runs.
         rt_priority: Int<0, 99> = "0", "PYNQ_MQTT_RT_PRIORITY";
-    }
-    /// The simulated board, for `run`, `sim` and `config`.
-    SimBoardArgs "Hardware" {
         /// Simulated board: replay `<time_us> <input> <level>` lines onto the inputs.
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
         /// Simulated board: `realtime`, `fast` (the stimulus at full speed) or a factor.
         sim_speed: SimSpeed = "realtime", "PYNQ_MQTT_SIM_SPEED";
     }
-    /// Home Assistant, for `run`, `sim` and `config`.
     HaArgs "Home Assistant" {
         /// `true` publishes a retained discovery config per input and LED.
         ha_discovery: bool = "false", "PYNQ_MQTT_HA_DISCOVERY";
@@ -222,25 +210,6 @@ pub struct CommonArgs {
     /// TOML config file (keys as the long flags, with `_` for `-`).
     #[arg(long, env = "PYNQ_MQTT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-}
-
-/// The daemon's own settings, for `run`, `sim` and `config`.
-#[derive(clap::Args, Clone, Debug, Default)]
-pub struct DaemonArgs {
-    #[command(flatten)]
-    pub session: SessionArgs,
-    #[command(flatten)]
-    pub delivery: DeliveryArgs,
-    #[command(flatten)]
-    pub topics: TopicArgs,
-    #[command(flatten)]
-    pub payloads: PayloadArgs,
-    #[command(flatten)]
-    pub driver: DriverArgs,
-    #[command(flatten)]
-    pub sim: SimBoardArgs,
-    #[command(flatten)]
-    pub ha: HaArgs,
 }
 
 /// Where a setting came from.
@@ -265,15 +234,15 @@ impl std::fmt::Display for Source {
 
 /// An error for a value, naming where it came from.
 fn fail(source: &Source, key: &str, msg: &str) -> anyhow::Error {
-    match source {
+    let at = match source {
         Source::File { path, line } => {
-            let path = path.display();
-            anyhow::anyhow!("config file {path}, line {line}, key `{key}`: {msg}")
+            format!("config file {}, line {line}, key `{key}`", path.display())
         }
-        Source::Env(v) => anyhow::anyhow!("environment variable {v}: {msg}"),
-        Source::Flag(f) => anyhow::anyhow!("{f}: {msg}"),
-        Source::Default => anyhow::anyhow!("{key}: {msg}"),
-    }
+        Source::Env(v) => format!("environment variable {v}"),
+        Source::Flag(f) => f.clone(),
+        Source::Default => key.to_owned(),
+    };
+    anyhow::anyhow!("{at}: {msg}")
 }
 
 /// One line of `pynq-mqtt config`: key, TOML value (None: not set), source.
