@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Qos};
+pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Brokers, Qos};
 use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode, StateFormat};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use pynq_mqtt_driver::DriverConfig;
@@ -110,7 +110,10 @@ settings! {
     /// The broker, for `run`, `config` and `doctor` (`sim` embeds its own).
     BrokerArgs {
         /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS) (default mqtt://localhost:1883).
-        broker: BrokerUrl = "mqtt://localhost:1883".parse().expect("a URL"), "PYNQ_MQTT_BROKER";
+        /// Repeat it (or separate by commas; a list in the file) for failover: on a failed
+        /// connection the daemon moves to the next broker.
+        #[arg(action = clap::ArgAction::Append)]
+        broker: Brokers = "mqtt://localhost:1883".parse().expect("a URL"), "PYNQ_MQTT_BROKER";
     }
     /// The other settings, for every subcommand that runs or checks the daemon.
     KeyArgs {
@@ -301,7 +304,8 @@ pub fn resolve(m: &ArgMatches) -> Result<Settings> {
     };
     // `sim` has no --board: it is the simulated board, whose default id follows
     let sim_cmd = m.try_get_one::<BoardKind>("board").is_err();
-    let (values, shown) = resolve_values(m, file.as_ref(), sim_cmd)?;
+    let (mut values, mut shown) = resolve_values(m, file.as_ref(), sim_cmd)?;
+    build::every_broker(m, &mut values, &mut shown)?;
     let rules = file.as_ref().map_or(Ok(Vec::new()), File::rules)?;
     let ha_remove = matches!(m.try_get_one::<bool>("ha_remove"), Ok(Some(true)));
     build::settings(values, shown, rules, ha_remove)
