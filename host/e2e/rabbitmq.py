@@ -115,6 +115,7 @@ class Cluster:
     """Three RabbitMQ nodes joined into one cluster, each with the MQTT plugin."""
 
     def __init__(self, tmp_path, n=3):
+        assert available(), "rabbitmq-server is not installed: run scripts/setup"
         self.dir = tmp_path / "rabbitmq"
         home = self.dir / "home"
         home.mkdir(parents=True)
