@@ -79,7 +79,7 @@ impl Retry {
     }
 
     pub fn next_delay(&mut self) -> Duration {
-        if self.failed % self.brokers != 0 {
+        if !self.failed.is_multiple_of(self.brokers) {
             // a broker not yet tried in this round
             return self.backoff.shortest();
         }
@@ -218,7 +218,7 @@ mod tests {
     fn an_untried_broker_waits_the_minimum_and_each_failed_round_grows_the_backoff() {
         let min = Duration::from_millis(100);
         let mut r = retry(3);
-        let mut round = |r: &mut Retry| -> Vec<Duration> {
+        let round = |r: &mut Retry| -> Vec<Duration> {
             (0..3)
                 .map(|_| {
                     r.failed();
