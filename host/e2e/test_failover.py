@@ -51,6 +51,12 @@ def test_a_fleet_fails_over_when_its_node_dies_and_every_event_arrives(binary, t
         assert cluster.listening_beyond_loopback() == []
         # the subscriber's session lives on node b (its quorum queue's leader there)
         sub = Collector(b.mqtt, ("fleet/+/button/#",), qos=1, client_id="fleet-watch", persistent=True)
+        # the strongest guarantee the plugin offers: the persistent session's queue is
+        # a quorum queue, replicated on the three nodes
+        queues = b.ctl("list_queues", "name", "type", "members", "--formatter", "json").stdout
+        session = [q for q in json.loads(queues) if q["name"] == "mqtt-subscription-fleet-watchqos1"]
+        assert session and session[0]["type"] == "quorum", queues
+        assert sorted(session[0]["members"]) == sorted(n.name for n in cluster.nodes), session
         stim = tmp_path / "fleet.stim"
         stimulus(stim, EVENTS, spacing_us=SPACING_US, start_us=1_500_000)
         for k in range(BOARDS):
