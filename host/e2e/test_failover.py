@@ -18,7 +18,7 @@ import re
 import signal
 import time
 
-from mqtt_env import Collector, Daemon, events, stimulus
+from mqtt_env import Collector, Daemon, Mosquitto, events, free_port, stimulus
 from rabbitmq import Cluster
 
 BOARDS = 5
@@ -138,3 +138,36 @@ def test_a_fleet_fails_over_when_its_node_dies_and_every_event_arrives(binary, t
         if sub:
             sub.close()
         cluster.stop()
+
+
+def test_a_dead_broker_and_one_that_refuses_the_login_are_passed_over(binary, tmp_path):
+    """Nothing listens on the first broker, the second refuses anonymous clients
+    (CONNACK 5, which with one broker ends the run), the third accepts: the daemon
+    moves twice, one line each, and its events arrive on the third. With only the
+    refusing broker, the run ends with the refusal, as before."""
+    dead = free_port()
+    strict = Mosquitto(tmp_path, listener_opts="allow_anonymous false\n").start()
+    good = Mosquitto(tmp_path).start()
+    sub = Collector(good.port, ("button/#",), qos=1)
+    stim = tmp_path / "few.stim"
+    stimulus(stim, 8, spacing_us=1000, start_us=500_000)
+    urls = [f"mqtt://127.0.0.1:{p}" for p in (dead, strict.port, good.port)]
+    d = Daemon(binary, urls[0], tmp_path, "--broker", urls[1], "--broker", urls[2], "--qos", "1",
+               "--payload", "json", "--stats-interval", "0", stimulus=stim, env=clean_env())
+    try:
+        got = sub.wait_for(lambda m: len({e["seq"] for e in events(m)}) >= 8, 30)
+        assert got, d.text()[-3000:]
+        assert d.stop() == 0, d.text()[-3000:]
+        moves = [l for l in d.text().splitlines() if "moving to the next broker" in l]
+        assert len(moves) == 2, moves
+        assert f"from={urls[0]} to={urls[1]}" in moves[0] and f"from={urls[1]} to={urls[2]}" in moves[1], moves
+        assert "not authorized" in d.text(), d.text()[-3000:]
+        alone = Daemon(binary, urls[1], tmp_path, "--stats-interval", "0", env=clean_env(), name="alone")
+        assert alone.wait(30) == 1, alone.text()[-3000:]
+        assert "not authorized" in alone.text() and "moving" not in alone.text(), alone.text()[-3000:]
+    finally:
+        if d.proc.poll() is None:
+            d.stop(signal.SIGKILL)
+        sub.close()
+        strict.stop()
+        good.stop()

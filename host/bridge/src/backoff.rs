@@ -8,6 +8,7 @@ use tracing::warn;
 
 use crate::error::ConnectError;
 use crate::fleet::{takeover_line, Takeover, QUICK, QUICK_IN_A_ROW};
+use crate::stats::{add, BridgeStats};
 use crate::ConnectHint;
 
 /// What the reconnect loop decides between connections: how long to wait, which
@@ -46,6 +47,30 @@ impl Retry {
     /// The broker to try next, by its place in the list.
     pub fn broker(&self) -> usize {
         self.at
+    }
+
+    /// Whether a broker of the list is still untried since the last connection, not
+    /// counting the attempt that just failed.
+    pub fn untried_left(&self) -> bool {
+        self.failed + 1 < self.brokers
+    }
+
+    /// The session's verdict on a failed attempt, `Err` when it ends the run (a login
+    /// refused before any connection, ...): with a broker of the list still untried,
+    /// the run goes on there instead, since another broker may take what this one
+    /// refused; counted as a connection error like any other.
+    pub fn refused(
+        &self,
+        verdict: Result<ConnectError, ConnectError>,
+        stats: &BridgeStats,
+    ) -> Result<ConnectError, ConnectError> {
+        match verdict {
+            Err(e) if self.untried_left() => {
+                add(&stats.connection_errors, 1);
+                Ok(e)
+            }
+            v => v,
+        }
     }
 
     /// An attempt failed: the next broker, when there is another to move to.
@@ -202,6 +227,47 @@ mod tests {
             ]
         );
         assert_eq!(r.broker(), 1);
+    }
+
+    #[test]
+    fn a_refusal_moves_on_until_every_broker_was_tried() {
+        let mut one = retry(1);
+        assert!(
+            !one.untried_left(),
+            "one broker: a refusal is final, as ever"
+        );
+        let mut r = retry(3);
+        assert!(r.untried_left(), "broker 0 refused; 1 and 2 are untried");
+        r.failed();
+        assert!(r.untried_left(), "broker 1 refused; 2 is untried");
+        r.failed();
+        assert!(!r.untried_left(), "broker 2 refused: the round is complete");
+        r.lost(Duration::from_secs(60), "id");
+        assert!(r.untried_left(), "a new round after a connection");
+        one.failed();
+        assert!(!one.untried_left());
+    }
+
+    #[test]
+    fn a_final_refusal_ends_the_run_only_once_every_broker_refused() {
+        use std::sync::atomic::Ordering;
+        let stats = BridgeStats::default();
+        let refused = || ConnectError::Refused(crate::Refusal::BadLogin);
+        let mut r = retry(2);
+        let v = r.refused(Err(refused()), &stats);
+        assert!(v.is_ok(), "broker 1 is untried: go on there");
+        assert_eq!(stats.connection_errors.load(Ordering::Relaxed), 1);
+        r.failed();
+        assert!(r.refused(Err(refused()), &stats).is_err(), "both refused");
+        assert!(
+            r.refused(Ok(refused()), &stats).is_ok(),
+            "a retryable failure stays one"
+        );
+        let one = retry(1);
+        assert!(
+            one.refused(Err(refused()), &stats).is_err(),
+            "one broker: as before"
+        );
     }
 
     #[test]

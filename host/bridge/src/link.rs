@@ -145,13 +145,12 @@ impl Link {
                     if let Some(h) = hint.as_ref().filter(|_| permanent) {
                         warn!("hint: {h}");
                     }
-                    let e =
-                        self.session
-                            .connect_failed(e)
-                            .map_err(|source| BridgeError::Connect {
-                                url: url.clone(),
-                                source,
-                            })?;
+                    let e = retry
+                        .refused(self.session.connect_failed(e), &self.stats)
+                        .map_err(|source| BridgeError::Connect {
+                            url: url.clone(),
+                            source,
+                        })?;
                     warn!(broker = %url, buffered = self.session.outbox.len(), "cannot connect to broker: {e}");
                     if let Some(h) = hint.filter(|_| !permanent) {
                         warn!("hint: {h}");
