@@ -128,6 +128,98 @@ impl std::fmt::Display for BrokerUrl {
     }
 }
 
+/// The broker setting: one URL, or several for failover (a cluster's nodes), tried in
+/// order from the first; on a failed connection the daemon moves to the next. Text is
+/// one URL or several separated by commas; a config file may also give a list. Every
+/// URL has the same scheme, since the TLS settings are shared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Brokers(Vec<BrokerUrl>);
+
+impl Brokers {
+    /// Refuses an empty list, a repeated broker and mixed `mqtt://` and `mqtts://`.
+    pub fn new(urls: Vec<BrokerUrl>) -> Result<Self, String> {
+        let Some(first) = urls.first() else {
+            return Err("expected at least one broker URL".into());
+        };
+        if let Some(u) = urls.iter().find(|u| u.tls != first.tls) {
+            return Err(format!(
+                "{u} and {first}: every broker takes the same scheme (the TLS settings are shared)"
+            ));
+        }
+        if let Some((i, u)) = urls
+            .iter()
+            .enumerate()
+            .find(|(i, u)| urls[..*i].contains(u))
+        {
+            return Err(format!("{u} is given twice (as broker {})", i + 1));
+        }
+        Ok(Self(urls))
+    }
+
+    /// The broker tried first.
+    pub fn first(&self) -> &BrokerUrl {
+        &self.0[0]
+    }
+
+    /// Every broker, in the order they are tried.
+    pub fn urls(&self) -> &[BrokerUrl] {
+        &self.0
+    }
+
+    /// The brokers of `self` then those of `more` (a flag given several times).
+    pub fn join(self, more: &Brokers) -> Result<Self, String> {
+        Self::new(self.0.into_iter().chain(more.0.iter().cloned()).collect())
+    }
+}
+
+impl std::str::FromStr for Brokers {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let urls = s.split(',').map(|u| u.trim().parse());
+        Self::new(urls.collect::<Result<_, _>>()?)
+    }
+}
+
+impl std::fmt::Display for Brokers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, u) in self.0.iter().enumerate() {
+            let sep = if i > 0 { "," } else { "" };
+            write!(f, "{sep}{u}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One broker reads back as the string it was (the seed's `broker = "mqtt://…"`),
+/// several as a list.
+impl serde::Serialize for Brokers {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            all => all.serialize(s),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Brokers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "expected a broker URL or a list of them, e.g. [\"mqtt://a:1883\", \"mqtt://b:1883\"]"
+        )]
+        enum Text {
+            One(String),
+            Many(Vec<String>),
+        }
+        let urls = match Text::deserialize(d)? {
+            Text::One(s) => return s.parse().map_err(serde::de::Error::custom),
+            Text::Many(v) => v.iter().map(|u| u.parse()).collect::<Result<_, String>>(),
+        };
+        urls.and_then(Self::new).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Parses a broker URL (see [`BrokerUrl`]): the address, and whether it is TLS.
 pub fn parse_broker(url: &str) -> Result<(BrokerAddr, bool), String> {
     let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://") {
@@ -309,6 +401,9 @@ pub struct BadSetting {
 pub struct BridgeConfig {
     pub host: String,
     pub port: u16,
+    /// The brokers tried after `host`:`port`, in order, on a failed connection (the
+    /// same TLS settings and login).
+    pub failover: Vec<BrokerAddr>,
     /// TLS when Some.
     pub tls: Option<TlsConfig>,
     /// Stable across restarts for a persistent session.
@@ -350,6 +445,7 @@ impl BridgeConfig {
         Self {
             host: host.to_owned(),
             port,
+            failover: Vec::new(),
             tls: None,
             client_id: "pynq-mqtt".into(),
             username: None,
@@ -436,6 +532,17 @@ impl BridgeConfig {
                 .parse::<std::net::IpAddr>()
                 .is_ok_and(|ip| ip.is_loopback());
         self.password.is_some() && self.tls.is_none() && !loopback
+    }
+
+    /// Each broker's configuration, in the order they are tried: this one, then one per
+    /// `failover` address.
+    pub fn brokers(&self) -> Vec<BridgeConfig> {
+        let others = self.failover.iter().map(|a| BridgeConfig {
+            host: a.host.clone(),
+            port: a.port,
+            ..self.clone()
+        });
+        std::iter::once(self.clone()).chain(others).collect()
     }
 
     /// `mqtt://host:port` or `mqtts://host:port`, for log lines.
@@ -579,5 +686,64 @@ mod tests {
         let s: SessionMode = serde_json::from_str("\"clean\"").unwrap();
         assert_eq!(s, SessionMode::Clean);
         assert!(serde_json::from_str::<PayloadFormat>("\"xml\"").is_err());
+    }
+
+    #[test]
+    fn brokers_are_one_url_or_several_of_one_scheme_each_once() {
+        let b: Brokers = "mqtt://a:1, mqtt://b:2,mqtt://[::1]:3".parse().unwrap();
+        let shown: Vec<String> = b.urls().iter().map(|u| u.to_string()).collect();
+        assert_eq!(shown, ["mqtt://a:1", "mqtt://b:2", "mqtt://[::1]:3"]);
+        assert_eq!(b.first().addr.host, "a");
+        assert_eq!(b.to_string().parse::<Brokers>().unwrap(), b);
+        let mixed = "mqtt://a:1,mqtts://b:2".parse::<Brokers>().unwrap_err();
+        assert!(mixed.contains("same scheme"), "{mixed}");
+        let twice = "mqtt://a:1,mqtt://b,mqtt://a:1"
+            .parse::<Brokers>()
+            .unwrap_err();
+        assert!(twice.contains("twice (as broker 3)"), "{twice}");
+        assert!("mqtt://a:1,".parse::<Brokers>().is_err(), "an empty item");
+        let one: Brokers = "mqtt://a".parse().unwrap();
+        let joined = one.join(&"mqtt://b:2".parse().unwrap()).unwrap();
+        assert_eq!(joined.to_string(), "mqtt://a:1883,mqtt://b:2");
+    }
+
+    #[test]
+    fn brokers_read_from_a_string_or_a_list_and_one_reads_back_as_a_string() {
+        let one: Brokers = serde_json::from_str("\"mqtt://a:1\"").unwrap();
+        assert_eq!(serde_json::to_string(&one).unwrap(), "\"mqtt://a:1\"");
+        let two: Brokers = serde_json::from_str(r#"["mqtt://a:1", "mqtt://b:2"]"#).unwrap();
+        assert_eq!(two.urls().len(), 2);
+        assert_eq!(
+            serde_json::to_string(&two).unwrap(),
+            r#"["mqtt://a:1","mqtt://b:2"]"#
+        );
+        for bad in [
+            "[]",
+            "[\"mqtt://a\", 3]",
+            "[\"mqtt://a\", \"http://b\"]",
+            "7",
+        ] {
+            assert!(serde_json::from_str::<Brokers>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_broker_gets_the_whole_configuration_with_its_own_address() {
+        let mut c = BridgeConfig::new("a", 1);
+        c.client_id = "pynq-mqtt-0a1b2c".into();
+        c.failover = vec![
+            BrokerAddr {
+                host: "b".into(),
+                port: 2,
+            },
+            BrokerAddr {
+                host: "::1".into(),
+                port: 3,
+            },
+        ];
+        let all = c.brokers();
+        let urls: Vec<String> = all.iter().map(BridgeConfig::broker_url).collect();
+        assert_eq!(urls, ["mqtt://a:1", "mqtt://b:2", "mqtt://[::1]:3"]);
+        assert!(all.iter().all(|b| b.client_id == c.client_id));
     }
 }

@@ -37,8 +37,8 @@ use crossbeam_channel::{Receiver, Sender};
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 
 pub use config::{
-    parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Discovery, Qos, Rule,
-    RuleLeds, Secret, SessionMode, TlsConfig,
+    parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Brokers, Discovery, Qos,
+    Rule, RuleLeds, Secret, SessionMode, TlsConfig,
 };
 pub use connect::{probe, ProbeError, ProbeReport};
 pub use discovery::node_id;
@@ -120,8 +120,12 @@ pub async fn run(
     stats: Arc<BridgeStats>,
 ) -> Result<BridgeStatsView, BridgeError> {
     cfg.topics.check()?;
-    let tls = tls_of(&cfg)?;
-    link::Link::new(cfg, tls, io, Arc::clone(&stats))?
+    let brokers = cfg
+        .brokers()
+        .into_iter()
+        .map(|c| Ok((tls_of(&c)?, Arc::new(c))));
+    let brokers = brokers.collect::<Result<_, BridgeError>>()?;
+    link::Link::new(cfg, brokers, io, Arc::clone(&stats))?
         .run()
         .await?;
     Ok(BridgeStatsView::from(stats.as_ref()))

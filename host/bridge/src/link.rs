@@ -46,8 +46,10 @@ enum End {
 
 /// The channels, the socket's settings and the session.
 pub(crate) struct Link {
+    /// The broker connected to or tried next, of `brokers` (each, in the order tried).
     cfg: Arc<BridgeConfig>,
     tls: Option<Tls>,
+    brokers: Vec<(Option<Tls>, Arc<BridgeConfig>)>,
     session: Session,
     connect_hint: Option<crate::ConnectHint>,
     events: Receiver<ButtonEvent>,
@@ -75,7 +77,7 @@ struct Conn {
 impl Link {
     pub fn new(
         cfg: BridgeConfig,
-        tls: Option<Tls>,
+        brokers: Vec<(Option<Tls>, Arc<BridgeConfig>)>,
         io: crate::BridgeIo,
         stats: Arc<BridgeStats>,
     ) -> Result<Self, BridgeError> {
@@ -94,7 +96,8 @@ impl Link {
         Ok(Self {
             connect_hint: io.connect_hint,
             cfg,
-            tls,
+            tls: brokers[0].0.clone(),
+            brokers,
             session,
             events: io.events,
             leds: io.leds,
@@ -109,12 +112,13 @@ impl Link {
 
     /// Runs until the driver has stopped and everything is delivered (or given up on).
     pub async fn run(mut self) -> Result<(), BridgeError> {
-        let url = self.cfg.broker_url();
         let (min, max) = (self.cfg.reconnect_min, self.cfg.reconnect_max);
-        let mut retry = Retry::new(min, max, self.connect_hint.take());
+        let mut retry = Retry::new(min, max, self.connect_hint.take(), self.brokers.len());
         // stopping with nothing left to send and no connection: the broker has
         // published our last will (`offline`) if we ever were online
         while self.session.wants_connection() {
+            (self.tls, self.cfg) = self.brokers[retry.broker()].clone();
+            let url = self.cfg.broker_url();
             match self.connect().await {
                 Ok(o) => {
                     let started = Instant::now();
@@ -141,19 +145,22 @@ impl Link {
                     if let Some(h) = hint.as_ref().filter(|_| permanent) {
                         warn!("hint: {h}");
                     }
-                    let e =
-                        self.session
-                            .connect_failed(e)
-                            .map_err(|source| BridgeError::Connect {
-                                url: url.clone(),
-                                source,
-                            })?;
+                    let e = retry
+                        .refused(self.session.connect_failed(e), &self.stats)
+                        .map_err(|source| BridgeError::Connect {
+                            url: url.clone(),
+                            source,
+                        })?;
                     warn!(broker = %url, buffered = self.session.outbox.len(), "cannot connect to broker: {e}");
                     if let Some(h) = hint.filter(|_| !permanent) {
                         warn!("hint: {h}");
                     }
                     if !self.session.wants_connection() {
                         return Ok(());
+                    }
+                    if let Some(next) = retry.failed() {
+                        let (to, buffered) = (&self.brokers[next].1, self.session.outbox.len());
+                        warn!(from = %url, to = %to.broker_url(), buffered, "moving to the next broker");
                     }
                 }
             }

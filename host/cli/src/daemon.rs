@@ -118,8 +118,9 @@ pub fn run(
             );
         }
     }
+    let brokers: Vec<String> = cfg.brokers().iter().map(|b| b.broker_url()).collect();
     info!(
-        broker = %cfg.broker_url(),
+        broker = %brokers.join(","),
         client_id = %cfg.client_id,
         prefix = %cfg.topics.prefix,
         qos = cfg.qos as u8,

@@ -312,3 +312,73 @@ fn the_device_is_a_key_like_the_others() {
     assert_eq!(s.values.device, DeviceSpec::Name("pynq_mqtt".into()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 15 point 5: several brokers, for failover. `--broker` repeats (in order), the
+/// variable takes them separated by commas, the file a list (one string still works);
+/// the first is connected to first, the others are the bridge's `failover`.
+#[test]
+fn several_brokers_come_from_repeated_flags_commas_or_a_list() {
+    let addr = |host: &str, port| BrokerAddr {
+        host: host.into(),
+        port,
+    };
+    let s = settings_of([
+        "config",
+        "--board",
+        "sim",
+        "--broker",
+        "mqtt://a:1",
+        "--broker",
+        "mqtt://b:2",
+        "--broker",
+        "mqtt://c",
+    ])
+    .unwrap();
+    assert_eq!((s.bridge.host.as_str(), s.bridge.port), ("a", 1));
+    assert_eq!(s.bridge.failover, [addr("b", 2), addr("c", 1883)]);
+    let shown = render(&s);
+    assert!(
+        shown.contains(r#"broker = ["mqtt://a:1", "mqtt://b:2", "mqtt://c:1883"]"#),
+        "{shown}"
+    );
+
+    let out = config(
+        &["--board", "sim"],
+        &[("PYNQ_MQTT_BROKER", "mqtt://x:7, mqtt://y:8")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(source_of(&out, "broker"), "PYNQ_MQTT_BROKER");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#"["mqtt://x:7", "mqtt://y:8"]"#));
+
+    let (dir, path) = file_with("b.toml", "broker = [\"mqtts://n1:8883\", \"mqtts://n2\"]\n");
+    let s = settings_of(["config", "--board", "sim", "--config", &path]).unwrap();
+    assert_eq!((s.bridge.host.as_str(), s.bridge.failover.len()), ("n1", 1));
+    assert!(s.bridge.tls.is_some(), "mqtts:// for every broker");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (dir, path) = file_with("one.toml", "broker = \"mqtt://solo:9\"\n");
+    let s = settings_of(["config", "--board", "sim", "--config", &path]).unwrap();
+    assert_eq!((s.bridge.host.as_str(), s.bridge.port), ("solo", 9));
+    assert!(s.bridge.failover.is_empty());
+    assert!(render(&s).contains("broker = \"mqtt://solo:9\""));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // one scheme for all (the TLS settings are shared), each broker once
+    let err = |args: &[&str]| {
+        let argv = ["config", "--board", "sim"].iter().chain(args);
+        format!("{:#}", settings_of(argv.copied()).unwrap_err())
+    };
+    let mixed = err(&["--broker", "mqtt://a:1", "--broker", "mqtts://b:2"]);
+    assert!(
+        mixed.starts_with("--broker:") && mixed.contains("same scheme"),
+        "{mixed}"
+    );
+    let twice = err(&["--broker", "mqtt://a:1", "--broker", "mqtt://a:1"]);
+    assert!(twice.contains("given twice"), "{twice}");
+    let (dir, path) = file_with("bad.toml", "broker = [\"mqtt://a\", 5]\n");
+    let bad = err(&["--config", &path]);
+    assert!(
+        bad.contains("line 1, key `broker`") && bad.contains("broker URL"),
+        "{bad}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

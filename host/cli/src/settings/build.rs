@@ -2,10 +2,31 @@
 //! check what spans several settings.
 
 use anyhow::Result;
-use pynq_mqtt_bridge::{normalize_prefix, BridgeConfig, Discovery, Rule, TlsConfig, TopicLayout};
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use pynq_mqtt_bridge::{
+    normalize_prefix, BridgeConfig, Brokers, Discovery, Rule, TlsConfig, TopicLayout,
+};
 use pynq_mqtt_driver::DriverConfig;
 
 use super::{fail, show, BoardKind, Settings, Shown, Source, Values, PASSWORD_ENV};
+
+/// `--broker` given several times: every one, in order (clap's value is the first).
+pub(super) fn every_broker(m: &ArgMatches, v: &mut Values, shown: &mut [Shown]) -> Result<()> {
+    let Ok(Some(mut all)) = m.try_get_many::<Brokers>("broker") else {
+        return Ok(());
+    };
+    if m.value_source("broker") != Some(ValueSource::CommandLine) {
+        return Ok(());
+    }
+    let first = all.next().cloned().expect("clap gives one value at least");
+    let joined = all.try_fold(first, |acc, more| acc.join(more));
+    v.broker = joined.map_err(|msg| fail(&Source::Flag("--broker".into()), "broker", &msg))?;
+    if let Some(s) = shown.iter_mut().find(|s| s.key == "broker") {
+        s.value = Some(show(&v.broker));
+    }
+    Ok(())
+}
 
 /// Hands each value to the bridge or the driver, and blames a refusal on its source.
 pub(super) fn settings(
@@ -35,13 +56,18 @@ pub(super) fn settings(
         client_key: v.client_key.clone(),
         server_name: v.server_name.clone(),
     };
-    if !v.broker.tls && tls != TlsConfig::default() {
+    let broker = v.broker.first();
+    if !broker.tls && tls != TlsConfig::default() {
         let broker = &shown[at("broker")].source;
         let msg = format!("TLS settings are given but the broker ({broker}) is not mqtts://");
         return Err(fail(&shown[at("ca_file")].source, "ca_file", &msg));
     }
-    let mut bridge = BridgeConfig::new(&v.broker.addr.host, v.broker.addr.port);
-    bridge.tls = v.broker.tls.then_some(tls);
+    let mut bridge = BridgeConfig::new(&broker.addr.host, broker.addr.port);
+    bridge.failover = v.broker.urls()[1..]
+        .iter()
+        .map(|u| u.addr.clone())
+        .collect();
+    bridge.tls = broker.tls.then_some(tls);
     bridge.client_id = v.client_id.clone();
     bridge.username = v.username.clone();
     bridge.password = password.as_ref().map(|p| p.0.clone());

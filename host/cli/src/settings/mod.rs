@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::parser::ValueSource;
 use clap::ArgMatches;
-pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Names, Qos, Seconds};
+pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Brokers, Names, Qos, Seconds};
 use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode, StateFormat};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use pynq_mqtt_driver::DriverConfig;
@@ -117,8 +117,10 @@ settings! {
         device: DeviceSpec = "pynq_mqtt", "PYNQ_MQTT_DEVICE";
     }
     BrokerArgs "Broker" {
-        /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS).
-        broker: BrokerUrl = "mqtt://localhost:1883", "PYNQ_MQTT_BROKER";
+        /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS). Repeat it (or separate by commas;
+        /// a list in the file) for failover: a failed connection moves to the next broker.
+        #[arg(action = clap::ArgAction::Append)]
+        broker: Brokers = "mqtt://localhost:1883", "PYNQ_MQTT_BROKER";
         /// User name for the broker.
         username: String, "PYNQ_MQTT_USERNAME";
         /// File holding the broker password (first line); or set PYNQ_MQTT_PASSWORD.
@@ -304,7 +306,8 @@ pub fn resolve(m: &ArgMatches) -> Result<Settings> {
     };
     // `sim` has no --board: it is the simulated board, whose default id follows
     let sim_cmd = m.try_get_one::<BoardKind>("board").is_err();
-    let (values, shown) = resolve_values(m, file.as_ref(), sim_cmd)?;
+    let (mut values, mut shown) = resolve_values(m, file.as_ref(), sim_cmd)?;
+    build::every_broker(m, &mut values, &mut shown)?;
     let rules = file.as_ref().map_or(Ok(Vec::new()), File::rules)?;
     let ha_remove = matches!(m.try_get_one::<bool>("ha_remove"), Ok(Some(true)));
     build::settings(values, shown, rules, ha_remove)

@@ -34,7 +34,8 @@ from_str!(
     String = "TEXT",
     PathBuf = "FILE",
     DeviceSpec = "DEVICE",
-    BrokerUrl = "URL"
+    BrokerUrl = "URL",
+    pynq_mqtt_bridge::Brokers = "URL"
 );
 from_str!(
     PayloadFormat = "plain|json",
