@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport};
+use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedCommand, LedReport};
 use tokio::io::AsyncReadExt;
 use tokio::time::{sleep_until, Instant as TokioInstant, Interval, MissedTickBehavior, Sleep};
 use tracing::{debug, info, warn};
@@ -52,6 +52,7 @@ pub(crate) struct Link {
     connect_hint: Option<crate::ConnectHint>,
     events: Receiver<ButtonEvent>,
     leds: Receiver<LedReport>,
+    levels: Receiver<InputLevels>,
     events_open: bool,
     leds_open: bool,
     commands: Sender<LedCommand>,
@@ -80,7 +81,7 @@ impl Link {
         stats: Arc<BridgeStats>,
     ) -> Result<Self, BridgeError> {
         let cfg = Arc::new(cfg);
-        let waker = Waker::spawn(&io.events, &io.leds).map_err(BridgeError::Thread)?;
+        let waker = Waker::spawn(&io.events, &io.leds, &io.levels).map_err(BridgeError::Thread)?;
         let every = cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
         let mut stats_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
         stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -98,6 +99,7 @@ impl Link {
             session,
             events: io.events,
             leds: io.leds,
+            levels: io.levels,
             events_open: true,
             leds_open: true,
             commands: io.commands,
@@ -213,6 +215,18 @@ impl Link {
                         empty = true;
                         break;
                     }
+                }
+            }
+        }
+        // after the events: the driver sends a reading after the edges of its drain,
+        // so edges left in the channel by the chunk limit end at that same level
+        loop {
+            match self.levels.try_recv() {
+                Ok(l) => self.session.input_levels(l),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.waker.set_levels_closed();
+                    break;
                 }
             }
         }

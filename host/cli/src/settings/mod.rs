@@ -176,8 +176,9 @@ settings! {
         ha_discovery: bool = false, "PYNQ_MQTT_HA_DISCOVERY";
         /// Home Assistant discovery prefix (default `homeassistant`).
         ha_prefix: String = "homeassistant".into(), "PYNQ_MQTT_HA_PREFIX";
-        /// The device's name in Home Assistant (default `PYNQ <client id>`).
-        ha_device_name: String = format!("PYNQ {client_id}"), "PYNQ_MQTT_HA_DEVICE_NAME";
+        /// The device's name in Home Assistant (default `PYNQ` and the board's part of the
+        /// client id, e.g. `PYNQ 3f2a1c`).
+        ha_device_name: String = pynq_mqtt_bridge::default_device_name(&client_id), "PYNQ_MQTT_HA_DEVICE_NAME";
         /// Simulated board: replay `<time_us> <input> <level>` lines onto the inputs.
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
         /// Simulated board: `realtime` (default), `fast` (the stimulus at full speed) or a factor.
