@@ -123,7 +123,7 @@ settings! {
         qos: Qos = Qos::AtMostOnce, "PYNQ_MQTT_QOS";
         /// Button payloads: `plain` (1/0, default) or `json`.
         payload: PayloadFormat = PayloadFormat::Plain, "PYNQ_MQTT_PAYLOAD";
-        /// States on `led/<i>` and plain `button/<i>`: `10` (1/0, default) or `onoff` (ON/OFF).
+        /// States on `led/<i>`, `input/<i>` and plain `button/<i>`: `10` (1/0, default) or `onoff` (ON/OFF).
         state_format: StateFormat = StateFormat::OneZero, "PYNQ_MQTT_STATE_FORMAT";
         /// `persistent` (default: subscriptions and QoS 1/2 state outlive a reconnect) or `clean`.
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
