@@ -11,7 +11,9 @@
 
 use pynq_mqtt_driver::{ButtonEvent, InputLevels};
 
-use super::{retained, Session};
+use super::Session;
+use crate::config::Qos;
+use crate::wire;
 
 impl Session {
     /// The inputs' levels as read from the hardware.
@@ -40,7 +42,9 @@ impl Session {
     }
 
     /// Publishes, retained, each known level that differs from what this connection
-    /// last said.
+    /// last said. At QoS 0: a level lost with its connection is said again by the
+    /// next one, and level messages take no place in the window of unacknowledged
+    /// messages the broker allows (its receive maximum), which belongs to the events.
     pub(super) fn queue_levels(&mut self) {
         let Some(live) = self.live.as_mut() else {
             return;
@@ -49,7 +53,7 @@ impl Session {
             if let (Some(on), false) = (now, now == sent) {
                 let topic = self.topics.input(i as u8);
                 let payload = self.cfg.state_format.state(*on);
-                retained(&mut live.ctrl, &mut self.next_ctrl, &topic, payload);
+                wire::publish(&mut live.ctrl, &topic, Qos::AtMostOnce, true, 0, payload);
                 *sent = *now;
             }
         }
@@ -67,10 +71,10 @@ mod tests {
     use rumqttc::mqttbytes::QoS as CodecQos;
 
     use super::*;
-    use crate::config::{BridgeConfig, Discovery, Qos};
+    use crate::config::{BridgeConfig, Discovery};
     use crate::payload::StateFormat;
     use crate::stats::BridgeStats;
-    use crate::wire::{self, Incoming};
+    use crate::wire::Incoming;
 
     fn session(tune: impl FnOnce(&mut BridgeConfig)) -> Session {
         let mut cfg = BridgeConfig::new("broker", 1883);
@@ -107,13 +111,14 @@ mod tests {
         out
     }
 
-    /// The (topic, payload, retained) of the level messages in `ps`.
+    /// The (topic, payload, retained at QoS 0) of the level messages in `ps`.
     fn levels(ps: &[Publish]) -> Vec<(String, String, bool)> {
         ps.iter()
             .filter(|p| p.topic.starts_with("input/"))
             .map(|p| {
                 let payload = String::from_utf8(p.payload.to_vec()).unwrap();
-                (p.topic.clone(), payload, p.retain)
+                let qos0 = p.qos == CodecQos::AtMostOnce && p.pkid == 0;
+                (p.topic.clone(), payload, p.retain && qos0)
             })
             .collect()
     }
