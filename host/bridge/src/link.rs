@@ -218,15 +218,18 @@ impl Link {
                 }
             }
         }
-        // after the events: the driver sends a reading after the edges of its drain,
-        // so edges left in the channel by the chunk limit end at that same level
-        loop {
-            match self.levels.try_recv() {
-                Ok(l) => self.session.input_levels(l),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    self.waker.set_levels_closed();
-                    break;
+        // readings only once the events channel read empty: the driver sends one after
+        // the edges of each drain, so every edge sent before a reading is taken
+        // before it, and the hardware has the last word
+        if empty {
+            loop {
+                match self.levels.try_recv() {
+                    Ok(l) => self.session.input_levels(l),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.waker.set_levels_closed();
+                        break;
+                    }
                 }
             }
         }

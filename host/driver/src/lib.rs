@@ -260,7 +260,7 @@ impl Driver {
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
         // the inputs as they stand, before any edge: a switch that never moves is
         // still seen
-        events.levels.report(bus.as_ref())?;
+        events.levels.report(bus.as_ref(), true)?;
 
         // the state every LED starts in, so subscribers see it at once
         let leds_now = bus.read(regs::LED)?;
@@ -400,7 +400,8 @@ struct EventPump {
 /// Level reports waiting for the publisher; a full queue is caught up at a later wake.
 const LEVELS_QUEUE: usize = 16;
 
-/// Reports the INPUTS register when it differs from what was last reported.
+/// Reports the INPUTS register after the events of a drain, and whenever it differs
+/// from what was last reported.
 struct LevelWatch {
     tx: Sender<InputLevels>,
     /// The last levels handed up; None until the first.
@@ -408,12 +409,14 @@ struct LevelWatch {
 }
 
 impl LevelWatch {
-    /// One register read. A level that no edge reports (an input whose events are
-    /// masked off, a change between two events of a drain) is still handed up, at
-    /// the latest one `irq_timeout` later; a full queue is retried at the next wake.
-    fn report(&mut self, bus: &dyn Bus) -> Result<(), BusError> {
+    /// One register read, after the drain's events are in their channel. `after_events`
+    /// reports even an unchanged reading: the edges before it (some from before the
+    /// start, some perhaps lost) must not have the last word on a level. A level that
+    /// no edge reports (an input whose events are masked off) is handed up at the
+    /// latest one `irq_timeout` later; a full queue is retried at the next wake.
+    fn report(&mut self, bus: &dyn Bus, after_events: bool) -> Result<(), BusError> {
         let now = InputLevels(bus.read(regs::INPUTS)?);
-        if self.sent != Some(now) && self.tx.try_send(now).is_ok() {
+        if (after_events || self.sent != Some(now)) && self.tx.try_send(now).is_ok() {
             self.sent = Some(now);
         }
         Ok(())
@@ -468,7 +471,7 @@ impl EventPump {
                                 .map_err(DrainError::from)
                                 .and_then(|()| {
                                     self.levels
-                                        .report(self.bus.as_ref())
+                                        .report(self.bus.as_ref(), popped > 0)
                                         .map_err(DrainError::from)
                                 })
                         }
@@ -479,9 +482,9 @@ impl EventPump {
                 }
                 // the FIFO is drained on timeouts too: a lost interrupt costs latency,
                 // not events (and the time extension gets its regular reading)
-                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None).and_then(|_| {
+                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None).and_then(|(_, popped)| {
                     self.levels
-                        .report(self.bus.as_ref())
+                        .report(self.bus.as_ref(), popped > 0)
                         .map_err(DrainError::from)
                 }),
                 Err(DrainError::Bus(BusError::Closed)) => break,

@@ -4,7 +4,9 @@
 //!
 //! The level comes from the hardware: the driver reads the INPUTS register at start
 //! and at every wake (each interrupt, and at least every `irq_timeout`), and hands up
-//! a reading whenever it changed. In between, every edge is the input's new level.
+//! a reading after the events of each drain and whenever it changed; the link takes
+//! readings only once the events before them are taken, so the register has the last
+//! word. In between, every edge is the input's new level.
 //! An input's level is published only once the hardware has given one, then on every
 //! connection, on Home Assistant's `online`, and at the end of each batch whose edges
 //! or readings changed it: a burst of edges costs one message per input, the last.
