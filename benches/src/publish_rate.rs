@@ -157,6 +157,7 @@ async fn bridge(port: u16, n: u64, qos: u8, max_inflight: Option<usize>) -> Resu
         events: rx,
         commands: cmd_tx,
         leds: led_rx,
+        levels: crossbeam_channel::never(),
         n_inputs: 4,
         n_leds: 4,
         driver_stats: Arc::new(Stats::default()),

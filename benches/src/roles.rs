@@ -366,6 +366,7 @@ fn run_bridge(
         events,
         commands: cmd_tx,
         leds: led_rx,
+        levels: crossbeam_channel::never(),
         n_inputs: 4,
         n_leds: 0,
         driver_stats,

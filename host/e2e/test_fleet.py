@@ -85,7 +85,7 @@ def test_the_default_client_id_is_the_boards_own(binary, tmp_path):
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert key(a.stdout, "client_id") == '"pynq-mqtt-0a1b2c"', a.stdout
     assert key(b.stdout, "client_id") == '"pynq-mqtt-0a1b2d"', b.stdout
-    assert key(a.stdout, "ha_device_name") == '"PYNQ pynq-mqtt-0a1b2c"', a.stdout
+    assert key(a.stdout, "ha_device_name") == '"PYNQ 0a1b2c"', a.stdout
     # the simulated board has its fixed, documented id
     s = run(binary, "config", "--board", "sim")
     assert key(s.stdout, "client_id") == '"pynq-mqtt-sim"', s.stdout

@@ -183,7 +183,7 @@ def test_home_assistant_discovery_birth_and_removal(binary, broker, tmp_path):
         for c in configs.values():
             assert c["availability_topic"] == "status" and c["payload_available"] == "online", c
             assert c["device"]["identifiers"] == ["pynq-ha-test"], c
-        assert configs[sensors[0]]["state_topic"] == "button/btn0"
+        assert configs[sensors[0]]["state_topic"] == "input/btn0"
         sw = configs[switches[2]]
         assert sw["command_topic"] == "led/2/set" and sw["state_topic"] == "led/2"
         assert all(r for t, p, r in got if t.endswith("/config")), "configs are retained"

@@ -86,3 +86,24 @@ def test_the_readme_topic_table_has_led_set():
     text = (ROOT / "README.md").read_text()
     table = text.split("## What a subscriber sees")[1].split("##")[0]
     assert "| `<prefix>led/set` |" in table, table
+
+
+def test_a_rule_without_payloads_acts_on_presses_only(binary, tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    cfg = tmp_path / "rule.toml"
+    cfg.write_text('stats_interval = 0\n[[rule]]\ntopic = "button/0"\naction = "toggle"\nleds = [1]\n')
+    stim = tmp_path / "press.stim"
+    # two presses, each with its release: two toggles, so LED 1 ends off again
+    stim.write_text("500000 0 1\n600000 0 0\n900000 0 1\n1000000 0 0\n")
+    sub = Collector(broker.port, ("led/1", "button/0"))
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--config", cfg, stimulus=stim,
+               env=clean_env())
+    try:
+        assert sub.wait_for(lambda m: sum(t == "button/0" for t, _, _ in m) >= 4, 20), d.text()[-2000:]
+        # toggles on releases too would pass through [0, 1, 0] on the way: wait for the end
+        sub.wait_for(lambda m: len([1 for t, _, _ in m if t == "led/1"]) >= 5, 1.5)
+        led = [p for t, p, _ in sub.snapshot() if t == "led/1"]
+        assert led == [b"0", b"1", b"0"], led
+    finally:
+        assert d.stop() == 0
+        sub.close()

@@ -194,7 +194,7 @@ pub async fn remove_discovery(
     };
     let tls = tls_of(cfg)?;
     let topics = Topics::new(&cfg.topics, n_inputs, n_leds);
-    let configs = discovery::configs(d, &topics, &cfg.client_id, cfg.payload, cfg.state_format);
+    let configs = discovery::configs(d, &topics, &cfg.client_id, cfg.state_format);
     let mut own = cfg.clone();
     own.client_id = format!("{}-ha-remove", cfg.client_id);
     let url = cfg.broker_url();

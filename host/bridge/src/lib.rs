@@ -34,14 +34,14 @@ mod wire;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
+use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedCommand, LedReport, Stats as DriverStats};
 
 pub use config::{
     parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Brokers, Discovery, Qos,
     Rule, RuleLeds, Secret, SessionMode, TlsConfig,
 };
 pub use connect::{probe, ProbeError, ProbeReport};
-pub use discovery::node_id;
+pub use discovery::{default_device_name, node_id};
 pub use error::{ConnectError, Lost, Refusal};
 pub use payload::{
     button_payload, parse_action, parse_command, printable, CommandError, PayloadFormat,
@@ -58,6 +58,8 @@ pub struct BridgeIo {
     pub events: Receiver<ButtonEvent>,
     pub commands: Sender<LedCommand>,
     pub leds: Receiver<LedReport>,
+    /// The inputs' levels read from the hardware (published retained on `input/<name>`).
+    pub levels: Receiver<InputLevels>,
     pub n_inputs: u8,
     pub n_leds: u8,
     pub driver_stats: Arc<DriverStats>,

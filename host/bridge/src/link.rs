@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport};
+use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedCommand, LedReport};
 use tokio::io::AsyncReadExt;
 use tokio::time::{sleep_until, Instant as TokioInstant, Interval, MissedTickBehavior, Sleep};
 use tracing::{debug, info, warn};
@@ -54,6 +54,7 @@ pub(crate) struct Link {
     connect_hint: Option<crate::ConnectHint>,
     events: Receiver<ButtonEvent>,
     leds: Receiver<LedReport>,
+    levels: Receiver<InputLevels>,
     events_open: bool,
     leds_open: bool,
     commands: Sender<LedCommand>,
@@ -82,7 +83,7 @@ impl Link {
         stats: Arc<BridgeStats>,
     ) -> Result<Self, BridgeError> {
         let cfg = Arc::new(cfg);
-        let waker = Waker::spawn(&io.events, &io.leds).map_err(BridgeError::Thread)?;
+        let waker = Waker::spawn(&io.events, &io.leds, &io.levels).map_err(BridgeError::Thread)?;
         let every = cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
         let mut stats_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
         stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -101,6 +102,7 @@ impl Link {
             session,
             events: io.events,
             leds: io.leds,
+            levels: io.levels,
             events_open: true,
             leds_open: true,
             commands: io.commands,
@@ -218,6 +220,21 @@ impl Link {
                             self.waker.set_closed(true, false);
                         }
                         empty = true;
+                        break;
+                    }
+                }
+            }
+        }
+        // readings only once the events channel read empty: the driver sends one after
+        // the edges of each drain, so every edge sent before a reading is taken
+        // before it, and the hardware has the last word
+        if empty {
+            loop {
+                match self.levels.try_recv() {
+                    Ok(l) => self.session.input_levels(l),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.waker.set_levels_closed();
                         break;
                     }
                 }

@@ -135,6 +135,7 @@ pub enum LedTarget {
 pub struct Topics {
     layout: TopicLayout,
     buttons: Vec<String>,
+    inputs: Vec<String>,
     leds: Vec<String>,
     led_set: HashMap<String, u8>,
     led_set_all: String,
@@ -159,6 +160,9 @@ impl Topics {
                 format!("{p}{t}")
             })
             .collect();
+        let inputs = (0..n_inputs)
+            .map(|i| format!("{p}input/{}", layout.input_name(i)))
+            .collect();
         let leds: Vec<String> = (0..n_leds)
             .map(|i| format!("{p}led/{}", layout.led_name(i)))
             .collect();
@@ -169,6 +173,7 @@ impl Topics {
             .collect();
         Self {
             buttons,
+            inputs,
             leds,
             led_set,
             led_set_all: format!("{p}led/set"),
@@ -193,6 +198,15 @@ impl Topics {
         match self.buttons.get(usize::from(input)) {
             Some(t) => t.clone(),
             None => format!("{}button/{input}", self.layout.prefix),
+        }
+    }
+
+    /// The retained level topic of input `input`: `<prefix>input/<name>`, beside the
+    /// edges rather than below them, so a subscriber of `button/#` sees only edges.
+    pub fn input(&self, input: u8) -> String {
+        match self.inputs.get(usize::from(input)) {
+            Some(t) => t.clone(),
+            None => format!("{}input/{input}", self.layout.prefix),
         }
     }
 
@@ -278,6 +292,7 @@ mod tests {
     fn builds_the_seed_topics_without_a_prefix() {
         let t = Topics::new(&TopicLayout::default(), 4, 4);
         assert_eq!(t.button(0), "button/0");
+        assert_eq!(t.input(3), "input/3");
         assert_eq!(t.led(3), "led/3");
         assert_eq!(t.led_set(3), "led/3/set");
         assert_eq!(t.led_set_filter(), "led/+/set");
@@ -297,6 +312,12 @@ mod tests {
         layout.check().unwrap();
         let t = Topics::new(&layout, 3, 2);
         assert_eq!(t.button(0), "pynq/b1/btn0/state");
+        assert_eq!(
+            t.input(0),
+            "pynq/b1/input/btn0",
+            "the level topic follows the name, not the button template"
+        );
+        assert_eq!(t.input(2), "pynq/b1/input/2");
         assert_eq!(
             t.button(2),
             "pynq/b1/2/state",

@@ -3,7 +3,8 @@
 //! The driver's channels are crossbeam channels (its threads must never block on an
 //! async runtime). A small thread waits until either channel is ready, without taking
 //! anything from it, and notifies the publisher task; it then waits to be re-armed,
-//! which the publisher does only after it has found a channel empty. So a busy
+//! which the publisher does only after it has found a channel empty. The level
+//! reports ride along: they close with the events (one driver thread sends both). So a busy
 //! publisher costs the waker nothing: one wake-up per batch, not per event.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
-use pynq_mqtt_driver::{ButtonEvent, LedReport};
+use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedReport};
 use tokio::sync::Notify;
 
 /// The publisher's end.
@@ -20,33 +21,52 @@ pub struct Waker {
     arm: Sender<()>,
     events_closed: Arc<AtomicBool>,
     leds_closed: Arc<AtomicBool>,
+    levels_closed: Arc<AtomicBool>,
+}
+
+/// What the waiting thread watches.
+struct Watched {
+    events: Receiver<ButtonEvent>,
+    leds: Receiver<LedReport>,
+    levels: Receiver<InputLevels>,
+    events_closed: Arc<AtomicBool>,
+    leds_closed: Arc<AtomicBool>,
+    levels_closed: Arc<AtomicBool>,
 }
 
 impl Waker {
-    /// Starts the waiting thread on clones of the two receivers.
+    /// Starts the waiting thread on clones of the three receivers.
     pub fn spawn(
         events: &Receiver<ButtonEvent>,
         leds: &Receiver<LedReport>,
+        levels: &Receiver<InputLevels>,
     ) -> std::io::Result<Self> {
         let notify = Arc::new(Notify::new());
         let (arm, armed) = bounded::<()>(1);
-        let events_closed = Arc::new(AtomicBool::new(false));
-        let leds_closed = Arc::new(AtomicBool::new(false));
-        let (n, ec, lc) = (
-            Arc::clone(&notify),
-            Arc::clone(&events_closed),
-            Arc::clone(&leds_closed),
+        let w = Watched {
+            events: events.clone(),
+            leds: leds.clone(),
+            levels: levels.clone(),
+            events_closed: Arc::default(),
+            leds_closed: Arc::default(),
+            levels_closed: Arc::default(),
+        };
+        let (events_closed, leds_closed, levels_closed) = (
+            Arc::clone(&w.events_closed),
+            Arc::clone(&w.leds_closed),
+            Arc::clone(&w.levels_closed),
         );
-        let (events, leds) = (events.clone(), leds.clone());
+        let n = Arc::clone(&notify);
         std::thread::Builder::new()
             .name("mqtt-waker".into())
-            .spawn(move || wait_loop(&events, &leds, &armed, &n, &ec, &lc))?;
+            .spawn(move || wait_loop(&w, &armed, &n))?;
         let _ = arm.try_send(());
         Ok(Self {
             notify,
             arm,
             events_closed,
             leds_closed,
+            levels_closed,
         })
     }
 
@@ -72,31 +92,32 @@ impl Waker {
             self.leds_closed.store(true, Ordering::SeqCst);
         }
     }
+
+    /// The level channel reported disconnected: stop watching it.
+    pub fn set_levels_closed(&self) {
+        self.levels_closed.store(true, Ordering::SeqCst);
+    }
 }
 
-fn wait_loop(
-    events: &Receiver<ButtonEvent>,
-    leds: &Receiver<LedReport>,
-    armed: &Receiver<()>,
-    notify: &Notify,
-    events_closed: &AtomicBool,
-    leds_closed: &AtomicBool,
-) {
+fn wait_loop(w: &Watched, armed: &Receiver<()>, notify: &Notify) {
     // the publisher dropping its end (it ended) stops this thread
     while armed.recv().is_ok() {
         let (e_open, l_open) = (
-            !events_closed.load(Ordering::SeqCst),
-            !leds_closed.load(Ordering::SeqCst),
+            !w.events_closed.load(Ordering::SeqCst),
+            !w.leds_closed.load(Ordering::SeqCst),
         );
         if !e_open && !l_open {
             return;
         }
         let mut sel = Select::new();
         if e_open {
-            sel.recv(events);
+            sel.recv(&w.events);
         }
         if l_open {
-            sel.recv(leds);
+            sel.recv(&w.leds);
+        }
+        if !w.levels_closed.load(Ordering::SeqCst) {
+            sel.recv(&w.levels);
         }
         // bounded waits, so that an ended publisher does not leave this thread behind
         loop {

@@ -133,6 +133,7 @@ pub fn run(
             events: ch.events,
             commands: ch.commands,
             leds: ch.leds,
+            levels: ch.levels,
             n_inputs: info.n_inputs,
             n_leds: info.n_leds,
             driver_stats: Arc::clone(&driver_stats),

@@ -24,7 +24,7 @@ use tracing::{debug, error, info, warn};
 
 pub use counters::Counter;
 pub use extend::{Clock64, Seq64, WallOffset};
-pub use types::{ButtonEvent, DeviceInfo, LedAction, LedCommand, LedReport};
+pub use types::{ButtonEvent, DeviceInfo, InputLevels, LedAction, LedCommand, LedReport};
 
 /// What can stop the driver from starting.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +156,8 @@ pub struct DriverChannels {
     pub commands: Sender<LedCommand>,
     /// LED states read back after every command (and once per LED at start).
     pub leds: Receiver<LedReport>,
+    /// The inputs' levels: once at start, then whenever a wake finds them changed.
+    pub levels: Receiver<InputLevels>,
 }
 
 /// A running driver. [`Driver::stop`] drains the FIFO a last time and joins its threads.
@@ -227,6 +229,7 @@ impl Driver {
         let (ev_tx, ev_rx) = bounded(config.channel_capacity);
         let (cmd_tx, cmd_rx) = bounded::<LedCommand>(256);
         let (led_tx, led_rx) = bounded::<LedReport>(256 + usize::from(info.n_leds));
+        let (levels_tx, levels_rx) = bounded::<InputLevels>(LEVELS_QUEUE);
 
         // losses from before this start (no daemon was draining) are not this run's:
         // report them and clear the counter, which then counts this run exactly
@@ -249,8 +252,15 @@ impl Driver {
             check_every: u64::from(info.fifo_depth).max(16),
             empty_in_a_row: 0,
             lost: Arc::clone(&lost),
+            levels: LevelWatch {
+                tx: levels_tx,
+                sent: None,
+            },
         };
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
+        // the inputs as they stand, before any edge: a switch that never moves is
+        // still seen
+        events.levels.report(bus.as_ref(), true)?;
 
         // the state every LED starts in, so subscribers see it at once
         let leds_now = bus.read(regs::LED)?;
@@ -318,6 +328,7 @@ impl Driver {
                 events: ev_rx,
                 commands: cmd_tx,
                 leds: led_rx,
+                levels: levels_rx,
             },
         ))
     }
@@ -383,6 +394,33 @@ struct EventPump {
     /// Interrupts in a row that found nothing to do.
     empty_in_a_row: u32,
     lost: LostFlag,
+    levels: LevelWatch,
+}
+
+/// Level reports waiting for the publisher; a full queue is caught up at a later wake.
+const LEVELS_QUEUE: usize = 16;
+
+/// Reports the INPUTS register after the events of a drain, and whenever it differs
+/// from what was last reported.
+struct LevelWatch {
+    tx: Sender<InputLevels>,
+    /// The last levels handed up; None until the first.
+    sent: Option<InputLevels>,
+}
+
+impl LevelWatch {
+    /// One register read, after the drain's events are in their channel. `after_events`
+    /// reports even an unchanged reading: the edges before it (some from before the
+    /// start, some perhaps lost) must not have the last word on a level. A level that
+    /// no edge reports (an input whose events are masked off) is handed up at the
+    /// latest one `irq_timeout` later; a full queue is retried at the next wake.
+    fn report(&mut self, bus: &dyn Bus, after_events: bool) -> Result<(), BusError> {
+        let now = InputLevels(bus.read(regs::INPUTS)?);
+        if (after_events || self.sent != Some(now)) && self.tx.try_send(now).is_ok() {
+            self.sent = Some(now);
+        }
+        Ok(())
+    }
 }
 
 /// Why a drain ended.
@@ -428,7 +466,14 @@ impl EventPump {
                     match self.drain(Some(stop), None) {
                         Ok((Drained::Empty, popped)) => {
                             self.note_empty_irq(popped);
-                            self.bus.rearm_irq().map_err(DrainError::from)
+                            self.bus
+                                .rearm_irq()
+                                .map_err(DrainError::from)
+                                .and_then(|()| {
+                                    self.levels
+                                        .report(self.bus.as_ref(), popped > 0)
+                                        .map_err(DrainError::from)
+                                })
                         }
                         // stopping: the final drain below takes what is left
                         Ok((Drained::Stopped, _)) => Ok(()),
@@ -437,7 +482,11 @@ impl EventPump {
                 }
                 // the FIFO is drained on timeouts too: a lost interrupt costs latency,
                 // not events (and the time extension gets its regular reading)
-                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None).map(|_| ()),
+                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None).and_then(|(_, popped)| {
+                    self.levels
+                        .report(self.bus.as_ref(), popped > 0)
+                        .map_err(DrainError::from)
+                }),
                 Err(DrainError::Bus(BusError::Closed)) => break,
                 Err(e) => Err(e),
             };

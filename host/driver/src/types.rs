@@ -59,3 +59,15 @@ pub struct DeviceInfo {
     pub fifo_depth: u32,
     pub clk_hz: u32,
 }
+
+/// The debounced level of every input as read from the INPUTS register, bit i =
+/// input i: the truth about a switch that has not moved since the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InputLevels(pub u32);
+
+impl InputLevels {
+    /// Whether input `input` is high (pressed, switched on).
+    pub fn level(self, input: u8) -> bool {
+        input < 32 && self.0 >> input & 1 == 1
+    }
+}

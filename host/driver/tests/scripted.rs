@@ -487,3 +487,33 @@ fn identity_and_version_are_checked_with_the_fix_named() {
     );
     assert!(probe(bus.as_ref()).is_ok());
 }
+
+#[test]
+fn the_levels_are_read_at_start_and_again_when_a_wake_finds_them_changed() {
+    let bus = Scripted::new();
+    // a switch held high, and no event to say so: only the start's reading can
+    bus.set(offset::INPUTS, 0b1000);
+    let (driver, ch) = start(&bus, DriverConfig::default());
+    let first = ch.levels.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(first.0, 0b1000);
+    assert!(
+        !bus.trace().contains(&Op::Fired),
+        "read before any interrupt"
+    );
+    bus.set(offset::INPUTS, 0b1001);
+    bus.push(0, true, 0, 10);
+    assert_eq!(ch.events.recv_timeout(PATIENCE).unwrap().input, 0);
+    assert_eq!(ch.levels.recv_timeout(PATIENCE).unwrap().0, 0b1001);
+    // after events the reading goes up even unchanged: the hardware has the last word
+    // over edges from before the start or ones that were lost
+    bus.push(0, false, 1, 20);
+    ch.events.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(ch.levels.recv_timeout(PATIENCE).unwrap().0, 0b1001);
+    // a wake without events reports only a change (stop joins the thread, so the
+    // wake has been served in full when the channel is looked at)
+    bus.with(|m| m.wake = true);
+    assert!(bus.wait_for(|m| !m.wake));
+    driver.stop();
+    assert!(ch.levels.try_recv().is_err());
+    assert_rearms_follow_empty_pops(&bus.trace());
+}

@@ -105,9 +105,11 @@ impl Session {
         self.outbox.wants_write()
     }
 
-    /// Ends the batch with what was queued while it was filled (LED states), and
-    /// says whether the run should close the connection now (DISCONNECT is out).
+    /// Ends the batch with what was queued while it was filled (LED states, the
+    /// levels its edges changed), and says whether the run should close the
+    /// connection now (DISCONNECT is out).
     pub fn finish_batch(&mut self) -> bool {
+        self.queue_levels();
         let Some(l) = self.live.as_mut() else {
             return false;
         };

@@ -86,6 +86,11 @@ pub struct Session {
     enc: EventEncoder,
     pub(crate) outbox: Outbox,
     led_state: Vec<Option<bool>>,
+    /// Each input's level: None until the hardware said (INPUTS read by the driver),
+    /// then followed by every edge and every later reading.
+    levels: Vec<Option<bool>>,
+    /// The levels published on this connection, to publish only what changed.
+    levels_sent: Vec<Option<bool>>,
     subscriptions: Vec<(String, Qos)>,
     discovery: Vec<(String, String)>,
     ha_status: Option<String>,
@@ -170,8 +175,7 @@ impl Session {
             Some(d) => {
                 let status = discovery::ha_status_topic(d);
                 subscriptions.push((status.clone(), Qos::AtLeastOnce));
-                let configs =
-                    discovery::configs(d, &topics, &cfg.client_id, cfg.payload, cfg.state_format);
+                let configs = discovery::configs(d, &topics, &cfg.client_id, cfg.state_format);
                 (configs, Some(status))
             }
             None => (Vec::new(), None),
@@ -182,6 +186,8 @@ impl Session {
                 .with_clock(Arc::clone(&driver_stats)),
             outbox: Outbox::new(cfg.buffer_capacity, cfg.qos, cfg.max_inflight),
             led_state: vec![None; usize::from(n_leds)],
+            levels: vec![None; usize::from(n_inputs)],
+            levels_sent: vec![None; usize::from(n_inputs)],
             topics,
             subscriptions,
             discovery,
@@ -290,6 +296,8 @@ impl Session {
             }
         }
         self.live = Some(live);
+        self.levels_again();
+        self.queue_levels();
         self.ha_pending = false;
         self.queue_discovery();
     }
@@ -327,8 +335,10 @@ impl Session {
         }
         self.ha_sent = Some(now);
         self.ha_pending = false;
-        info!("Home Assistant (re)started: sending the discovery configs again");
+        info!("Home Assistant (re)started: sending the discovery configs and input levels again");
         self.queue_discovery();
+        self.levels_again();
+        self.queue_levels();
     }
 
     /// When a deferred discovery is due, if one waits.
@@ -359,6 +369,7 @@ impl Session {
     /// counted by [`Session::note_drops`]).
     #[inline]
     pub fn push_event(&mut self, ev: ButtonEvent) -> bool {
+        self.edge_level(&ev);
         self.outbox.push(ev).is_ok()
     }
 
@@ -472,6 +483,7 @@ impl Session {
 mod alive;
 mod batch;
 mod incoming;
+mod levels;
 pub(crate) mod unsent;
 
 pub use batch::{Fill, Live};

@@ -173,7 +173,7 @@ settings! {
     PayloadArgs "Payloads" {
         /// Button payloads: `plain` (1/0) or `json`.
         payload: PayloadFormat = "plain", "PYNQ_MQTT_PAYLOAD";
-        /// States on `led/<i>` and plain `button/<i>`: `10` (1/0) or `onoff` (ON/OFF).
+        /// States on `led/<i>`, `input/<i>` and plain `button/<i>`: `10` (1/0) or `onoff` (ON/OFF).
         state_format: StateFormat = "10", "PYNQ_MQTT_STATE_FORMAT";
         /// Seconds between `stats` messages; 0 turns them off.
         stats_interval: Seconds = "30", "PYNQ_MQTT_STATS_INTERVAL";
@@ -201,8 +201,9 @@ settings! {
         ha_discovery: bool = "false", "PYNQ_MQTT_HA_DISCOVERY";
         /// Home Assistant discovery prefix.
         ha_prefix: String = "homeassistant", "PYNQ_MQTT_HA_PREFIX";
-        /// The device's name in Home Assistant (default `PYNQ <client id>`).
-        ha_device_name: String = { format!("PYNQ {client_id}") }, "PYNQ_MQTT_HA_DEVICE_NAME";
+        /// The device's name in Home Assistant (default `PYNQ` and the board's part of the
+        /// client id, e.g. `PYNQ 3f2a1c`).
+        ha_device_name: String = { pynq_mqtt_bridge::default_device_name(&client_id) }, "PYNQ_MQTT_HA_DEVICE_NAME";
     }
 }
 
