@@ -26,7 +26,11 @@ impl Keys<'_> {
     fn holds_value(&self, k: &str) -> bool {
         let tables = self.tables.iter().flat_map(|(_, keys)| *keys);
         let refused = self.refused.iter().map(|(k, _)| k);
-        self.values.iter().chain(tables).chain(refused).any(|c| *c == k)
+        self.values
+            .iter()
+            .chain(tables)
+            .chain(refused)
+            .any(|c| *c == k)
     }
 
     /// A key allowed at the top of the file.
@@ -120,7 +124,11 @@ impl<'k> File<'k> {
         match v.map(T::deserialize) {
             Some(Ok(v)) => Ok(Some((v, source))),
             Some(Err(e)) => Err(Error::value(&source, key, &why(e.message()))),
-            None => Err(Error::value(&source, key, "expected a value, found a table")),
+            None => Err(Error::value(
+                &source,
+                key,
+                "expected a value, found a table",
+            )),
         }
     }
 

@@ -136,7 +136,12 @@ mod tests {
         for (s, want) in [("true", true), ("YES", true), (" on ", true), ("1", true)] {
             assert_eq!(Bool::parse(s), Ok(Bool(want)), "{s}");
         }
-        for (s, want) in [("false", false), ("No", false), ("off", false), ("0", false)] {
+        for (s, want) in [
+            ("false", false),
+            ("No", false),
+            ("off", false),
+            ("0", false),
+        ] {
             assert_eq!(Bool::parse(s), Ok(Bool(want)), "{s}");
         }
         for s in ["", "2", "yess", "t"] {
@@ -151,16 +156,19 @@ mod tests {
         assert_eq!(Port::parse("1"), Ok(Int(1)));
         assert_eq!(Port::parse(" 65535 "), Ok(Int(65_535)));
         assert_eq!(Port::parse("0").unwrap_err(), "0: expected 1 to 65535");
-        assert_eq!(Port::parse("65536").unwrap_err(), "65536: expected 1 to 65535");
+        assert_eq!(
+            Port::parse("65536").unwrap_err(),
+            "65536: expected 1 to 65535"
+        );
         for s in ["-1", "1.5", "x", ""] {
             let e = Port::parse(s).unwrap_err();
             assert_eq!(e, format!("expected a whole number, found {s:?}"));
         }
         assert_eq!(Port::parse("443").unwrap().get::<u16>(), 443);
         // the file's numbers keep the same bounds
-        let de = |n: u64| Port::deserialize(serde::de::value::U64Deserializer::<
-            serde::de::value::Error,
-        >::new(n));
+        let de = |n: u64| {
+            Port::deserialize(serde::de::value::U64Deserializer::<serde::de::value::Error>::new(n))
+        };
         assert!(de(0).is_err() && de(65_536).is_err());
         assert_eq!(de(80).unwrap(), Int(80));
     }

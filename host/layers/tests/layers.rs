@@ -119,15 +119,28 @@ fn flag_over_environment_over_file_over_default() {
 
     std::env::remove_var(ENV);
     let m = matches(ENV, &[]).unwrap();
-    assert_eq!(level(&m, None).unwrap(), None, "the default is the caller's");
-    assert_eq!(level(&m, Some(&file)).unwrap(), Some((Int(3), at_line(&f, 3))));
+    assert_eq!(
+        level(&m, None).unwrap(),
+        None,
+        "the default is the caller's"
+    );
+    assert_eq!(
+        level(&m, Some(&file)).unwrap(),
+        Some((Int(3), at_line(&f, 3)))
+    );
 
     std::env::set_var(ENV, "5");
     let m = matches(ENV, &[]).unwrap();
-    assert_eq!(level(&m, Some(&file)).unwrap(), Some((Int(5), Source::Env(ENV))));
+    assert_eq!(
+        level(&m, Some(&file)).unwrap(),
+        Some((Int(5), Source::Env(ENV)))
+    );
     let m = matches(ENV, &["--level", "7"]).unwrap();
     let flag = Source::Flag("--level".into());
-    assert_eq!(level(&m, Some(&file)).unwrap(), Some((Int(7), flag.clone())));
+    assert_eq!(
+        level(&m, Some(&file)).unwrap(),
+        Some((Int(7), flag.clone()))
+    );
 
     // the same value from two places is labelled by the one that won
     std::env::set_var(ENV, "7");
@@ -162,7 +175,10 @@ fn a_bad_flag_or_variable_is_one_line_naming_it() {
 fn values_read_from_the_file_with_their_lines() {
     let f = Scratch::new("values", "mode = \"slow\"\n\n\non = true\nname = \"n\"\n");
     let file = f.load().unwrap();
-    assert_eq!(file.get("mode").unwrap(), Some((Mode::Slow, at_line(&f, 1))));
+    assert_eq!(
+        file.get("mode").unwrap(),
+        Some((Mode::Slow, at_line(&f, 1)))
+    );
     assert_eq!(file.get("on").unwrap(), Some((Bool(true), at_line(&f, 4))));
     assert_eq!(file.get::<Level>("level").unwrap(), None);
     let (name, _) = file.get::<String>("name").unwrap().unwrap();
@@ -174,12 +190,18 @@ fn an_unknown_key_names_its_line_and_the_nearest_known_one() {
     let path = |f: &Scratch| f.0.display().to_string();
     let f = Scratch::new("near", "level = 1\n\nmoed = \"fast\"\n");
     let e = f.load().err().unwrap().to_string();
-    let want = format!("config file {}, line 3: unknown key `moed` (did you mean `mode`?)", path(&f));
+    let want = format!(
+        "config file {}, line 3: unknown key `moed` (did you mean `mode`?)",
+        path(&f)
+    );
     assert_eq!(e, want);
     // a table's name is a known key too
     let f = Scratch::new("near-table", "\nroutes = 1\n");
     let e = f.load().err().unwrap().to_string();
-    assert!(e.ends_with("line 2: unknown key `routes` (did you mean `route`?)"), "{e}");
+    assert!(
+        e.ends_with("line 2: unknown key `routes` (did you mean `route`?)"),
+        "{e}"
+    );
     // far from every key: no guess
     let f = Scratch::new("far", "colour = 1\n");
     let e = f.load().err().unwrap().to_string();
@@ -187,31 +209,62 @@ fn an_unknown_key_names_its_line_and_the_nearest_known_one() {
     // a refused key gets the caller's reason, not a guess
     let f = Scratch::new("refused", "level = 2\nsecret = \"hunter2\"\n");
     let e = f.load().err().unwrap().to_string();
-    assert!(e.ends_with("line 2: unknown key `secret` (a secret is not a config key)"), "{e}");
+    assert!(
+        e.ends_with("line 2: unknown key `secret` (a secret is not a config key)"),
+        "{e}"
+    );
 }
 
 #[test]
 fn tables_read_with_the_line_of_the_key_at_fault() {
-    let text = "level = 1\n[[route]]\ntopic = \"a\"\nleds = [0]\n\n[[route]]\ntopic = \"b\"\nleds = []\n";
+    let text =
+        "level = 1\n[[route]]\ntopic = \"a\"\nleds = [0]\n\n[[route]]\ntopic = \"b\"\nleds = []\n";
     let f = Scratch::new("tables", text);
     let e = f.load().unwrap().tables::<Route>("route").unwrap_err();
-    let want = format!("config file {}, line 8, key `route.leds`: at least one LED", f.0.display());
+    let want = format!(
+        "config file {}, line 8, key `route.leds`: at least one LED",
+        f.0.display()
+    );
     assert_eq!(e.to_string(), want);
 
     let f = Scratch::new("tables-ok", &text.replace("[]", "[1, 2]"));
     let routes = f.load().unwrap().tables::<Route>("route").unwrap();
-    let read: Vec<_> = routes.iter().map(|r| (r.topic.as_str(), r.leds.len())).collect();
+    let read: Vec<_> = routes
+        .iter()
+        .map(|r| (r.topic.as_str(), r.leds.len()))
+        .collect();
     assert_eq!(read, [("a", 1), ("b", 2)]);
 
     let f = Scratch::new("tables-key", "[[route]]\ntopic = \"a\"\nled = [1]\n");
-    let e = f.load().unwrap().tables::<Route>("route").unwrap_err().to_string();
-    assert!(e.ends_with("line 3, key `route.led`: unknown key (route keys: topic, leds)"), "{e}");
+    let e = f
+        .load()
+        .unwrap()
+        .tables::<Route>("route")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("line 3, key `route.led`: unknown key (route keys: topic, leds)"),
+        "{e}"
+    );
 
     let f = Scratch::new("tables-none", "level = 1\n");
-    assert!(f.load().unwrap().tables::<Route>("route").unwrap().is_empty());
+    assert!(f
+        .load()
+        .unwrap()
+        .tables::<Route>("route")
+        .unwrap()
+        .is_empty());
     let f = Scratch::new("tables-value", "\nroute = 1\n");
-    let e = f.load().unwrap().tables::<Route>("route").unwrap_err().to_string();
-    assert!(e.ends_with("line 2, key `route`: expected [[route]] tables"), "{e}");
+    let e = f
+        .load()
+        .unwrap()
+        .tables::<Route>("route")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("line 2, key `route`: expected [[route]] tables"),
+        "{e}"
+    );
 }
 
 /// A secret written where a value belongs, or a password file given as the config,
@@ -251,29 +304,50 @@ fn no_error_quotes_a_value_of_the_file() {
         };
         let e = e.to_string();
         assert!(!e.contains(SECRET) && !e.contains('\n'), "{text:?}: {e}");
-        assert!(e.starts_with(&format!("config file {}, line ", f.0.display())), "{e}");
+        assert!(
+            e.starts_with(&format!("config file {}, line ", f.0.display())),
+            "{e}"
+        );
     }
 }
 
 #[test]
 fn serde_reasons_in_our_words() {
-    let f = Scratch::new("words", "level = \"3\"\nmode = \"warp\"\non = 1\n\nname = 2.5\n");
+    let f = Scratch::new(
+        "words",
+        "level = \"3\"\nmode = \"warp\"\non = 1\n\nname = 2.5\n",
+    );
     let file = f.load().unwrap();
     let level = file.get::<Level>("level").unwrap_err().to_string();
-    assert!(level.ends_with("line 1, key `level`: expected a whole number, found string"), "{level}");
+    assert!(
+        level.ends_with("line 1, key `level`: expected a whole number, found string"),
+        "{level}"
+    );
     let mode = file.get::<Mode>("mode").unwrap_err().to_string();
-    assert!(mode.ends_with("line 2, key `mode`: unknown value, expected `fast` or `slow`"), "{mode}");
+    assert!(
+        mode.ends_with("line 2, key `mode`: unknown value, expected `fast` or `slow`"),
+        "{mode}"
+    );
     let on = file.get::<Bool>("on").unwrap_err().to_string();
-    assert!(on.ends_with("line 3, key `on`: expected true or false, found integer"), "{on}");
+    assert!(
+        on.ends_with("line 3, key `on`: expected true or false, found integer"),
+        "{on}"
+    );
     let name = file.get::<String>("name").unwrap_err().to_string();
-    assert!(name.ends_with("line 5, key `name`: expected a string, found float"), "{name}");
+    assert!(
+        name.ends_with("line 5, key `name`: expected a string, found float"),
+        "{name}"
+    );
 }
 
 #[test]
 fn a_parse_error_names_the_line_and_a_known_key_only() {
     let f = Scratch::new("parse", "level = 1\n\nmode = fast\n");
     let e = f.load().err().unwrap().to_string();
-    let head = format!("config file {}, line 3, key `mode`: TOML parse error: ", f.0.display());
+    let head = format!(
+        "config file {}, line 3, key `mode`: TOML parse error: ",
+        f.0.display()
+    );
     assert!(e.starts_with(&head), "{e}");
     let f = Scratch::new("parse-unknown", "\ncolour = red\n");
     let e = f.load().err().unwrap().to_string();
@@ -286,5 +360,8 @@ fn an_unreadable_file_names_it() {
     let path = std::env::temp_dir().join("pynq-mqtt-layers-no-such-file.toml");
     let e = File::load(&path, KEYS).err().unwrap();
     assert!(matches!(e, Error::Read { .. }), "{e:?}");
-    assert_eq!(e.to_string(), format!("cannot read config file {}", path.display()));
+    assert_eq!(
+        e.to_string(),
+        format!("cannot read config file {}", path.display())
+    );
 }
