@@ -1,14 +1,14 @@
 //! Settings in layers: a flag or an environment variable (clap) over a TOML file over
 //! a default, each value with its true source, and every refusal one line naming that
-//! source: `--qos: 5: ...`, `environment variable PYNQ_MQTT_QOS: 5: ...` or
-//! `config file c.toml, line 3, key `qos`: ...`.
+//! source, as pynq-mqtt's `--qos: 5: ...`, `environment variable PYNQ_MQTT_QOS: 5: ...`
+//! or `config file c.toml, line 3, key `qos`: ...`.
 //!
-//! The crate knows no setting: the caller declares the keys ([`Keys`]), the types
-//! (any [`Value`]) and their names in `--help`.
+//! The crate knows no setting: the caller declares the keys ([`Keys`]) and the types
+//! (any [`Value`]), and names the values in `--help` itself.
 //! - [`parser`]: clap's reader of a value; a bad one is one line naming its flag or
 //!   variable ([`bad_value`]).
 //! - [`File`]: the TOML file, every key with its line; an unknown key is refused with
-//!   the nearest known one; no error quotes the file's text.
+//!   the nearest known one; the reader's errors quote nothing of the file.
 //! - [`pick`]: a value from the command line or the environment, as clap says, else
 //!   from the file, with its [`Source`].
 #![forbid(unsafe_code)]
@@ -45,7 +45,8 @@ impl fmt::Display for Source {
     }
 }
 
-/// A refused file or value, in one line that never quotes the file.
+/// A refused file or value, in one line naming where it came from. The reader adds
+/// nothing of the file's text; a type's own reason is its own.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read config file {}", path.display())]
