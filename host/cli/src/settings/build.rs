@@ -89,7 +89,7 @@ pub(super) fn settings(
     bridge.stats_interval = Some(v.stats_interval.0).filter(|d| !d.is_zero());
     bridge.shutdown_timeout = v.shutdown_timeout.0;
     bridge.rules = rules;
-    bridge.discovery = v.ha_discovery.then(|| Discovery {
+    bridge.discovery = v.ha_discovery.0.then(|| Discovery {
         prefix: v.ha_prefix.clone(),
         device_name: v.ha_device_name.clone(),
     });

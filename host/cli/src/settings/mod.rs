@@ -7,32 +7,31 @@
 //! here and a line there (a value of a new type also needs `FromStr` and serde's
 //! traits, in the crate that owns the type, and its name in `value.rs`).
 //!
-//! A value's source is clap's own (`ArgMatches::value_source`); a bad value names it:
-//! `--qos: 5: ...`, `environment variable PYNQ_MQTT_QOS: 5: ...` or `config file c.toml,
-//! line 3, key `qos`: ...`. An unknown key in the file is refused, with its line and
-//! the nearest known key.
+//! The layers themselves (a value's true source, from clap's `ArgMatches::value_source`,
+//! errors that name it, the file's lines and its unknown keys refused with the nearest
+//! known one) are `pynq_mqtt_layers`, which knows no setting: this module gives it
+//! the keys, the types and the names.
 
 mod build;
-mod file;
 mod value;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::parser::ValueSource;
 use clap::ArgMatches;
 pub use pynq_mqtt_bridge::{parse_broker, BrokerAddr, BrokerUrl, Brokers, Names, Qos, Seconds};
-use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, SessionMode, StateFormat};
+use pynq_mqtt_bridge::{BridgeConfig, PayloadFormat, Rule, SessionMode, StateFormat};
 use pynq_mqtt_bus::uio::DeviceSpec;
 use pynq_mqtt_driver::DriverConfig;
+pub use pynq_mqtt_layers::{bad_value, show, Bool, Int, Source, Value};
+use pynq_mqtt_layers::{pick, File, Keys};
 #[cfg(feature = "sim")]
 pub use pynq_mqtt_sim::Speed as SimSpeed;
 
 pub use crate::board::{default_device, BoardKind};
 use crate::identity::default_client_id;
 pub use crate::secrets::PASSWORD_ENV;
-use file::File;
-pub use value::{bad_value, show, Int, Value};
+use value::Named;
 
 /// Without the simulator the speed is kept as written (a sim board cannot run).
 #[cfg(not(feature = "sim"))]
@@ -52,8 +51,8 @@ macro_rules! settings {
             $(#[$group_attr])*
             #[command(next_help_heading = $heading)]
             pub struct $group {
-                $(#[arg(long, env = $env, value_parser = value::parser::<$ty>())]
-                #[arg(value_name = <$ty as Value>::NAME)]
+                $(#[arg(long, env = $env, value_parser = pynq_mqtt_layers::parser::<$ty>())]
+                #[arg(value_name = <$ty as Named>::NAME)]
                 #[arg(default_value = settings!(@shown $($default)?))]
                 $(#[$attr])*
                 pub $name: Option<$ty>,)*
@@ -198,7 +197,7 @@ settings! {
     }
     HaArgs "Home Assistant" {
         /// `true` publishes a retained discovery config per input and LED.
-        ha_discovery: bool = "false", "PYNQ_MQTT_HA_DISCOVERY";
+        ha_discovery: Bool = "false", "PYNQ_MQTT_HA_DISCOVERY";
         /// Home Assistant discovery prefix.
         ha_prefix: String = "homeassistant", "PYNQ_MQTT_HA_PREFIX";
         /// The device's name in Home Assistant (default `PYNQ` and the board's part of the
@@ -215,37 +214,12 @@ pub struct CommonArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Where a setting came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    Default,
-    File { path: PathBuf, line: usize },
-    Env(&'static str),
-    Flag(String),
-}
+/// The keys of a `[[rule]]` table, each read by the bridge's own `Rule`.
+const RULE_KEYS: &[&str] = &["topic", "payloads", "action", "leds"];
 
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Default => f.write_str("default"),
-            Source::File { path, line } => write!(f, "{}:{line}", path.display()),
-            Source::Env(v) => f.write_str(v),
-            Source::Flag(v) => f.write_str(v),
-        }
-    }
-}
-
-/// An error for a value, naming where it came from.
+/// A refusal of the value of `key`, naming where it came from.
 fn fail(source: &Source, key: &str, msg: &str) -> anyhow::Error {
-    let at = match source {
-        Source::File { path, line } => {
-            format!("config file {}, line {line}, key `{key}`", path.display())
-        }
-        Source::Env(v) => format!("environment variable {v}"),
-        Source::Flag(f) => f.clone(),
-        Source::Default => key.to_owned(),
-    };
-    anyhow::anyhow!("{at}: {msg}")
+    pynq_mqtt_layers::Error::value(source, key, msg).into()
 }
 
 /// One line of `pynq-mqtt config`: key, TOML value (None: not set), source.
@@ -276,40 +250,31 @@ fn sim_board<T: Value>(key: &str, sim_cmd: bool, found: &mut Option<(T, Source)>
     }
 }
 
-/// A setting from the command line or its variable, as clap says; else from the file.
-fn pick<T: Value>(
-    m: &ArgMatches,
-    key: &'static str,
-    env: &'static str,
-    file: Option<&File>,
-) -> Result<Option<(T, Source)>> {
-    // (a subcommand without the argument has no value source to ask for; clap's
-    // own default comes after the file's value)
-    if let Ok(Some(v)) = m.try_get_one::<T>(key) {
-        match m.value_source(key) {
-            Some(ValueSource::CommandLine) => {
-                let flag = format!("--{}", key.replace('_', "-"));
-                return Ok(Some((v.clone(), Source::Flag(flag))));
-            }
-            Some(ValueSource::EnvVariable) => return Ok(Some((v.clone(), Source::Env(env)))),
-            _ => {}
-        }
-    }
-    file.map_or(Ok(None), |f| f.get(key))
-}
-
 /// Resolves the settings of a subcommand's arguments: those of the groups above it
 /// takes, and the file of [`CommonArgs`] for every key.
 pub fn resolve(m: &ArgMatches) -> Result<Settings> {
+    // a file is read by whoever may read the config: the password lives in a file of
+    // its own or in the environment
+    let password = format!(
+        "the password is not a config key: use `password_file` = a file of its own, \
+         mode 600, or the environment variable {PASSWORD_ENV}"
+    );
+    let keys = Keys {
+        values: KEYS,
+        tables: &[("rule", RULE_KEYS)],
+        refused: &[("password", password.as_str())],
+    };
     let file = match m.try_get_one::<PathBuf>("config") {
-        Ok(Some(path)) => Some(File::load(path)?),
+        Ok(Some(path)) => Some(File::load(path, keys)?),
         _ => None,
     };
     // `sim` has no --board: it is the simulated board, whose default id follows
     let sim_cmd = m.try_get_one::<BoardKind>("board").is_err();
     let (mut values, mut shown) = resolve_values(m, file.as_ref(), sim_cmd)?;
     build::every_broker(m, &mut values, &mut shown)?;
-    let rules = file.as_ref().map_or(Ok(Vec::new()), File::rules)?;
+    let rules = file
+        .as_ref()
+        .map_or(Ok(Vec::new()), |f| f.tables::<Rule>("rule"))?;
     let ha_remove = matches!(m.try_get_one::<bool>("ha_remove"), Ok(Some(true)));
     build::settings(values, shown, rules, ha_remove)
 }

@@ -1,32 +1,24 @@
-//! A setting's type read from text (a flag or a variable, through clap, whose error
-//! names which), from TOML (serde, implemented by the crate that owns the type) and
-//! written back as TOML for `config`. Only the ranges and units are made here.
+//! The settings' types and their names in `--help`. Each is read from text (a flag or
+//! a variable) by its own `FromStr` and from TOML by serde, both implemented by the
+//! crate that owns the type; `pynq_mqtt_layers` makes the ranges and the booleans.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::parser::ValueSource;
 use pynq_mqtt_bridge::{BrokerUrl, Names, PayloadFormat, Qos, Seconds, SessionMode, StateFormat};
 use pynq_mqtt_bus::uio::DeviceSpec;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use pynq_mqtt_layers::{Bool, Int, Value};
 
 use super::BoardKind;
 
-/// A setting's type.
-pub trait Value: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
-    /// In `--help`.
+/// A setting's type, named in `--help`.
+pub trait Named: Value {
     const NAME: &'static str;
-    fn parse(s: &str) -> Result<Self, String>;
 }
 
 macro_rules! from_str {
     ($($t:ty = $name:literal),+) => {$(
-        impl Value for $t {
+        impl Named for $t {
             const NAME: &'static str = $name;
-            fn parse(s: &str) -> Result<Self, String> {
-                s.parse().map_err(|e| format!("{e}"))
-            }
         }
     )+};
 }
@@ -46,100 +38,8 @@ from_str!(
 from_str!(BoardKind = "uio|sim", Names = "NAMES", Seconds = "SECS");
 #[cfg(feature = "sim")]
 from_str!(super::SimSpeed = "SPEED");
+from_str!(Bool = "BOOL");
 
-impl Value for bool {
-    const NAME: &'static str = "BOOL";
-    fn parse(s: &str) -> Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Ok(true),
-            "false" | "0" | "no" | "off" => Ok(false),
-            _ => Err(format!("expected true or false, found {s:?}")),
-        }
-    }
-}
-
-/// A whole number from `MIN` to `MAX`, got as the integer type the range was made for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u64")]
-pub struct Int<const MIN: u64, const MAX: u64>(pub u64);
-
-impl<const MIN: u64, const MAX: u64> Int<MIN, MAX> {
-    pub fn get<T: TryFrom<u64>>(self) -> T {
-        T::try_from(self.0).unwrap_or_else(|_| unreachable!("{} does not fit", self.0))
-    }
-}
-
-impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Int<MIN, MAX> {
-    type Error = String;
-    fn try_from(n: u64) -> Result<Self, String> {
-        match (MIN..=MAX).contains(&n) {
-            true => Ok(Int(n)),
-            false => Err(format!("{n}: expected {MIN} to {MAX}")),
-        }
-    }
-}
-
-impl<const MIN: u64, const MAX: u64> Value for Int<MIN, MAX> {
+impl<const MIN: u64, const MAX: u64> Named for Int<MIN, MAX> {
     const NAME: &'static str = "N";
-    fn parse(s: &str) -> Result<Self, String> {
-        let n = s.trim().parse::<u64>();
-        n.map_err(|_| format!("expected a whole number, found {s:?}"))?
-            .try_into()
-    }
-}
-
-/// A value as TOML, for `config`.
-pub fn show<T: Serialize + ?Sized>(v: &T) -> String {
-    let v = v.serialize(toml_edit::ser::ValueSerializer::new());
-    v.map_or_else(|e| format!("\"{e}\""), |v| v.to_string().trim().to_owned())
-}
-
-/// Reads a setting for clap; a bad value is one line naming its flag or variable.
-#[derive(Clone)]
-pub struct Parser<T>(std::marker::PhantomData<fn() -> T>);
-
-pub fn parser<T: Value>() -> Parser<T> {
-    Parser(std::marker::PhantomData)
-}
-
-impl<T: Value> clap::builder::TypedValueParser for Parser<T> {
-    type Value = T;
-    fn parse_ref(
-        &self,
-        c: &clap::Command,
-        a: Option<&clap::Arg>,
-        v: &OsStr,
-    ) -> clap::error::Result<T> {
-        self.parse_ref_(c, a, v, ValueSource::CommandLine)
-    }
-    fn parse_ref_(
-        &self,
-        _: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &OsStr,
-        source: ValueSource,
-    ) -> clap::error::Result<T> {
-        let parsed = value.to_str().ok_or(format!("{value:?} is not UTF-8"));
-        parsed.and_then(T::parse).map_err(|msg| {
-            let who = match (source, arg.and_then(|a| a.get_env())) {
-                (ValueSource::EnvVariable, Some(env)) => {
-                    format!("environment variable {}", env.to_string_lossy())
-                }
-                _ => format!("--{}", arg.and_then(|a| a.get_long()).unwrap_or("?")),
-            };
-            // the one-line message rides in the error's context, for `bad_value`
-            let msg = format!("{who}: {msg}");
-            let mut e = clap::Error::raw(ErrorKind::ValueValidation, format!("{msg}\n"));
-            e.insert(ContextKind::Custom, ContextValue::String(msg));
-            e
-        })
-    }
-}
-
-/// The one-line message of a bad setting value, if `e` is one.
-pub fn bad_value(e: &clap::Error) -> Option<&str> {
-    match e.get(ContextKind::Custom) {
-        Some(ContextValue::String(m)) => Some(m),
-        _ => None,
-    }
 }
