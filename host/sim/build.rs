@@ -3,8 +3,10 @@
 //!
 //! Build parameters of the simulated peripheral (environment, read at build time):
 //! PYNQ_MQTT_SIM_CLK_HZ (default 1000000: one clock per microsecond keeps a paced
-//! simulation cheap), PYNQ_MQTT_SIM_N_INPUTS (4), PYNQ_MQTT_SIM_N_LEDS (4),
-//! PYNQ_MQTT_SIM_FIFO_DEPTH (512).
+//! simulation cheap), PYNQ_MQTT_SIM_N_INPUTS (6) and PYNQ_MQTT_SIM_N_LEDS (10), the
+//! board overlay's shape (overlays/pynq_mqtt: BTN0-3 and SW0-1; LD0-3 and the blue,
+//! green and red of LD4 and LD5), PYNQ_MQTT_SIM_FIFO_DEPTH (512). The shape reaches
+//! the crate as `PMQ_SIM_SHAPE` (`sim --help` and the simulator's start line say it).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -48,8 +50,17 @@ fn main() {
     let mdir = out.join("verilated");
 
     let clk_hz = param("PYNQ_MQTT_SIM_CLK_HZ", 1_000_000);
-    let n_inputs = param("PYNQ_MQTT_SIM_N_INPUTS", 4);
-    let n_leds = param("PYNQ_MQTT_SIM_N_LEDS", 4);
+    // the board overlay's shape, so that every topic of the README and docs/board.md
+    // exists on the simulated board too
+    let n_inputs = param("PYNQ_MQTT_SIM_N_INPUTS", 6);
+    let n_leds = param("PYNQ_MQTT_SIM_N_LEDS", 10);
+    if !(1..=32).contains(&n_inputs) || !(1..=32).contains(&n_leds) {
+        fail(&format!(
+            "PYNQ_MQTT_SIM_N_INPUTS={n_inputs} and PYNQ_MQTT_SIM_N_LEDS={n_leds}: each must be 1 to 32"
+        ));
+    }
+    println!("cargo:rustc-env=PMQ_SIM_N_INPUTS={n_inputs}");
+    println!("cargo:rustc-env=PMQ_SIM_N_LEDS={n_leds}");
     let fifo_depth = param("PYNQ_MQTT_SIM_FIFO_DEPTH", 512);
 
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&rtl)
