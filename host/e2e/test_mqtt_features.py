@@ -127,7 +127,7 @@ def write_config(path, text):
 
 
 @pytest.mark.parametrize("with_rule", [True, False])
-def test_seed_rule_button0_toggles_all_leds_only_when_configured(binary, broker, tmp_path, with_rule):
+def test_seed_rule_button0_toggles_all_leds_only_when_configured(binary, broker, sim_shape, tmp_path, with_rule):
     cfg = write_config(tmp_path / "c.toml",
                        "stats_interval = 0\n" + ("[[rule]]\ntopic = \"button/0\"\npayloads = [\"1\"]\n"
                                                  "action = \"toggle\"\nleds = \"all\"\n" if with_rule else ""))
@@ -142,11 +142,11 @@ def test_seed_rule_button0_toggles_all_leds_only_when_configured(binary, broker,
         leds = [(t, p) for t, p, _ in sub.snapshot() if t.startswith("led/") and not t.endswith("set")]
         if with_rule:
             # two presses: on, then off again, for every LED
-            for i in range(4):
+            for i in range(sim_shape[1]):
                 vals = [p for t, p in leds if t == f"led/{i}"]
                 assert vals == [b"0", b"1", b"0"], (i, vals)
         else:
-            assert all(p == b"0" for _, p in leds) and len(leds) == 4, leds
+            assert all(p == b"0" for _, p in leds) and len(leds) == sim_shape[1], leds
     finally:
         stop_ok(d)
         sub.close()
@@ -166,20 +166,24 @@ def retained_configs(port, expect=None):
         c.close()
 
 
-def test_home_assistant_discovery_birth_and_removal(binary, broker, tmp_path):
+def test_home_assistant_discovery_birth_and_removal(binary, broker, sim_shape, tmp_path):
     args = ["--ha-discovery", "true", "--client-id", "pynq-ha-test", "--input-names", "btn0,btn1,btn2,btn3"]
     d = Daemon(binary, url(broker), tmp_path, *args, "--stats-interval", "0")
     try:
         assert d.wait_log("connected to broker")
         sub = Collector(broker.port, ("homeassistant/#", "status", "led/#"))
         publish = Pub(broker.port)
-        got = sub.wait_for(lambda m: len({t for t, p, r in m if t.endswith("/config") and p}) >= 8, 15)
+        n_inputs, n_leds = sim_shape
+        got = sub.wait_for(lambda m: len({t for t, p, r in m if t.endswith("/config") and p}) >= n_inputs + n_leds, 15)
         assert got, [t for t, _, _ in sub.snapshot()]
         configs = {t: json.loads(p) for t, p, r in got if t.endswith("/config") and p}
         sensors = sorted(t for t in configs if "/binary_sensor/" in t)
         switches = sorted(t for t in configs if "/switch/" in t)
-        assert sensors == [f"homeassistant/binary_sensor/pynq-ha-test/in_btn{i}/config" for i in range(4)]
-        assert switches == [f"homeassistant/switch/pynq-ha-test/led_{i}/config" for i in range(4)]
+        # the four named inputs by name, any further input by its number
+        assert sensors == sorted([f"homeassistant/binary_sensor/pynq-ha-test/in_btn{i}/config" for i in range(4)]
+                                 + [f"homeassistant/binary_sensor/pynq-ha-test/in_{i}/config"
+                                    for i in range(4, n_inputs)])
+        assert switches == sorted(f"homeassistant/switch/pynq-ha-test/led_{i}/config" for i in range(n_leds))
         for c in configs.values():
             assert c["availability_topic"] == "status" and c["payload_available"] == "online", c
             assert c["device"]["identifiers"] == ["pynq-ha-test"], c
