@@ -82,7 +82,7 @@ def led(msgs, name, mark=0):
     return vals[-1] if vals else None
 
 
-def test_led_commands_by_name_all_leds_and_rejections(binary, broker, tmp_path):
+def test_led_commands_by_name_all_leds_and_rejections(binary, broker, sim_shape, tmp_path):
     sub = Collector(broker.port, ("led/#", "stats"))
     d = Daemon(binary, url(broker), tmp_path, "--led-names", "red,green,blue,yellow", "--stats-interval", "1")
     publish = Pub(broker.port)
@@ -118,7 +118,9 @@ def test_led_commands_by_name_all_leds_and_rejections(binary, broker, tmp_path):
         sub.close()
     assert d.text().count("LED command rejected") == 6, d.text()
     f = d.final()
-    assert f["rejected"] == 6 and f["led_commands"] == 1 + 4 + 4 + 1, f
+    # one command, led/set twice (once per LED of the board), one command
+    n_leds = sim_shape[1]
+    assert f["rejected"] == 6 and f["led_commands"] == 1 + n_leds + n_leds + 1, f
 
 
 def write_config(path, text):
@@ -187,14 +189,15 @@ def test_home_assistant_discovery_birth_and_removal(binary, broker, sim_shape, t
         for c in configs.values():
             assert c["availability_topic"] == "status" and c["payload_available"] == "online", c
             assert c["device"]["identifiers"] == ["pynq-ha-test"], c
-        assert configs[sensors[0]]["state_topic"] == "button/btn0"
+        assert configs["homeassistant/binary_sensor/pynq-ha-test/in_btn0/config"]["state_topic"] == "button/btn0"
         sw = configs[switches[2]]
         assert sw["command_topic"] == "led/2/set" and sw["state_topic"] == "led/2"
         assert all(r for t, p, r in got if t.endswith("/config")), "configs are retained"
         # Home Assistant restarts: every config is sent again
         mark = len(sub.snapshot())
         publish("homeassistant/status", "online", qos=1)
-        again = sub.wait_for(lambda m: len({t for t, p, r in m[mark:] if t.endswith("/config") and p}) >= 8, 15)
+        again = sub.wait_for(lambda m: len({t for t, p, r in m[mark:] if t.endswith("/config") and p})
+                             >= n_inputs + n_leds, 15)
         assert again, "configs not sent again after homeassistant/status online"
         # the switch works as Home Assistant would use it
         mark = len(sub.snapshot())
@@ -204,11 +207,11 @@ def test_home_assistant_discovery_birth_and_removal(binary, broker, sim_shape, t
         publish.close()
     finally:
         stop_ok(d)
-    assert len(retained_configs(broker.port, 8)) == 8
+    assert len(retained_configs(broker.port, n_inputs + n_leds)) == n_inputs + n_leds
     r = subprocess.run([str(binary), "run", "--board", "sim", "--broker", url(broker), *args, "--ha-remove"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert "discovery configs removed" in r.stderr and "configs=8" in r.stderr, r.stderr
+    assert "discovery configs removed" in r.stderr and f"configs={n_inputs + n_leds}" in r.stderr, r.stderr
     assert retained_configs(broker.port) == {}, "configs still retained after --ha-remove"
 
 
