@@ -38,7 +38,11 @@ fn identity_scratch_and_leds() {
     b.write(LED, 0b1010).unwrap();
     assert_eq!(b.leds(), 0b1010);
     b.write(LED, 0xFFFF_FFFF).unwrap();
-    let all = if n_leds == 32 { u32::MAX } else { (1 << n_leds) - 1 };
+    let all = if n_leds == 32 {
+        u32::MAX
+    } else {
+        (1 << n_leds) - 1
+    };
     assert_eq!(b.read(LED).unwrap(), all, "masked to N_LEDS");
     assert!(b.read32(0x1_0000).is_err(), "outside the window");
 }
