@@ -103,7 +103,9 @@ class Topics:
         pattern = pattern.replace(re.escape("{name}"), "(?P<name>[^/]+)", 1)
         pattern = pattern.replace(re.escape("{i}"), "(?P<i>[0-9]+)", 1)
         self.button_re = re.compile(pattern + "$")
-        self.button_filter = re.sub(r"\{name\}|\{i\}", "+", s.prefix + s.button_topic)
+        # a level holding {name} or {i} (even within other text) is any level
+        self.button_filter = "/".join("+" if "{name}" in level or "{i}" in level else level
+                                      for level in (s.prefix + s.button_topic).split("/"))
 
     @staticmethod
     def _index(name, names):

@@ -38,7 +38,7 @@ def wait_for_text(path, text, timeout):
 
 # the daemon's topic settings, given to both the daemon (its environment) and the example
 # (its flags of the same names): the seed's topics, and custom names, prefix and template
-CUSTOM = {"prefix": "lab/b1/", "button-topic": "{name}/state",
+CUSTOM = {"prefix": "lab/b1/", "button-topic": "{name}/edge-{i}",
           "input-names": "btn0,btn1,btn2,btn3,sw0,sw1",
           "led-names": "ld0,ld1,ld2,ld3,ld4b,ld4g,ld4r,ld5b,ld5g,ld5r"}
 
