@@ -16,7 +16,23 @@
 #     python3 examples/buttons_and_leds.py --broker HOST [--port 1883] [--prefix P]
 #
 # The daemon must be running (`sudo systemctl status pynq-mqtt`); if a cell says it is
-# not, run `pynq-mqtt doctor` on the board.
+# not, run `pynq-mqtt doctor` on the board. A broker that cannot be reached (wrong host
+# or port) is one line naming it.
+#
+# Topics as the daemon was told: `--prefix`, `--button-topic`, `--input-names` and
+# `--led-names` take the daemon's settings of the same names (and its environment:
+# `PYNQ_MQTT_PREFIX`, `PYNQ_MQTT_BUTTON_TOPIC`, `PYNQ_MQTT_INPUT_NAMES`,
+# `PYNQ_MQTT_LED_NAMES`), e.g. for a daemon run with `--prefix pynq/lab1/
+# --input-names btn0,btn1,btn2,btn3,sw0,sw1 --led-names ld0,ld1,ld2,ld3`:
+#
+#     python3 examples/buttons_and_leds.py --broker pynq --prefix pynq/lab1/ \
+#         --input-names btn0,btn1,btn2,btn3,sw0,sw1 --led-names ld0,ld1,ld2,ld3
+#
+# Without a board, against the simulator (the Verilated RTL, shaped like the board, with
+# its own broker): in one shell `pynq-mqtt sim --port 1884` (or `scripts/demo --port
+# 1884`), whose digit keys 0-3 press BTN0-3; in another
+#
+#     python3 examples/buttons_and_leds.py --broker 127.0.0.1 --port 1884
 #
 # Buttons: 0-3 are BTN0-BTN3, 4-5 the switches SW0-SW1. LEDs: 0-3 are LD0-LD3, 4-6 the
 # blue, green and red of LD4, 7-9 those of LD5.
@@ -27,6 +43,7 @@ import argparse
 import json
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -39,11 +56,23 @@ if int(paho.mqtt.__version__.split(".")[0]) < 2:
     raise SystemExit(f"paho-mqtt {paho.mqtt.__version__} is too old: pip install 'paho-mqtt>=2'")
 
 
+def names(text):
+    return [n.strip() for n in text.split(",")] if text.strip() else []
+
+
 def settings():
+    env = os.environ.get
     p = argparse.ArgumentParser(description="The seed notebook, against the pynq-mqtt daemon")
-    p.add_argument("--broker", default=os.environ.get("PYNQ_MQTT_EXAMPLE_BROKER", "localhost"))
+    p.add_argument("--broker", default=env("PYNQ_MQTT_EXAMPLE_BROKER", "localhost"))
     p.add_argument("--port", type=int, default=1883)
-    p.add_argument("--prefix", default="", help="the daemon's topic prefix (default none)")
+    p.add_argument("--prefix", default=env("PYNQ_MQTT_PREFIX", ""),
+                   help="the daemon's topic prefix (default none)")
+    p.add_argument("--button-topic", default=env("PYNQ_MQTT_BUTTON_TOPIC", "button/{name}"),
+                   help="the daemon's button topic under the prefix, with {name} or {i}")
+    p.add_argument("--input-names", type=names, default=names(env("PYNQ_MQTT_INPUT_NAMES", "")),
+                   help="the daemon's input names, comma-separated (default: the index)")
+    p.add_argument("--led-names", type=names, default=names(env("PYNQ_MQTT_LED_NAMES", "")),
+                   help="the daemon's LED names in led/<name>, comma-separated (default: the index)")
     p.add_argument("--daemon-timeout", type=float, default=15.0,
                    help="seconds to wait for the daemon's retained `online`")
     p.add_argument("--button-timeout", type=float, default=None,
@@ -52,10 +81,65 @@ def settings():
     p.add_argument("--qos", type=int, default=0, choices=(0, 1, 2), help="QoS of the timing cell")
     # in Jupyter, sys.argv holds the kernel's own arguments
     argv = [] if "ipykernel" in sys.modules else sys.argv[1:]
-    return p.parse_args(argv)
+    s = p.parse_args(argv)
+    if s.prefix and not s.prefix.endswith("/"):
+        s.prefix += "/"  # as the daemon does
+    if "{name}" not in s.button_topic and "{i}" not in s.button_topic:
+        p.error(f"--button-topic {s.button_topic!r}: needs {{name}} or {{i}}, as the daemon's")
+    return s
 
 
 S = settings()
+
+
+class Topics:
+    """The daemon's topics, from the same settings: input and LED numbers <-> topics."""
+
+    def __init__(self, s):
+        self.prefix = s.prefix
+        self.inputs, self.leds = s.input_names, s.led_names
+        # the button template as a pattern: {name} and {i} become groups
+        pattern = re.escape(s.prefix + s.button_topic)
+        pattern = pattern.replace(re.escape("{name}"), "(?P<name>[^/]+)", 1)
+        pattern = pattern.replace(re.escape("{i}"), "(?P<i>[0-9]+)", 1)
+        self.button_re = re.compile(pattern + "$")
+        # a level holding {name} or {i} (even within other text) is any level
+        self.button_filter = "/".join("+" if "{name}" in level or "{i}" in level else level
+                                      for level in (s.prefix + s.button_topic).split("/"))
+
+    @staticmethod
+    def _index(name, names):
+        if name in names:
+            return names.index(name)
+        return int(name) if name.isdigit() else None
+
+    def input_name(self, i):
+        return self.inputs[i] if i < len(self.inputs) else str(i)
+
+    def led_name(self, i):
+        return self.leds[i] if i < len(self.leds) else str(i)
+
+    def button(self, topic):
+        """The input a button topic is about, or None."""
+        m = self.button_re.match(topic)
+        if not m:
+            return None
+        if m.groupdict().get("i") is not None:
+            return int(m["i"])
+        return self._index(m["name"], self.inputs)
+
+    def led(self, topic):
+        """The LED a `led/<name>` state topic is about, or None."""
+        rest = topic[len(self.prefix):] if topic.startswith(self.prefix) else None
+        if rest is None or not rest.startswith("led/") or rest.count("/") != 1:
+            return None
+        return self._index(rest[4:], self.leds)
+
+    def led_set(self, i):
+        return f"{self.prefix}led/{self.led_name(i)}/set"
+
+
+T = Topics(S)
 
 
 def connect(role):
@@ -71,7 +155,11 @@ def connect(role):
         accepted.set()
 
     client.on_connect = on_connect
-    client.connect(S.broker, S.port)
+    try:
+        client.connect(S.broker, S.port)
+    except (OSError, ValueError) as e:  # refused, unknown host, unreachable, timed out
+        raise SystemExit(f"cannot reach the MQTT broker at {S.broker}:{S.port}: "
+                         f"{getattr(e, 'strerror', None) or e} (check --broker and --port)") from None
     client.loop_start()
     if not accepted.wait(10) or result["rc"].is_failure:
         client.loop_stop()
@@ -103,18 +191,25 @@ changed = threading.Condition()
 daemon = {"status": None}
 
 
+def level(text):
+    """"1"/"0" of a state payload: the seed's 1/0, --state-format onoff's ON/OFF, or
+    --payload json's {"state": ..}."""
+    if text.startswith("{"):
+        text = str(json.loads(text)["state"])
+    return {"ON": "1", "OFF": "0"}.get(text.upper(), text)
+
+
 def on_message(client, userdata, msg):
-    topic = msg.topic[len(S.prefix):]
     text = msg.payload.decode(errors="replace")
-    if topic.startswith("button/"):
-        if text.startswith("{"):  # the daemon's --payload json
-            text = str(json.loads(text)["state"])
-        events.put((int(topic.split("/")[1]), text))
+    i = T.button(msg.topic)
+    if i is not None:
+        events.put((i, level(text)))
         return
     with changed:
-        if topic.startswith("led/") and topic.count("/") == 1:
-            leds[int(topic[4:])] = text
-        elif topic == "status":
+        i = T.led(msg.topic)
+        if i is not None:
+            leds[i] = level(text)
+        elif msg.topic == S.prefix + "status":
             daemon["status"] = text
         changed.notify_all()
 
@@ -125,8 +220,8 @@ def wait_until(predicate, timeout):
 
 
 client.on_message = on_message
-subscribe(client, [(S.prefix + "button/#", 1), (S.prefix + "led/+", 1), (S.prefix + "status", 1)])
-print("subscribed to button/#, led/+ and status")
+subscribe(client, [(T.button_filter, 1), (S.prefix + "led/+", 1), (S.prefix + "status", 1)])
+print(f"subscribed to {T.button_filter}, {S.prefix}led/+ and {S.prefix}status")
 
 if not wait_until(lambda: daemon["status"] == "online" and leds, S.daemon_timeout):
     raise SystemExit(f"the daemon is not online (status: {daemon['status']}): on the board, "
@@ -148,10 +243,10 @@ def set_led(i, command):
     want = {"on": "1", "1": "1", "off": "0", "0": "0"}.get(command.lower())
     if want is None:  # toggle
         want = "0" if before == "1" else "1"
-    client.publish(f"{S.prefix}led/{i}/set", command, qos=1).wait_for_publish(5)
+    client.publish(T.led_set(i), command, qos=1).wait_for_publish(5)
     if not wait_until(lambda: leds.get(i) == want, 5):
-        raise SystemExit(f"LED {i}: asked for {command}, the hardware still reads {leds.get(i)}")
-    print(f"LED {i}: {'on' if want == '1' else 'off'}")
+        raise SystemExit(f"LED {T.led_name(i)}: asked for {command}, the hardware still reads {leds.get(i)}")
+    print(f"LED {T.led_name(i)}: {'on' if want == '1' else 'off'}")
     return want
 
 
@@ -173,15 +268,15 @@ print("press buttons 0-2; button 3 ends this cell")
 while True:
     left = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
-        i, level = events.get(timeout=left)
+        i, state = events.get(timeout=left)
     except queue.Empty:
         print("no press of button 3 in time; going on")
         break
-    print(f"button {i}: {'pressed' if level == '1' else 'released'}")
-    if level == "1" and i == 3:
-        print("button 3 pressed: done with buttons")
+    print(f"button {T.input_name(i)}: {'pressed' if state == '1' else 'released'}")
+    if state == "1" and i == 3:
+        print(f"button {T.input_name(3)} pressed: done with buttons")
         break
-    if level == "1" and i in leds and i < 3:
+    if state == "1" and i in leds and i < 3:
         set_led(i, "toggle")
 
 # %% [markdown]

@@ -3,6 +3,8 @@ independent paho-mqtt subscriber, and the pynq-mqtt binary on the simulated boar
 The broker and subscriber classes themselves live in mqtt_env.py (one of each)."""
 import os
 import pathlib
+import re
+import subprocess
 import time
 
 import paho.mqtt.client as mqtt
@@ -28,6 +30,18 @@ def binary():
     path = pathlib.Path(os.environ.get("PYNQ_MQTT_BIN", ROOT / "target/debug/pynq-mqtt"))
     assert path.exists(), f"{path} missing: build it first (scripts/test does)"
     return path
+
+
+@pytest.fixture(scope="session")
+def sim_shape(binary):
+    """(inputs, LEDs) of the simulated board this binary was built with, read from the
+    peripheral's PARAMS register (`regs --board sim`): tests that count inputs or LEDs
+    follow the build's shape (host/sim/build.rs) instead of assuming one."""
+    r = subprocess.run([str(binary), "regs", "--board", "sim"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"^\S+\s+PARAMS\s.*\bN_INPUTS=(\d+) N_LEDS=(\d+)", r.stdout, re.M)
+    assert m, r.stdout
+    return int(m[1]), int(m[2])
 
 
 @pytest.fixture

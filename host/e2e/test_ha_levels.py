@@ -8,9 +8,6 @@ import time
 
 from mqtt_env import Collector, Daemon, Mosquitto, Pub
 
-N_INPUTS = 4
-
-
 def url(b):
     return f"mqtt://127.0.0.1:{b.port}"
 
@@ -41,7 +38,8 @@ def retained_until(port, filters, want, timeout=10):
         time.sleep(0.2)
 
 
-def test_levels_are_retained_from_the_start_and_follow_edges(binary, tmp_path):
+def test_levels_are_retained_from_the_start_and_follow_edges(binary, sim_shape, tmp_path):
+    n_inputs = sim_shape[0]
     broker = Mosquitto(tmp_path).start()
     sub = Collector(broker.port, ("input/#", "button/#"))
     stim = tmp_path / "switch.stim"
@@ -49,16 +47,16 @@ def test_levels_are_retained_from_the_start_and_follow_edges(binary, tmp_path):
     stim.write_text("5000000 3 1\n5500000 1 1\n5600000 1 0\n")
     d = Daemon(binary, url(broker), tmp_path, "--stats-interval", "0", stimulus=stim)
     try:
-        got = sub.wait_for(lambda m: len({t for t, _, _ in m if t.startswith("input/")}) == N_INPUTS, 15)
+        got = sub.wait_for(lambda m: len({t for t, _, _ in m if t.startswith("input/")}) == n_inputs, 15)
         assert got, d.text()[-2000:]
         # before any edge: every level is known, from the register, and retained
         assert not [t for t, _, _ in got if t.startswith("button/")], got
-        before = retained(broker.port, ("input/#",), N_INPUTS)
-        assert before == {f"input/{i}": b"0" for i in range(N_INPUTS)}, before
+        before = retained(broker.port, ("input/#",), n_inputs)
+        assert before == {f"input/{i}": b"0" for i in range(n_inputs)}, before
         # the switch moves: its retained level follows the edge
         assert sub.wait_for(lambda m: ("button/1", b"0", False) in m, 20), sub.snapshot()
-        after = retained(broker.port, ("input/#",), N_INPUTS)
-        assert after == {"input/0": b"0", "input/1": b"0", "input/2": b"0", "input/3": b"1"}, after
+        after = retained(broker.port, ("input/#",), n_inputs)
+        assert after == {f"input/{i}": b"1" if i == 3 else b"0" for i in range(n_inputs)}, after
         # the edges themselves are unchanged: one message per edge on button/<i>
         edges = [(t, p) for t, p, _ in sub.snapshot() if t.startswith("button/")]
         assert edges == [("button/3", b"1"), ("button/1", b"1"), ("button/1", b"0")], edges
@@ -71,7 +69,8 @@ def test_levels_are_retained_from_the_start_and_follow_edges(binary, tmp_path):
         broker.stop()
 
 
-def test_a_switch_up_is_on_for_home_assistant_after_its_restart(binary, tmp_path):
+def test_a_switch_up_is_on_for_home_assistant_after_its_restart(binary, sim_shape, tmp_path):
+    n_inputs, n_leds = sim_shape
     broker = Mosquitto(tmp_path).start()
     stim = tmp_path / "up.stim"
     # the switch is up from the start of the run and never moves again
@@ -82,7 +81,7 @@ def test_a_switch_up_is_on_for_home_assistant_after_its_restart(binary, tmp_path
     publish = Pub(broker.port)
     try:
         assert d.wait_log("connected to broker")
-        configs = retained(broker.port, ("homeassistant/#",), 8)
+        configs = retained(broker.port, ("homeassistant/#",), n_inputs + n_leds)
         configs = {t: json.loads(p) for t, p in configs.items()}
         mode = configs["homeassistant/binary_sensor/pynq-mqtt-sim/in_mode/config"]
         # discovery names the entity after the input and reads the retained level
@@ -96,17 +95,18 @@ def test_a_switch_up_is_on_for_home_assistant_after_its_restart(binary, tmp_path
         red = configs["homeassistant/switch/pynq-mqtt-sim/led_red/config"]
         assert red["name"] == "red" and red["default_entity_id"] == "switch.pynq_sim_red", red
         ids = [c["default_entity_id"] for c in configs.values()]
-        assert len(set(ids)) == 8 and not [i for i in ids if "pynq_pynq" in i], ids
+        assert len(set(ids)) == n_inputs + n_leds and not [i for i in ids if "pynq_pynq" in i], ids
         # Home Assistant, restarted, subscribes: the switch is ON at once, no edge needed
         want = {"input/btn0": b"OFF", "input/btn1": b"OFF", "input/mode": b"ON", "input/btn3": b"OFF"}
+        want.update({f"input/{i}": b"OFF" for i in range(4, n_inputs)})
         levels = retained_until(broker.port, ("input/#",), want)
         assert levels == want, levels
         # and its birth message makes the daemon say every level again
         ha = Collector(broker.port, ("input/#",))
-        ha.wait_for(lambda m: len(m) >= N_INPUTS, 10)
+        ha.wait_for(lambda m: len(m) >= n_inputs, 10)
         mark = len(ha.snapshot())
         publish("homeassistant/status", "online", qos=1)
-        again = ha.wait_for(lambda m: len({t for t, _, _ in m[mark:]}) >= N_INPUTS, 15)
+        again = ha.wait_for(lambda m: len({t for t, _, _ in m[mark:]}) >= n_inputs, 15)
         assert again, (ha.snapshot(), d.text()[-2000:])
         fresh = {t: p for t, p, _ in again[mark:]}
         assert fresh == levels, fresh

@@ -82,7 +82,7 @@ def led(msgs, name, mark=0):
     return vals[-1] if vals else None
 
 
-def test_led_commands_by_name_all_leds_and_rejections(binary, broker, tmp_path):
+def test_led_commands_by_name_all_leds_and_rejections(binary, broker, sim_shape, tmp_path):
     sub = Collector(broker.port, ("led/#", "stats"))
     d = Daemon(binary, url(broker), tmp_path, "--led-names", "red,green,blue,yellow", "--stats-interval", "1")
     publish = Pub(broker.port)
@@ -118,7 +118,9 @@ def test_led_commands_by_name_all_leds_and_rejections(binary, broker, tmp_path):
         sub.close()
     assert d.text().count("LED command rejected") == 6, d.text()
     f = d.final()
-    assert f["rejected"] == 6 and f["led_commands"] == 1 + 4 + 4 + 1, f
+    # one command, led/set twice (once per LED of the board), one command
+    n_leds = sim_shape[1]
+    assert f["rejected"] == 6 and f["led_commands"] == 1 + n_leds + n_leds + 1, f
 
 
 def write_config(path, text):
@@ -127,7 +129,7 @@ def write_config(path, text):
 
 
 @pytest.mark.parametrize("with_rule", [True, False])
-def test_seed_rule_button0_toggles_all_leds_only_when_configured(binary, broker, tmp_path, with_rule):
+def test_seed_rule_button0_toggles_all_leds_only_when_configured(binary, broker, sim_shape, tmp_path, with_rule):
     cfg = write_config(tmp_path / "c.toml",
                        "stats_interval = 0\n" + ("[[rule]]\ntopic = \"button/0\"\npayloads = [\"1\"]\n"
                                                  "action = \"toggle\"\nleds = \"all\"\n" if with_rule else ""))
@@ -142,11 +144,11 @@ def test_seed_rule_button0_toggles_all_leds_only_when_configured(binary, broker,
         leds = [(t, p) for t, p, _ in sub.snapshot() if t.startswith("led/") and not t.endswith("set")]
         if with_rule:
             # two presses: on, then off again, for every LED
-            for i in range(4):
+            for i in range(sim_shape[1]):
                 vals = [p for t, p in leds if t == f"led/{i}"]
                 assert vals == [b"0", b"1", b"0"], (i, vals)
         else:
-            assert all(p == b"0" for _, p in leds) and len(leds) == 4, leds
+            assert all(p == b"0" for _, p in leds) and len(leds) == sim_shape[1], leds
     finally:
         stop_ok(d)
         sub.close()
@@ -166,31 +168,36 @@ def retained_configs(port, expect=None):
         c.close()
 
 
-def test_home_assistant_discovery_birth_and_removal(binary, broker, tmp_path):
+def test_home_assistant_discovery_birth_and_removal(binary, broker, sim_shape, tmp_path):
     args = ["--ha-discovery", "true", "--client-id", "pynq-ha-test", "--input-names", "btn0,btn1,btn2,btn3"]
     d = Daemon(binary, url(broker), tmp_path, *args, "--stats-interval", "0")
     try:
         assert d.wait_log("connected to broker")
         sub = Collector(broker.port, ("homeassistant/#", "status", "led/#"))
         publish = Pub(broker.port)
-        got = sub.wait_for(lambda m: len({t for t, p, r in m if t.endswith("/config") and p}) >= 8, 15)
+        n_inputs, n_leds = sim_shape
+        got = sub.wait_for(lambda m: len({t for t, p, r in m if t.endswith("/config") and p}) >= n_inputs + n_leds, 15)
         assert got, [t for t, _, _ in sub.snapshot()]
         configs = {t: json.loads(p) for t, p, r in got if t.endswith("/config") and p}
         sensors = sorted(t for t in configs if "/binary_sensor/" in t)
         switches = sorted(t for t in configs if "/switch/" in t)
-        assert sensors == [f"homeassistant/binary_sensor/pynq-ha-test/in_btn{i}/config" for i in range(4)]
-        assert switches == [f"homeassistant/switch/pynq-ha-test/led_{i}/config" for i in range(4)]
+        # the four named inputs by name, any further input by its number
+        assert sensors == sorted([f"homeassistant/binary_sensor/pynq-ha-test/in_btn{i}/config" for i in range(4)]
+                                 + [f"homeassistant/binary_sensor/pynq-ha-test/in_{i}/config"
+                                    for i in range(4, n_inputs)])
+        assert switches == sorted(f"homeassistant/switch/pynq-ha-test/led_{i}/config" for i in range(n_leds))
         for c in configs.values():
             assert c["availability_topic"] == "status" and c["payload_available"] == "online", c
             assert c["device"]["identifiers"] == ["pynq-ha-test"], c
-        assert configs[sensors[0]]["state_topic"] == "input/btn0"
+        assert configs["homeassistant/binary_sensor/pynq-ha-test/in_btn0/config"]["state_topic"] == "input/btn0"
         sw = configs[switches[2]]
         assert sw["command_topic"] == "led/2/set" and sw["state_topic"] == "led/2"
         assert all(r for t, p, r in got if t.endswith("/config")), "configs are retained"
         # Home Assistant restarts: every config is sent again
         mark = len(sub.snapshot())
         publish("homeassistant/status", "online", qos=1)
-        again = sub.wait_for(lambda m: len({t for t, p, r in m[mark:] if t.endswith("/config") and p}) >= 8, 15)
+        again = sub.wait_for(lambda m: len({t for t, p, r in m[mark:] if t.endswith("/config") and p})
+                             >= n_inputs + n_leds, 15)
         assert again, "configs not sent again after homeassistant/status online"
         # the switch works as Home Assistant would use it
         mark = len(sub.snapshot())
@@ -200,11 +207,11 @@ def test_home_assistant_discovery_birth_and_removal(binary, broker, tmp_path):
         publish.close()
     finally:
         stop_ok(d)
-    assert len(retained_configs(broker.port, 8)) == 8
+    assert len(retained_configs(broker.port, n_inputs + n_leds)) == n_inputs + n_leds
     r = subprocess.run([str(binary), "run", "--board", "sim", "--broker", url(broker), *args, "--ha-remove"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert "discovery configs removed" in r.stderr and "configs=8" in r.stderr, r.stderr
+    assert "discovery configs removed" in r.stderr and f"configs={n_inputs + n_leds}" in r.stderr, r.stderr
     assert retained_configs(broker.port) == {}, "configs still retained after --ha-remove"
 
 

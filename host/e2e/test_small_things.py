@@ -33,14 +33,18 @@ def test_an_empty_name_is_refused_rather_than_shifting_the_others(binary):
     assert r.returncode == 0 and '["a", "b", "c"]' in r.stdout, r.stderr
 
 
-def test_more_names_than_inputs_warn_at_start(binary, tmp_path):
+def test_more_names_than_inputs_warn_at_start(binary, sim_shape, tmp_path):
     broker = Mosquitto(tmp_path).start()
+    # three names more than the board has inputs
+    names = [chr(ord("a") + i) for i in range(sim_shape[0] + 3)]
     d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--stats-interval", "0",
-               "--input-names", "a,b,c,d,e,f,g", env=clean_env())
+               "--input-names", ",".join(names), env=clean_env())
     try:
         assert d.wait_log("connected to broker", 20), d.text()[-2000:]
         lines = [l for l in d.text().splitlines() if "input_names" in l and "WARN" in l]
-        assert len(lines) == 1 and "7 names" in lines[0] and "unused: e, f, g" in lines[0], d.text()[-2000:]
+        unused = ", ".join(names[-3:])
+        assert len(lines) == 1 and f"{len(names)} names" in lines[0] and f"unused: {unused}" in lines[0], \
+            d.text()[-2000:]
     finally:
         assert d.stop() == 0
 

@@ -3,8 +3,10 @@
 //!
 //! Build parameters of the simulated peripheral (environment, read at build time):
 //! PYNQ_MQTT_SIM_CLK_HZ (default 1000000: one clock per microsecond keeps a paced
-//! simulation cheap), PYNQ_MQTT_SIM_N_INPUTS (4), PYNQ_MQTT_SIM_N_LEDS (4),
-//! PYNQ_MQTT_SIM_FIFO_DEPTH (512).
+//! simulation cheap), PYNQ_MQTT_SIM_N_INPUTS (6) and PYNQ_MQTT_SIM_N_LEDS (10), the
+//! board overlay's shape (overlays/pynq_mqtt: BTN0-3 and SW0-1; LD0-3 and the blue,
+//! green and red of LD4 and LD5), PYNQ_MQTT_SIM_FIFO_DEPTH (512). The shape reaches
+//! the crate as `PMQ_SIM_SHAPE` (`sim --help` and the simulator's start line say it).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -45,11 +47,19 @@ fn main() {
     let shim = root.join("hdl/sim");
     let regs_h = root.join("hdl/include");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    let mdir = out.join("verilated");
 
     let clk_hz = param("PYNQ_MQTT_SIM_CLK_HZ", 1_000_000);
-    let n_inputs = param("PYNQ_MQTT_SIM_N_INPUTS", 4);
-    let n_leds = param("PYNQ_MQTT_SIM_N_LEDS", 4);
+    // the board overlay's shape, so that every topic of the README and docs/board.md
+    // exists on the simulated board too
+    let n_inputs = param("PYNQ_MQTT_SIM_N_INPUTS", 6);
+    let n_leds = param("PYNQ_MQTT_SIM_N_LEDS", 10);
+    if !(1..=32).contains(&n_inputs) || !(1..=32).contains(&n_leds) {
+        fail(&format!(
+            "PYNQ_MQTT_SIM_N_INPUTS={n_inputs} and PYNQ_MQTT_SIM_N_LEDS={n_leds}: each must be 1 to 32"
+        ));
+    }
+    println!("cargo:rustc-env=PMQ_SIM_N_INPUTS={n_inputs}");
+    println!("cargo:rustc-env=PMQ_SIM_N_LEDS={n_leds}");
     let fifo_depth = param("PYNQ_MQTT_SIM_FIFO_DEPTH", 512);
 
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&rtl)
@@ -93,61 +103,54 @@ fn main() {
     let cxx = cxx_tool.path().to_str().unwrap().to_owned();
     let ar_tool = cc::Build::new().cpp(true).get_archiver();
     let ar = ar_tool.get_program().to_str().unwrap().to_owned();
-    let _ = std::fs::remove_dir_all(&mdir);
     let verilog: Vec<&PathBuf> = sources
         .iter()
         .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("v"))
         .collect();
-    run(
-        Command::new("verilator")
-            .args(["--cc", "--build", "-j", "2", "-O3", "--x-assign", "fast"])
-            .args(["--x-initial", "fast", "--top-module", TOP])
-            .arg("-Mdir")
-            .arg(&mdir)
-            .arg(format!("-I{}", rtl.display()))
-            .arg(format!("-GCLK_HZ={clk_hz}"))
-            .arg(format!("-GN_INPUTS={n_inputs}"))
-            .arg(format!("-GN_LEDS={n_leds}"))
-            .arg(format!("-GFIFO_DEPTH={fifo_depth}"))
-            .args(["-CFLAGS", "-fPIC"])
-            // the model's default is -Os; -O2 steps the clock 10-20 % faster (idle daemon:
-            // sim-clock 10.4 -> 8.4 % of a core at 1 MHz)
-            .args(["-MAKEFLAGS", "OPT_FAST=-O2"])
-            .args(["-MAKEFLAGS", &format!("CXX={cxx}")])
-            .args(["-MAKEFLAGS", &format!("LINK={cxx}")])
-            .args(["-MAKEFLAGS", &format!("AR={ar}")])
-            .args(&verilog),
-        "verilator",
-    );
-    let mk = format!("V{TOP}.mk");
-    run(
-        Command::new("make")
-            .arg("-C")
-            .arg(&mdir)
-            .arg("-f")
-            .arg(&mk)
-            .args(["-j2", "verilated.o", "verilated_threads.o"])
-            .arg(format!("CXX={cxx}"))
-            .arg(format!("AR={ar}")),
-        "make verilated runtime",
-    );
+    let params = [
+        format!("-GCLK_HZ={clk_hz}"),
+        format!("-GN_INPUTS={n_inputs}"),
+        format!("-GN_LEDS={n_leds}"),
+        format!("-GFIFO_DEPTH={fifo_depth}"),
+    ];
 
-    // the runtime objects into an archive of our own
-    let runtime = out.join("libpmq_verilated_rt.a");
-    let _ = std::fs::remove_file(&runtime);
-    run(
-        Command::new(&ar)
-            .arg("crs")
-            .arg(&runtime)
-            .arg(mdir.join("verilated.o"))
-            .arg(mdir.join("verilated_threads.o")),
-        "ar",
-    );
-    std::fs::copy(
-        mdir.join(format!("V{TOP}__ALL.a")),
-        out.join(format!("libV{TOP}.a")),
-    )
-    .unwrap_or_else(|e| fail(&format!("verilated archive missing: {e}")));
+    // One Verilator build per shape: cargo runs this script once per set of unified
+    // features and per tool (clippy, `-p` builds, the benchmark), each with its own
+    // OUT_DIR, and the model is the same for all of them. It lives beside them in the
+    // profile's directory, named by everything it is built from.
+    let key = model_key(&sources, &params, &[&cxx, &ar], &vroot);
+    let models = out
+        .ancestors()
+        .nth(3)
+        .unwrap_or_else(|| fail("OUT_DIR is not inside a cargo target directory"))
+        .join("pynq-mqtt-sim-models");
+    let mdir = models.join(format!("{key:016x}"));
+    if !mdir.join(DONE).exists() {
+        let tmp = models.join(format!("{key:016x}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)
+            .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", tmp.display())));
+        verilate(&tmp, &rtl, &params, &verilog, &cxx, &ar);
+        std::fs::write(tmp.join(DONE), b"")
+            .unwrap_or_else(|e| fail(&format!("cannot write to {}: {e}", tmp.display())));
+        // another run may have finished the same model meanwhile: either copy serves
+        if std::fs::rename(&tmp, &mdir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        if !mdir.join(DONE).exists() {
+            fail(&format!(
+                "the Verilated model did not land in {}",
+                mdir.display()
+            ));
+        }
+    }
+    for (from, to) in [
+        (format!("V{TOP}__ALL.a"), format!("libV{TOP}.a")),
+        (RUNTIME.to_owned(), RUNTIME.to_owned()),
+    ] {
+        std::fs::copy(mdir.join(&from), out.join(&to))
+            .unwrap_or_else(|e| fail(&format!("{} missing: {e}", mdir.join(&from).display())));
+    }
 
     // --- the shim ---------------------------------------------------------------
     let vinc = vroot.join("include");
@@ -200,4 +203,81 @@ fn bindings(header: &Path, dest: &Path) {
         Ok(Err(e)) => fail(&format!("bindgen failed on pmq_sim.h: {e}")),
         Err(_) => fail("libclang not found (bindgen needs it): install the Debian package `libclang-dev` (scripts/setup does)"),
     }
+}
+
+/// Marks a finished model directory.
+const DONE: &str = ".done";
+/// The Verilator runtime objects, in an archive of our own.
+const RUNTIME: &str = "libpmq_verilated_rt.a";
+
+/// Verilates the RTL with `params` into `mdir` and builds the model's archive and the
+/// runtime archive there.
+fn verilate(mdir: &Path, rtl: &Path, params: &[String], verilog: &[&PathBuf], cxx: &str, ar: &str) {
+    run(
+        Command::new("verilator")
+            .args(["--cc", "--build", "-j", "2", "-O3", "--x-assign", "fast"])
+            .args(["--x-initial", "fast", "--top-module", TOP])
+            .arg("-Mdir")
+            .arg(mdir)
+            .arg(format!("-I{}", rtl.display()))
+            .args(params)
+            .args(["-CFLAGS", "-fPIC"])
+            // the model's default is -Os; -O2 steps the clock 10-20 % faster (idle daemon:
+            // sim-clock 10.4 -> 8.4 % of a core at 1 MHz)
+            .args(["-MAKEFLAGS", "OPT_FAST=-O2"])
+            .args(["-MAKEFLAGS", &format!("CXX={cxx}")])
+            .args(["-MAKEFLAGS", &format!("LINK={cxx}")])
+            .args(["-MAKEFLAGS", &format!("AR={ar}")])
+            .args(verilog),
+        "verilator",
+    );
+    run(
+        Command::new("make")
+            .arg("-C")
+            .arg(mdir)
+            .arg("-f")
+            .arg(format!("V{TOP}.mk"))
+            .args(["-j2", "verilated.o", "verilated_threads.o"])
+            .arg(format!("CXX={cxx}"))
+            .arg(format!("AR={ar}")),
+        "make verilated runtime",
+    );
+    run(
+        Command::new(ar)
+            .arg("crs")
+            .arg(mdir.join(RUNTIME))
+            .arg(mdir.join("verilated.o"))
+            .arg(mdir.join("verilated_threads.o")),
+        "ar",
+    );
+}
+
+/// A name for the model built from these inputs: the sources' contents, the parameters,
+/// the tools (the target's compiler and archiver), Verilator itself and this script,
+/// whose flags shape the model too. FNV-1a: stable across Rust versions.
+fn model_key(sources: &[PathBuf], params: &[String], tools: &[&str], vroot: &Path) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes.iter().chain(&[0xff]) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for p in sources {
+        eat(p.file_name().unwrap().as_encoded_bytes());
+        eat(&std::fs::read(p)
+            .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", p.display()))));
+    }
+    for p in params {
+        eat(p.as_bytes());
+    }
+    for t in tools {
+        eat(t.as_bytes());
+    }
+    eat(vroot.as_os_str().as_encoded_bytes());
+    let version = Command::new("verilator").arg("--version").output();
+    eat(&version.map(|o| o.stdout).unwrap_or_default());
+    eat(env::var("TARGET").unwrap_or_default().as_bytes());
+    eat(include_bytes!("build.rs"));
+    h
 }

@@ -97,6 +97,7 @@ enum Cmd {
     Run(RunArgs),
     /// The demo: the Verilated RTL as the board and an embedded broker.
     #[cfg(feature = "sim")]
+    #[command(after_help = pynq_mqtt_sim::shape::HELP)]
     Sim(sim_cmd::SimArgs),
     /// Print the effective configuration (sources shown, secrets masked) and check it.
     Config(config_cmd::ConfigArgs),

@@ -46,8 +46,9 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
 
     let mut out = Out::new(interactive);
     out.line(&format!(
-        "pynq-mqtt sim: Verilated pynq_mqtt_io at {} Hz, broker mqtt://{addr}, topics under {:?}",
+        "pynq-mqtt sim: Verilated pynq_mqtt_io at {} Hz, {}, broker mqtt://{addr}, topics under {:?}",
         board.clk_hz(),
+        pynq_mqtt_sim::shape::describe(board.n_inputs(), n_leds),
         prefix
     ));
     if interactive {

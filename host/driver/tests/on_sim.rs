@@ -72,8 +72,9 @@ fn events_arrive_in_order_with_extended_stamps() {
 fn led_commands_reach_the_pins_and_report_the_readback() {
     let board = sim("");
     let (driver, ch) = Driver::start(board.clone(), &DriverConfig::default()).unwrap();
-    // the initial state of every LED
-    for led in 0..4 {
+    // the initial state of every LED (as many as the model was built with)
+    let n_leds = u8::try_from(board.n_leds()).unwrap();
+    for led in 0..n_leds {
         assert_eq!(
             ch.leds.recv_timeout(Duration::from_secs(5)).unwrap(),
             LedReport { led, on: false }
@@ -100,7 +101,7 @@ fn led_commands_reach_the_pins_and_report_the_readback() {
     }
     ch.commands
         .send(LedCommand {
-            led: 9,
+            led: n_leds,
             action: LedAction::On,
         })
         .unwrap();

@@ -8,6 +8,7 @@
 //! passes during their AXI transactions, as it would on a board.
 
 mod ffi;
+pub mod shape;
 pub mod stimulus;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -438,6 +439,11 @@ fn axi_error(offset: u32, e: ffi::AxiError) -> BusError {
 /// Number of button inputs the simulated peripheral was built with.
 pub fn model_n_inputs() -> u32 {
     ffi::n_inputs()
+}
+
+/// Number of LEDs the simulated peripheral was built with.
+pub fn model_n_leds() -> u32 {
+    ffi::n_leds()
 }
 
 #[cfg(test)]
