@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lints the pynq_mqtt_io RTL; fails on any warning.
+# Lints the pynq_mqtt_io RTL and the models in hdl/models; fails on any warning.
 #
 #   verilator --lint-only -Wall   for the default parameters and a few -G sets
 #   iverilog -g2005               parses and elaborates (plain Verilog-2005)
@@ -67,6 +67,33 @@ done
 
 run_tool "yosys read_verilog + hierarchy -top $top" \
   yosys -q -p "read_verilog -I$inc ${rtl[*]}; hierarchy -check -top $top"
+
+# the behavioural models of the base overlay's Xilinx blocks (hdl/models), on our AXI slave
+models=(hdl/rtl/pmq_axil_slave.v hdl/models/*.v)
+model_sets=(
+  "axi_gpio_model"
+  "axi_gpio_model ALL_INPUTS=1 GPIO_WIDTH=32"
+  "axi_gpio_model ALL_OUTPUTS=1 GPIO_WIDTH=1 INTERRUPT_PRESENT=0"
+  "axi_intc_model"
+  "axi_intc_model NUM_INTR=1 KIND_OF_INTR=1"
+  "axi_intc_model NUM_INTR=32"
+  "pynq_base_model BOARD_Z2=0"
+  "pynq_base_model BOARD_Z2=1"
+)
+for mset in "${model_sets[@]}"; do
+  read -r -a kvs <<<"$mset"
+  mtop=${kvs[0]}
+  gargs=()
+  pargs=()
+  for kv in "${kvs[@]:1}"; do
+    gargs+=("-G$kv")
+    pargs+=("-P$mtop.$kv")
+  done
+  run_tool "verilator -Wall (model: $mset)" \
+    verilator --lint-only -Wall "${gargs[@]}" --top-module "$mtop" "${models[@]}"
+  run_tool "iverilog -g2005 (model: $mset)" \
+    iverilog -g2005 -Wall "${pargs[@]}" -s "$mtop" -o "$tmp/$mtop.vvp" "${models[@]}"
+done
 
 if ((failed)); then
   echo "lint: FAILED" >&2
