@@ -36,8 +36,8 @@ use crossbeam_channel::{Receiver, Sender};
 use pynq_mqtt_driver::{ButtonEvent, LedCommand, LedReport, Stats as DriverStats};
 
 pub use config::{
-    parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Discovery, Qos, Rule,
-    RuleLeds, Secret, SessionMode, TlsConfig,
+    parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Discovery, Protocol,
+    Qos, Rule, RuleLeds, Secret, SessionMode, TlsConfig,
 };
 pub use connect::{probe, ProbeError, ProbeReport};
 pub use discovery::node_id;

@@ -1,20 +1,30 @@
-//! MQTT 3.1.1 packets, encoded and decoded by rumqttc's `mqttbytes` (a maintained,
-//! tested implementation of the wire format); this module only decides what goes
-//! into which buffer. The hot path is [`EventEncoder::encode`]: one PUBLISH per event,
-//! appended to the batch buffer, with the topic strings built once per input.
+//! MQTT 3.1.1 and 5 packets, encoded and decoded by rumqttc's `mqttbytes` (a
+//! maintained, tested implementation of the wire format); this module only decides
+//! what goes into which buffer. The hot path is [`EventEncoder::encode`]: one PUBLISH
+//! per event, appended to the batch buffer, with the topic strings built once per input.
+//!
+//! The session sees one set of packets whatever the protocol: MQTT 5 answers are read
+//! into their 3.1.1 form, and what only MQTT 5 says (the CONNACK's limits, reason
+//! codes of a refusal, a DISCONNECT or a failed acknowledgement) comes as variants of
+//! [`Incoming`] of its own. PUBACK, PUBREC, PUBREL, PUBCOMP, PINGREQ and a plain
+//! DISCONNECT are the same bytes in both protocols, so only CONNECT, PUBLISH and
+//! SUBSCRIBE are written per protocol.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use pynq_mqtt_driver::{ButtonEvent, Stats as DriverStats};
 use rumqttc::mqttbytes::v4::{
     Connect, Disconnect, LastWill, Login, Packet, PingReq, PubAck, PubComp, PubRec, PubRel,
-    Publish, Subscribe, SubscribeFilter,
+    Publish, SubAck as V4SubAck, Subscribe, SubscribeFilter, SubscribeReasonCode as V4SubCode,
+    UnsubAck as V4UnsubAck, Unsubscribe as V4Unsubscribe,
 };
 use rumqttc::mqttbytes::{Error as MqttError, QoS};
+use rumqttc::v5::mqttbytes::v5 as m5;
+use rumqttc::v5::mqttbytes::{Error as Mqtt5Error, QoS as QoS5};
 
-use crate::config::Qos;
+use crate::config::{Protocol, Qos};
 
 use crate::payload::{write_json, PayloadFormat, StateFormat};
 use crate::topics::Topics;
@@ -25,6 +35,23 @@ pub fn qos(q: Qos) -> QoS {
         Qos::AtMostOnce => QoS::AtMostOnce,
         Qos::AtLeastOnce => QoS::AtLeastOnce,
         Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+/// MQTT 5's codec has a QoS type of its own.
+fn qos5(q: QoS) -> QoS5 {
+    match q {
+        QoS::AtMostOnce => QoS5::AtMostOnce,
+        QoS::AtLeastOnce => QoS5::AtLeastOnce,
+        QoS::ExactlyOnce => QoS5::ExactlyOnce,
+    }
+}
+
+fn from_qos5(q: QoS5) -> QoS {
+    match q {
+        QoS5::AtMostOnce => QoS::AtMostOnce,
+        QoS5::AtLeastOnce => QoS::AtLeastOnce,
+        QoS5::ExactlyOnce => QoS::ExactlyOnce,
     }
 }
 
@@ -43,13 +70,105 @@ pub const MAX_INCOMING: usize = 1 << 20;
 
 /// A packet that could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("MQTT packet: {0}")]
-pub struct WireError(#[from] MqttError);
+pub enum WireError {
+    #[error("MQTT packet: {0}")]
+    V311(#[from] MqttError),
+    #[error("MQTT 5 packet: {0}")]
+    V5(#[from] Mqtt5Error),
+}
+
+/// Session Expiry Interval of a persistent MQTT 5 session: the broker keeps it as a
+/// 3.1.1 broker keeps a `clean_session = 0` one (the value means "never expires").
+pub const SESSION_NEVER_EXPIRES: u32 = u32::MAX;
+
+/// What the broker allows on one connection (MQTT 5's CONNACK properties); 3.1.1
+/// says nothing, which is [`Limits::NONE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// QoS 1/2 PUBLISHes we may leave unanswered at once (Receive Maximum).
+    pub receive_max: u16,
+    /// The largest packet the broker takes, in bytes (Maximum Packet Size).
+    pub max_packet: Option<u32>,
+    /// Topic aliases the broker takes from us (Topic Alias Maximum).
+    pub alias_max: u16,
+}
+
+impl Limits {
+    pub const NONE: Limits = Limits {
+        receive_max: u16::MAX,
+        max_packet: None,
+        alias_max: 0,
+    };
+
+    /// Whether a packet of `len` bytes may be sent.
+    pub fn fits(&self, len: usize) -> bool {
+        self.max_packet.is_none_or(|m| len <= m as usize)
+    }
+}
+
+/// A CONNACK of either protocol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnAckInfo {
+    pub session_present: bool,
+    /// The return code (3.1.1: 0 to 5) or reason code (MQTT 5: 0, or 0x80 and up).
+    pub code: u8,
+    pub protocol: Protocol,
+    /// MQTT 5's Reason String, as the broker wrote it (show it through `shown`).
+    pub reason: Option<String>,
+    pub limits: Limits,
+}
+
+/// The name the MQTT 5 specification gives a reason code (section 2.4).
+pub fn reason_name(code: u8) -> &'static str {
+    match code {
+        0x00 => "Success",
+        0x04 => "Disconnect with Will Message",
+        0x10 => "No matching subscribers",
+        0x80 => "Unspecified error",
+        0x81 => "Malformed Packet",
+        0x82 => "Protocol Error",
+        0x83 => "Implementation specific error",
+        0x84 => "Unsupported Protocol Version",
+        0x85 => "Client Identifier not valid",
+        0x86 => "Bad User Name or Password",
+        0x87 => "Not authorized",
+        0x88 => "Server unavailable",
+        0x89 => "Server busy",
+        0x8A => "Banned",
+        0x8B => "Server shutting down",
+        0x8C => "Bad authentication method",
+        0x8D => "Keep Alive timeout",
+        0x8E => "Session taken over",
+        0x8F => "Topic Filter invalid",
+        0x90 => "Topic Name invalid",
+        0x91 => "Packet Identifier in use",
+        0x92 => "Packet Identifier not found",
+        0x93 => "Receive Maximum exceeded",
+        0x94 => "Topic Alias invalid",
+        0x95 => "Packet too large",
+        0x96 => "Message rate too high",
+        0x97 => "Quota exceeded",
+        0x98 => "Administrative action",
+        0x99 => "Payload format invalid",
+        0x9A => "Retain not supported",
+        0x9B => "QoS not supported",
+        0x9C => "Use another server",
+        0x9D => "Server moved",
+        0x9E => "Shared Subscriptions not supported",
+        0x9F => "Connection rate exceeded",
+        0xA0 => "Maximum connect time",
+        0xA1 => "Subscription Identifiers not supported",
+        0xA2 => "Wildcard Subscriptions not supported",
+        _ => "unknown reason code",
+    }
+}
 
 /// Encodes button events into PUBLISH packets.
 pub struct EventEncoder {
     /// One PUBLISH per input, reused: only id, dup flag and payload change per event.
     templates: Vec<Publish>,
+    /// MQTT 5 instead: its templates and this connection's topic aliases.
+    v5: Option<Aliases>,
     topics: Topics,
     format: PayloadFormat,
     states: StateFormat,
@@ -60,6 +179,17 @@ pub struct EventEncoder {
     scratch: BytesMut,
 }
 
+/// MQTT 5's topic aliases of `button/<i>`: input `i` is alias `i + 1` when the broker
+/// takes that many. The first PUBLISH of an input on a connection carries the topic
+/// and binds the alias; the next ones carry the alias alone. Aliases live as long as
+/// the connection, so every connection starts unbound.
+struct Aliases {
+    templates: Vec<m5::Publish>,
+    topics: Vec<Bytes>,
+    bound: Vec<bool>,
+    max: u16,
+}
+
 impl EventEncoder {
     pub fn new(topics: &Topics, qos: Qos, format: PayloadFormat) -> Self {
         let qos = self::qos(qos);
@@ -68,6 +198,7 @@ impl EventEncoder {
             .collect();
         Self {
             templates,
+            v5: None,
             topics: topics.clone(),
             format,
             states: StateFormat::OneZero,
@@ -89,17 +220,43 @@ impl EventEncoder {
         self
     }
 
-    /// Appends the PUBLISH of `ev` to `buf`.
-    pub fn encode(&mut self, buf: &mut BytesMut, ev: &ButtonEvent, pkid: u16, dup: bool) {
-        let i = usize::from(ev.input);
-        while self.templates.len() <= i {
-            let n = self.templates.len() as u8;
-            self.templates.push(Publish::from_bytes(
-                self.topics.button(n),
-                self.qos,
-                Bytes::new(),
-            ));
+    /// Which protocol the PUBLISH packets are written in.
+    pub fn with_protocol(mut self, p: Protocol) -> Self {
+        self.v5 = (p == Protocol::V5).then(|| Aliases {
+            templates: Vec::new(),
+            topics: Vec::new(),
+            bound: Vec::new(),
+            max: 0,
+        });
+        self
+    }
+
+    /// A new connection whose broker takes `alias_max` topic aliases (MQTT 5).
+    pub fn new_connection(&mut self, alias_max: u16) {
+        if let Some(a) = self.v5.as_mut() {
+            a.max = alias_max;
+            a.bound.iter_mut().for_each(|b| *b = false);
+            for (i, t) in a.templates.iter_mut().enumerate() {
+                t.properties = alias_props(i, alias_max);
+            }
         }
+    }
+
+    /// The PUBLISH of input `input` was not sent after all (too large): the alias
+    /// it would have bound is still unbound.
+    pub fn unbind(&mut self, input: u8) {
+        if let Some(b) = self
+            .v5
+            .as_mut()
+            .and_then(|a| a.bound.get_mut(usize::from(input)))
+        {
+            *b = false;
+        }
+    }
+
+    /// Appends the PUBLISH of `ev` to `buf`; returns its length in bytes.
+    pub fn encode(&mut self, buf: &mut BytesMut, ev: &ButtonEvent, pkid: u16, dup: bool) -> usize {
+        let i = usize::from(ev.input);
         let payload = match self.format {
             PayloadFormat::Plain => Bytes::from_static(self.states.state(ev.level)),
             PayloadFormat::Json => {
@@ -114,24 +271,88 @@ impl EventEncoder {
                 self.scratch.split().freeze()
             }
         };
+        if let Some(a) = self.v5.as_mut() {
+            while a.templates.len() <= i {
+                let n = a.templates.len();
+                let topic = Bytes::from(self.topics.button(n as u8).to_owned());
+                a.templates.push(m5::Publish {
+                    qos: qos5(self.qos),
+                    properties: alias_props(n, a.max),
+                    ..Default::default()
+                });
+                a.topics.push(topic);
+                a.bound.push(false);
+            }
+            let t = &mut a.templates[i];
+            t.topic = if t.properties.is_some() && a.bound[i] {
+                Bytes::new()
+            } else {
+                a.topics[i].clone()
+            };
+            a.bound[i] = t.properties.is_some();
+            t.pkid = pkid;
+            t.dup = dup;
+            t.payload = payload;
+            // fails only for a zero id at QoS 1/2, which the outbox never hands out
+            let r = t.write(buf);
+            debug_assert!(r.is_ok(), "{r:?}");
+            return r.unwrap_or(0);
+        }
+        while self.templates.len() <= i {
+            let n = self.templates.len() as u8;
+            self.templates.push(Publish::from_bytes(
+                self.topics.button(n),
+                self.qos,
+                Bytes::new(),
+            ));
+        }
         let t = &mut self.templates[i];
         t.pkid = pkid;
         t.dup = dup;
         t.payload = payload;
-        // fails only for a zero id at QoS 1/2, which the outbox never hands out
         let r = t.write(buf);
         debug_assert!(r.is_ok(), "{r:?}");
+        r.unwrap_or(0)
     }
 }
 
-/// Appends any PUBLISH.
-pub fn publish(buf: &mut BytesMut, topic: &str, qos: Qos, retain: bool, pkid: u16, payload: &[u8]) {
+/// The Topic Alias property of input `i`, when the broker takes that many aliases.
+fn alias_props(i: usize, max: u16) -> Option<m5::PublishProperties> {
+    let alias = u16::try_from(i + 1).ok().filter(|a| *a <= max)?;
+    Some(m5::PublishProperties {
+        topic_alias: Some(alias),
+        ..Default::default()
+    })
+}
+
+/// Appends any PUBLISH; returns its length in bytes.
+pub fn publish(
+    buf: &mut BytesMut,
+    proto: Protocol,
+    topic: &str,
+    qos: Qos,
+    retain: bool,
+    pkid: u16,
+    payload: &[u8],
+) -> usize {
     let qos = self::qos(qos);
-    let mut p = Publish::new(topic, qos, payload);
-    p.retain = retain;
-    p.pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
-    let r = p.write(buf);
+    let pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
+    let r = match proto {
+        Protocol::V311 => {
+            let mut p = Publish::new(topic, qos, payload);
+            p.retain = retain;
+            p.pkid = pkid;
+            p.write(buf).map_err(WireError::from)
+        }
+        Protocol::V5 => {
+            let mut p = m5::Publish::new(topic, qos5(qos), payload.to_vec(), None);
+            p.retain = retain;
+            p.pkid = pkid;
+            p.write(buf).map_err(WireError::from)
+        }
+    };
     debug_assert!(r.is_ok(), "{r:?}");
+    r.unwrap_or(0)
 }
 
 pub fn puback(buf: &mut BytesMut, pkid: u16) {
@@ -159,19 +380,34 @@ pub fn disconnect(buf: &mut BytesMut) {
 }
 
 /// Appends one SUBSCRIBE for all `filters`.
-pub fn subscribe(buf: &mut BytesMut, pkid: u16, filters: &[(String, Qos)]) {
-    let mut s = Subscribe::new_many(
-        filters
-            .iter()
-            .map(|(f, q)| SubscribeFilter::new(f.clone(), qos(*q))),
-    );
-    s.pkid = pkid;
-    let r = s.write(buf);
+pub fn subscribe(buf: &mut BytesMut, proto: Protocol, pkid: u16, filters: &[(String, Qos)]) {
+    let r = match proto {
+        Protocol::V311 => {
+            let mut s = Subscribe::new_many(
+                filters
+                    .iter()
+                    .map(|(f, q)| SubscribeFilter::new(f.clone(), qos(*q))),
+            );
+            s.pkid = pkid;
+            s.write(buf).map_err(WireError::from)
+        }
+        Protocol::V5 => {
+            let mut s = m5::Subscribe::new_many(
+                filters
+                    .iter()
+                    .map(|(f, q)| m5::Filter::new(f.clone(), qos5(qos(*q)))),
+                None,
+            );
+            s.pkid = pkid;
+            s.write(buf).map_err(WireError::from)
+        }
+    };
     debug_assert!(r.is_ok(), "{r:?}");
 }
 
 /// What goes into CONNECT.
 pub struct ConnectSpec<'a> {
+    pub protocol: Protocol,
     pub client_id: &'a str,
     pub keep_alive_s: u16,
     pub clean_session: bool,
@@ -182,6 +418,9 @@ pub struct ConnectSpec<'a> {
 }
 
 pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireError> {
+    if spec.protocol == Protocol::V5 {
+        return connect5(buf, spec);
+    }
     let mut c = Connect::new(spec.client_id);
     c.keep_alive = spec.keep_alive_s;
     c.clean_session = spec.clean_session;
@@ -198,10 +437,51 @@ pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireErr
     Ok(())
 }
 
+/// MQTT 5's CONNECT: clean start as 3.1.1's clean session; a persistent session
+/// asks the broker to keep it ([`SESSION_NEVER_EXPIRES`]), a clean one not at all;
+/// the broker may send us packets up to [`MAX_INCOMING`].
+fn connect5(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireError> {
+    let mut props = m5::ConnectProperties::new();
+    props.session_expiry_interval = (!spec.clean_session).then_some(SESSION_NEVER_EXPIRES);
+    props.max_packet_size = Some(MAX_INCOMING as u32);
+    let c = m5::Connect {
+        keep_alive: spec.keep_alive_s,
+        client_id: spec.client_id.to_owned(),
+        clean_start: spec.clean_session,
+        properties: Some(props),
+    };
+    let will = spec
+        .will_topic
+        .map(|t| m5::LastWill::new(t, "offline", QoS5::AtLeastOnce, true, None));
+    let login = (spec.username.is_some() || spec.password.is_some()).then(|| {
+        m5::Login::new(
+            spec.username.unwrap_or_default(),
+            spec.password.unwrap_or_default(),
+        )
+    });
+    c.write(&will, &login, buf)?;
+    Ok(())
+}
+
 /// What [`read`] found at the front of the buffer. Its `Debug` names the packet's
 /// type only (`shown`): an echoed CONNECT holds our password.
 pub enum Incoming {
+    /// Any packet but a CONNACK, in its 3.1.1 form.
     Packet(Packet),
+    ConnAck(ConnAckInfo),
+    /// MQTT 5: the broker's DISCONNECT, with its reason.
+    Disconnect {
+        code: u8,
+        reason: Option<String>,
+    },
+    /// MQTT 5: a PUBACK, PUBREC or PUBCOMP with a failure reason code: the flow of
+    /// `pkid` is over, its message not delivered.
+    Failed {
+        kind: &'static str,
+        pkid: u16,
+        code: u8,
+        reason: Option<String>,
+    },
     /// A packet larger than [`MAX_INCOMING`]: to be skipped (`frame_len` bytes from
     /// the front, maybe more than are there yet) rather than read. For a PUBLISH,
     /// what is needed to acknowledge it, so that the broker does not send it again.
@@ -213,13 +493,165 @@ pub enum Incoming {
 
 /// Takes one complete packet off the front of `buf`; None until one is complete
 /// (or, for a packet too large, until its topic and id are there).
+pub fn read_as(buf: &mut BytesMut, proto: Protocol) -> Result<Option<Incoming>, WireError> {
+    match proto {
+        Protocol::V311 => read(buf),
+        Protocol::V5 => read5(buf),
+    }
+}
+
+/// [`read_as`] MQTT 3.1.1.
 pub fn read(buf: &mut BytesMut) -> Result<Option<Incoming>, WireError> {
     match Packet::read(buf, MAX_INCOMING) {
+        Ok(Packet::ConnAck(a)) => Ok(Some(Incoming::ConnAck(ConnAckInfo {
+            session_present: a.session_present,
+            code: a.code as u8,
+            protocol: Protocol::V311,
+            reason: None,
+            limits: Limits::NONE,
+        }))),
         Ok(p) => Ok(Some(Incoming::Packet(p))),
         Err(MqttError::InsufficientBytes(_)) => Ok(None),
         Err(MqttError::PayloadSizeLimitExceeded(len)) => Ok(too_large(buf, len)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The length of the fixed header at the front of `buf`, if it is complete.
+fn header_len(buf: &[u8]) -> Option<usize> {
+    Some(buf.get(1..)?.iter().take(4).position(|b| b & 0x80 == 0)? + 2)
+}
+
+/// [`read`] for MQTT 5. The reason codes are taken from the frame itself: rumqttc
+/// turns them into names of its own, and the log wants the specification's.
+fn read5(buf: &mut BytesMut) -> Result<Option<Incoming>, WireError> {
+    let Some(hlen) = header_len(buf) else {
+        return Ok(None);
+    };
+    let kind = buf[0] >> 4;
+    let body_len = buf.len().saturating_sub(hlen);
+    let at = |k: usize| buf.get(hlen + k).copied();
+    // a 3.1.1 broker answers our CONNECT with a 3.1.1 CONNACK (code 1: not this
+    // protocol), which has no properties to read
+    if kind == 2 && buf[1] == 2 && body_len >= 2 {
+        return read(buf);
+    }
+    // DISCONNECT and the acknowledgements may leave out the reason code (success)
+    let code = match kind {
+        2 => at(1),
+        14 => at(0),
+        4..=7 => at(2),
+        _ => None,
+    }
+    .unwrap_or(0);
+    if kind == 14 && buf[1] == 0 {
+        // rumqttc reads no DISCONNECT without a body
+        buf.advance(2);
+        return Ok(Some(Incoming::Disconnect {
+            code: 0,
+            reason: None,
+        }));
+    }
+    let p = match m5::Packet::read(buf, Some(MAX_INCOMING as u32)) {
+        Ok(p) => p,
+        Err(Mqtt5Error::InsufficientBytes(_)) => return Ok(None),
+        Err(Mqtt5Error::PayloadSizeLimitExceeded { pkt_size, .. }) => {
+            return Ok(too_large(buf, pkt_size))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let failed = |kind, pkid, reason: Option<String>| {
+        Ok(Some(Incoming::Failed {
+            kind,
+            pkid,
+            code,
+            reason,
+        }))
+    };
+    let p = match p {
+        m5::Packet::ConnAck(a) => {
+            let (receive_max, max_packet, alias_max, reason) = match a.properties {
+                Some(p) => (
+                    p.receive_max,
+                    p.max_packet_size,
+                    p.topic_alias_max,
+                    p.reason_string,
+                ),
+                None => (None, None, None, None),
+            };
+            return Ok(Some(Incoming::ConnAck(ConnAckInfo {
+                session_present: a.session_present,
+                code,
+                protocol: Protocol::V5,
+                reason,
+                limits: Limits {
+                    // absent means 65535; 0 is a protocol error, read as 1
+                    receive_max: receive_max.unwrap_or(u16::MAX).max(1),
+                    max_packet,
+                    alias_max: alias_max.unwrap_or(0),
+                },
+            })));
+        }
+        m5::Packet::Disconnect(d) => {
+            let reason = d.properties.and_then(|p| p.reason_string);
+            return Ok(Some(Incoming::Disconnect { code, reason }));
+        }
+        m5::Packet::PubAck(a) if code >= 0x80 => {
+            return failed("PUBACK", a.pkid, a.properties.and_then(|p| p.reason_string))
+        }
+        m5::Packet::PubRec(r) if code >= 0x80 => {
+            return failed("PUBREC", r.pkid, r.properties.and_then(|p| p.reason_string))
+        }
+        m5::Packet::PubComp(c) if code >= 0x80 => {
+            return failed(
+                "PUBCOMP",
+                c.pkid,
+                c.properties.and_then(|p| p.reason_string),
+            )
+        }
+        m5::Packet::PubAck(a) => Packet::PubAck(PubAck::new(a.pkid)),
+        m5::Packet::PubRec(r) => Packet::PubRec(PubRec::new(r.pkid)),
+        m5::Packet::PubComp(c) => Packet::PubComp(PubComp::new(c.pkid)),
+        m5::Packet::PubRel(r) => Packet::PubRel(PubRel::new(r.pkid)),
+        m5::Packet::PingResp(_) => Packet::PingResp,
+        m5::Packet::PingReq(_) => Packet::PingReq,
+        m5::Packet::Publish(p) => {
+            let topic = String::from_utf8_lossy(&p.topic).into_owned();
+            let mut q = Publish::from_bytes(topic, from_qos5(p.qos), p.payload);
+            q.pkid = p.pkid;
+            q.dup = p.dup;
+            q.retain = p.retain;
+            Packet::Publish(q)
+        }
+        m5::Packet::SubAck(s) => {
+            let return_codes = s
+                .return_codes
+                .iter()
+                .map(|c| match c {
+                    m5::SubscribeReasonCode::Success(q) => V4SubCode::Success(from_qos5(*q)),
+                    _ => V4SubCode::Failure,
+                })
+                .collect();
+            Packet::SubAck(V4SubAck {
+                pkid: s.pkid,
+                return_codes,
+            })
+        }
+        m5::Packet::UnsubAck(u) => Packet::UnsubAck(V4UnsubAck { pkid: u.pkid }),
+        // by type only: the rest is never sent to a client (an echo of ours)
+        m5::Packet::Connect(..) => Packet::Connect(Connect::new("")),
+        m5::Packet::Subscribe(_) => Packet::Subscribe(Subscribe::new_many([])),
+        m5::Packet::Unsubscribe(_) => Packet::Unsubscribe(V4Unsubscribe::new("")),
+        m5::Packet::Auth(_) => {
+            return Ok(Some(Incoming::Failed {
+                kind: "AUTH",
+                pkid: 0,
+                code,
+                reason: None,
+            }))
+        }
+    };
+    Ok(Some(Incoming::Packet(p)))
 }
 
 /// The frame length of a packet too large to read, and, for a PUBLISH, its topic,
@@ -307,6 +739,7 @@ mod tests {
         connect(
             &mut buf,
             &ConnectSpec {
+                protocol: Protocol::V311,
                 client_id: "id",
                 keep_alive_s: 30,
                 clean_session: false,
@@ -318,6 +751,7 @@ mod tests {
         .unwrap();
         subscribe(
             &mut buf,
+            Protocol::V311,
             0xF001,
             &[
                 ("a/+/set".into(), Qos::AtLeastOnce),
@@ -326,6 +760,7 @@ mod tests {
         );
         publish(
             &mut buf,
+            Protocol::V311,
             "p/status",
             Qos::AtLeastOnce,
             true,
@@ -364,7 +799,15 @@ mod tests {
     #[test]
     fn partial_packets_wait_and_garbage_fails() {
         let mut full = BytesMut::new();
-        publish(&mut full, "t", Qos::AtMostOnce, false, 0, b"x");
+        publish(
+            &mut full,
+            Protocol::V311,
+            "t",
+            Qos::AtMostOnce,
+            false,
+            0,
+            b"x",
+        );
         let mut part = BytesMut::from(&full[..2]);
         assert!(read(&mut part).unwrap().is_none());
         part.extend_from_slice(&full[2..]);
@@ -378,6 +821,7 @@ mod tests {
         let mut big = BytesMut::new();
         publish(
             &mut big,
+            Protocol::V311,
             "led/0/set",
             Qos::AtLeastOnce,
             false,

@@ -127,6 +127,8 @@ settings! {
         state_format: StateFormat = StateFormat::OneZero, "PYNQ_MQTT_STATE_FORMAT";
         /// `persistent` (default: subscriptions and QoS 1/2 state outlive a reconnect) or `clean`.
         session: SessionMode = SessionMode::Persistent, "PYNQ_MQTT_SESSION";
+        /// MQTT version: `3.1.1` (default) or `5` (receive maximum, packet size, topic aliases).
+        protocol: pynq_mqtt_bridge::Protocol = pynq_mqtt_bridge::Protocol::V311, "PYNQ_MQTT_PROTOCOL";
         /// Seconds between keep-alive pings when idle, 1 to 1200 (default 30); a dead
         /// broker is found within twice this.
         keep_alive: Seconds = Seconds(Duration::from_secs(30)), "PYNQ_MQTT_KEEP_ALIVE";

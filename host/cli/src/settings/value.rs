@@ -44,6 +44,7 @@ from_str!(
     StateFormat = "10|onoff"
 );
 from_str!(BoardKind = "uio|sim");
+from_str!(pynq_mqtt_bridge::Protocol = "3.1.1|5");
 #[cfg(feature = "sim")]
 from_str!(super::SimSpeed = "SPEED");
 
