@@ -28,7 +28,10 @@ pub enum Refusal {
 impl Refusal {
     /// A login the broker refused (as opposed to a broker that cannot serve us).
     pub fn is_login(self) -> bool {
-        matches!(self, Self::BadLogin | Self::NotAuthorized)
+        matches!(
+            self,
+            Self::BadLogin | Self::NotAuthorized | Self::Mqtt5(0x86 | 0x87 | 0x8C)
+        )
     }
 
     /// The broker cannot serve us now but may later: busy, over a quota or a rate
@@ -36,7 +39,7 @@ impl Refusal {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::Unavailable | Self::Mqtt5(0x80 | 0x83 | 0x8B | 0x97 | 0x9F)
+            Self::Unavailable | Self::Mqtt5(0x80 | 0x83 | 0x88 | 0x89 | 0x8B | 0x97 | 0x9F)
         )
     }
 }

@@ -517,24 +517,37 @@ pub fn read(buf: &mut BytesMut) -> Result<Option<Incoming>, WireError> {
     }
 }
 
-/// The length of the fixed header at the front of `buf`, if it is complete.
-fn header_len(buf: &[u8]) -> Option<usize> {
-    Some(buf.get(1..)?.iter().take(4).position(|b| b & 0x80 == 0)? + 2)
+/// The fixed header at the front of `buf`, if it is complete: its length, and the
+/// remaining length it declares.
+fn fixed_header(buf: &[u8]) -> Option<(usize, usize)> {
+    let n = buf.get(1..)?.iter().take(4).position(|b| b & 0x80 == 0)? + 1;
+    let remaining = buf[1..=n]
+        .iter()
+        .rev()
+        .fold(0usize, |acc, b| (acc << 7) | usize::from(b & 0x7F));
+    Some((1 + n, remaining))
 }
 
 /// [`read`] for MQTT 5. The reason codes are taken from the frame itself: rumqttc
 /// turns them into names of its own, and the log wants the specification's.
 fn read5(buf: &mut BytesMut) -> Result<Option<Incoming>, WireError> {
-    let Some(hlen) = header_len(buf) else {
+    let Some((hlen, remaining)) = fixed_header(buf) else {
         return Ok(None);
     };
     let kind = buf[0] >> 4;
     let body_len = buf.len().saturating_sub(hlen);
-    let at = |k: usize| buf.get(hlen + k).copied();
+    // a byte of this packet's body: never one of the next packet's
+    let at = |k: usize| buf.get(hlen + k).copied().filter(|_| k < remaining);
     // a 3.1.1 broker answers our CONNECT with a 3.1.1 CONNACK (code 1: not this
     // protocol), which has no properties to read
     if kind == 2 && buf[1] == 2 && body_len >= 2 {
-        return read(buf);
+        return Ok(read(buf)?.map(|i| match i {
+            Incoming::ConnAck(a) => Incoming::ConnAck(ConnAckInfo {
+                protocol: Protocol::V5,
+                ..a
+            }),
+            other => other,
+        }));
     }
     // DISCONNECT and the acknowledgements may leave out the reason code (success)
     let code = match kind {

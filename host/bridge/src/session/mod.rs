@@ -138,7 +138,8 @@ fn retained(live: &mut Live, ids: &mut u16, topic: &str, payload: &[u8]) -> u16 
 const OVERSIZE: &str = "packet larger than the broker takes";
 
 /// The CONNACK's verdict in either protocol: the broker's session-present flag, or
-/// why not (MQTT 5's codes that mean what a 3.1.1 code means are named as that one).
+/// why not (an MQTT 5 reason code by its own name; [`Refusal`] tells a login or a
+/// busy broker among them).
 pub fn verdict(a: &ConnAckInfo) -> Result<bool, ConnectError> {
     let r = match (a.protocol, a.code) {
         (_, 0) => return Ok(a.session_present),
@@ -154,11 +155,8 @@ pub fn verdict(a: &ConnAckInfo) -> Result<bool, ConnectError> {
                 a.session_present,
             )
         }
-        (_, 1) => Refusal::Protocol,
-        (_, 0x85) => Refusal::ClientId,
-        (_, 0x88 | 0x89) => Refusal::Unavailable,
-        (_, 0x86) => Refusal::BadLogin,
-        (_, 0x87) => Refusal::NotAuthorized,
+        // a 3.1.1 broker's "not this protocol" to our MQTT 5 CONNECT
+        (_, 1) => Refusal::Mqtt5(0x84),
         (_, c) => Refusal::Mqtt5(c),
     };
     Err(ConnectError::Refused(r))

@@ -338,7 +338,17 @@ fn connack5(code: u8) -> ConnAckInfo {
 fn connack_reason_codes_are_named_and_judged() {
     assert!(verdict(&connack5(0)).unwrap());
     let login = verdict(&connack5(0x86)).unwrap_err();
-    assert!(matches!(login, ConnectError::Refused(Refusal::BadLogin)));
+    assert!(
+        matches!(login, ConnectError::Refused(r) if r.is_login()),
+        "{login}"
+    );
+    assert!(login.is_permanent());
+    assert!(
+        login.to_string().contains("Bad User Name or Password"),
+        "{login}"
+    );
+    let busy = verdict(&connack5(0x89)).unwrap_err();
+    assert!(!busy.is_permanent(), "a busy broker is retried");
     let banned = verdict(&connack5(0x8A)).unwrap_err();
     assert!(banned.is_permanent());
     assert!(banned.to_string().contains("Banned"), "{banned}");
@@ -407,8 +417,43 @@ fn connect_and_connack_carry_the_session_expiry_and_the_limits() {
     let Some(wire::Incoming::ConnAck(a)) = wire::read_as(&mut old, Protocol::V5).unwrap() else {
         panic!()
     };
+    let e = verdict(&a).unwrap_err();
+    assert!(
+        matches!(e, ConnectError::Refused(Refusal::Mqtt5(0x84))),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("Unsupported Protocol Version"),
+        "{e}"
+    );
+    assert!(e.is_permanent());
+}
+
+#[test]
+fn a_short_acknowledgement_takes_no_reason_code_from_the_next_packet() {
+    // PUBACK without a reason code (success), then a SUBACK, whose first byte (0x90)
+    // reads as "Topic Name invalid" if taken for the PUBACK's reason
+    let mut buf =
+        BytesMut::from(&[0x40u8, 0x02, 0x00, 0x07, 0x90, 0x04, 0xF0, 0x01, 0x00, 0x01][..]);
     assert!(matches!(
-        verdict(&a),
-        Err(ConnectError::Refused(Refusal::Protocol))
+        wire::read_as(&mut buf, Protocol::V5).unwrap(),
+        Some(wire::Incoming::Packet(rumqttc::mqttbytes::v4::Packet::PubAck(a))) if a.pkid == 7
+    ));
+    assert!(matches!(
+        wire::read_as(&mut buf, Protocol::V5).unwrap(),
+        Some(wire::Incoming::Packet(
+            rumqttc::mqttbytes::v4::Packet::SubAck(_)
+        ))
+    ));
+    assert!(buf.is_empty());
+    // with a reason code, it is the packet's own
+    let mut failed = BytesMut::from(&[0x40u8, 0x03, 0x00, 0x07, 0x97, 0x90, 0x04][..]);
+    assert!(matches!(
+        wire::read_as(&mut failed, Protocol::V5).unwrap(),
+        Some(wire::Incoming::Failed {
+            pkid: 7,
+            code: 0x97,
+            ..
+        })
     ));
 }
