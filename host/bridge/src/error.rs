@@ -96,6 +96,10 @@ pub enum Lost {
     #[error("the broker sent DISCONNECT: {} (reason code {code:#04x}){}", crate::wire::reason_name(*.code),
         .reason.as_deref().map(|r| format!(", \"{}\"", crate::shown::text(r))).unwrap_or_default())]
     BrokerSaid { code: u8, reason: Option<String> },
+    /// MQTT 5: an event refused for the broker's quota, which is not ours to drop:
+    /// a new connection (where the broker counts afresh) sends it again.
+    #[error("the broker refused an event: {} (reason code {code:#04x}); it goes again on a new connection", crate::wire::reason_name(*.code))]
+    OverQuota { code: u8 },
     #[error("no answer from the broker within {0:?}")]
     NoAnswer(Duration),
     #[error("the broker has taken no data for {0:?}")]

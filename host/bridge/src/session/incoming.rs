@@ -113,7 +113,7 @@ impl Session {
                 }) => {
                     l.watch.packet(now);
                     l.watch.acked(now);
-                    self.on_failed(kind, pkid, code, reason.as_deref(), now);
+                    self.on_failed(kind, pkid, code, reason.as_deref(), now)?;
                 }
                 Some(Incoming::ConnAck(_)) => {
                     l.watch.packet(now);
@@ -226,7 +226,11 @@ impl Session {
 
     /// MQTT 5: an acknowledgement with a failure reason code. The message's flow is
     /// over and it was not delivered: an event is counted as lost, and every
-    /// refusal is logged, rate-limited, with the broker's reason shortened.
+    /// refusal is logged, rate-limited, with the broker's reason shortened. An event
+    /// refused for a quota (Receive Maximum exceeded, Quota exceeded) is not lost: it
+    /// stays unanswered and the connection ends, so that it goes again on the next
+    /// one. (mosquitto 2.0 can answer so right after a reconnect, counting messages
+    /// of the old connection; a new one counts afresh.)
     fn on_failed(
         &mut self,
         kind: &'static str,
@@ -234,7 +238,10 @@ impl Session {
         code: u8,
         reason: Option<&str>,
         now: Instant,
-    ) {
+    ) -> Result<(), Lost> {
+        if matches!(code, 0x93 | 0x97) && (1..=EVENT_PKIDS).contains(&pkid) {
+            return Err(Lost::OverQuota { code });
+        }
         if self.ratelog.admit(REFUSED, now) {
             warn!(packet = kind, pkid, code = format_args!("{code:#04x}"),
                 reason = %reason.map(shown::text).map(|r| r.to_string()).unwrap_or_default(),
@@ -251,6 +258,7 @@ impl Session {
             add(&self.stats.published, n as u64);
             self.balance();
         }
+        Ok(())
     }
 
     /// An incoming message: LED command, rule, or Home Assistant's birth message.

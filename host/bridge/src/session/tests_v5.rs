@@ -281,15 +281,47 @@ fn a_refused_publish_is_finished_counted_and_the_rest_delivered() {
         .iter()
         .map(|p| p.pkid)
         .collect();
-    let quota = m5::Packet::PubAck(m5::PubAck {
+    let denied = m5::Packet::PubAck(m5::PubAck {
         pkid: ids[0],
-        reason: m5::PubAckReason::QuotaExceeded,
+        reason: m5::PubAckReason::NotAuthorized,
         properties: None,
     });
-    feed(&mut s, &[quota, puback(ids[1]), puback(ids[2])]).unwrap();
+    feed(&mut s, &[denied, puback(ids[1]), puback(ids[2])]).unwrap();
     assert_eq!(get(&stats.dropped_broker), 1);
     assert_eq!(get(&stats.published), 2);
     assert!(s.outbox.is_empty());
+}
+
+#[test]
+fn an_event_refused_for_a_quota_goes_again_on_a_new_connection() {
+    let (mut s, stats) = session5(Qos::ExactlyOnce, |_| {});
+    let now = Instant::now();
+    s.connected_with(true, limits(20, None, 0), now);
+    write_batch(&mut s, now);
+    for k in 0..3 {
+        s.push_event(ev(k));
+    }
+    let ids: Vec<u16> = publishes(&write_batch(&mut s, now))
+        .iter()
+        .map(|p| p.pkid)
+        .collect();
+    let quota = m5::Packet::PubRec(m5::PubRec {
+        pkid: ids[1],
+        reason: m5::PubRecReason::QuotaExceeded,
+        properties: None,
+    });
+    let e = feed(&mut s, &[quota]).unwrap_err();
+    assert!(matches!(e, Lost::OverQuota { code: 0x97 }), "{e:?}");
+    assert!(e.to_string().contains("Quota exceeded"), "{e}");
+    assert_eq!(get(&stats.dropped_broker), 0, "not lost");
+    s.disconnected();
+    s.connected_with(true, limits(20, None, 0), now);
+    let again = publishes(&write_batch(&mut s, now))
+        .iter()
+        .filter(|p| p.topic.starts_with(b"button/"))
+        .map(|p| (p.pkid, p.dup))
+        .collect::<Vec<_>>();
+    assert_eq!(again, ids.iter().map(|i| (*i, true)).collect::<Vec<_>>());
 }
 
 #[test]
