@@ -85,11 +85,17 @@ pub async fn connect_once(
                         bytes: frame_len,
                     })
                 }
-                Some(other) => {
-                    return Err(ConnectError::Unexpected {
-                        kind: "MQTT 5 packet",
-                        bytes: format!("{other:?}").len(),
+                // MQTT 5: a broker may refuse with DISCONNECT and a reason code
+                Some(Incoming::Disconnect { code, .. }) if code >= 0x80 => {
+                    return Err(ConnectError::Refused(crate::Refusal::Mqtt5(code)))
+                }
+                Some(Incoming::Disconnect { .. }) => {
+                    return Err(ConnectError::ClosedBeforeConnack {
+                        login: cfg.username.is_some(),
                     })
+                }
+                Some(Incoming::Failed { kind, .. }) => {
+                    return Err(ConnectError::Unexpected { kind, bytes: 0 })
                 }
                 None => {}
             }
