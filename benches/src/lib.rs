@@ -102,6 +102,10 @@ pub enum Role {
         /// weigh a window that fits a broker's default limits against a large one.
         #[arg(long)]
         max_inflight: Option<usize>,
+        /// The bridge's MQTT version: `3.1.1` or `5` (topic aliases when the broker
+        /// takes them; the line then says the bytes per message of each).
+        #[arg(long, default_value = "3.1.1")]
+        protocol: pynq_mqtt_bridge::Protocol,
     },
     #[command(hide = true)]
     Sub {
@@ -147,6 +151,8 @@ pub enum Role {
         n: u64,
         #[arg(long, default_value_t = 0)]
         qos: u8,
+        #[arg(long, default_value = "3.1.1")]
+        protocol: pynq_mqtt_bridge::Protocol,
     },
     #[command(hide = true)]
     PubE2e {
@@ -186,7 +192,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             n,
             qos,
             max_inflight,
-        }) => publish_rate::run(publisher, sink, n, qos, max_inflight),
+            protocol,
+        }) => publish_rate::run(publisher, sink, n, qos, (max_inflight, protocol)),
         Some(Role::Sub {
             port,
             n,
@@ -202,7 +209,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(Role::PubRaw { port, n, batch }) => roles::pub_raw(port, n, 64 * 1024, batch),
         Some(Role::PubRawQos1 { port, n, window }) => roles::pub_raw_qos1(port, n, window),
         Some(Role::PubRumqttc { port, n }) => roles::pub_rumqttc(port, n),
-        Some(Role::PubBridge { port, n, qos }) => roles::pub_bridge(port, n, qos),
+        Some(Role::PubBridge {
+            port,
+            n,
+            qos,
+            protocol,
+        }) => roles::pub_bridge(port, n, qos, protocol),
         Some(Role::PubE2e {
             port,
             n,

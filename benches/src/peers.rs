@@ -48,6 +48,7 @@ pub enum PeerId {
     EndToEnd,
     RawQos1,
     BridgeQos1,
+    BridgeV5,
 }
 
 /// How a peer is started.
@@ -93,7 +94,7 @@ pub const SINK_BASELINE: PeerId = PeerId::Rumqttc;
 
 /// In the order of a rep: the baseline first, since the end-to-end run's rate is set
 /// from it.
-pub const PEERS: [Peer; 8] = [
+pub const PEERS: [Peer; 9] = [
     Peer {
         id: PeerId::Raw,
         key: "a",
@@ -173,6 +174,16 @@ pub const PEERS: [Peer; 8] = [
         placements: &Place::ALL,
         in_sink: false,
         compared_with: Some(PeerId::RawQos1),
+    },
+    Peer {
+        id: PeerId::BridgeV5,
+        key: "i",
+        name: "pynq-mqtt publisher, MQTT 5 (topic aliases)",
+        launch: Launch::Role(&["pub-bridge", "--protocol", "5"]),
+        size: Size::Fast,
+        placements: &Place::ALL,
+        in_sink: false,
+        compared_with: None,
     },
 ];
 

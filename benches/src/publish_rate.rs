@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use pynq_mqtt_bridge::{BridgeIo, BridgeStats};
+use pynq_mqtt_bridge::{BridgeIo, BridgeStats, Protocol};
 use pynq_mqtt_driver::{ButtonEvent, Stats};
 
 use crate::{roles, wire};
@@ -57,13 +57,14 @@ impl std::fmt::Display for Sink {
 
 /// Runs `publisher` into `sink` with `n` events at QoS `qos` (0 or 1; 2 for the
 /// bridge) and prints one line: when the publisher was done, and when the last
-/// message was counted. `max_inflight` sets the bridge's window.
+/// message was counted. `max_inflight` sets the bridge's window, `protocol` its MQTT
+/// version.
 pub fn run(
     publisher: Publisher,
     sink: Sink,
     n: u64,
     qos: u8,
-    max_inflight: Option<usize>,
+    (max_inflight, protocol): (Option<usize>, Protocol),
 ) -> Result<()> {
     anyhow::ensure!(
         qos <= 1 || (qos == 2 && publisher == Publisher::Bridge),
@@ -74,8 +75,8 @@ pub fn run(
         "qos 2 needs a broker (the discard sink answers QoS 1 only)"
     );
     anyhow::ensure!(
-        max_inflight.is_none() || publisher == Publisher::Bridge,
-        "--max-inflight is the bridge's"
+        (max_inflight.is_none() && protocol == Protocol::V311) || publisher == Publisher::Bridge,
+        "--max-inflight and --protocol are the bridge's"
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -87,7 +88,7 @@ pub fn run(
     };
     let t0 = Instant::now();
     match publisher {
-        Publisher::Bridge => rt.block_on(bridge(port, n, qos, max_inflight))?,
+        Publisher::Bridge => rt.block_on(bridge(port, n, qos, max_inflight, protocol))?,
         Publisher::Rumqttc => rt.block_on(rumqttc_pub(port, n, qos))?,
         Publisher::Raw if qos == 1 => raw_qos1(port, n)?,
         Publisher::Raw => raw(port, n)?,
@@ -100,10 +101,13 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(1));
     }
     let delivered = t0.elapsed();
-    let window = match max_inflight {
+    let mut window = match max_inflight {
         Some(w) => format!(" window {w}"),
         None => String::new(),
     };
+    if publisher == Publisher::Bridge {
+        window += &format!(" MQTT {protocol}");
+    }
     println!(
         "{:8} -> {:12} qos {qos}{window} n {n}: publisher done {:.3} s ({:.0} msg/s), all counted {:.3} s ({:.0} msg/s)",
         format!("{publisher:?}").to_lowercase(),
@@ -139,7 +143,13 @@ fn level(e: &ButtonEvent) -> &'static [u8] {
 }
 
 /// The bridge, its channel filled with `n` events and closed, as at a shutdown.
-async fn bridge(port: u16, n: u64, qos: u8, max_inflight: Option<usize>) -> Result<()> {
+async fn bridge(
+    port: u16,
+    n: u64,
+    qos: u8,
+    max_inflight: Option<usize>,
+    protocol: Protocol,
+) -> Result<()> {
     let (tx, rx) = crossbeam_channel::bounded(n as usize + 1);
     for k in 0..n {
         tx.send(event(k))?;
@@ -153,6 +163,7 @@ async fn bridge(port: u16, n: u64, qos: u8, max_inflight: Option<usize>) -> Resu
     if let Some(w) = max_inflight {
         cfg.max_inflight = w;
     }
+    cfg.protocol = protocol;
     let io = BridgeIo {
         events: rx,
         commands: cmd_tx,
@@ -165,10 +176,12 @@ async fn bridge(port: u16, n: u64, qos: u8, max_inflight: Option<usize>) -> Resu
     };
     let v = pynq_mqtt_bridge::run(cfg, io, Arc::new(BridgeStats::default())).await?;
     eprintln!(
-        "bridge: published {} in {} writes ({:.0} per write)",
+        "bridge: published {} in {} writes ({:.0} per write), {} bytes ({:.2} bytes per message)",
         v.published,
         v.writes,
-        v.published as f64 / v.writes.max(1) as f64
+        v.published as f64 / v.writes.max(1) as f64,
+        v.bytes_written,
+        v.bytes_written as f64 / v.published.max(1) as f64
     );
     Ok(())
 }

@@ -384,7 +384,7 @@ fn run_bridge(
 }
 
 /// pynq-mqtt's publisher fed through the channel, as the driver feeds it.
-pub fn pub_bridge(port: u16, n: u64, qos: u8) -> Result<()> {
+pub fn pub_bridge(port: u16, n: u64, qos: u8, protocol: pynq_mqtt_bridge::Protocol) -> Result<()> {
     let (tx, rx) = bounded(65_536);
     let feeder = std::thread::spawn(move || {
         for i in 0..n {
@@ -404,6 +404,7 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8) -> Result<()> {
     // daemon's default, 16, is weighed by `publish-rate --max-inflight`)
     let mut cfg = bridge_config(port, qos, false);
     cfg.max_inflight = 1024;
+    cfg.protocol = protocol;
     let t0 = Instant::now();
     let view = run_bridge(cfg, rx, Arc::new(DriverStats::default()))?;
     let secs = t0.elapsed().as_secs_f64();

@@ -54,6 +54,8 @@ def wait_closed(port, timeout=10.0):
 # - "unqueued": only max_queued_messages 0, the advice host/README.md once gave, under
 #   which a client's QoS 2 messages past the 20th wait unacknowledged in the broker.
 BROKER_CONFIGS = ("stock", "tuned", "unqueued")
+# the daemon's --protocol values: the QoS and restart tests run in both
+PROTOCOLS = ("3.1.1", "5")
 CONFIG_LINES = {
     "stock": "",
     "tuned": "max_queued_messages 0\nmax_inflight_messages 0\n",

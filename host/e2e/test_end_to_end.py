@@ -8,6 +8,7 @@ import time
 import pytest
 
 from conftest import Subscriber, free_port, publish, wait_port
+from mqtt_env import PROTOCOLS
 
 N_INPUTS = 4
 
@@ -47,23 +48,24 @@ def last_value(messages, topic):
     return vals[-1] if vals else None
 
 
-def start_daemon(binary, port, stimulus, tmp_path, speed="fast"):
+def start_daemon(binary, port, stimulus, tmp_path, speed="fast", protocol="3.1.1"):
     log = open(tmp_path / "daemon.log", "w")
     proc = subprocess.Popen(
         [str(binary), "run", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{port}",
-         "--stimulus", str(stimulus), "--sim-speed", speed, "--stats-interval", "0"],
+         "--stimulus", str(stimulus), "--sim-speed", speed, "--stats-interval", "0",
+         "--protocol", protocol],
         stdout=log, stderr=subprocess.STDOUT)
     return proc, log
 
 
-@pytest.mark.arm
+@pytest.mark.parametrize("protocol", [pytest.param("3.1.1", marks=pytest.mark.arm), "5"])
 def test_every_edge_reaches_an_independent_subscriber_and_leds_follow_commands(
-        binary, mosquitto, sim_shape, subscriber_factory, tmp_path):
+        binary, mosquitto, sim_shape, subscriber_factory, tmp_path, protocol):
     stim = tmp_path / "edges.stim"
     expect, n_edges = make_stimulus(stim)
     assert n_edges >= 1000
     sub = subscriber_factory(mosquitto)
-    proc, log = start_daemon(binary, mosquitto, stim, tmp_path)
+    proc, log = start_daemon(binary, mosquitto, stim, tmp_path, protocol=protocol)
     try:
         got = sub.wait_for(lambda m: sum(len(v) for v in button_messages(m).values()) >= n_edges, 60)
         assert got is not None, f"only {sum(len(v) for v in button_messages(sub.snapshot()).values())} of {n_edges} edges arrived"
@@ -109,7 +111,9 @@ def test_every_edge_reaches_an_independent_subscriber_and_leds_follow_commands(
         late.close()
 
 
-def test_sigterm_publishes_every_captured_event_before_offline(binary, mosquitto, subscriber_factory, tmp_path):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_sigterm_publishes_every_captured_event_before_offline(binary, mosquitto, subscriber_factory, tmp_path,
+                                                               protocol):
     # a long, dense stimulus so SIGTERM lands in the middle of it
     stim = tmp_path / "long.stim"
     lines = []
@@ -120,7 +124,7 @@ def test_sigterm_publishes_every_captured_event_before_offline(binary, mosquitto
         lines.append(f"{1000 + k * 20} {i} {level[i]}")
     stim.write_text("\n".join(lines) + "\n")
     sub = subscriber_factory(mosquitto, ("button/#", "status"))
-    proc, log = start_daemon(binary, mosquitto, stim, tmp_path, speed="realtime")
+    proc, log = start_daemon(binary, mosquitto, stim, tmp_path, speed="realtime", protocol=protocol)
     assert sub.wait_for(lambda m: len(m) >= 200, 30), "no events"
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=30)

@@ -226,7 +226,7 @@ def test_stats_message(binary, broker, tmp_path):
         s = [json.loads(p) for t, p, _ in msgs if t == "stats"][-1]
         assert s["captured"] == 200 and s["buffered"] == 0, s
         assert s["dropped"] == {"hardware_fifo": 0, "sequence_gaps": 0, "channel": 0, "retry_buffer": 0,
-                                "shutdown": 0, "unacknowledged": 0}, s
+                                "shutdown": 0, "unacknowledged": 0, "broker_refused": 0}, s
         assert s["broker"]["connects"] == 1 and s["broker"]["reconnects"] == 0, s
         assert set(s["rates"]) == {"captured_per_s", "published_per_s"}, s
         assert s["writes"] >= 1 and s["uptime_s"] >= 0

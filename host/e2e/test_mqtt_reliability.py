@@ -11,8 +11,8 @@ import time
 import pytest
 
 from conftest import publish
-from mqtt_env import (BROKER_CONFIGS, Collector, Daemon, Mosquitto, Proxy, Rumqttd, check_events,
-                      EXIT_EVENTS_LOST, events, expected_exit, stimulus)
+from mqtt_env import (BROKER_CONFIGS, PROTOCOLS, Collector, Daemon, Mosquitto, Proxy, Rumqttd,
+                      check_events, EXIT_EVENTS_LOST, events, expected_exit, stimulus)
 
 SOAK = bool(os.environ.get("PYNQ_MQTT_SOAK"))
 N = int(os.environ.get("PYNQ_MQTT_SOAK_EVENTS", "200000")) if SOAK else 20000
@@ -84,9 +84,10 @@ def wait_connected(d, times):
 # messages are being dropped for client sub-q1": 13,055 and 19,831 of 20,000 delivered,
 # all 20,000 acknowledged to the daemon), the broker-to-subscriber leg host/README.md
 # describes; the daemon's own leg at QoS 1 on stock settings is the burst test's.
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("qos,config", [pytest.param(1, "tuned", marks=pytest.mark.arm), (2, "tuned"),
                                         (2, "stock")])
-def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config):
+def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config, protocol):
     """mosquitto (persistence on) is stopped and started again RESTARTS times while
     the stream runs; an independent persistent-session subscriber gets every event.
     (Duplicates are allowed here at QoS 2 too: mosquitto 2.0 restores its outgoing
@@ -97,7 +98,7 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config):
     duration = stimulus(stim, N, spacing_us=SPACING_US)
     sub = Collector(broker.port, ("button/#",), qos=2, client_id=f"sub-q{qos}", persistent=True)
     d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--qos", qos, *COMMON,
-               "--client-id", f"daemon-q{qos}", stimulus=stim)
+               "--client-id", f"daemon-q{qos}", "--protocol", protocol, stimulus=stim)
     try:
         for k in range(RESTARTS):
             wait_connected(d, k + 1)
@@ -118,8 +119,9 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config):
         broker.stop()
 
 
-@pytest.mark.parametrize("kind,qos", [("mosquitto", 2), ("mosquitto-stock", 2), ("rumqttd", 1), ("rumqttd", 2)])
-def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
+@pytest.mark.parametrize("kind,qos,protocol", [(k, 2, p) for k in ("mosquitto", "mosquitto-stock") for p in PROTOCOLS]
+                         + [("rumqttd", 1, "3.1.1"), ("rumqttd", 2, "3.1.1")])
+def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos, protocol):
     """The daemon's connection goes through a proxy that resets it RESTARTS times
     during the stream and refuses it for a moment each time (a crashed link, the
     broker's state intact): every event arrives; with mosquitto at QoS 2 exactly
@@ -136,7 +138,7 @@ def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
     # QoS 1 on its side, which paho takes faster than QoS 2)
     sub = Collector(broker.port, ("button/#",), qos=qos if kind.startswith("mosquitto") else 1)
     d = Daemon(binary, f"mqtt://127.0.0.1:{proxy.port}", tmp_path, "--qos", qos, *COMMON,
-               stimulus=stim)
+               "--protocol", protocol, stimulus=stim)
     try:
         for k in range(RESTARTS):
             wait_connected(d, k + 1)
@@ -161,9 +163,10 @@ def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos):
 BURST = 400
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("config", BROKER_CONFIGS)
 @pytest.mark.parametrize("qos", [1, 2])
-def test_a_burst_reaches_a_stock_mosquitto_exactly_once(binary, tmp_path, qos, config):
+def test_a_burst_reaches_a_stock_mosquitto_exactly_once(binary, tmp_path, qos, config, protocol):
     """400 events in 400 us, with the daemon's default window, into mosquitto as Debian
     installs it ("stock"), without limits ("tuned"), and with only its queue unbounded
     ("unqueued"). mosquitto 2.0 holds at most max_inflight_messages (20 by default) of a
@@ -176,14 +179,14 @@ def test_a_burst_reaches_a_stock_mosquitto_exactly_once(binary, tmp_path, qos, c
     stimulus(stim, BURST, burst=BURST, start_us=500_000)
     sub = Collector(broker.port, ("button/#",), qos=qos)
     d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--qos", qos, "--payload", "json",
-               "--stats-interval", "0", "--shutdown-timeout", "10", stimulus=stim)
+               "--stats-interval", "0", "--shutdown-timeout", "10", "--protocol", protocol, stimulus=stim)
     try:
         sub.wait_for(lambda m: distinct_in(m) >= BURST, 15)
         time.sleep(0.5)
         assert d.stop(timeout=60) == 0, d.text()[-3000:]
         f = d.final()
         got = events(sub.snapshot())
-        print(f"{config} QoS {qos}: published={f['published']} delivered={len({e['seq'] for e in got})} "
+        print(f"{config} QoS {qos} MQTT {protocol}: published={f['published']} delivered={len({e['seq'] for e in got})} "
               f"duplicates={len(got) - len({e['seq'] for e in got})} lost={f['lost']} "
               f"reconnects={f['reconnects']}")
         assert f["captured"] == BURST and f["published"] == BURST and f["lost"] == 0, f

@@ -94,6 +94,57 @@ impl std::fmt::Display for SessionMode {
     }
 }
 
+/// The MQTT version spoken to the broker: `3.1.1` (the default) or `5`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    #[default]
+    V311,
+    V5,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::V311 => "3.1.1",
+            Self::V5 => "5",
+        })
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "3.1.1" | "4" => Ok(Self::V311),
+            "5" | "5.0" => Ok(Self::V5),
+            _ => Err(format!("protocol {s:?}: expected `3.1.1` or `5`")),
+        }
+    }
+}
+
+/// In the config file `protocol = 5` and `protocol = "5"` both read.
+impl<'de> serde::Deserialize<'de> for Protocol {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Level(u8),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(t) => t,
+            Raw::Level(n) => n.to_string(),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Protocol {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// A broker's host and port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerAddr {
@@ -411,6 +462,8 @@ pub struct BridgeConfig {
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub session: SessionMode,
+    /// MQTT 3.1.1 or 5.
+    pub protocol: Protocol,
     pub keep_alive: Duration,
     /// QoS of the button events.
     pub qos: Qos,
@@ -451,6 +504,7 @@ impl BridgeConfig {
             username: None,
             password: None,
             session: SessionMode::Persistent,
+            protocol: Protocol::V311,
             keep_alive: Duration::from_secs(30),
             qos: Qos::AtMostOnce,
             payload: PayloadFormat::Plain,

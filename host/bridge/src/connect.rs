@@ -7,15 +7,16 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rumqttc::mqttbytes::v4::Packet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::warn;
 
 use crate::config::{BridgeConfig, Qos};
 use crate::error::ConnectError;
 use crate::outbox::EVENT_PKIDS;
-use crate::session::{connack, next_ctrl, CLOSE_WAIT};
+use crate::session::{next_ctrl, verdict, CLOSE_WAIT};
 use crate::shown;
 use crate::topics::Topics;
 use crate::transport::{self, Reader, Tls, TransportError, Writer};
-use crate::wire::{self, ConnectSpec, Incoming};
+use crate::wire::{self, ConnectSpec, Incoming, Limits};
 use crate::{discovery, tls_of, BridgeError};
 
 /// An open connection, CONNACK read: the halves, what was read after the CONNACK,
@@ -25,6 +26,8 @@ pub struct Opened {
     pub wr: Writer,
     pub rbuf: BytesMut,
     pub session_present: bool,
+    /// What the broker allows (MQTT 5's CONNACK).
+    pub limits: Limits,
 }
 
 /// TCP (+ TLS), CONNECT (with our last will when `will`), CONNACK, within the
@@ -41,6 +44,7 @@ pub async fn connect_once(
         let mut buf = BytesMut::new();
         let keep_alive_s = cfg.keep_alive.as_secs().clamp(1, u64::from(u16::MAX)) as u16;
         let spec = ConnectSpec {
+            protocol: cfg.protocol,
             client_id: &cfg.client_id,
             keep_alive_s,
             clean_session: clean,
@@ -54,14 +58,19 @@ pub async fn connect_once(
         wr.flush().await.map_err(io)?;
         let mut rbuf = BytesMut::with_capacity(16 * 1024);
         loop {
-            match wire::read(&mut rbuf).map_err(ConnectError::Decode)? {
-                Some(Incoming::Packet(Packet::ConnAck(a))) => {
-                    let session_present = connack(a.code, a.session_present)?;
+            match wire::read_as(&mut rbuf, cfg.protocol).map_err(ConnectError::Decode)? {
+                Some(Incoming::ConnAck(a)) => {
+                    if let Some(r) = a.reason.as_deref().filter(|_| a.code != 0) {
+                        // once per attempt: the retry's backoff bounds these lines
+                        warn!(code = format_args!("{:#04x}", a.code), reason = %shown::text(r), "the broker's reason for refusing");
+                    }
+                    let session_present = verdict(&a)?;
                     return Ok(Opened {
                         rd,
                         wr,
                         rbuf,
                         session_present,
+                        limits: a.limits,
                     });
                 }
                 Some(Incoming::Packet(p)) => {
@@ -75,6 +84,18 @@ pub async fn connect_once(
                         kind: "too-large packet",
                         bytes: frame_len,
                     })
+                }
+                // MQTT 5: a broker may refuse with DISCONNECT and a reason code
+                Some(Incoming::Disconnect { code, .. }) if code >= 0x80 => {
+                    return Err(ConnectError::Refused(crate::Refusal::Mqtt5(code)))
+                }
+                Some(Incoming::Disconnect { .. }) => {
+                    return Err(ConnectError::ClosedBeforeConnack {
+                        login: cfg.username.is_some(),
+                    })
+                }
+                Some(Incoming::Failed { kind, .. }) => {
+                    return Err(ConnectError::Unexpected { kind, bytes: 0 })
                 }
                 None => {}
             }
@@ -216,7 +237,15 @@ pub async fn remove_discovery(
     let mut id = EVENT_PKIDS;
     for (topic, _) in &configs {
         let pkid = next_ctrl(&mut id);
-        wire::publish(&mut buf, topic, Qos::AtLeastOnce, true, pkid, b"");
+        wire::publish(
+            &mut buf,
+            cfg.protocol,
+            topic,
+            Qos::AtLeastOnce,
+            true,
+            pkid,
+            b"",
+        );
         pending.insert(pkid);
     }
     let io = |e| BridgeError::Link {
@@ -227,13 +256,17 @@ pub async fn remove_discovery(
     wr.flush().await.map_err(io)?;
     let wait = async {
         while !pending.is_empty() {
-            while let Some(p) = wire::read(&mut rbuf).map_err(|e| BridgeError::Link {
-                url: url.clone(),
-                source: e.into(),
-            })? {
-                if let Incoming::Packet(Packet::PubAck(a)) = p {
-                    pending.remove(&a.pkid);
-                }
+            while let Some(p) =
+                wire::read_as(&mut rbuf, cfg.protocol).map_err(|e| BridgeError::Link {
+                    url: url.clone(),
+                    source: e.into(),
+                })?
+            {
+                match p {
+                    Incoming::Packet(Packet::PubAck(a)) => pending.remove(&a.pkid),
+                    Incoming::Failed { pkid, .. } => pending.remove(&pkid),
+                    _ => false,
+                };
             }
             if pending.is_empty() {
                 break;

@@ -20,12 +20,27 @@ pub enum Refusal {
     BadLogin,
     #[error("the broker refused us: not authorized (CONNACK 5; credentials or ACL)")]
     NotAuthorized,
+    /// MQTT 5: a reason code none of the above says.
+    #[error("the broker refused the connection: {} (CONNACK reason code {:#04x})", crate::wire::reason_name(*.0), .0)]
+    Mqtt5(u8),
 }
 
 impl Refusal {
     /// A login the broker refused (as opposed to a broker that cannot serve us).
     pub fn is_login(self) -> bool {
-        matches!(self, Self::BadLogin | Self::NotAuthorized)
+        matches!(
+            self,
+            Self::BadLogin | Self::NotAuthorized | Self::Mqtt5(0x86 | 0x87 | 0x8C)
+        )
+    }
+
+    /// The broker cannot serve us now but may later: busy, over a quota or a rate
+    /// (MQTT 5's codes for those).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable | Self::Mqtt5(0x80 | 0x83 | 0x88 | 0x89 | 0x8B | 0x97 | 0x9F)
+        )
     }
 }
 
@@ -58,7 +73,7 @@ impl ConnectError {
     /// that cannot be written. A busy broker (CONNACK 3) is worth retrying.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::Refused(r) => *r != Refusal::Unavailable,
+            Self::Refused(r) => !r.is_transient(),
             Self::Transport(t) => t.is_tls(),
             Self::Encode(_) => true,
             _ => false,
@@ -77,6 +92,14 @@ pub enum Lost {
     Transport(#[from] TransportError),
     #[error("the broker sent DISCONNECT")]
     BrokerDisconnect,
+    /// MQTT 5's DISCONNECT, with its reason code and (shortened) reason string.
+    #[error("the broker sent DISCONNECT: {} (reason code {code:#04x}){}", crate::wire::reason_name(*.code),
+        .reason.as_deref().map(|r| format!(", \"{}\"", crate::shown::text(r))).unwrap_or_default())]
+    BrokerSaid { code: u8, reason: Option<String> },
+    /// MQTT 5: an event refused for the broker's quota, which is not ours to drop:
+    /// a new connection (where the broker counts afresh) sends it again.
+    #[error("the broker refused an event: {} (reason code {code:#04x}); it goes again on a new connection", crate::wire::reason_name(*.code))]
+    OverQuota { code: u8 },
     #[error("no answer from the broker within {0:?}")]
     NoAnswer(Duration),
     #[error("the broker has taken no data for {0:?}")]

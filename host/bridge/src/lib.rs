@@ -37,8 +37,8 @@ use crossbeam_channel::{Receiver, Sender};
 use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedCommand, LedReport, Stats as DriverStats};
 
 pub use config::{
-    parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Brokers, Discovery, Qos,
-    Rule, RuleLeds, Secret, SessionMode, TlsConfig,
+    parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Brokers, Discovery,
+    Protocol, Qos, Rule, RuleLeds, Secret, SessionMode, TlsConfig,
 };
 pub use connect::{probe, ProbeError, ProbeReport};
 pub use discovery::{default_device_name, node_id};

@@ -125,7 +125,7 @@ impl Link {
                 Ok(o) => {
                     let started = Instant::now();
                     let present = o.session_present;
-                    self.session.connected(present, started);
+                    self.session.connected_with(present, o.limits, started);
                     let (buffered, resend) =
                         (self.session.outbox.len(), self.session.outbox.inflight());
                     info!(broker = %url, client_id = %self.cfg.client_id, session_present = present, buffered, "connected to broker");

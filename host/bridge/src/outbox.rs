@@ -47,6 +47,10 @@ enum Phase {
     AwaitComp,
     /// Acknowledged; removed once everything before it is too.
     Done,
+    /// Refused by the broker (MQTT 5's failure reason code) or never sendable (over
+    /// its packet size): finished without delivery, removed as `Done` but not
+    /// counted as published.
+    Refused,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -96,6 +100,9 @@ pub struct Outbox {
     qos: Qos,
     /// The ceiling of `window`.
     max_inflight: usize,
+    /// The connection's own ceiling (the broker's Receive Maximum less what control
+    /// messages hold), set by the session; unlimited under 3.1.1.
+    cap: usize,
     /// Packets that may await an answer now (see the module's doc).
     window: usize,
     /// Answers counted towards the window's next step up.
@@ -131,6 +138,7 @@ impl Outbox {
             capacity: capacity.max(1),
             qos,
             max_inflight,
+            cap: usize::MAX,
             window: max_inflight,
             grown: 0,
             out: 0,
@@ -144,16 +152,29 @@ impl Outbox {
     /// Whether a new event may take a packet id now.
     fn window_open(&self) -> bool {
         let held = self.sent.max(self.out);
-        if self.window_closed && self.window >= SMALL_WINDOW {
-            held <= self.window - (self.window / 4).max(1)
+        let window = self.window.min(self.cap);
+        if self.window_closed && window >= SMALL_WINDOW {
+            held <= window - (window / 4).max(1)
         } else {
-            held < self.window
+            held < window
         }
     }
 
     /// Whether an event sent on an earlier connection may go again now.
     fn resend_open(&self) -> bool {
-        self.out < self.window
+        self.out < self.window.min(self.cap)
+    }
+
+    /// Caps the window on this connection (the broker's Receive Maximum); 0 holds
+    /// every new PUBLISH back.
+    pub fn set_cap(&mut self, cap: usize) {
+        self.cap = cap;
+    }
+
+    /// Packets written on this connection and awaiting their answer: what the
+    /// broker's Receive Maximum counts.
+    pub fn in_flight(&self) -> usize {
+        self.out
     }
 
     /// The current in-flight window (at most `max_inflight`).
@@ -237,7 +258,7 @@ impl Outbox {
                 });
             }
             match slot.phase {
-                Phase::Done => {
+                Phase::Done | Phase::Refused => {
                     // acknowledged out of order while waiting to be resent
                     self.written += 1;
                 }
@@ -311,16 +332,34 @@ impl Outbox {
         (i < self.sent && self.q[i].pkid == pkid).then_some(i)
     }
 
-    /// Pops finished events from the front; returns how many.
+    /// Pops finished events from the front; returns how many were delivered.
     fn pop_done(&mut self) -> usize {
         let mut n = 0;
-        while self.q.front().is_some_and(|s| s.phase == Phase::Done) {
+        while let Some(s) = self
+            .q
+            .front()
+            .filter(|s| matches!(s.phase, Phase::Done | Phase::Refused))
+        {
+            n += usize::from(s.phase == Phase::Done);
             self.q.pop_front();
             self.sent -= 1;
             self.written = self.written.saturating_sub(1);
-            n += 1;
         }
         n
+    }
+
+    /// MQTT 5: the broker refused the event `pkid` (a failure reason code in its
+    /// PUBACK, PUBREC or PUBCOMP), or it is too large to send: finished, not
+    /// delivered. Returns the number of earlier events this finishes as delivered.
+    pub fn refuse(&mut self, pkid: u16) -> usize {
+        match self.index_of(pkid) {
+            Some(i) if matches!(self.q[i].phase, Phase::AwaitAck | Phase::AwaitComp) => {
+                self.q[i].phase = Phase::Refused;
+                self.answered(i);
+                self.pop_done()
+            }
+            _ => 0,
+        }
     }
 
     /// QoS 1: PUBACK. Returns the number of events finished by it (0 for an unknown id).

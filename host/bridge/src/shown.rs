@@ -101,6 +101,9 @@ impl fmt::Debug for Incoming {
         match self {
             Incoming::Packet(p) => write!(f, "{} of {} bytes", kind(p), size(p)),
             Incoming::TooLarge { frame_len, .. } => write!(f, "a packet of {frame_len} bytes"),
+            Incoming::ConnAck(a) => write!(f, "CONNACK {:#04x}", a.code),
+            Incoming::Disconnect { code, .. } => write!(f, "DISCONNECT {code:#04x}"),
+            Incoming::Failed { kind, code, .. } => write!(f, "{kind} {code:#04x}"),
         }
     }
 }

@@ -26,6 +26,12 @@ pynq_mqtt_driver::counters! {
         /// known (TLS, or a reset: the socket's unsent bytes are gone); those events
         /// stay counted as published, and the final line says how often that happened.
         qos0_unknown { json: Some("broker.qos0_fate_unknown"), log: Some("qos0_links_lost_fate_unknown") },
+        /// MQTT 5: events the broker refused (a failure reason code) or that were
+        /// larger than its Maximum Packet Size; each logged, rate-limited.
+        dropped_broker { json: Some("dropped.broker_refused"), log: Some("dropped_broker_refused") },
+        /// MQTT 5: control messages (status, LED states, discovery, stats) larger than
+        /// the broker's Maximum Packet Size, not sent.
+        ctrl_too_large { json: Some("broker.control_too_large"), log: Some("control_too_large") },
         /// Events in the retry buffer now (a gauge).
         buffered { json: Some("buffered"), log: None },
         /// Write calls on the connection.
@@ -54,7 +60,7 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
 impl BridgeStatsView {
     /// Events the MQTT side lost (it never loses one silently).
     pub fn lost(&self) -> u64 {
-        self.dropped_buffer + self.dropped_shutdown + self.dropped_unacked
+        self.dropped_buffer + self.dropped_shutdown + self.dropped_unacked + self.dropped_broker
     }
 
     pub fn reconnects(&self) -> u64 {
@@ -185,6 +191,7 @@ mod tests {
         assert_eq!(
             keys("dropped"),
             [
+                "broker_refused",
                 "channel",
                 "hardware_fifo",
                 "retry_buffer",
@@ -197,6 +204,7 @@ mod tests {
             keys("broker"),
             [
                 "connects",
+                "control_too_large",
                 "errors",
                 "qos0_fate_unknown",
                 "reconnects",
@@ -249,6 +257,8 @@ mod tests {
                 ("dropped_at_shutdown", 0),
                 ("dropped_unacknowledged", 0),
                 ("qos0_links_lost_fate_unknown", 0),
+                ("dropped_broker_refused", 0),
+                ("control_too_large", 0),
                 ("writes", 0),
                 ("led_commands", 0),
                 ("rejected", 0),

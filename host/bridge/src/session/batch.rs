@@ -9,6 +9,7 @@ use crate::config::Qos;
 use crate::outbox::Next;
 use crate::stats::add;
 use crate::wire;
+use tracing::warn;
 
 /// The connection's side of the batch: what is to be written, how far it got.
 #[derive(Debug)]
@@ -27,6 +28,14 @@ pub struct Live {
     pub(super) sub_pkid: u16,
     /// Bytes still to drop of a packet too large to read.
     pub(super) skip: usize,
+    /// What the broker allows on this connection.
+    pub(super) limits: crate::wire::Limits,
+    /// Control messages (QoS 1) written and not acknowledged yet.
+    pub(super) ctrl_out: usize,
+    /// Control messages waiting for room under the Receive Maximum: packet id,
+    /// topic, payload; and their bytes, which count towards [`super::CTRL_CAP`].
+    pub(super) held: std::collections::VecDeque<(u16, String, Vec<u8>)>,
+    pub(super) held_bytes: usize,
 }
 
 /// How [`Session::fill`] stopped.
@@ -58,6 +67,7 @@ impl Session {
     /// maximum of our QoS 2 messages awaiting PUBREL: the releases must reach it
     /// before our status and LED states do, or every reconnect ends the same way.)
     pub fn start_batch(&mut self) {
+        self.balance();
         let resuming = self.outbox.resuming();
         let Some(l) = self.live.as_mut() else {
             return;
@@ -86,7 +96,27 @@ impl Session {
             }
             match self.outbox.next() {
                 Some(Next::Publish { ev, pkid, dup }) => {
-                    self.enc.encode(&mut l.wbuf, &ev, pkid, dup);
+                    let n = self.enc.encode(&mut l.wbuf, &ev, pkid, dup);
+                    if !l.limits.fits(n) {
+                        // never sent: finished here, counted as lost
+                        l.wbuf.truncate(l.wbuf.len() - n);
+                        self.enc.unbind(ev.input);
+                        add(&self.stats.dropped_broker, 1);
+                        if self.ratelog.admit(super::OVERSIZE, Instant::now()) {
+                            warn!(
+                                input = ev.input,
+                                bytes = n,
+                                max = l.limits.max_packet,
+                                "{}: event dropped",
+                                super::OVERSIZE
+                            );
+                        }
+                        if !qos0 {
+                            let k = self.outbox.refuse(pkid);
+                            add(&self.stats.published, k as u64);
+                            continue;
+                        }
+                    }
                     if qos0 {
                         l.ends.push(l.wbuf.len());
                     }

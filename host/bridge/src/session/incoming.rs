@@ -64,6 +64,7 @@ const REJECTED: &str = "LED command rejected";
 const TOO_LARGE: &str = "message too large";
 const RETAINED: &str = "retained LED command ignored";
 const HA_ONLINE: &str = "Home Assistant (re)started";
+const REFUSED: &str = "the broker refused a message";
 
 fn pub_ack(ctrl: &mut BytesMut, qos: Qos, pkid: u16) {
     match qos {
@@ -95,11 +96,28 @@ impl Session {
                     return Ok(());
                 }
             }
-            match wire::read(rbuf)? {
+            match wire::read_as(rbuf, self.cfg.protocol)? {
                 None => return Ok(()),
                 Some(Incoming::Packet(p)) => {
                     l.watch.packet(now);
                     self.on_packet(p, now)?;
+                }
+                Some(Incoming::Disconnect { code, reason }) => {
+                    return Err(Lost::BrokerSaid { code, reason });
+                }
+                Some(Incoming::Failed {
+                    kind,
+                    pkid,
+                    code,
+                    reason,
+                }) => {
+                    l.watch.packet(now);
+                    l.watch.acked(now);
+                    self.on_failed(kind, pkid, code, reason.as_deref(), now)?;
+                }
+                Some(Incoming::ConnAck(_)) => {
+                    l.watch.packet(now);
+                    debug!("a second CONNACK from the broker: ignored");
                 }
                 Some(Incoming::TooLarge {
                     frame_len,
@@ -139,16 +157,13 @@ impl Session {
         }
         match p {
             Packet::PubAck(a) if a.pkid > EVENT_PKIDS => {
-                if let Shutdown::SayingOffline { pkid, grace } = self.shutdown {
-                    if pkid == a.pkid {
-                        wire::disconnect(&mut l.ctrl);
-                        self.shutdown = Shutdown::Disconnecting(grace);
-                    }
-                }
+                l.ctrl_out = l.ctrl_out.saturating_sub(1);
+                self.ctrl_acked(a.pkid);
             }
             Packet::PubAck(a) => {
                 let n = self.outbox.puback(a.pkid);
                 add(&self.stats.published, n as u64);
+                self.balance();
             }
             Packet::PubRec(r) => {
                 // answered with PUBREL also when we no longer know the id, so the
@@ -159,6 +174,7 @@ impl Session {
             Packet::PubComp(r) => {
                 let n = self.outbox.pubcomp(r.pkid);
                 add(&self.stats.published, n as u64);
+                self.balance();
             }
             Packet::SubAck(s) if s.pkid == l.sub_pkid => {
                 for (code, (filter, _)) in s.return_codes.iter().zip(&self.subscriptions) {
@@ -190,6 +206,57 @@ impl Session {
                 bytes = shown::size(&other),
                 "ignored packet from the broker"
             ),
+        }
+        Ok(())
+    }
+
+    /// A control message acknowledged: room for the next held one; `offline`'s
+    /// acknowledgement lets the DISCONNECT go.
+    fn ctrl_acked(&mut self, id: u16) {
+        if let (Shutdown::SayingOffline { pkid, grace }, Some(l)) =
+            (self.shutdown, self.live.as_mut())
+        {
+            if pkid == id {
+                wire::disconnect(&mut l.ctrl);
+                self.shutdown = Shutdown::Disconnecting(grace);
+            }
+        }
+        self.balance();
+    }
+
+    /// MQTT 5: an acknowledgement with a failure reason code. The message's flow is
+    /// over and it was not delivered: an event is counted as lost, and every
+    /// refusal is logged, rate-limited, with the broker's reason shortened. An event
+    /// refused for a quota (Receive Maximum exceeded, Quota exceeded) is not lost: it
+    /// stays unanswered and the connection ends, so that it goes again on the next
+    /// one. (mosquitto 2.0 can answer so right after a reconnect, counting messages
+    /// of the old connection; a new one counts afresh.)
+    fn on_failed(
+        &mut self,
+        kind: &'static str,
+        pkid: u16,
+        code: u8,
+        reason: Option<&str>,
+        now: Instant,
+    ) -> Result<(), Lost> {
+        if matches!(code, 0x93 | 0x97) && (1..=EVENT_PKIDS).contains(&pkid) {
+            return Err(Lost::OverQuota { code });
+        }
+        if self.ratelog.admit(REFUSED, now) {
+            warn!(packet = kind, pkid, code = format_args!("{code:#04x}"),
+                reason = %reason.map(shown::text).map(|r| r.to_string()).unwrap_or_default(),
+                "{REFUSED}: {}", wire::reason_name(code));
+        }
+        if pkid > EVENT_PKIDS {
+            if let Some(l) = self.live.as_mut() {
+                l.ctrl_out = l.ctrl_out.saturating_sub(1);
+            }
+            self.ctrl_acked(pkid);
+        } else if pkid > 0 {
+            add(&self.stats.dropped_broker, 1);
+            let n = self.outbox.refuse(pkid);
+            add(&self.stats.published, n as u64);
+            self.balance();
         }
         Ok(())
     }
@@ -282,9 +349,10 @@ impl Session {
             if let Some(Some(on)) = self.led_state.get(usize::from(led)) {
                 let topic = self.topics.led(led);
                 let payload = self.cfg.state_format.state(*on);
-                super::retained(&mut live.ctrl, &mut self.next_ctrl, &topic, payload);
+                super::retained(live, &mut self.next_ctrl, &topic, payload);
             }
         }
+        self.balance();
     }
 
     /// A retained command: not acted on; the first of the run says how to clear it.

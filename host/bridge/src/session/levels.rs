@@ -15,6 +15,7 @@ use pynq_mqtt_driver::{ButtonEvent, InputLevels};
 
 use super::Session;
 use crate::config::Qos;
+use crate::stats::add;
 use crate::wire;
 
 impl Session {
@@ -55,7 +56,21 @@ impl Session {
             if let (Some(on), false) = (now, now == sent) {
                 let topic = self.topics.input(i as u8);
                 let payload = self.cfg.state_format.state(*on);
-                wire::publish(&mut live.ctrl, &topic, Qos::AtMostOnce, true, 0, payload);
+                let (at, proto) = (live.ctrl.len(), self.cfg.protocol);
+                let n = wire::publish(
+                    &mut live.ctrl,
+                    proto,
+                    &topic,
+                    Qos::AtMostOnce,
+                    true,
+                    0,
+                    payload,
+                );
+                if !live.limits.fits(n) {
+                    // a prefix longer than the broker's packet limit: counted, never sent
+                    live.ctrl.truncate(at);
+                    add(&self.stats.ctrl_too_large, 1);
+                }
                 *sent = *now;
             }
         }

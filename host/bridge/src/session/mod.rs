@@ -42,7 +42,7 @@ use crate::outbox::{Outbox, EVENT_PKIDS};
 use crate::ratelog::RateLog;
 use crate::stats::{add, BridgeStats, StatsReport};
 use crate::topics::Topics;
-use crate::wire::{self, EventEncoder};
+use crate::wire::{self, ConnAckInfo, EventEncoder, Limits};
 
 /// A batch buffer is filled up to about this many bytes before it is written.
 pub const BATCH_BYTES: usize = 64 * 1024;
@@ -129,11 +129,42 @@ pub fn next_ctrl(n: &mut u16) -> u16 {
 }
 
 /// Queues a retained QoS 1 control message (status, LED state, discovery config);
-/// returns its packet id.
-fn retained(ctrl: &mut BytesMut, ids: &mut u16, topic: &str, payload: &[u8]) -> u16 {
+/// returns its packet id. It waits in `held` until the broker's Receive Maximum
+/// lets it go ([`Session::balance`]).
+fn retained(live: &mut Live, ids: &mut u16, topic: &str, payload: &[u8]) -> u16 {
     let pkid = next_ctrl(ids);
-    wire::publish(ctrl, topic, Qos::AtLeastOnce, true, pkid, payload);
+    live.held_bytes += topic.len() + payload.len();
+    live.held
+        .push_back((pkid, topic.to_owned(), payload.to_vec()));
     pkid
+}
+
+/// The cause of the rate-limited line about packets over the broker's maximum size.
+const OVERSIZE: &str = "packet larger than the broker takes";
+
+/// The CONNACK's verdict in either protocol: the broker's session-present flag, or
+/// why not (an MQTT 5 reason code by its own name; [`Refusal`] tells a login or a
+/// busy broker among them).
+pub fn verdict(a: &ConnAckInfo) -> Result<bool, ConnectError> {
+    let r = match (a.protocol, a.code) {
+        (_, 0) => return Ok(a.session_present),
+        (crate::config::Protocol::V311, c) => {
+            return connack(
+                match c {
+                    1 => ConnectReturnCode::RefusedProtocolVersion,
+                    2 => ConnectReturnCode::BadClientId,
+                    3 => ConnectReturnCode::ServiceUnavailable,
+                    4 => ConnectReturnCode::BadUserNamePassword,
+                    _ => ConnectReturnCode::NotAuthorized,
+                },
+                a.session_present,
+            )
+        }
+        // a 3.1.1 broker's "not this protocol" to our MQTT 5 CONNECT
+        (_, 1) => Refusal::Mqtt5(0x84),
+        (_, c) => Refusal::Mqtt5(c),
+    };
+    Err(ConnectError::Refused(r))
 }
 
 /// The CONNACK's verdict: the broker's session-present flag, or why not.
@@ -182,6 +213,7 @@ impl Session {
         };
         Self {
             enc: EventEncoder::new(&topics, cfg.qos, cfg.payload)
+                .with_protocol(cfg.protocol)
                 .with_states(cfg.state_format)
                 .with_clock(Arc::clone(&driver_stats)),
             outbox: Outbox::new(cfg.buffer_capacity, cfg.qos, cfg.max_inflight),
@@ -253,9 +285,16 @@ impl Session {
         Ok(e)
     }
 
-    /// CONNACK accepted: everything unfinished goes again in order, and
-    /// subscriptions, `online`, LED states and discovery configs are queued.
+    /// [`Session::connected_with`] a broker that sets no limits (3.1.1).
+    #[cfg(test)]
     pub fn connected(&mut self, session_present: bool, now: Instant) {
+        self.connected_with(session_present, Limits::NONE, now);
+    }
+
+    /// CONNACK accepted: everything unfinished goes again in order, and
+    /// subscriptions, `online`, LED states and discovery configs are queued; the
+    /// broker's `limits` hold for this connection.
+    pub fn connected_with(&mut self, session_present: bool, limits: Limits, now: Instant) {
         self.fresh_done = true;
         self.ever_connected = true;
         add(&self.stats.connects, 1);
@@ -277,18 +316,34 @@ impl Session {
             tail: unsent::Tail::default(),
             sub_pkid: next_ctrl(&mut self.next_ctrl),
             skip: 0,
+            limits,
+            ctrl_out: 0,
+            held: Default::default(),
+            held_bytes: 0,
         };
-        wire::subscribe(&mut live.ctrl, live.sub_pkid, &self.subscriptions);
+        self.enc.new_connection(limits.alias_max);
+        let proto = self.cfg.protocol;
+        wire::subscribe(&mut live.ctrl, proto, live.sub_pkid, &self.subscriptions);
+        let n = live.ctrl.len();
+        if !limits.fits(n) {
+            live.ctrl.clear();
+            add(&self.stats.ctrl_too_large, 1);
+            error!(
+                bytes = n,
+                max = limits.max_packet,
+                "{OVERSIZE}: the SUBSCRIBE is not sent, so no LED command will arrive"
+            );
+        }
         if self.shutdown == Shutdown::Running {
             let status = self.topics.status();
-            retained(&mut live.ctrl, &mut self.next_ctrl, status, b"online");
+            retained(&mut live, &mut self.next_ctrl, status, b"online");
             self.shared_status.published();
         }
         for (i, s) in self.led_state.iter().enumerate() {
             if let Some(on) = s {
                 let topic = self.topics.led(i as u8);
                 retained(
-                    &mut live.ctrl,
+                    &mut live,
                     &mut self.next_ctrl,
                     &topic,
                     self.cfg.state_format.state(*on),
@@ -300,6 +355,52 @@ impl Session {
         self.queue_levels();
         self.ha_pending = false;
         self.queue_discovery();
+        self.balance();
+    }
+
+    /// Moves held control messages out while the broker's Receive Maximum leaves
+    /// room, and gives the events the rest. Control messages may take a quarter of
+    /// the window (at least one) before events, so neither side starves the other:
+    /// what is in flight never exceeds the Receive Maximum.
+    pub(crate) fn balance(&mut self) {
+        let events = self.outbox.in_flight();
+        let Some(l) = self.live.as_mut() else {
+            return;
+        };
+        let rm = usize::from(l.limits.receive_max);
+        let proto = self.cfg.protocol;
+        while l.ctrl_out + events < rm {
+            let Some((pkid, topic, payload)) = l.held.pop_front() else {
+                break;
+            };
+            l.held_bytes -= topic.len() + payload.len();
+            let at = l.ctrl.len();
+            let n = wire::publish(
+                &mut l.ctrl,
+                proto,
+                &topic,
+                Qos::AtLeastOnce,
+                true,
+                pkid,
+                &payload,
+            );
+            if l.limits.fits(n) {
+                l.ctrl_out += 1;
+            } else {
+                l.ctrl.truncate(at);
+                add(&self.stats.ctrl_too_large, 1);
+                if self.ratelog.admit(OVERSIZE, Instant::now()) {
+                    warn!(topic = %crate::shown::text(&topic), bytes = n, max = l.limits.max_packet,
+                        "{OVERSIZE}: not sent");
+                }
+            }
+        }
+        let reserve = if l.held.is_empty() {
+            0
+        } else {
+            (rm / 4).max(1).saturating_sub(l.ctrl_out)
+        };
+        self.outbox.set_cap(rm.saturating_sub(l.ctrl_out + reserve));
     }
 
     /// The connection is gone (lost or closed).
@@ -319,8 +420,9 @@ impl Session {
             return;
         };
         for (topic, body) in &self.discovery {
-            retained(&mut live.ctrl, &mut self.next_ctrl, topic, body.as_bytes());
+            retained(live, &mut self.next_ctrl, topic, body.as_bytes());
         }
+        self.balance();
     }
 
     /// Home Assistant announced itself: discovery goes again now, or once the
@@ -352,7 +454,9 @@ impl Session {
     /// Whether the connection may read more: false while the control packets
     /// waiting to be written are over [`CTRL_CAP`].
     pub fn wants_input(&self) -> bool {
-        self.live.as_ref().is_none_or(|l| l.ctrl.len() < CTRL_CAP)
+        self.live
+            .as_ref()
+            .is_none_or(|l| l.ctrl.len() + l.held_bytes < CTRL_CAP)
     }
 
     /// The driver's channels have both closed: the grace period starts.
@@ -401,11 +505,12 @@ impl Session {
         if let Some(live) = self.live.as_mut() {
             let topic = self.topics.led(r.led);
             retained(
-                &mut live.ctrl,
+                live,
                 &mut self.next_ctrl,
                 &topic,
                 self.cfg.state_format.state(r.on),
             );
+            self.balance();
         }
     }
 
@@ -414,14 +519,28 @@ impl Session {
         let body = self.report.json(&self.stats, &self.driver_stats);
         if let Some(live) = self.live.as_mut() {
             let topic = self.topics.stats();
-            wire::publish(
+            let at = live.ctrl.len();
+            let n = wire::publish(
                 &mut live.ctrl,
+                self.cfg.protocol,
                 topic,
                 Qos::AtMostOnce,
                 false,
                 0,
                 body.as_bytes(),
             );
+            if !live.limits.fits(n) {
+                live.ctrl.truncate(at);
+                add(&self.stats.ctrl_too_large, 1);
+                if self.ratelog.admit(OVERSIZE, Instant::now()) {
+                    warn!(
+                        topic,
+                        bytes = n,
+                        max = live.limits.max_packet,
+                        "{OVERSIZE}: not sent"
+                    );
+                }
+            }
         }
     }
 
@@ -473,8 +592,9 @@ impl Session {
         if let Shutdown::Draining(grace) = self.shutdown {
             if self.outbox.is_empty() {
                 let status = self.topics.status();
-                let pkid = retained(&mut live.ctrl, &mut self.next_ctrl, status, b"offline");
+                let pkid = retained(live, &mut self.next_ctrl, status, b"offline");
                 self.shutdown = Shutdown::SayingOffline { pkid, grace };
+                self.balance();
             }
         }
     }
@@ -491,3 +611,5 @@ use incoming::RecentIds;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v5;

@@ -72,6 +72,7 @@ pub(super) fn settings(
     bridge.username = v.username.clone();
     bridge.password = password.as_ref().map(|p| p.0.clone());
     bridge.session = v.session;
+    bridge.protocol = v.protocol;
     bridge.keep_alive = v.keep_alive.0;
     bridge.qos = v.qos;
     bridge.payload = v.payload;

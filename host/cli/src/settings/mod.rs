@@ -141,6 +141,8 @@ settings! {
         client_id: String = { default_client_id(board) }, "PYNQ_MQTT_CLIENT_ID";
         /// `persistent` (subscriptions and QoS 1/2 state outlive a reconnect) or `clean`.
         session: SessionMode = "persistent", "PYNQ_MQTT_SESSION";
+        /// MQTT version: `3.1.1` or `5` (receive maximum, packet size, topic aliases).
+        protocol: pynq_mqtt_bridge::Protocol = "3.1.1", "PYNQ_MQTT_PROTOCOL";
         /// Seconds between keep-alive pings when idle, 1 to 1200; a dead broker is
         /// found within twice this.
         keep_alive: Seconds = "30", "PYNQ_MQTT_KEEP_ALIVE";

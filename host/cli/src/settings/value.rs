@@ -36,6 +36,7 @@ from_str!(
     StateFormat = "10|onoff"
 );
 from_str!(BoardKind = "uio|sim", Names = "NAMES", Seconds = "SECS");
+from_str!(pynq_mqtt_bridge::Protocol = "3.1.1|5");
 #[cfg(feature = "sim")]
 from_str!(super::SimSpeed = "SPEED");
 from_str!(Bool = "BOOL");

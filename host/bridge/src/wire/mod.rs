@@ -1,7 +1,14 @@
-//! MQTT 3.1.1 packets, encoded and decoded by rumqttc's `mqttbytes` (a maintained,
-//! tested implementation of the wire format); this module only decides what goes
-//! into which buffer. The hot path is [`EventEncoder::encode`]: one PUBLISH per event,
-//! appended to the batch buffer, with the topic strings built once per input.
+//! MQTT 3.1.1 and 5 packets, encoded and decoded by rumqttc's `mqttbytes` (a
+//! maintained, tested implementation of the wire format); this module only decides
+//! what goes into which buffer. The hot path is [`EventEncoder::encode`]: one PUBLISH
+//! per event, appended to the batch buffer, with the topic strings built once per input.
+//!
+//! The session sees one set of packets whatever the protocol: MQTT 5 answers are read
+//! into their 3.1.1 form, and what only MQTT 5 says (the CONNACK's limits, reason
+//! codes of a refusal, a DISCONNECT or a failed acknowledgement) comes as variants of
+//! [`Incoming`] of its own. PUBACK, PUBREC, PUBREL, PUBCOMP, PINGREQ and a plain
+//! DISCONNECT are the same bytes in both protocols, so only CONNECT, PUBLISH and
+//! SUBSCRIBE are written per protocol.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,11 +20,20 @@ use rumqttc::mqttbytes::v4::{
     Publish, Subscribe, SubscribeFilter,
 };
 use rumqttc::mqttbytes::{Error as MqttError, QoS};
+use rumqttc::v5::mqttbytes::v5 as m5;
+use rumqttc::v5::mqttbytes::Error as Mqtt5Error;
 
-use crate::config::Qos;
+use crate::config::{Protocol, Qos};
 
 use crate::payload::{write_json, PayloadFormat, StateFormat};
 use crate::topics::Topics;
+
+mod v5;
+
+#[cfg(test)]
+pub use v5::SESSION_NEVER_EXPIRES;
+use v5::{alias_props, connect5, qos5, read5};
+pub use v5::{reason_name, ConnAckInfo, Limits};
 
 /// The codec's QoS for ours.
 pub fn qos(q: Qos) -> QoS {
@@ -43,13 +59,19 @@ pub const MAX_INCOMING: usize = 1 << 20;
 
 /// A packet that could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
-#[error("MQTT packet: {0}")]
-pub struct WireError(#[from] MqttError);
+pub enum WireError {
+    #[error("MQTT packet: {0}")]
+    V311(#[from] MqttError),
+    #[error("MQTT 5 packet: {0}")]
+    V5(#[from] Mqtt5Error),
+}
 
 /// Encodes button events into PUBLISH packets.
 pub struct EventEncoder {
     /// One PUBLISH per input, reused: only id, dup flag and payload change per event.
     templates: Vec<Publish>,
+    /// MQTT 5 instead: its templates and this connection's topic aliases.
+    v5: Option<Aliases>,
     topics: Topics,
     format: PayloadFormat,
     states: StateFormat,
@@ -60,6 +82,17 @@ pub struct EventEncoder {
     scratch: BytesMut,
 }
 
+/// MQTT 5's topic aliases of `button/<i>`: input `i` is alias `i + 1` when the broker
+/// takes that many. The first PUBLISH of an input on a connection carries the topic
+/// and binds the alias; the next ones carry the alias alone. Aliases live as long as
+/// the connection, so every connection starts unbound.
+struct Aliases {
+    templates: Vec<m5::Publish>,
+    topics: Vec<Bytes>,
+    bound: Vec<bool>,
+    max: u16,
+}
+
 impl EventEncoder {
     pub fn new(topics: &Topics, qos: Qos, format: PayloadFormat) -> Self {
         let qos = self::qos(qos);
@@ -68,6 +101,7 @@ impl EventEncoder {
             .collect();
         Self {
             templates,
+            v5: None,
             topics: topics.clone(),
             format,
             states: StateFormat::OneZero,
@@ -89,17 +123,43 @@ impl EventEncoder {
         self
     }
 
-    /// Appends the PUBLISH of `ev` to `buf`.
-    pub fn encode(&mut self, buf: &mut BytesMut, ev: &ButtonEvent, pkid: u16, dup: bool) {
-        let i = usize::from(ev.input);
-        while self.templates.len() <= i {
-            let n = self.templates.len() as u8;
-            self.templates.push(Publish::from_bytes(
-                self.topics.button(n),
-                self.qos,
-                Bytes::new(),
-            ));
+    /// Which protocol the PUBLISH packets are written in.
+    pub fn with_protocol(mut self, p: Protocol) -> Self {
+        self.v5 = (p == Protocol::V5).then(|| Aliases {
+            templates: Vec::new(),
+            topics: Vec::new(),
+            bound: Vec::new(),
+            max: 0,
+        });
+        self
+    }
+
+    /// A new connection whose broker takes `alias_max` topic aliases (MQTT 5).
+    pub fn new_connection(&mut self, alias_max: u16) {
+        if let Some(a) = self.v5.as_mut() {
+            a.max = alias_max;
+            a.bound.iter_mut().for_each(|b| *b = false);
+            for (i, t) in a.templates.iter_mut().enumerate() {
+                t.properties = alias_props(i, alias_max);
+            }
         }
+    }
+
+    /// The PUBLISH of input `input` was not sent after all (too large): the alias
+    /// it would have bound is still unbound.
+    pub fn unbind(&mut self, input: u8) {
+        if let Some(b) = self
+            .v5
+            .as_mut()
+            .and_then(|a| a.bound.get_mut(usize::from(input)))
+        {
+            *b = false;
+        }
+    }
+
+    /// Appends the PUBLISH of `ev` to `buf`; returns its length in bytes.
+    pub fn encode(&mut self, buf: &mut BytesMut, ev: &ButtonEvent, pkid: u16, dup: bool) -> usize {
+        let i = usize::from(ev.input);
         let payload = match self.format {
             PayloadFormat::Plain => Bytes::from_static(self.states.state(ev.level)),
             PayloadFormat::Json => {
@@ -114,24 +174,79 @@ impl EventEncoder {
                 self.scratch.split().freeze()
             }
         };
+        if let Some(a) = self.v5.as_mut() {
+            while a.templates.len() <= i {
+                let n = a.templates.len();
+                let topic = Bytes::from(self.topics.button(n as u8).to_owned());
+                a.templates.push(m5::Publish {
+                    qos: qos5(self.qos),
+                    properties: alias_props(n, a.max),
+                    ..Default::default()
+                });
+                a.topics.push(topic);
+                a.bound.push(false);
+            }
+            let t = &mut a.templates[i];
+            t.topic = if t.properties.is_some() && a.bound[i] {
+                Bytes::new()
+            } else {
+                a.topics[i].clone()
+            };
+            a.bound[i] = t.properties.is_some();
+            t.pkid = pkid;
+            t.dup = dup;
+            t.payload = payload;
+            // fails only for a zero id at QoS 1/2, which the outbox never hands out
+            let r = t.write(buf);
+            debug_assert!(r.is_ok(), "{r:?}");
+            return r.unwrap_or(0);
+        }
+        while self.templates.len() <= i {
+            let n = self.templates.len() as u8;
+            self.templates.push(Publish::from_bytes(
+                self.topics.button(n),
+                self.qos,
+                Bytes::new(),
+            ));
+        }
         let t = &mut self.templates[i];
         t.pkid = pkid;
         t.dup = dup;
         t.payload = payload;
-        // fails only for a zero id at QoS 1/2, which the outbox never hands out
         let r = t.write(buf);
         debug_assert!(r.is_ok(), "{r:?}");
+        r.unwrap_or(0)
     }
 }
 
-/// Appends any PUBLISH.
-pub fn publish(buf: &mut BytesMut, topic: &str, qos: Qos, retain: bool, pkid: u16, payload: &[u8]) {
+/// Appends any PUBLISH; returns its length in bytes.
+pub fn publish(
+    buf: &mut BytesMut,
+    proto: Protocol,
+    topic: &str,
+    qos: Qos,
+    retain: bool,
+    pkid: u16,
+    payload: &[u8],
+) -> usize {
     let qos = self::qos(qos);
-    let mut p = Publish::new(topic, qos, payload);
-    p.retain = retain;
-    p.pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
-    let r = p.write(buf);
+    let pkid = if qos == QoS::AtMostOnce { 0 } else { pkid };
+    let r = match proto {
+        Protocol::V311 => {
+            let mut p = Publish::new(topic, qos, payload);
+            p.retain = retain;
+            p.pkid = pkid;
+            p.write(buf).map_err(WireError::from)
+        }
+        Protocol::V5 => {
+            let mut p = m5::Publish::new(topic, qos5(qos), payload.to_vec(), None);
+            p.retain = retain;
+            p.pkid = pkid;
+            p.write(buf).map_err(WireError::from)
+        }
+    };
     debug_assert!(r.is_ok(), "{r:?}");
+    r.unwrap_or(0)
 }
 
 pub fn puback(buf: &mut BytesMut, pkid: u16) {
@@ -159,19 +274,34 @@ pub fn disconnect(buf: &mut BytesMut) {
 }
 
 /// Appends one SUBSCRIBE for all `filters`.
-pub fn subscribe(buf: &mut BytesMut, pkid: u16, filters: &[(String, Qos)]) {
-    let mut s = Subscribe::new_many(
-        filters
-            .iter()
-            .map(|(f, q)| SubscribeFilter::new(f.clone(), qos(*q))),
-    );
-    s.pkid = pkid;
-    let r = s.write(buf);
+pub fn subscribe(buf: &mut BytesMut, proto: Protocol, pkid: u16, filters: &[(String, Qos)]) {
+    let r = match proto {
+        Protocol::V311 => {
+            let mut s = Subscribe::new_many(
+                filters
+                    .iter()
+                    .map(|(f, q)| SubscribeFilter::new(f.clone(), qos(*q))),
+            );
+            s.pkid = pkid;
+            s.write(buf).map_err(WireError::from)
+        }
+        Protocol::V5 => {
+            let mut s = m5::Subscribe::new_many(
+                filters
+                    .iter()
+                    .map(|(f, q)| m5::Filter::new(f.clone(), qos5(qos(*q)))),
+                None,
+            );
+            s.pkid = pkid;
+            s.write(buf).map_err(WireError::from)
+        }
+    };
     debug_assert!(r.is_ok(), "{r:?}");
 }
 
 /// What goes into CONNECT.
 pub struct ConnectSpec<'a> {
+    pub protocol: Protocol,
     pub client_id: &'a str,
     pub keep_alive_s: u16,
     pub clean_session: bool,
@@ -182,6 +312,9 @@ pub struct ConnectSpec<'a> {
 }
 
 pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireError> {
+    if spec.protocol == Protocol::V5 {
+        return connect5(buf, spec);
+    }
     let mut c = Connect::new(spec.client_id);
     c.keep_alive = spec.keep_alive_s;
     c.clean_session = spec.clean_session;
@@ -201,7 +334,22 @@ pub fn connect(buf: &mut BytesMut, spec: &ConnectSpec<'_>) -> Result<(), WireErr
 /// What [`read`] found at the front of the buffer. Its `Debug` names the packet's
 /// type only (`shown`): an echoed CONNECT holds our password.
 pub enum Incoming {
+    /// Any packet but a CONNACK, in its 3.1.1 form.
     Packet(Packet),
+    ConnAck(ConnAckInfo),
+    /// MQTT 5: the broker's DISCONNECT, with its reason.
+    Disconnect {
+        code: u8,
+        reason: Option<String>,
+    },
+    /// MQTT 5: a PUBACK, PUBREC or PUBCOMP with a failure reason code: the flow of
+    /// `pkid` is over, its message not delivered.
+    Failed {
+        kind: &'static str,
+        pkid: u16,
+        code: u8,
+        reason: Option<String>,
+    },
     /// A packet larger than [`MAX_INCOMING`]: to be skipped (`frame_len` bytes from
     /// the front, maybe more than are there yet) rather than read. For a PUBLISH,
     /// what is needed to acknowledge it, so that the broker does not send it again.
@@ -213,8 +361,23 @@ pub enum Incoming {
 
 /// Takes one complete packet off the front of `buf`; None until one is complete
 /// (or, for a packet too large, until its topic and id are there).
+pub fn read_as(buf: &mut BytesMut, proto: Protocol) -> Result<Option<Incoming>, WireError> {
+    match proto {
+        Protocol::V311 => read(buf),
+        Protocol::V5 => read5(buf),
+    }
+}
+
+/// [`read_as`] MQTT 3.1.1.
 pub fn read(buf: &mut BytesMut) -> Result<Option<Incoming>, WireError> {
     match Packet::read(buf, MAX_INCOMING) {
+        Ok(Packet::ConnAck(a)) => Ok(Some(Incoming::ConnAck(ConnAckInfo {
+            session_present: a.session_present,
+            code: a.code as u8,
+            protocol: Protocol::V311,
+            reason: None,
+            limits: Limits::NONE,
+        }))),
         Ok(p) => Ok(Some(Incoming::Packet(p))),
         Err(MqttError::InsufficientBytes(_)) => Ok(None),
         Err(MqttError::PayloadSizeLimitExceeded(len)) => Ok(too_large(buf, len)),
@@ -307,6 +470,7 @@ mod tests {
         connect(
             &mut buf,
             &ConnectSpec {
+                protocol: Protocol::V311,
                 client_id: "id",
                 keep_alive_s: 30,
                 clean_session: false,
@@ -318,6 +482,7 @@ mod tests {
         .unwrap();
         subscribe(
             &mut buf,
+            Protocol::V311,
             0xF001,
             &[
                 ("a/+/set".into(), Qos::AtLeastOnce),
@@ -326,6 +491,7 @@ mod tests {
         );
         publish(
             &mut buf,
+            Protocol::V311,
             "p/status",
             Qos::AtLeastOnce,
             true,
@@ -364,7 +530,15 @@ mod tests {
     #[test]
     fn partial_packets_wait_and_garbage_fails() {
         let mut full = BytesMut::new();
-        publish(&mut full, "t", Qos::AtMostOnce, false, 0, b"x");
+        publish(
+            &mut full,
+            Protocol::V311,
+            "t",
+            Qos::AtMostOnce,
+            false,
+            0,
+            b"x",
+        );
         let mut part = BytesMut::from(&full[..2]);
         assert!(read(&mut part).unwrap().is_none());
         part.extend_from_slice(&full[2..]);
@@ -378,6 +552,7 @@ mod tests {
         let mut big = BytesMut::new();
         publish(
             &mut big,
+            Protocol::V311,
             "led/0/set",
             Qos::AtLeastOnce,
             false,
