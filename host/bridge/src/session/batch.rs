@@ -20,6 +20,9 @@ pub struct Live {
     /// QoS 0: end offset in `wbuf` of each event in it.
     pub(super) ends: Vec<usize>,
     pub(super) ends_done: usize,
+    /// QoS 0: indexes in `ends` of events dropped as too large for the broker: they
+    /// finish in order with the others but are not counted as published.
+    pub(super) unsent: Vec<usize>,
     /// Control packets waiting for the next batch.
     pub(super) ctrl: BytesMut,
     pub(super) watch: super::alive::Watch,
@@ -76,6 +79,7 @@ impl Session {
         l.wpos = 0;
         l.ends.clear();
         l.ends_done = 0;
+        l.unsent.clear();
         if !resuming {
             l.wbuf.extend_from_slice(&l.ctrl);
             l.ctrl.clear();
@@ -116,6 +120,7 @@ impl Session {
                             add(&self.stats.published, k as u64);
                             continue;
                         }
+                        l.unsent.push(l.ends.len());
                     }
                     if qos0 {
                         l.ends.push(l.wbuf.len());
@@ -167,7 +172,11 @@ impl Session {
         l.tail.wrote(n, l.wpos, &l.ends[from..l.ends_done]);
         if done > 0 {
             let k = self.outbox.complete_written(done);
-            add(&self.stats.published, k as u64);
+            let dropped = l.unsent.iter().filter(|i| (from..l.ends_done).contains(i));
+            add(
+                &self.stats.published,
+                k.saturating_sub(dropped.count()) as u64,
+            );
         }
     }
 }

@@ -311,6 +311,7 @@ impl Session {
             wpos: 0,
             ends: Vec::new(),
             ends_done: 0,
+            unsent: Vec::new(),
             ctrl: BytesMut::with_capacity(4096),
             watch: alive::Watch::new(now),
             tail: unsent::Tail::default(),

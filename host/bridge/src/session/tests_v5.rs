@@ -269,6 +269,34 @@ fn nothing_larger_than_the_maximum_packet_size_is_sent_and_it_is_counted() {
 }
 
 #[test]
+fn a_qos0_event_too_large_is_dropped_never_counted_as_published() {
+    let (mut s, stats) = session5(Qos::AtMostOnce, |c| {
+        c.payload = crate::payload::PayloadFormat::Json;
+    });
+    let now = Instant::now();
+    s.connected_with(false, limits(u16::MAX, Some(40), 8), now);
+    write_batch(&mut s, now);
+    for k in 0..5 {
+        s.push_event(ev(k));
+    }
+    let ps = write_batch(&mut s, now);
+    assert!(publishes(&ps).is_empty(), "{ps:?}");
+    assert_eq!(get(&stats.dropped_broker), 5);
+    assert_eq!(get(&stats.published), 0, "dropped, so not published too");
+    assert!(s.outbox.is_empty(), "dropped events are finished");
+    // the same session with small payloads: those are published, and only those
+    let (mut p, pstats) = session5(Qos::AtMostOnce, |_| {});
+    p.connected_with(false, limits(u16::MAX, Some(40), 8), now);
+    write_batch(&mut p, now);
+    for k in 0..5 {
+        p.push_event(ev(k));
+    }
+    assert_eq!(publishes(&write_batch(&mut p, now)).len(), 5);
+    assert_eq!(get(&pstats.published), 5);
+    assert_eq!(get(&pstats.dropped_broker), 0);
+}
+
+#[test]
 fn a_refused_publish_is_finished_counted_and_the_rest_delivered() {
     let (mut s, stats) = session5(Qos::AtLeastOnce, |_| {});
     let now = Instant::now();
