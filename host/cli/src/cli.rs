@@ -205,6 +205,11 @@ impl std::io::Write for LogWriter {
 
 impl LogWriter {
     fn write_lines(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // the interactive simulator shows the logs in a pane of its screen
+        #[cfg(feature = "sim")]
+        if crate::tui::capture_log(buf) {
+            return Ok(buf.len());
+        }
         let mut err = std::io::stderr().lock();
         if self.crlf {
             for part in buf.split_inclusive(|b| *b == b'\n') {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use pynq_mqtt_sim::SimBoard;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
@@ -17,6 +16,7 @@ use crate::cli::open_sim;
 use crate::cli::DaemonArgs;
 use crate::daemon;
 use crate::settings::{BrokerAddr, CommonArgs, Settings};
+use crate::tui;
 
 #[derive(clap::Args, Debug)]
 pub struct SimArgs {
@@ -44,31 +44,55 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let n_leds = board.n_leds();
 
-    let mut out = Out::new(interactive);
-    out.line(&format!(
+    let title = format!(
         "pynq-mqtt sim: Verilated pynq_mqtt_io at {} Hz, {}, broker mqtt://{addr}, topics under {:?}",
         board.clk_hz(),
         pynq_mqtt_sim::shape::describe(board.n_inputs(), n_leds),
         prefix
-    ));
-    if interactive {
-        out.line(&format!(
-            "keys 0-{} press a button, q quits; try: mosquitto_pub -p {} -t {}led/0/set -m toggle",
-            board.n_inputs() - 1,
-            addr.port(),
-            prefix
-        ));
+    );
+    // in a terminal, the board panel of crate::tui; otherwise lines on stdout
+    let view = interactive.then(|| Arc::new(tui::View::default()));
+    if !interactive {
+        let mut out = Out::new(false);
+        out.line(&title);
+        out.line("what a subscriber sees:");
     }
-    out.line("what a subscriber sees:");
 
     let broker = BrokerAddr {
         host: addr.ip().to_string(),
         port: addr.port(),
     };
-    let observer = rt.spawn(observe(broker, prefix, n_leds, interactive));
+    // pynq_mqtt_bridge::Topics puts the stats here
+    let stats_topic = format!("{prefix}stats");
+    let observer = rt.spawn(observe(
+        broker,
+        prefix.clone(),
+        n_leds,
+        view.clone(),
+        stats_topic,
+    ));
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let keys = interactive.then(|| spawn_keys(Arc::clone(&board), stop_tx));
+    let keys = match &view {
+        Some(v) => {
+            let header = vec![
+                title,
+                format!(
+                    "try: mosquitto_pub -p {} -t {prefix}led/0/set -m toggle",
+                    addr.port()
+                ),
+            ];
+            let debounce_us = u64::from(settings.driver.debounce_us);
+            Some(tui::start(
+                Arc::clone(&board),
+                Arc::clone(v),
+                header,
+                debounce_us,
+                stop_tx,
+            )?)
+        }
+        None => None,
+    };
     let stop: daemon::StopFuture = match (args.duration, keys.is_some()) {
         (Some(secs), _) => Box::pin(async move {
             tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
@@ -78,9 +102,6 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
         }),
         (None, false) => Box::pin(std::future::pending()),
     };
-    if interactive {
-        crossterm::terminal::enable_raw_mode()?;
-    }
     let b = Arc::clone(&board);
     let start = move || {
         b.start_stimulus();
@@ -89,9 +110,6 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     // let the subscriber print `offline`
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
     observer.abort();
-    if interactive {
-        let _ = crossterm::terminal::disable_raw_mode();
-    }
     drop(keys);
     result
 }
@@ -113,7 +131,13 @@ impl Out {
 }
 
 /// An independent MQTT client on the embedded broker: prints every message.
-async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
+async fn observe(
+    broker: BrokerAddr,
+    prefix: String,
+    n_leds: u32,
+    view: Option<Arc<tui::View>>,
+    stats_topic: String,
+) {
     let mut opts = MqttOptions::new(
         format!("pynq-mqtt-sim-view-{}", std::process::id()),
         broker.host,
@@ -124,7 +148,7 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     eventloop.set_network_options(net);
-    let mut out = Out::new(raw);
+    let mut out = Out::new(false);
     let start = Instant::now();
     let mut leds = vec![false; n_leds as usize];
     let filter = format!("{prefix}#");
@@ -154,6 +178,10 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let body = String::from_utf8_lossy(&p.payload);
+                if let Some(v) = view.as_ref().filter(|_| p.topic == stats_topic) {
+                    v.stats(&body);
+                    continue;
+                }
                 let mut line = format!(
                     "{:>9.3} s  {:<24} {}",
                     start.elapsed().as_secs_f64(),
@@ -173,50 +201,14 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
                         .collect();
                     line.push_str(&format!("    LEDs{drawn}"));
                 }
-                out.line(&line);
+                match &view {
+                    // the panel draws the LEDs from the pins
+                    Some(v) => v.message(line.split("    LEDs").next().unwrap_or("").to_owned()),
+                    None => out.line(&line),
+                }
             }
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-}
-
-/// Reads keys in raw mode: a digit clicks that button (pressed for 100 ms), q quits.
-fn spawn_keys(board: Arc<SimBoard>, stop: oneshot::Sender<()>) -> std::thread::JoinHandle<()> {
-    use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
-    std::thread::spawn(move || {
-        let mut stop = Some(stop);
-        loop {
-            match event::poll(Duration::from_millis(100)) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(_) => break,
-            }
-            let Ok(TermEvent::Key(k)) = event::read() else {
-                continue;
-            };
-            if k.kind != KeyEventKind::Press {
-                continue;
-            }
-            match k.code {
-                KeyCode::Char('q') | KeyCode::Esc => break,
-                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => break,
-                KeyCode::Char(c) if c.is_ascii_digit() => {
-                    let input = c as u32 - '0' as u32;
-                    if input < board.n_inputs() {
-                        board.set_input(input, true);
-                        let b = Arc::clone(&board);
-                        std::thread::spawn(move || {
-                            std::thread::sleep(Duration::from_millis(100));
-                            b.set_input(input, false);
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = stop.take() {
-            let _ = s.send(());
-        }
-    })
 }
