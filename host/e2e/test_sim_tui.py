@@ -62,7 +62,11 @@ def sim(binary, sim_shape):
         wait_port(port)
         sub = Subscriber(port, ("#",))
         made.append(sub)
+        # the daemon online with its input states out, which it publishes after asking
+        # for led/+/set, and the screen's own subscriber showing them
+        assert sub.wait_for(lambda m: any(t == "input/5" for t, _, _ in m), timeout=15), sub.snapshot()
         pane.wait_screen(r"BTN0 up")
+        pane.wait_screen(r"input/5 ")
         return pane, sub, port
 
     yield start
@@ -138,13 +142,17 @@ def test_the_led_panel_draws_ld4_and_ld5_in_their_colours(sim):
     assert "○ LD0 off" in screen and "● LD4 red" in screen, screen
 
 
-def test_logs_have_their_own_pane_and_q_quits(sim):
-    pane, sub, _ = sim()
+def test_logs_and_stats_have_their_own_pane_and_q_quits(sim):
+    pane, sub, _ = sim(env=["PYNQ_MQTT_STATS_INTERVAL=1"])
+    assert sub.wait_for(lambda m: any(t == "stats" for t, _, _ in m), timeout=10), sub.snapshot()
+    pane.wait_screen(r"stats: \{")
     screen = pane.wait_screen(r"connected to broker")
     lines = screen.splitlines()
     log_at = next(i for i, line in enumerate(lines) if "┌ log " in line)
-    assert not any("INFO" in line for line in lines[:log_at]), screen
-    assert any("INFO" in line for line in lines[log_at:]), screen
+    above, pane_lines = lines[:log_at], lines[log_at:]
+    assert not any("INFO" in line or re.search(r"\bstats\b", line) for line in above), screen
+    assert any("INFO" in line for line in pane_lines), screen
+    assert any(line.startswith("│stats: {") for line in pane_lines), screen
     pane.keys("q")
     assert sub.wait_for(lambda m: any(t == "status" and p == b"offline" for t, p, _ in m), timeout=10), sub.snapshot()
     deadline = time.monotonic() + 10

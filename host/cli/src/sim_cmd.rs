@@ -1,7 +1,7 @@
 //! `pynq-mqtt sim`: the Verilated RTL as the board, an embedded broker, and what a
-//! subscriber sees, drawn in the terminal. In a terminal, digit keys press buttons
-//! and `q` quits; otherwise it replays `--stimulus` and runs until a signal or
-//! `--duration`.
+//! subscriber sees, drawn in the terminal. In a terminal, the board panel of
+//! [`crate::tui`] takes the keys; otherwise it replays `--stimulus` and runs until a
+//! signal or `--duration`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -53,9 +53,8 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     // in a terminal, the board panel of crate::tui; otherwise lines on stdout
     let view = interactive.then(|| Arc::new(tui::View::default()));
     if !interactive {
-        let mut out = Out::new(false);
-        out.line(&title);
-        out.line("what a subscriber sees:");
+        print_line(&title);
+        print_line("what a subscriber sees:");
     }
 
     let broker = BrokerAddr {
@@ -114,20 +113,11 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     result
 }
 
-/// Lines on stdout; in raw mode a line needs its carriage return.
-struct Out {
-    raw: bool,
-}
-
-impl Out {
-    fn new(raw: bool) -> Self {
-        Self { raw }
-    }
-    fn line(&mut self, s: &str) {
-        let mut o = std::io::stdout().lock();
-        let _ = write!(o, "{s}{}", if self.raw { "\r\n" } else { "\n" });
-        let _ = o.flush();
-    }
+/// A line on stdout, flushed: a pipe reads each message as it comes.
+fn print_line(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{s}");
+    let _ = o.flush();
 }
 
 /// An independent MQTT client on the embedded broker: prints every message.
@@ -148,7 +138,6 @@ async fn observe(
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     eventloop.set_network_options(net);
-    let mut out = Out::new(false);
     let start = Instant::now();
     let mut leds = vec![false; n_leds as usize];
     let filter = format!("{prefix}#");
@@ -178,16 +167,21 @@ async fn observe(
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let body = String::from_utf8_lossy(&p.payload);
-                if let Some(v) = view.as_ref().filter(|_| p.topic == stats_topic) {
-                    v.stats(&body);
-                    continue;
-                }
                 let mut line = format!(
                     "{:>9.3} s  {:<24} {}",
                     start.elapsed().as_secs_f64(),
                     p.topic,
                     body
                 );
+                if let Some(v) = &view {
+                    // stats on their own line; the panel draws the LEDs from the pins
+                    if p.topic == stats_topic {
+                        v.stats(&body);
+                    } else {
+                        v.message(line);
+                    }
+                    continue;
+                }
                 let led = p
                     .topic
                     .strip_prefix(&prefix)
@@ -201,11 +195,7 @@ async fn observe(
                         .collect();
                     line.push_str(&format!("    LEDs{drawn}"));
                 }
-                match &view {
-                    // the panel draws the LEDs from the pins
-                    Some(v) => v.message(line.split("    LEDs").next().unwrap_or("").to_owned()),
-                    None => out.line(&line),
-                }
+                print_line(&line);
             }
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,

@@ -119,7 +119,8 @@ impl Shape {
         } else {
             format!("a-{} flip inputs", letters.chars().last().unwrap_or('a'))
         };
-        format!("keys: {digits} click, Shift+{digits} hold, {flips}, ? help, q quit")
+        let shifted: String = SHIFTED_DIGITS.iter().take(self.buttons.len()).collect();
+        format!("keys: {digits} click, Shift+{digits} ({shifted}) hold, {flips}, ? help, q quit")
     }
 }
 
@@ -290,8 +291,15 @@ pub fn start(
     stop: oneshot::Sender<()>,
 ) -> std::io::Result<Screen> {
     let shape = Shape::new(board.n_inputs(), board.n_leds());
-    let terminal = ratatui::try_init()?;
+    // logs go to the pane before raw mode starts, or a line could land unreturned
     *LOG_VIEW.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&view));
+    let terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            *LOG_VIEW.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return Err(e);
+        }
+    };
     let quit = Arc::new(AtomicBool::new(false));
     let gap_us = (debounce_us + debounce_us / 2 + 1_000).max(MIN_EDGE_GAP_US);
     let (edges, rx) = mpsc::channel();
@@ -317,6 +325,8 @@ pub fn start(
             };
             ui.run(terminal, &q);
             ratatui::restore();
+            // what the daemon logs while it stops is read on the terminal it leaves
+            *LOG_VIEW.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let _ = stop.send(());
         })?;
     Ok(Screen {
@@ -478,7 +488,12 @@ impl Ui {
             )),
             status,
         );
-        let mut lines = vec![Line::raw(format!("stats: {}", t.stats))];
+        let stats = if t.stats.is_empty() {
+            "none yet"
+        } else {
+            &t.stats
+        };
+        let mut lines = vec![Line::raw(format!("stats: {stats}"))];
         let n = (logs_h as usize).saturating_sub(3);
         lines.extend(
             t.logs
