@@ -316,9 +316,11 @@ pub fn start(
         .spawn(move || {
             let mut ui = Ui {
                 board,
-                view,
-                shape,
-                header,
+                panel: Panel {
+                    view,
+                    shape,
+                    header,
+                },
                 edges,
                 held: None,
                 pending: 0,
@@ -365,9 +367,7 @@ fn drive(board: &SimBoard, rx: &mpsc::Receiver<Edge>, gap_us: u64, quit: &Atomic
 
 struct Ui {
     board: Arc<SimBoard>,
-    view: Arc<View>,
-    shape: Shape,
-    header: Vec<String>,
+    panel: Panel,
     edges: mpsc::Sender<Edge>,
     held: Option<u32>,
     pending: u32,
@@ -375,10 +375,10 @@ struct Ui {
 
 impl Ui {
     fn run(&mut self, mut terminal: ratatui::DefaultTerminal, quit: &AtomicBool) {
-        self.view.status(self.shape.key_hint());
+        self.panel.view.status(self.panel.shape.key_hint());
         while !quit.load(Ordering::SeqCst) {
             let pins = (self.board.inputs(), self.board.leds());
-            if terminal.draw(|f| self.draw(f, pins)).is_err() {
+            if terminal.draw(|f| self.panel.draw(f, pins)).is_err() {
                 return;
             }
             match event::poll(Duration::from_millis(50)) {
@@ -392,7 +392,7 @@ impl Ui {
             if k.kind != KeyEventKind::Press {
                 continue;
             }
-            let key = decide(&self.shape, k.code, k.modifiers);
+            let key = decide(&self.panel.shape, k.code, k.modifiers);
             if !self.on_key(key) {
                 return;
             }
@@ -401,17 +401,17 @@ impl Ui {
 
     /// Acts on one key; false to quit.
     fn on_key(&mut self, key: Key) -> bool {
-        let was_help = std::mem::take(&mut self.view.lock().help);
+        let was_help = std::mem::take(&mut self.panel.view.lock().help);
         // a held button lasts until the next key, whichever it is
         let released = self.held.take();
         if let Some(i) = released {
             let _ = self.edges.send(Edge::Release(i));
         }
-        let name = |i| self.shape.input_name(i);
+        let name = |i| self.panel.shape.input_name(i);
         let status = match key {
             Key::Quit => return false,
             Key::Help => {
-                self.view.lock().help = !was_help;
+                self.panel.view.lock().help = !was_help;
                 "? again or any key closes the help".to_owned()
             }
             Key::Click(i) => {
@@ -437,10 +437,19 @@ impl Ui {
             }
             _ => status,
         };
-        self.view.status(status);
+        self.panel.view.status(status);
         true
     }
+}
 
+/// What is drawn: the text, the header and the shape the pins are read in.
+struct Panel {
+    view: Arc<View>,
+    shape: Shape,
+    header: Vec<String>,
+}
+
+impl Panel {
     fn draw(&self, f: &mut Frame, (inputs, leds): (u32, u32)) {
         let logs_h = 5;
         let [head, panel, list, status, logs] = Layout::vertical([
@@ -665,6 +674,64 @@ mod tests {
         assert_eq!(g[5], ("LD5".to_owned(), vec![7, 8, 9]));
         assert_eq!(rgb(true, false, false).0, "red");
         assert_eq!(rgb(true, true, false).0, "yellow");
+    }
+
+    /// The screen as text, drawn on a terminal of `w` x `h` cells.
+    fn render(n_inputs: u32, n_leds: u32, pins: (u32, u32), help: bool, w: u16, h: u16) -> String {
+        let panel = Panel {
+            view: Arc::new(View::default()),
+            shape: Shape::new(n_inputs, n_leds),
+            header: vec!["head".into()],
+        };
+        panel
+            .view
+            .message("    0.100 s  led/6                    1".into());
+        panel.view.lock().help = help;
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("terminal");
+        term.draw(|f| panel.draw(f, pins)).expect("draw");
+        let buf = term.backend().buffer().clone();
+        (0..h)
+            .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn the_board_shape_draws_its_names_and_colours() {
+        // BTN1 down, SW0 on; LD0 on, LD4 red (pin 6), LD5 blue+green (pins 7, 8)
+        let text = render(6, 10, (0b01_0010, 0b01_1100_0001), false, 120, 30);
+        for want in [
+            "□ BTN0 up",
+            "■ BTN1 down",
+            "▲ SW0 on",
+            "▽ SW1 off",
+            "● LD0 on",
+            "○ LD1 off",
+            "● LD4 red",
+            "● LD5 cyan",
+            "led/6",
+            "stats: none yet",
+        ] {
+            assert!(text.contains(want), "{want:?} not drawn:\n{text}");
+        }
+    }
+
+    #[test]
+    fn another_shape_draws_generic_inputs_and_leds() {
+        let text = render(4, 4, (0b0100, 0b1000), false, 100, 24);
+        for want in ["□ IN0 up", "■ IN2 down", "○ LED0 off", "● LED3 on"] {
+            assert!(text.contains(want), "{want:?} not drawn:\n{text}");
+        }
+        assert!(!text.contains("BTN") && !text.contains("LD4"), "{text}");
+    }
+
+    #[test]
+    fn help_and_a_tiny_terminal_draw_without_panicking() {
+        let text = render(6, 10, (0, 0), true, 100, 30);
+        assert!(text.contains("Shift+3 (#) hold BTN3"), "{text}");
+        assert!(text.contains("b  flip SW1"), "{text}");
+        render(6, 10, (0, 0), true, 10, 4);
+        render(32, 32, (u32::MAX, u32::MAX), true, 1, 1);
     }
 
     #[test]
