@@ -323,7 +323,7 @@ pub fn start(
                 },
                 edges,
                 held: None,
-                pending: 0,
+                clicks: 0,
             };
             ui.run(terminal, &q);
             ratatui::restore();
@@ -370,7 +370,7 @@ struct Ui {
     panel: Panel,
     edges: mpsc::Sender<Edge>,
     held: Option<u32>,
-    pending: u32,
+    clicks: u32,
 }
 
 impl Ui {
@@ -415,9 +415,9 @@ impl Ui {
                 "? again or any key closes the help".to_owned()
             }
             Key::Click(i) => {
-                self.pending += 1;
+                self.clicks += 1;
                 let _ = self.edges.send(Edge::Click(i));
-                format!("click {} (#{})", name(i), self.pending)
+                format!("click {} (#{})", name(i), self.clicks)
             }
             Key::Hold(i) if released == Some(i) => format!("release {}", name(i)),
             Key::Hold(i) => {
@@ -471,8 +471,11 @@ impl Panel {
             head,
         );
         f.render_widget(
-            Paragraph::new(vec![self.inputs_line(inputs), self.leds_line(leds)])
-                .block(Block::default().borders(Borders::ALL).title(" board ")),
+            Paragraph::new(vec![self.inputs_line(inputs), self.leds_line(leds)]).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(format!(" board · {} ", self.shape.key_hint())),
+            ),
             panel,
         );
         let rows = list.height.saturating_sub(2) as usize;
