@@ -154,11 +154,9 @@ struct RunArgs {
     paths: board::SysPaths,
 }
 
-/// Log lines on stderr; with `crlf`, each newline also returns the carriage, for the
-/// terminal in raw mode during the interactive demo.
-struct LogWriter {
-    crlf: bool,
-}
+/// Log lines on stderr, or in the log pane of the interactive simulator's screen while
+/// it is up (the terminal is in raw mode only then).
+struct LogWriter;
 
 /// The status of a process whose stdout or stderr was closed: the shell's for a
 /// process ended by SIGPIPE. Nobody reads what it would say, so it says nothing.
@@ -205,20 +203,12 @@ impl std::io::Write for LogWriter {
 
 impl LogWriter {
     fn write_lines(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut err = std::io::stderr().lock();
-        if self.crlf {
-            for part in buf.split_inclusive(|b| *b == b'\n') {
-                match part.strip_suffix(b"\n") {
-                    Some(line) => {
-                        err.write_all(line)?;
-                        err.write_all(b"\r\n")?;
-                    }
-                    None => err.write_all(part)?,
-                }
-            }
-        } else {
-            err.write_all(buf)?;
+        // the interactive simulator shows the logs in a pane of its screen
+        #[cfg(feature = "sim")]
+        if crate::tui::capture_log(buf) {
+            return Ok(buf.len());
         }
+        std::io::stderr().lock().write_all(buf)?;
         Ok(buf.len())
     }
 }
@@ -256,12 +246,6 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e),
     };
-    #[cfg(feature = "sim")]
-    let crlf = matches!(cli.cmd, Cmd::Sim(_))
-        && std::io::IsTerminal::is_terminal(&std::io::stdin())
-        && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    #[cfg(not(feature = "sim"))]
-    let crlf = false;
     let filter = match filter(&matches, &cli.logging) {
         Ok(f) => f,
         Err(e) => {
@@ -271,7 +255,7 @@ pub fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(move || LogWriter { crlf })
+        .with_writer(|| LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli, &matches) {

@@ -20,3 +20,5 @@ mod secrets;
 pub mod settings;
 #[cfg(feature = "sim")]
 mod sim_cmd;
+#[cfg(feature = "sim")]
+pub mod tui;

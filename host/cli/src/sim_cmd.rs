@@ -1,14 +1,13 @@
 //! `pynq-mqtt sim`: the Verilated RTL as the board, an embedded broker, and what a
-//! subscriber sees, drawn in the terminal. In a terminal, digit keys press buttons
-//! and `q` quits; otherwise it replays `--stimulus` and runs until a signal or
-//! `--duration`.
+//! subscriber sees, drawn in the terminal. In a terminal, the board panel of
+//! [`crate::tui`] takes the keys; otherwise it replays `--stimulus` and runs until a
+//! signal or `--duration`.
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use pynq_mqtt_sim::SimBoard;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
@@ -17,6 +16,7 @@ use crate::cli::open_sim;
 use crate::cli::DaemonArgs;
 use crate::daemon;
 use crate::settings::{BrokerAddr, CommonArgs, Settings};
+use crate::tui;
 
 #[derive(clap::Args, Debug)]
 pub struct SimArgs {
@@ -44,31 +44,54 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let n_leds = board.n_leds();
 
-    let mut out = Out::new(interactive);
-    out.line(&format!(
+    let title = format!(
         "pynq-mqtt sim: Verilated pynq_mqtt_io at {} Hz, {}, broker mqtt://{addr}, topics under {:?}",
         board.clk_hz(),
         pynq_mqtt_sim::shape::describe(board.n_inputs(), n_leds),
         prefix
-    ));
-    if interactive {
-        out.line(&format!(
-            "keys 0-{} press a button, q quits; try: mosquitto_pub -p {} -t {}led/0/set -m toggle",
-            board.n_inputs() - 1,
-            addr.port(),
-            prefix
-        ));
+    );
+    // in a terminal, the board panel of crate::tui; otherwise lines on stdout
+    let view = interactive.then(|| Arc::new(tui::View::default()));
+    if !interactive {
+        print_line(&title);
+        print_line("what a subscriber sees:");
     }
-    out.line("what a subscriber sees:");
 
     let broker = BrokerAddr {
         host: addr.ip().to_string(),
         port: addr.port(),
     };
-    let observer = rt.spawn(observe(broker, prefix, n_leds, interactive));
+    // pynq_mqtt_bridge::Topics puts the stats here
+    let stats_topic = format!("{prefix}stats");
+    let observer = rt.spawn(observe(
+        broker,
+        prefix.clone(),
+        n_leds,
+        view.clone(),
+        stats_topic,
+    ));
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let keys = interactive.then(|| spawn_keys(Arc::clone(&board), stop_tx));
+    let keys = match &view {
+        Some(v) => {
+            let header = vec![
+                title,
+                format!(
+                    "try: mosquitto_pub -p {} -t {prefix}led/0/set -m toggle",
+                    addr.port()
+                ),
+            ];
+            let debounce_us = u64::from(settings.driver.debounce_us);
+            Some(tui::start(
+                Arc::clone(&board),
+                Arc::clone(v),
+                header,
+                debounce_us,
+                stop_tx,
+            )?)
+        }
+        None => None,
+    };
     let stop: daemon::StopFuture = match (args.duration, keys.is_some()) {
         (Some(secs), _) => Box::pin(async move {
             tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await;
@@ -78,9 +101,6 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
         }),
         (None, false) => Box::pin(std::future::pending()),
     };
-    if interactive {
-        crossterm::terminal::enable_raw_mode()?;
-    }
     let b = Arc::clone(&board);
     let start = move || {
         b.start_stimulus();
@@ -89,31 +109,25 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     // let the subscriber print `offline`
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
     observer.abort();
-    if interactive {
-        let _ = crossterm::terminal::disable_raw_mode();
-    }
     drop(keys);
     result
 }
 
-/// Lines on stdout; in raw mode a line needs its carriage return.
-struct Out {
-    raw: bool,
-}
-
-impl Out {
-    fn new(raw: bool) -> Self {
-        Self { raw }
-    }
-    fn line(&mut self, s: &str) {
-        let mut o = std::io::stdout().lock();
-        let _ = write!(o, "{s}{}", if self.raw { "\r\n" } else { "\n" });
-        let _ = o.flush();
-    }
+/// A line on stdout, flushed: a pipe reads each message as it comes.
+fn print_line(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{s}");
+    let _ = o.flush();
 }
 
 /// An independent MQTT client on the embedded broker: prints every message.
-async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
+async fn observe(
+    broker: BrokerAddr,
+    prefix: String,
+    n_leds: u32,
+    view: Option<Arc<tui::View>>,
+    stats_topic: String,
+) {
     let mut opts = MqttOptions::new(
         format!("pynq-mqtt-sim-view-{}", std::process::id()),
         broker.host,
@@ -124,7 +138,6 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
     let mut net = rumqttc::NetworkOptions::new();
     net.set_tcp_nodelay(true);
     eventloop.set_network_options(net);
-    let mut out = Out::new(raw);
     let start = Instant::now();
     let mut leds = vec![false; n_leds as usize];
     let filter = format!("{prefix}#");
@@ -160,6 +173,15 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
                     p.topic,
                     body
                 );
+                if let Some(v) = &view {
+                    // stats on their own line; the panel draws the LEDs from the pins
+                    if p.topic == stats_topic {
+                        v.stats(&body);
+                    } else {
+                        v.message(line);
+                    }
+                    continue;
+                }
                 let led = p
                     .topic
                     .strip_prefix(&prefix)
@@ -173,50 +195,10 @@ async fn observe(broker: BrokerAddr, prefix: String, n_leds: u32, raw: bool) {
                         .collect();
                     line.push_str(&format!("    LEDs{drawn}"));
                 }
-                out.line(&line);
+                print_line(&line);
             }
             Ok(_) => {}
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-}
-
-/// Reads keys in raw mode: a digit clicks that button (pressed for 100 ms), q quits.
-fn spawn_keys(board: Arc<SimBoard>, stop: oneshot::Sender<()>) -> std::thread::JoinHandle<()> {
-    use crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, KeyModifiers};
-    std::thread::spawn(move || {
-        let mut stop = Some(stop);
-        loop {
-            match event::poll(Duration::from_millis(100)) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(_) => break,
-            }
-            let Ok(TermEvent::Key(k)) = event::read() else {
-                continue;
-            };
-            if k.kind != KeyEventKind::Press {
-                continue;
-            }
-            match k.code {
-                KeyCode::Char('q') | KeyCode::Esc => break,
-                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => break,
-                KeyCode::Char(c) if c.is_ascii_digit() => {
-                    let input = c as u32 - '0' as u32;
-                    if input < board.n_inputs() {
-                        board.set_input(input, true);
-                        let b = Arc::clone(&board);
-                        std::thread::spawn(move || {
-                            std::thread::sleep(Duration::from_millis(100));
-                            b.set_input(input, false);
-                        });
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Some(s) = stop.take() {
-            let _ = s.send(());
-        }
-    })
 }
