@@ -161,6 +161,7 @@ async fn bridge(port: u16, n: u64, qos: u8, max_inflight: Option<usize>) -> Resu
         n_leds: 4,
         driver_stats: Arc::new(Stats::default()),
         connect_hint: None,
+        live: None,
     };
     let v = pynq_mqtt_bridge::run(cfg, io, Arc::new(BridgeStats::default())).await?;
     eprintln!(

@@ -19,6 +19,7 @@ mod discovery;
 mod error;
 mod fleet;
 mod link;
+mod live;
 mod outbox;
 mod payload;
 mod ratelog;
@@ -46,6 +47,7 @@ pub use payload::{
     button_payload, parse_action, parse_command, printable, CommandError, PayloadFormat,
     StateFormat, MAX_COMMAND_LEN,
 };
+pub use live::{BridgeLive, Histogram, HistogramView, LATENCY_BOUNDS_US};
 pub use stats::{summary, BridgeStats, BridgeStatsView};
 pub use topics::{check_filter, normalize_prefix, LedTarget, TopicError, TopicLayout, Topics};
 pub use transport::{TlsSetupError, TransportError};
@@ -62,6 +64,8 @@ pub struct BridgeIo {
     /// What to do about a failed connection, logged once after the first failure
     /// (the binary's `doctor` knows the fixes; the library only the causes).
     pub connect_hint: Option<ConnectHint>,
+    /// Where the bridge shows its connection, window and latency (None: nowhere).
+    pub live: Option<Arc<BridgeLive>>,
 }
 
 /// The fix for a failed connection, as one line.

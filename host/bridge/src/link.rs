@@ -24,6 +24,7 @@ use crate::backoff::Retry;
 use crate::config::BridgeConfig;
 use crate::connect::{self, Opened};
 use crate::error::{ConnectError, Lost};
+use crate::live::BridgeLive;
 use crate::session::{Fill, Session, Shutdown};
 use crate::stats::{add, BridgeStats};
 use crate::transport::{write_or_flush, Reader, Tls, TransportError, Writer};
@@ -59,6 +60,9 @@ pub(crate) struct Link {
     waker: Waker,
     /// Ticks only with `stats_interval` set (the `select!` branch is off otherwise).
     stats_tick: Interval,
+    live: Option<Arc<BridgeLive>>,
+    /// When the oldest event not yet on the socket was taken off the channel.
+    taken_at: Option<Instant>,
 }
 
 /// The socket of one live connection.
@@ -104,6 +108,8 @@ impl Link {
             stats,
             waker,
             stats_tick,
+            live: io.live,
+            taken_at: None,
         })
     }
 
@@ -120,6 +126,7 @@ impl Link {
                     let started = Instant::now();
                     let present = o.session_present;
                     self.session.connected(present, started);
+                    self.show_connected(true);
                     let (buffered, resend) =
                         (self.session.outbox.len(), self.session.outbox.inflight());
                     info!(broker = %url, client_id = %self.cfg.client_id, session_present = present, buffered, "connected to broker");
@@ -128,6 +135,7 @@ impl Link {
                     }
                     let end = self.serve(o).await;
                     self.session.disconnected();
+                    self.show_connected(false);
                     self.send_commands();
                     let End::Lost(why) = end else {
                         return Ok(());
@@ -243,7 +251,28 @@ impl Link {
         }
         let buffered = self.session.outbox.len() as u64;
         self.stats.buffered.store(buffered, Ordering::Relaxed);
+        if let Some(live) = &self.live {
+            if taken > 0 && self.taken_at.is_none() {
+                self.taken_at = Some(now);
+            }
+            let o = &self.session.outbox;
+            live.inflight.store(o.inflight() as u64, Ordering::Relaxed);
+            live.window.store(o.window() as u64, Ordering::Relaxed);
+        }
         taken
+    }
+
+    fn show_connected(&self, up: bool) {
+        if let Some(live) = &self.live {
+            live.connected.store(up, Ordering::Relaxed);
+        }
+    }
+
+    /// A batch is on the socket: how long its oldest event took from the channel.
+    fn batch_written(&mut self, now: Instant) {
+        if let (Some(live), Some(t0)) = (&self.live, self.taken_at.take()) {
+            live.drain_to_socket.observe(now.saturating_duration_since(t0));
+        }
     }
 
     /// Sends the LED commands the session decided on.
@@ -361,7 +390,11 @@ impl Link {
                 r = write_or_flush(c.wr.as_mut(), self.session.pending()), if !idle => match r {
                     Ok(Some(0)) => return End::Lost(Lost::WriteZero),
                     Ok(Some(n)) => {
-                        self.session.on_written(n, Instant::now());
+                        let now = Instant::now();
+                        self.session.on_written(n, now);
+                        if self.session.batch_done() {
+                            self.batch_written(now);
+                        }
                         c.flush_pending = self.tls.is_some() && self.session.batch_done();
                     }
                     Ok(None) => c.flush_pending = false,

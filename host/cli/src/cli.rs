@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 #[cfg(feature = "sim")]
 use pynq_mqtt_bus::Bus;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{self, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings};
@@ -136,10 +138,13 @@ pub fn main() -> ExitCode {
     // the embedded broker logs every routine disconnect as an error: quiet unless asked
     let filter = EnvFilter::try_new(format!("rumqttd=off,{}", cli.log))
         .unwrap_or_else(|_| EnvFilter::new("rumqttd=off,info"));
+    // the web page shows the last warnings and errors (the same filter applies)
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(move || LogWriter { crlf })
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(pynq_mqtt_web::RecentLayer)
         .init();
     match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,10 +194,12 @@ fn run(cli: Cli, m: &ArgMatches) -> Result<()> {
 fn run_sim_board(rt: &tokio::runtime::Runtime, settings: &Settings) -> Result<()> {
     let board = open_sim(settings)?;
     let b = Arc::clone(&board);
-    crate::daemon::run(
+    let pins = Arc::new(crate::web::SimPins(Arc::clone(&board)));
+    crate::daemon::run_with_pins(
         rt,
         settings,
         board as Arc<dyn Bus>,
+        Some(pins),
         move || {
             b.start_stimulus();
         },

@@ -20,3 +20,4 @@ mod secrets;
 pub mod settings;
 #[cfg(feature = "sim")]
 mod sim_cmd;
+mod web;

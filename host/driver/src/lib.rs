@@ -10,6 +10,7 @@
 mod counters;
 pub mod diag;
 mod extend;
+mod levels;
 mod types;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +25,7 @@ use tracing::{debug, error, info, warn};
 
 pub use counters::Counter;
 pub use extend::{Clock64, Seq64, WallOffset};
+pub use levels::Levels;
 pub use types::{ButtonEvent, DeviceInfo, LedAction, LedCommand, LedReport};
 
 /// What can stop the driver from starting.
@@ -163,6 +165,7 @@ pub struct Driver {
     bus: Arc<dyn Bus>,
     info: DeviceInfo,
     stats: Arc<Stats>,
+    levels: Arc<Levels>,
     stop: Arc<AtomicBool>,
     lost: LostFlag,
     threads: Vec<JoinHandle<()>>,
@@ -222,6 +225,7 @@ impl Driver {
         let info = probe(bus.as_ref())?;
         configure(bus.as_ref(), config)?;
         let stats = Arc::new(Stats::default());
+        let levels = Arc::new(Levels::default());
         let stop = Arc::new(AtomicBool::new(false));
         let lost: LostFlag = Arc::default();
         let (ev_tx, ev_rx) = bounded(config.channel_capacity);
@@ -249,11 +253,15 @@ impl Driver {
             check_every: u64::from(info.fifo_depth).max(16),
             empty_in_a_row: 0,
             lost: Arc::clone(&lost),
+            levels: Arc::clone(&levels),
+            level_bits: bus.read(regs::INPUTS)?,
         };
+        levels.set_inputs(events.level_bits);
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
 
         // the state every LED starts in, so subscribers see it at once
         let leds_now = bus.read(regs::LED)?;
+        levels.set_leds(leds_now);
         for led in 0..info.n_leds {
             let _ = led_tx.try_send(LedReport {
                 led,
@@ -289,6 +297,7 @@ impl Driver {
             rx: cmd_rx,
             tx: led_tx,
             lost: Arc::clone(&lost),
+            levels: Arc::clone(&levels),
         };
         let s = Arc::clone(&stop);
         threads.push(
@@ -310,6 +319,7 @@ impl Driver {
                 bus: Arc::clone(&bus),
                 info,
                 stats,
+                levels,
                 stop,
                 lost,
                 threads,
@@ -330,6 +340,11 @@ impl Driver {
     /// The driver's counters.
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Input levels and LED states as last seen.
+    pub fn levels(&self) -> Arc<Levels> {
+        Arc::clone(&self.levels)
     }
 
     /// Set once the device went away or changed identity; the driver's threads have
@@ -383,6 +398,9 @@ struct EventPump {
     /// Interrupts in a row that found nothing to do.
     empty_in_a_row: u32,
     lost: LostFlag,
+    levels: Arc<Levels>,
+    /// The inputs' levels after the last event popped, stored once per drain.
+    level_bits: u32,
 }
 
 /// Why a drain ended.
@@ -574,6 +592,12 @@ impl EventPump {
             let (seq, gap) = self.seq.accept(word.seq());
             gaps += gap;
             Stats::add(&self.stats.captured, 1);
+            let bit = 1u32 << word.input();
+            self.level_bits = if word.level() {
+                self.level_bits | bit
+            } else {
+                self.level_bits & !bit
+            };
             self.send(ButtonEvent {
                 input: word.input(),
                 level: word.level(),
@@ -582,6 +606,9 @@ impl EventPump {
                 synthetic: word.synthetic(),
             });
         };
+        if popped > 0 {
+            self.levels.set_inputs(self.level_bits);
+        }
         if gaps > 0 {
             Stats::add(&self.stats.seq_lost, gaps);
             warn!(
@@ -660,6 +687,7 @@ struct LedWorker {
     rx: Receiver<LedCommand>,
     tx: Sender<LedReport>,
     lost: LostFlag,
+    levels: Arc<Levels>,
 }
 
 impl LedWorker {
@@ -714,6 +742,7 @@ impl LedWorker {
         let bit = 1u32 << cmd.led;
         write_leds(self.bus.as_ref(), cmd.action, bit)?;
         let back = self.bus.read(regs::LED)?;
+        self.levels.set_leds(back);
         Stats::add(&self.stats.led_commands, 1);
         let report = LedReport {
             led: cmd.led,

@@ -182,6 +182,12 @@ settings! {
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
         /// Simulated board: `realtime` (default), `fast` (the stimulus at full speed) or a factor.
         sim_speed: SimSpeed = "realtime".parse().expect("a speed"), "PYNQ_MQTT_SIM_SPEED";
+        /// Serve the live page and `/metrics` here: PORT (on 127.0.0.1) or HOST:PORT,
+        /// e.g. `0.0.0.0:8080` for every interface (default: off).
+        http: pynq_mqtt_web::HttpAddr, "PYNQ_MQTT_HTTP";
+        /// Let the page switch LEDs; beyond loopback only with a token in
+        /// PYNQ_MQTT_HTTP_TOKEN (default false).
+        http_control: bool = false, "PYNQ_MQTT_HTTP_CONTROL";
     }
 }
 

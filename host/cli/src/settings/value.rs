@@ -44,6 +44,7 @@ from_str!(
     StateFormat = "10|onoff"
 );
 from_str!(BoardKind = "uio|sim");
+from_str!(pynq_mqtt_web::HttpAddr = "[HOST:]PORT");
 #[cfg(feature = "sim")]
 from_str!(super::SimSpeed = "SPEED");
 
