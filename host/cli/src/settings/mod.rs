@@ -187,6 +187,7 @@ settings! {
         http: pynq_mqtt_web::HttpAddr, "PYNQ_MQTT_HTTP";
         /// Let the page switch LEDs; beyond loopback only with a token in
         /// PYNQ_MQTT_HTTP_TOKEN (default false).
+        #[arg(num_args = 0..=1, default_missing_value = "true")]
         http_control: bool = false, "PYNQ_MQTT_HTTP_CONTROL";
     }
 }
