@@ -27,7 +27,9 @@ static RING: Mutex<VecDeque<Recent>> = Mutex::new(VecDeque::new());
 
 /// The last warnings and errors, oldest first.
 pub fn recent() -> Vec<Recent> {
-    RING.lock().map(|r| r.iter().cloned().collect()).unwrap_or_default()
+    RING.lock()
+        .map(|r| r.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Keeps WARN and ERROR events for [`recent`].

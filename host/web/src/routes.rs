@@ -101,9 +101,7 @@ async fn scrape(With(s): With<Arc<State>>) -> Response {
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
-async fn events(
-    With(s): With<Arc<State>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn events(With(s): With<Arc<State>>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let stream = futures_util::stream::unfold((s, tick), |(s, mut tick)| async move {
@@ -138,7 +136,10 @@ async fn input(
     if p.input >= s.sources.n_inputs {
         return Err((
             StatusCode::BAD_REQUEST,
-            format!("no input {} (the board has {})", p.input, s.sources.n_inputs),
+            format!(
+                "no input {} (the board has {})",
+                p.input, s.sources.n_inputs
+            ),
         ));
     }
     pins.drive(p.input, p.level);
@@ -180,12 +181,13 @@ async fn led(
             format!("no LED {} (the board has {})", c.led, s.sources.n_leds),
         ));
     }
-    tx.try_send(LedCommand { led: c.led, action }).map_err(|_| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the driver is not taking LED commands".into(),
-        )
-    })?;
+    tx.try_send(LedCommand { led: c.led, action })
+        .map_err(|_| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the driver is not taking LED commands".into(),
+            )
+        })?;
     tracing::info!(led = c.led, action = %action, "LED command from the web page");
     Ok(StatusCode::NO_CONTENT)
 }
