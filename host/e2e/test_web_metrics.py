@@ -152,9 +152,12 @@ def test_presses_and_led_commands_need_their_permission(binary, mosquitto, tmp_p
     d = Daemon(binary, f"mqtt://127.0.0.1:{mosquitto}", tmp_path, "--http", http)
     sub = Subscriber(mosquitto, ("button/#", "led/#"))
 
-    def post(path, body, ctype="application/json"):
+    def post(path, body, ctype="application/json", host=None):
+        headers = {"Content-Type": ctype}
+        if host:
+            headers["Host"] = host
         req = urllib.request.Request(f"http://127.0.0.1:{http}{path}", data=body.encode(),
-                                     headers={"Content-Type": ctype}, method="POST")
+                                     headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status
@@ -168,6 +171,8 @@ def test_presses_and_led_commands_need_their_permission(binary, mosquitto, tmp_p
         time.sleep(0.1)  # a press the simulated clock sees (the page holds at least 80 ms)
         assert post("/api/input", '{"input":0,"level":false}') == 204
         assert post("/api/input", '{"input":99,"level":true}') == 400
+        # another site's name pointed at 127.0.0.1 (DNS rebinding) may not act
+        assert post("/api/input", '{"input":0,"level":true}', host="evil.example:80") == 403
         got = sub.wait_for(lambda ms: [m[:2] for m in ms if m[0] == "button/0"] ==
                            [("button/0", b"1"), ("button/0", b"0")], timeout=20)
         assert got, sub.snapshot()

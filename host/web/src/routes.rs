@@ -63,13 +63,36 @@ impl State {
                 StatusCode::FORBIDDEN,
                 format!("a wrong or missing token: open the page as /?token=... with the value of {TOKEN_ENV}"),
             )),
-            (None, _) if self.loopback => Ok(()),
+            // a name other than localhost on a loopback socket is another site's
+            // page that had its name point here (DNS rebinding)
+            (None, _) if self.loopback && !by_name(headers) => Ok(()),
+            (None, _) if self.loopback => Err((
+                StatusCode::FORBIDDEN,
+                "open the page as http://127.0.0.1:PORT/ or http://localhost:PORT/ to act from it".into(),
+            )),
             (None, _) => Err((
                 StatusCode::FORBIDDEN,
                 format!("served beyond loopback without a token: set {TOKEN_ENV} to act from the page"),
             )),
         }
     }
+}
+
+/// True when the request names this server by a host name other than `localhost`.
+fn by_name(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_none_or(|a| a.parse::<std::net::Ipv6Addr>().is_err())
+        }
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name != "localhost" && name.parse::<std::net::Ipv4Addr>().is_err()
 }
 
 /// Compares without stopping at the first difference.
