@@ -43,11 +43,11 @@ pub use config::{
 pub use connect::{probe, ProbeError, ProbeReport};
 pub use discovery::node_id;
 pub use error::{ConnectError, Lost, Refusal};
+pub use live::{BridgeLive, Histogram, HistogramView, LATENCY_BOUNDS_US};
 pub use payload::{
     button_payload, parse_action, parse_command, printable, CommandError, PayloadFormat,
     StateFormat, MAX_COMMAND_LEN,
 };
-pub use live::{BridgeLive, Histogram, HistogramView, LATENCY_BOUNDS_US};
 pub use stats::{summary, BridgeStats, BridgeStatsView};
 pub use topics::{check_filter, normalize_prefix, LedTarget, TopicError, TopicLayout, Topics};
 pub use transport::{TlsSetupError, TransportError};

@@ -271,7 +271,8 @@ impl Link {
     /// A batch is on the socket: how long its oldest event took from the channel.
     fn batch_written(&mut self, now: Instant) {
         if let (Some(live), Some(t0)) = (&self.live, self.taken_at.take()) {
-            live.drain_to_socket.observe(now.saturating_duration_since(t0));
+            live.drain_to_socket
+                .observe(now.saturating_duration_since(t0));
         }
     }
 

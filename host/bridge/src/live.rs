@@ -9,8 +9,7 @@ use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf).
 pub const LATENCY_BOUNDS_US: [u64; 14] = [
-    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
-    10_000_000,
+    10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000, 10_000_000,
 ];
 
 /// The bridge's gauges and its one histogram.

@@ -99,10 +99,13 @@ pub(super) fn settings(
         return Err(fail(&shown[at(e.key)].source, e.key, &e.msg));
     }
     // the page's control beyond loopback without a token would let the network switch LEDs
-    let open_control = v.http.filter(|a| v.http_control && !a.0.ip().is_loopback());
-    if let Some(a) = open_control.filter(|_| std::env::var_os(pynq_mqtt_web::TOKEN_ENV).is_none()) {
+    let web_token = std::env::var_os(pynq_mqtt_web::TOKEN_ENV);
+    if let Some(a) = v.http.filter(|a| v.http_control && !a.0.ip().is_loopback()) {
         let msg = pynq_mqtt_web::WebError::ControlWithoutToken(a.0).to_string();
-        return Err(fail(&shown[at("http_control")].source, "http_control", &msg));
+        let source = &shown[at("http_control")].source;
+        if web_token.is_none() {
+            return Err(fail(source, "http_control", &msg));
+        }
     }
     let driver = DriverConfig {
         channel_capacity: v.channel_capacity.get(),
