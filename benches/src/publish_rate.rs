@@ -173,6 +173,7 @@ async fn bridge(
         n_leds: 4,
         driver_stats: Arc::new(Stats::default()),
         connect_hint: None,
+        live: None,
     };
     let v = pynq_mqtt_bridge::run(cfg, io, Arc::new(BridgeStats::default())).await?;
     eprintln!(

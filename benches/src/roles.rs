@@ -371,6 +371,7 @@ fn run_bridge(
         n_leds: 0,
         driver_stats,
         connect_hint: None,
+        live: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -18,7 +18,9 @@ mod connect;
 mod discovery;
 mod error;
 mod fleet;
+mod inbox;
 mod link;
+mod live;
 mod outbox;
 mod payload;
 mod ratelog;
@@ -43,6 +45,7 @@ pub use config::{
 pub use connect::{probe, ProbeError, ProbeReport};
 pub use discovery::{default_device_name, node_id};
 pub use error::{ConnectError, Lost, Refusal};
+pub use live::{BridgeLive, Histogram, HistogramView, LATENCY_BOUNDS_US};
 pub use payload::{
     button_payload, parse_action, parse_command, printable, CommandError, PayloadFormat,
     StateFormat, MAX_COMMAND_LEN,
@@ -66,6 +69,8 @@ pub struct BridgeIo {
     /// What to do about a failed connection, logged once after the first failure
     /// (the binary's `doctor` knows the fixes; the library only the causes).
     pub connect_hint: Option<ConnectHint>,
+    /// Where the bridge shows its connection, window and latency (None: nowhere).
+    pub live: Option<Arc<BridgeLive>>,
 }
 
 /// The fix for a failed connection, as one line.

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedCommand, LedReport};
+use crossbeam_channel::{Sender, TrySendError};
+use pynq_mqtt_driver::LedCommand;
 use tokio::io::AsyncReadExt;
 use tokio::time::{sleep_until, Instant as TokioInstant, Interval, MissedTickBehavior, Sleep};
 use tracing::{debug, info, warn};
@@ -24,17 +24,15 @@ use crate::backoff::Retry;
 use crate::config::BridgeConfig;
 use crate::connect::{self, Opened};
 use crate::error::{ConnectError, Lost};
+use crate::inbox::Inbox;
+use crate::live::Probe;
 use crate::session::{Fill, Session, Shutdown};
 use crate::stats::{add, BridgeStats};
 use crate::transport::{write_or_flush, Reader, Tls, TransportError, Writer};
-use crate::waker::Waker;
 use crate::BridgeError;
 
 /// The cause of the rate-limited line about commands the driver did not take.
 const DROPPED: &str = "LED command dropped";
-
-/// Events taken from the channel at a time.
-const PULL_CHUNK: usize = 4096;
 
 /// How a connection ended.
 enum End {
@@ -52,16 +50,14 @@ pub(crate) struct Link {
     brokers: Vec<(Option<Tls>, Arc<BridgeConfig>)>,
     session: Session,
     connect_hint: Option<crate::ConnectHint>,
-    events: Receiver<ButtonEvent>,
-    leds: Receiver<LedReport>,
-    levels: Receiver<InputLevels>,
-    events_open: bool,
-    leds_open: bool,
+    /// The driver's channels to the link.
+    inbox: Inbox,
     commands: Sender<LedCommand>,
     stats: Arc<BridgeStats>,
-    waker: Waker,
     /// Ticks only with `stats_interval` set (the `select!` branch is off otherwise).
     stats_tick: Interval,
+    /// Gauges and the drain-to-socket histogram, for the web page.
+    probe: Probe,
 }
 
 /// The socket of one live connection.
@@ -83,7 +79,7 @@ impl Link {
         stats: Arc<BridgeStats>,
     ) -> Result<Self, BridgeError> {
         let cfg = Arc::new(cfg);
-        let waker = Waker::spawn(&io.events, &io.leds, &io.levels).map_err(BridgeError::Thread)?;
+        let inbox = Inbox::new(io.events, io.leds, io.levels)?;
         let every = cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
         let mut stats_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
         stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -100,15 +96,11 @@ impl Link {
             tls: brokers[0].0.clone(),
             brokers,
             session,
-            events: io.events,
-            leds: io.leds,
-            levels: io.levels,
-            events_open: true,
-            leds_open: true,
+            inbox,
             commands: io.commands,
             stats,
-            waker,
             stats_tick,
+            probe: Probe::new(io.live),
         })
     }
 
@@ -126,6 +118,7 @@ impl Link {
                     let started = Instant::now();
                     let present = o.session_present;
                     self.session.connected_with(present, o.limits, started);
+                    self.probe.connected(true);
                     let (buffered, resend) =
                         (self.session.outbox.len(), self.session.outbox.inflight());
                     info!(broker = %url, client_id = %self.cfg.client_id, session_present = present, buffered, "connected to broker");
@@ -134,6 +127,7 @@ impl Link {
                     }
                     let end = self.serve(o).await;
                     self.session.disconnected();
+                    self.probe.connected(false);
                     self.send_commands();
                     let End::Lost(why) = end else {
                         return Ok(());
@@ -188,86 +182,26 @@ impl Link {
             };
             tokio::select! {
                 () = sleep_until(deadline) => {}
-                () = self.waker.notified() => {}
+                () = self.inbox.waker.notified() => {}
             }
         }
     }
 
-    /// Moves events from the driver's channel into the session, and LED states.
-    /// Returns the number of events taken.
+    /// Moves what the driver sent into the session. Returns the number of events taken.
     fn pull(&mut self) -> usize {
-        let connected = self.session.live().is_some();
-        let mut taken = 0;
-        let mut dropped = 0u64;
-        let mut empty = !self.events_open;
-        if self.events_open {
-            // the hot loop: one try_recv and one push per event
-            while taken < PULL_CHUNK {
-                if connected && !self.session.outbox.has_room() {
-                    // the broker is slow: leave the rest in the channel (back-pressure)
-                    break;
-                }
-                match self.events.try_recv() {
-                    Ok(ev) => {
-                        taken += 1;
-                        if !self.session.push_event(ev) {
-                            dropped += 1;
-                        }
-                    }
-                    Err(e) => {
-                        if e == TryRecvError::Disconnected {
-                            self.events_open = false;
-                            self.waker.set_closed(true, false);
-                        }
-                        empty = true;
-                        break;
-                    }
-                }
-            }
-        }
-        // readings only once the events channel read empty: the driver sends one after
-        // the edges of each drain, so every edge sent before a reading is taken
-        // before it, and the hardware has the last word
-        if empty {
-            loop {
-                match self.levels.try_recv() {
-                    Ok(l) => self.session.input_levels(l),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        self.waker.set_levels_closed();
-                        break;
-                    }
-                }
-            }
-        }
-        let mut leds_empty = !self.leds_open;
-        while self.leds_open {
-            match self.leds.try_recv() {
-                Ok(r) => self.session.led_report(r),
-                Err(e) => {
-                    if e == TryRecvError::Disconnected {
-                        self.leds_open = false;
-                        self.waker.set_closed(false, true);
-                    }
-                    leds_empty = true;
-                    break;
-                }
-            }
-        }
-        if empty && leds_empty {
-            self.waker.arm();
-        }
+        let p = self.inbox.pull(&mut self.session);
         let now = Instant::now();
-        if !self.events_open && !self.leds_open {
+        if self.inbox.closed() {
             self.session.driver_stopped(now);
         }
-        add(&self.stats.taken, taken as u64);
-        if dropped > 0 {
-            self.session.note_drops(dropped, now);
+        add(&self.stats.taken, p.taken as u64);
+        if p.dropped > 0 {
+            self.session.note_drops(p.dropped, now);
         }
         let buffered = self.session.outbox.len() as u64;
         self.stats.buffered.store(buffered, Ordering::Relaxed);
-        taken
+        self.probe.pulled(p.taken, now, &self.session.outbox);
+        p.taken
     }
 
     /// Sends the LED commands the session decided on.
@@ -302,7 +236,7 @@ impl Link {
             let far = TokioInstant::now() + Duration::from_secs(3600);
             tokio::select! {
                 r = &mut attempt => return r,
-                () = self.waker.notified() => {
+                () = self.inbox.waker.notified() => {
                     self.pull();
                     // a stop with nothing to deliver does not wait for a CONNACK
                     if !self.session.wants_connection() {
@@ -385,13 +319,17 @@ impl Link {
                 r = write_or_flush(c.wr.as_mut(), self.session.pending()), if !idle => match r {
                     Ok(Some(0)) => return End::Lost(Lost::WriteZero),
                     Ok(Some(n)) => {
-                        self.session.on_written(n, Instant::now());
+                        let now = Instant::now();
+                        self.session.on_written(n, now);
+                        if self.session.batch_done() {
+                            self.probe.batch_written(now);
+                        }
                         c.flush_pending = self.tls.is_some() && self.session.batch_done();
                     }
                     Ok(None) => c.flush_pending = false,
                     Err(e) => return End::Lost(TransportError::of(e, tls).into()),
                 },
-                () = self.waker.notified(), if idle => {}
+                () = self.inbox.waker.notified(), if idle => {}
                 () = c.timer.as_mut() => match self.session.on_timer(Instant::now()) {
                     Ok(next) => c.timer.as_mut().reset(TokioInstant::from_std(next)),
                     Err(e) => return End::Lost(e),

@@ -178,7 +178,6 @@ impl Outbox {
     }
 
     /// The current in-flight window (at most `max_inflight`).
-    #[cfg(test)]
     pub(crate) fn window(&self) -> usize {
         self.window
     }

@@ -133,6 +133,7 @@ async fn run_once(qos: QoS, n: u64) {
             n_leds: 4,
             driver_stats: Arc::new(Stats::default()),
             connect_hint: None,
+            live: None,
         },
         Arc::clone(&stats),
     ));

@@ -17,6 +17,8 @@ use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcom
 #[cfg(feature = "sim")]
 use pynq_mqtt_bus::Bus;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{self as s, BoardArgs, BoardKind, BrokerArgs, CommonArgs, Settings, TlsArgs};
@@ -133,6 +135,8 @@ pub struct DaemonArgs {
     driver: s::DriverArgs,
     #[command(flatten)]
     ha: s::HaArgs,
+    #[command(flatten)]
+    web: s::WebArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -253,10 +257,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // the web page shows the last warnings and errors (the same filter applies)
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .finish()
+        .with(pynq_mqtt_web::RecentLayer)
         .init();
     match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
@@ -327,10 +334,12 @@ fn run(cli: Cli, m: &ArgMatches) -> Result<()> {
 fn run_sim_board(rt: &tokio::runtime::Runtime, settings: &Settings) -> Result<()> {
     let board = open_sim(settings)?;
     let b = Arc::clone(&board);
-    crate::daemon::run(
+    let pins = Arc::new(crate::web::SimPins(Arc::clone(&board)));
+    crate::daemon::run_with_pins(
         rt,
         settings,
         board as Arc<dyn Bus>,
+        Some(pins),
         move || {
             b.start_stimulus();
         },

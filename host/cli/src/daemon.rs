@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, BridgeStatsView};
+use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeLive, BridgeStats, BridgeStatsView};
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_driver::{DeviceLost, Driver, DriverError, LostFlag};
 use tokio::runtime::Runtime;
@@ -90,6 +90,18 @@ pub fn run(
     on_started: impl FnOnce(),
     extra_stop: Option<StopFuture>,
 ) -> Result<()> {
+    run_with_pins(rt, settings, bus, None, on_started, extra_stop)
+}
+
+/// [`run`], with the pins a simulated board lets the web page press.
+pub fn run_with_pins(
+    rt: &Runtime,
+    settings: &Settings,
+    bus: Arc<dyn Bus>,
+    pins: Option<Arc<dyn pynq_mqtt_web::Pins>>,
+    on_started: impl FnOnce(),
+    extra_stop: Option<StopFuture>,
+) -> Result<()> {
     let cfg = settings.bridge.clone();
     // TLS files and topic names are checked before the board is touched
     pynq_mqtt_bridge::check(&cfg)?;
@@ -99,12 +111,25 @@ pub fn run(
     for w in crate::secrets::warnings(settings.values.password_file.as_deref(), &cfg) {
         warn!("{w}");
     }
+    let web = crate::web::bind(rt, settings)?;
     let (driver, ch) = Driver::start(Arc::clone(&bus), &settings.driver)
         .with_context(|| format!("board {}", bus.describe()))?;
     let info = driver.info();
     let lost = driver.lost();
     let driver_stats = driver.stats();
     let bridge_stats = Arc::new(BridgeStats::default());
+    let live = Arc::new(BridgeLive::default());
+    let web = web.map(|server| {
+        let parts = crate::web::Parts {
+            settings,
+            driver: &driver,
+            bridge: Arc::clone(&bridge_stats),
+            live: Arc::clone(&live),
+            commands: ch.commands.clone(),
+            pins,
+        };
+        crate::web::spawn(rt, server, parts)
+    });
 
     for (what, names, n) in [
         ("input_names", &cfg.topics.input_names, info.n_inputs),
@@ -138,6 +163,7 @@ pub fn run(
             n_leds: info.n_leds,
             driver_stats: Arc::clone(&driver_stats),
             connect_hint: Some(Box::new(|e| crate::doctor::broker_hint(e).to_owned())),
+            live: Some(live),
         },
         Arc::clone(&bridge_stats),
     ));
@@ -201,6 +227,9 @@ pub fn run(
         }
     };
     notifier.abort();
+    if let Some(w) = web {
+        w.abort();
+    }
     let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let captured = g(&driver_stats.captured);
     let b = match result {

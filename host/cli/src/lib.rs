@@ -22,3 +22,4 @@ pub mod settings;
 mod sim_cmd;
 #[cfg(feature = "sim")]
 pub mod tui;
+mod web;

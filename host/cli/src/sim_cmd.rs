@@ -105,7 +105,8 @@ pub fn run(rt: &Runtime, args: &SimArgs, mut settings: Settings) -> Result<()> {
     let start = move || {
         b.start_stimulus();
     };
-    let result = daemon::run(rt, &settings, board, start, Some(stop));
+    let pins = Arc::new(crate::web::SimPins(Arc::clone(&board)));
+    let result = daemon::run_with_pins(rt, &settings, board, Some(pins), start, Some(stop));
     // let the subscriber print `offline`
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
     observer.abort();

@@ -10,6 +10,7 @@
 mod counters;
 pub mod diag;
 mod extend;
+mod levels;
 mod types;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +25,7 @@ use tracing::{debug, error, info, warn};
 
 pub use counters::Counter;
 pub use extend::{Clock64, Seq64, WallOffset};
+pub use levels::Levels;
 pub use types::{ButtonEvent, DeviceInfo, InputLevels, LedAction, LedCommand, LedReport};
 
 /// What can stop the driver from starting.
@@ -165,6 +167,7 @@ pub struct Driver {
     bus: Arc<dyn Bus>,
     info: DeviceInfo,
     stats: Arc<Stats>,
+    board: Arc<Levels>,
     stop: Arc<AtomicBool>,
     lost: LostFlag,
     threads: Vec<JoinHandle<()>>,
@@ -224,6 +227,7 @@ impl Driver {
         let info = probe(bus.as_ref())?;
         configure(bus.as_ref(), config)?;
         let stats = Arc::new(Stats::default());
+        let board = Arc::new(Levels::default());
         let stop = Arc::new(AtomicBool::new(false));
         let lost: LostFlag = Arc::default();
         let (ev_tx, ev_rx) = bounded(config.channel_capacity);
@@ -255,6 +259,7 @@ impl Driver {
             levels: LevelWatch {
                 tx: levels_tx,
                 sent: None,
+                board: Arc::clone(&board),
             },
         };
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
@@ -264,6 +269,7 @@ impl Driver {
 
         // the state every LED starts in, so subscribers see it at once
         let leds_now = bus.read(regs::LED)?;
+        board.set_leds(leds_now);
         for led in 0..info.n_leds {
             let _ = led_tx.try_send(LedReport {
                 led,
@@ -299,6 +305,7 @@ impl Driver {
             rx: cmd_rx,
             tx: led_tx,
             lost: Arc::clone(&lost),
+            board: Arc::clone(&board),
         };
         let s = Arc::clone(&stop);
         threads.push(
@@ -320,6 +327,7 @@ impl Driver {
                 bus: Arc::clone(&bus),
                 info,
                 stats,
+                board,
                 stop,
                 lost,
                 threads,
@@ -341,6 +349,11 @@ impl Driver {
     /// The driver's counters.
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Input levels and LED states as last read from the registers.
+    pub fn levels(&self) -> Arc<Levels> {
+        Arc::clone(&self.board)
     }
 
     /// Set once the device went away or changed identity; the driver's threads have
@@ -406,6 +419,8 @@ struct LevelWatch {
     tx: Sender<InputLevels>,
     /// The last levels handed up; None until the first.
     sent: Option<InputLevels>,
+    /// Every reading, for whoever draws the board.
+    board: Arc<Levels>,
 }
 
 impl LevelWatch {
@@ -416,6 +431,7 @@ impl LevelWatch {
     /// latest one `irq_timeout` later; a full queue is retried at the next wake.
     fn report(&mut self, bus: &dyn Bus, after_events: bool) -> Result<(), BusError> {
         let now = InputLevels(bus.read(regs::INPUTS)?);
+        self.board.set_inputs(now.0);
         if (after_events || self.sent != Some(now)) && self.tx.try_send(now).is_ok() {
             self.sent = Some(now);
         }
@@ -709,6 +725,7 @@ struct LedWorker {
     rx: Receiver<LedCommand>,
     tx: Sender<LedReport>,
     lost: LostFlag,
+    board: Arc<Levels>,
 }
 
 impl LedWorker {
@@ -763,6 +780,7 @@ impl LedWorker {
         let bit = 1u32 << cmd.led;
         write_leds(self.bus.as_ref(), cmd.action, bit)?;
         let back = self.bus.read(regs::LED)?;
+        self.board.set_leds(back);
         Stats::add(&self.stats.led_commands, 1);
         let report = LedReport {
             led: cmd.led,

@@ -225,3 +225,40 @@ fn coalescing_takes_events_in_batches() {
     );
     assert!(one_each >= 32, "{one_each} interrupts without coalescing");
 }
+
+#[test]
+fn levels_follow_the_input_register_and_the_led_readback() {
+    // input 2 pressed and held, input 0 pressed and released
+    let board = sim("10 2 1\n20 0 1\n30 0 0\n");
+    let (driver, ch) = Driver::start(board.clone(), &DriverConfig::default()).unwrap();
+    let levels = driver.levels();
+    assert_eq!((levels.inputs(), levels.leds()), (0, 0));
+    board.start_stimulus();
+    for _ in 0..3 {
+        ch.events.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    // the register is read once the drain's events are handed over
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while levels.inputs() != 0b100 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        levels.inputs(),
+        0b100,
+        "what the pins say: {:#b}",
+        board.inputs()
+    );
+    ch.commands
+        .send(LedCommand {
+            led: 1,
+            action: LedAction::On,
+        })
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while levels.leds() != 0b10 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(levels.leds(), board.leds());
+    assert_eq!(levels.leds(), 0b10);
+    driver.stop();
+}

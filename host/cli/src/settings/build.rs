@@ -97,6 +97,18 @@ pub(super) fn settings(
     if let Err(e) = bridge.validate() {
         return Err(fail(&shown[at(e.key)].source, e.key, &e.msg));
     }
+    // the page's control beyond loopback without a token would let the network switch LEDs
+    let web_token = std::env::var_os(pynq_mqtt_web::TOKEN_ENV);
+    if let Some(a) = v
+        .http
+        .filter(|a| v.http_control.0 && !a.0.ip().is_loopback())
+    {
+        let msg = pynq_mqtt_web::WebError::ControlWithoutToken(a.0).to_string();
+        let source = &shown[at("http_control")].source;
+        if web_token.is_none() {
+            return Err(fail(source, "http_control", &msg));
+        }
+    }
     let driver = DriverConfig {
         channel_capacity: v.channel_capacity.get(),
         debounce_us: v.debounce_us.get(),

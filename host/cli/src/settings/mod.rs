@@ -206,6 +206,15 @@ settings! {
         /// client id, e.g. `PYNQ 3f2a1c`).
         ha_device_name: String = { pynq_mqtt_bridge::default_device_name(&client_id) }, "PYNQ_MQTT_HA_DEVICE_NAME";
     }
+    WebArgs "Web page" {
+        /// Serve the live page and `/metrics` here: PORT (on 127.0.0.1) or HOST:PORT,
+        /// e.g. `0.0.0.0:8080` for every interface (default: off).
+        http: pynq_mqtt_web::HttpAddr, "PYNQ_MQTT_HTTP";
+        /// Let the page switch LEDs; beyond loopback only with a token in
+        /// PYNQ_MQTT_HTTP_TOKEN.
+        #[arg(num_args = 0..=1, default_missing_value = "true")]
+        http_control: Bool = "false", "PYNQ_MQTT_HTTP_CONTROL";
+    }
 }
 
 /// The config file, for every subcommand that reads settings.

@@ -37,6 +37,7 @@ from_str!(
 );
 from_str!(BoardKind = "uio|sim", Names = "NAMES", Seconds = "SECS");
 from_str!(pynq_mqtt_bridge::Protocol = "3.1.1|5");
+from_str!(pynq_mqtt_web::HttpAddr = "[HOST:]PORT");
 #[cfg(feature = "sim")]
 from_str!(super::SimSpeed = "SPEED");
 from_str!(Bool = "BOOL");
