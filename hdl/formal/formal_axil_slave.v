@@ -3,8 +3,9 @@
 //   - one read strobe per AR handshake, in that cycle, with ARADDR; RDATA is what the
 //     register block returned in that cycle;
 //   - one write strobe per AW/W pair, with the address of that AW and the data and
-//     strobes of that W, only when its B can be issued (BVALID low or BREADY), and
-//     exactly one B per write strobe;
+//     strobes of that W, made from the buffers (both accepted in an earlier clock) as
+//     soon as both are held and its B can be issued (BVALID low or BREADY), exactly
+//     one B per write strobe, and never a write strobe in two clocks in a row;
 //   - BRESP and RRESP are OKAY.
 // Every input of this module is free: the solver is the master and the register block.
 // The last block ties the outstanding counts to the slave's visible state (it holds at
@@ -125,6 +126,7 @@ module formal_axil_slave #(
     reg [3:0]            f_wstrb;
     reg [31:0]           f_rdata;        // what the register block gave the last AR
     reg [CW-1:0]         f_wr_out = {CW{1'b0}};   // write strobes not yet answered by B
+    reg                  f_wr_last = 1'b0;        // a write strobe in the last clock
 
     always @(posedge clk) begin
         f_past_valid <= 1'b1;
@@ -138,6 +140,7 @@ module formal_axil_slave #(
         if (ar_hs) begin
             f_rdata <= reg_rd_data;
         end
+        f_wr_last <= reg_wr_en && !rst;
         if (rst) begin
             f_wr_out <= {CW{1'b0}};
         end else begin
@@ -166,15 +169,13 @@ module formal_axil_slave #(
             assert(f_wr_out == {{(CW - 1){1'b0}}, s_axi_bvalid});
             if (reg_wr_en) begin
                 assert(!s_axi_bvalid || s_axi_bready);
-                assert(aw_pending != {CW{1'b0}} || aw_hs);
-                assert(w_pending != {CW{1'b0}} || w_hs);
-                assert(reg_wr_addr == ((aw_pending != {CW{1'b0}}) ? f_awaddr : s_axi_awaddr));
-                assert(reg_wr_data == ((w_pending != {CW{1'b0}}) ? f_wdata : s_axi_wdata));
-                assert(reg_wr_strb == ((w_pending != {CW{1'b0}}) ? f_wstrb : s_axi_wstrb));
+                assert(aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}});
+                assert(reg_wr_addr == f_awaddr);
+                assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
+                assert(!f_wr_last);
             end
-            // a pending AW/W is written as soon as its partner is there and B is free
-            if ((aw_pending != {CW{1'b0}} || s_axi_awvalid)
-                    && (w_pending != {CW{1'b0}} || s_axi_wvalid)
+            // a pending AW/W pair is written as soon as B is free
+            if (aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}}
                     && (!s_axi_bvalid || s_axi_bready)) begin
                 assert(reg_wr_en);
             end
@@ -191,10 +192,12 @@ module formal_axil_slave #(
                 assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
             end
 
-            // reachable: writes from a held AW, from a held W, and from neither
-            cover(reg_wr_en && !s_axi_awready && w_hs);
-            cover(reg_wr_en && !s_axi_wready && aw_hs);
-            cover(reg_wr_en && aw_hs && w_hs && s_axi_bvalid);
+            // reachable: AW before W, W before AW, both together, and a write in the
+            // clock its predecessor's B is taken
+            cover(w_hs && !s_axi_awready);
+            cover(aw_hs && !s_axi_wready);
+            cover(aw_hs && w_hs);
+            cover(reg_wr_en && s_axi_bvalid && s_axi_bready);
         end
     end
 
