@@ -4,8 +4,8 @@
 //     register block returned in that cycle;
 //   - one write strobe per AW/W pair, with the address of that AW and the data and
 //     strobes of that W, made from the buffers (both accepted in an earlier clock) as
-//     soon as both are held and its B can be issued (BVALID low or BREADY), exactly
-//     one B per write strobe, and never a write strobe in two clocks in a row;
+//     soon as both are held and its B can be issued (BVALID low or BREADY), and
+//     exactly one B per write strobe;
 //   - BRESP and RRESP are OKAY.
 // Every input of this module is free: the solver is the master and the register block.
 // The last block ties the outstanding counts to the slave's visible state (it holds at
@@ -126,7 +126,6 @@ module formal_axil_slave #(
     reg [3:0]            f_wstrb;
     reg [31:0]           f_rdata;        // what the register block gave the last AR
     reg [CW-1:0]         f_wr_out = {CW{1'b0}};   // write strobes not yet answered by B
-    reg                  f_wr_last = 1'b0;        // a write strobe in the last clock
 
     always @(posedge clk) begin
         f_past_valid <= 1'b1;
@@ -140,7 +139,6 @@ module formal_axil_slave #(
         if (ar_hs) begin
             f_rdata <= reg_rd_data;
         end
-        f_wr_last <= reg_wr_en && !rst;
         if (rst) begin
             f_wr_out <= {CW{1'b0}};
         end else begin
@@ -172,7 +170,6 @@ module formal_axil_slave #(
                 assert(aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}});
                 assert(reg_wr_addr == f_awaddr);
                 assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
-                assert(!f_wr_last);
             end
             // a pending AW/W pair is written as soon as B is free
             if (aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}}
@@ -182,22 +179,24 @@ module formal_axil_slave #(
 
             // induction invariants: at most one AW and one W held, READY low meanwhile,
             // the held address shown on the register port, one R outstanding at most
-            assert(aw_pending == {{(CW - 1){1'b0}}, !s_axi_awready});
-            assert(w_pending == {{(CW - 1){1'b0}}, !s_axi_wready});
+            // (a buffer takes the next AW / W in the clock it is written)
+            assert(aw_pending == {{(CW - 1){1'b0}}, !s_axi_awready || reg_wr_en});
+            assert(w_pending == {{(CW - 1){1'b0}}, !s_axi_wready || reg_wr_en});
             assert(ar_out == {{(CW - 1){1'b0}}, s_axi_rvalid});
-            if (!s_axi_awready) begin
+            if (aw_pending != {CW{1'b0}}) begin
                 assert(reg_wr_addr == f_awaddr);
             end
-            if (!s_axi_wready) begin
+            if (w_pending != {CW{1'b0}}) begin
                 assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
             end
 
-            // reachable: AW before W, W before AW, both together, and a write in the
-            // clock its predecessor's B is taken
+            // reachable: AW before W, W before AW, both together, a write in the clock
+            // its predecessor's B is taken, and the next pair taken in a write's clock
             cover(w_hs && !s_axi_awready);
             cover(aw_hs && !s_axi_wready);
             cover(aw_hs && w_hs);
             cover(reg_wr_en && s_axi_bvalid && s_axi_bready);
+            cover(reg_wr_en && aw_hs && w_hs);
         end
     end
 

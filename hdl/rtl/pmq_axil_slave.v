@@ -8,8 +8,8 @@
 //   is made from the two buffers once both are full, so a master may present them
 //   independently. Writing from the buffers only, never straight from the bus, costs
 //   a clock of latency and saves the 50 LUTs of a bus-or-buffer multiplexer on every
-//   address, data and strobe bit; it also means that a write strobe never comes two
-//   clocks in a row (a buffer is refilled at the earliest in the clock after a write).
+//   address, data and strobe bit. A buffer takes the next AW (W) in the clock its
+//   content is written, so writes still come one per clock.
 // - A write happens only when its B response can be issued (!BVALID or BREADY), and
 //   BVALID rises the cycle after the write, never in the handshake cycle.
 // - A read strobe fires exactly once per AR handshake (reads may pop), and RDATA is
@@ -60,12 +60,12 @@ module pmq_axil_slave #(
     reg [3:0]            w_strb_reg;
     reg                  bvalid_reg;
 
-    wire aw_hs = s_axi_awvalid && !aw_held_reg;
-    wire w_hs  = s_axi_wvalid && !w_held_reg;
     wire do_write = aw_held_reg && w_held_reg && (!bvalid_reg || s_axi_bready);
+    wire aw_hs = s_axi_awvalid && s_axi_awready;
+    wire w_hs  = s_axi_wvalid && s_axi_wready;
 
-    assign s_axi_awready = !aw_held_reg;
-    assign s_axi_wready  = !w_held_reg;
+    assign s_axi_awready = !aw_held_reg || do_write;
+    assign s_axi_wready  = !w_held_reg || do_write;
     assign s_axi_bvalid  = bvalid_reg;
     assign s_axi_bresp   = 2'b00;
 
@@ -77,10 +77,10 @@ module pmq_axil_slave #(
     always @(posedge clk) begin
         if (rst) begin
             aw_held_reg <= 1'b0;
-        end else if (do_write) begin
-            aw_held_reg <= 1'b0;
         end else if (aw_hs) begin
             aw_held_reg <= 1'b1;
+        end else if (do_write) begin
+            aw_held_reg <= 1'b0;
         end
     end
 
@@ -93,10 +93,10 @@ module pmq_axil_slave #(
     always @(posedge clk) begin
         if (rst) begin
             w_held_reg <= 1'b0;
-        end else if (do_write) begin
-            w_held_reg <= 1'b0;
         end else if (w_hs) begin
             w_held_reg <= 1'b1;
+        end else if (do_write) begin
+            w_held_reg <= 1'b0;
         end
     end
 
