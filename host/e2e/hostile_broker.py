@@ -11,6 +11,8 @@ connection up and recover.
 - `drip`: sends the start of a PUBLISH that never ends, one byte a second, and
   answers nothing else.
 - `noack`: answers PINGREQ but never acknowledges a message.
+- `refuse`: answers every filter of the first SUBSCRIBE with the failure code 0x80
+  (as a broker with an ACL does), then serves honestly.
 - `sink`: reads nothing more, with a small receive buffer, and sends nothing. When
   the daemon connects again, what the first connection's kernel received (and
   acknowledged) is peeked at, not read, so no more arrives: `received` counts the
@@ -59,7 +61,7 @@ class Conn:
 
 class HostileBroker:
     def __init__(self, mode):
-        assert mode in ("flood", "huge", "drip", "noack", "sink")
+        assert mode in ("flood", "huge", "drip", "noack", "sink", "refuse")
         self.mode = mode
         self.lsock = socket.socket()
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -154,7 +156,8 @@ class HostileBroker:
                         (ln,) = struct.unpack(">H", body[i:i + 2])
                         i += 2 + ln + 1
                         n += 1
-                    s.sendall(b"\x90" + bytes([2 + n]) + pkid + b"\x01" * n)
+                    code = b"\x80" if first and self.mode == "refuse" else b"\x01"
+                    s.sendall(b"\x90" + bytes([2 + n]) + pkid + code * n)
                     break
                 self._answer(c, t, body)
             if first:
@@ -224,6 +227,9 @@ class HostileBroker:
         c.events += count_events(bytes(buf))
         while not self.stopped:
             time.sleep(0.1)
+
+    def _refuse(self, c, buf):
+        self._honest(c, buf)
 
     def _noack(self, c, buf):
         while True:

@@ -186,3 +186,16 @@ def test_keep_alive_is_bounded(binary):
     assert r.returncode != 0 and "expected 1 to 1200 seconds" in r.stderr, (r.returncode, r.stdout, r.stderr)
     ok = subprocess.run([str(binary), "config", "--keep-alive", "1200"], capture_output=True, text=True)
     assert ok.returncode == 0 and "keep_alive = 1200" in ok.stdout, ok.stderr
+
+
+def test_a_refused_subscription_is_an_error_never_swallowed(binary, tmp_path):
+    """The broker answers the LED command filters with SUBACK's failure code (an ACL,
+    say; stock mosquitto grants wildcard filters and checks at delivery instead):
+    one ERROR line per filter, naming it, and the daemon goes on publishing."""
+    with against(binary, tmp_path, "refuse", 0, 30, 20, 20_000) as (broker, d):
+        assert d.wait_log("refused the subscription", 20), d.text()[-3000:]
+        lines = [ln for ln in d.text().splitlines() if "refused the subscription" in ln]
+        assert lines and all("ERROR" in ln for ln in lines), lines
+        assert any("led/+/set" in ln for ln in lines), lines
+        time.sleep(1.5)
+        every_event_published(d, 20, f"refused subscription: {len(lines)} error lines")
