@@ -166,4 +166,3 @@ def test_two_boards_with_their_own_ids_coexist_and_a_shared_status_is_named(bina
             assert b.stop() == 0
     finally:
         assert a.stop() == 0
-
