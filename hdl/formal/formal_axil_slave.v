@@ -3,8 +3,7 @@
 //   - one read strobe per AR handshake, in that cycle, with ARADDR; RDATA is what the
 //     register block returned in that cycle;
 //   - one write strobe per AW/W pair, with the address of that AW and the data and
-//     strobes of that W, made from the buffers (both accepted in an earlier clock) as
-//     soon as both are held and its B can be issued (BVALID low or BREADY), and
+//     strobes of that W, only when its B can be issued (BVALID low or BREADY), and
 //     exactly one B per write strobe;
 //   - BRESP and RRESP are OKAY.
 // Every input of this module is free: the solver is the master and the register block.
@@ -167,36 +166,35 @@ module formal_axil_slave #(
             assert(f_wr_out == {{(CW - 1){1'b0}}, s_axi_bvalid});
             if (reg_wr_en) begin
                 assert(!s_axi_bvalid || s_axi_bready);
-                assert(aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}});
-                assert(reg_wr_addr == f_awaddr);
-                assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
+                assert(aw_pending != {CW{1'b0}} || aw_hs);
+                assert(w_pending != {CW{1'b0}} || w_hs);
+                assert(reg_wr_addr == ((aw_pending != {CW{1'b0}}) ? f_awaddr : s_axi_awaddr));
+                assert(reg_wr_data == ((w_pending != {CW{1'b0}}) ? f_wdata : s_axi_wdata));
+                assert(reg_wr_strb == ((w_pending != {CW{1'b0}}) ? f_wstrb : s_axi_wstrb));
             end
-            // a pending AW/W pair is written as soon as B is free
-            if (aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}}
+            // a pending AW/W is written as soon as its partner is there and B is free
+            if ((aw_pending != {CW{1'b0}} || s_axi_awvalid)
+                    && (w_pending != {CW{1'b0}} || s_axi_wvalid)
                     && (!s_axi_bvalid || s_axi_bready)) begin
                 assert(reg_wr_en);
             end
 
             // induction invariants: at most one AW and one W held, READY low meanwhile,
             // the held address shown on the register port, one R outstanding at most
-            // (a buffer takes the next AW / W in the clock it is written)
-            assert(aw_pending == {{(CW - 1){1'b0}}, !s_axi_awready || reg_wr_en});
-            assert(w_pending == {{(CW - 1){1'b0}}, !s_axi_wready || reg_wr_en});
+            assert(aw_pending == {{(CW - 1){1'b0}}, !s_axi_awready});
+            assert(w_pending == {{(CW - 1){1'b0}}, !s_axi_wready});
             assert(ar_out == {{(CW - 1){1'b0}}, s_axi_rvalid});
-            if (aw_pending != {CW{1'b0}}) begin
+            if (!s_axi_awready) begin
                 assert(reg_wr_addr == f_awaddr);
             end
-            if (w_pending != {CW{1'b0}}) begin
+            if (!s_axi_wready) begin
                 assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
             end
 
-            // reachable: AW before W, W before AW, both together, a write in the clock
-            // its predecessor's B is taken, and the next pair taken in a write's clock
-            cover(w_hs && !s_axi_awready);
-            cover(aw_hs && !s_axi_wready);
-            cover(aw_hs && w_hs);
-            cover(reg_wr_en && s_axi_bvalid && s_axi_bready);
-            cover(reg_wr_en && aw_hs && w_hs);
+            // reachable: writes from a held AW, from a held W, and from neither
+            cover(reg_wr_en && !s_axi_awready && w_hs);
+            cover(reg_wr_en && !s_axi_wready && aw_hs);
+            cover(reg_wr_en && aw_hs && w_hs && s_axi_bvalid);
         end
     end
 

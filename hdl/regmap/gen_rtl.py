@@ -110,17 +110,16 @@ def gen_regblock(spec):
         if kinds == {"wo"}:
             continue  # reads 0
         if r["count"] > 1:
-            reads += [(i, f"rv_{rn}[{32 * k} +: 32]", _live_bits(spec, r, k))
-                      for k, i in enumerate(idx)]
+            reads += [(i, f"rv_{rn}[{32 * k} +: 32]") for k, i in enumerate(idx)]
         elif kinds == {"const"}:
             parts = [const_expr(spec, f) if f["width"] == 32 else
                      f"({{{{{32 - f['width']}{{1'b0}}}}, {const_expr(spec, f)}}} << {f['lsb']})"
                      for f in r["fields"]]
             body.append(f"    localparam [31:0] RV_{rn.upper()} = {' | '.join(parts)};")
-            reads.append((idx[0], f"RV_{rn.upper()}", 0))
+            reads.append((idx[0], f"RV_{rn.upper()}"))
         else:
             body += _read_value(spec, r)
-            reads.append((idx[0], f"rv_{rn}", _live_bits(spec, r, 0)))
+            reads.append((idx[0], f"rv_{rn}"))
         body.append("")
 
     out = [f"// {BANNER}",
@@ -177,32 +176,15 @@ def gen_regblock(spec):
             "",
             "    genvar g;", ""]
     out += body
-    # read slots: widest registers first (see pmq_remap); the slot after the last reads 0
-    slots = sorted(reads, key=lambda e: (-e[2], e[0]))
-    sw = max(len(slots).bit_length(), 1)
-    slot_of = {i: k for k, (i, _, _) in enumerate(slots)}
-    none = len(slots)
-    rd_map = ", ".join(f"{sw}'d{slot_of.get(i, none)}" for i in reversed(range(1 << iw)))
-    out += ["    // the read multiplexer selects a dense slot, widest registers first (see pmq_remap)",
-            f"    localparam [{(sw << iw) - 1}:0] RD_MAP = {{{rd_map}}};",
-            f"    wire [{sw - 1}:0] rd_slot;",
-            "    pmq_remap #(",
-            "        .IDX_WIDTH(DEC - 2),",
-            f"        .SLOT_WIDTH({sw}),",
-            "        .MAP(RD_MAP),",
-            f"        .NONE({sw}'d{none})",
-            "    ) rd_remap (",
-            "        .en(rd_in),",
-            "        .idx(rd_idx),",
-            "        .slot(rd_slot)",
-            "    );",
-            "",
-            "    always @(*) begin",
-            "        case (rd_slot)"]
-    for k, (i, v, _) in enumerate(slots):
-        out.append(f"            {sw}'d{k}: reg_rd_data = {v};  // 0x{4 * i:02X}")
-    out += ["            default: reg_rd_data = 32'd0;",
-            "        endcase",
+    out += ["    always @(*) begin",
+            "        reg_rd_data = 32'd0;",
+            "        if (rd_in) begin",
+            "            case (rd_idx)"]
+    for i, v in reads:
+        out.append(f"                {iw}'d{i}: reg_rd_data = {v};")
+    out += ["                default: reg_rd_data = 32'd0;",
+            "            endcase",
+            "        end",
             "    end",
             "",
             "    // the byte-lane bits of the address select nothing; not every register uses",
@@ -214,27 +196,6 @@ def gen_regblock(spec):
             "",
             "`resetall"]
     return "\n".join(out) + "\n"
-
-
-def _live_bits(spec, r, k):
-    """How many bits of element k of r read something other than a constant, under the
-    default parameters: the order of the read slots, not a matter of correctness."""
-    params = spec["params"]
-    live = 0
-    per = len(r["fields"])
-    impl = r.get("implemented")
-    for n, f in enumerate(r["fields"]):
-        if f["kind"] == "const" or f["kind"] == "wo":
-            continue
-        if r["count"] > 1:
-            if impl and per * k + n >= params[impl]:
-                continue
-            live += f["width"]
-        elif impl and not r["explicit_fields"]:
-            live += min(params[impl], 32)
-        else:
-            live += f["width"]
-    return live
 
 
 def _read_value(spec, r):

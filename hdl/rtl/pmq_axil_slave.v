@@ -4,12 +4,8 @@
 // (address, data, byte strobes) and one read strobe (address) whose data the register
 // block returns combinationally in the same cycle. The register block never sees AXI.
 //
-// - AW and W are accepted in either order or together into a buffer each; the write
-//   is made from the two buffers once both are full, so a master may present them
-//   independently. Writing from the buffers only, never straight from the bus, costs
-//   a clock of latency and saves the 50 LUTs of a bus-or-buffer multiplexer on every
-//   address, data and strobe bit. A buffer takes the next AW (W) in the clock its
-//   content is written, so writes still come one per clock.
+// - AW and W are accepted in either order or together; each is held in its own
+//   buffer until its partner arrives, so a master may present them independently.
 // - A write happens only when its B response can be issued (!BVALID or BREADY), and
 //   BVALID rises the cycle after the write, never in the handshake cycle.
 // - A read strobe fires exactly once per AR handshake (reads may pop), and RDATA is
@@ -60,27 +56,29 @@ module pmq_axil_slave #(
     reg [3:0]            w_strb_reg;
     reg                  bvalid_reg;
 
-    wire do_write = aw_held_reg && w_held_reg && (!bvalid_reg || s_axi_bready);
-    wire aw_hs = s_axi_awvalid && s_axi_awready;
-    wire w_hs  = s_axi_wvalid && s_axi_wready;
+    wire aw_hs = s_axi_awvalid && !aw_held_reg;
+    wire w_hs  = s_axi_wvalid && !w_held_reg;
+    wire aw_have = aw_held_reg || s_axi_awvalid;
+    wire w_have  = w_held_reg || s_axi_wvalid;
+    wire do_write = aw_have && w_have && (!bvalid_reg || s_axi_bready);
 
-    assign s_axi_awready = !aw_held_reg || do_write;
-    assign s_axi_wready  = !w_held_reg || do_write;
+    assign s_axi_awready = !aw_held_reg;
+    assign s_axi_wready  = !w_held_reg;
     assign s_axi_bvalid  = bvalid_reg;
     assign s_axi_bresp   = 2'b00;
 
     assign reg_wr_en   = do_write;
-    assign reg_wr_addr = aw_addr_reg;
-    assign reg_wr_data = w_data_reg;
-    assign reg_wr_strb = w_strb_reg;
+    assign reg_wr_addr = aw_held_reg ? aw_addr_reg : s_axi_awaddr;
+    assign reg_wr_data = w_held_reg ? w_data_reg : s_axi_wdata;
+    assign reg_wr_strb = w_held_reg ? w_strb_reg : s_axi_wstrb;
 
     always @(posedge clk) begin
         if (rst) begin
             aw_held_reg <= 1'b0;
-        end else if (aw_hs) begin
-            aw_held_reg <= 1'b1;
         end else if (do_write) begin
             aw_held_reg <= 1'b0;
+        end else if (aw_hs) begin
+            aw_held_reg <= 1'b1;
         end
     end
 
@@ -93,10 +91,10 @@ module pmq_axil_slave #(
     always @(posedge clk) begin
         if (rst) begin
             w_held_reg <= 1'b0;
-        end else if (w_hs) begin
-            w_held_reg <= 1'b1;
         end else if (do_write) begin
             w_held_reg <= 1'b0;
+        end else if (w_hs) begin
+            w_held_reg <= 1'b1;
         end
     end
 

@@ -643,58 +643,47 @@ module pmq_regs #(
         end
     endgenerate
 
-    // the read multiplexer selects a dense slot, widest registers first (see pmq_remap)
-    localparam [383:0] RD_MAP = {6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd33, 6'd32, 6'd31, 6'd30, 6'd29, 6'd28, 6'd27, 6'd8, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd34, 6'd19, 6'd34, 6'd34, 6'd34, 6'd7, 6'd18, 6'd6, 6'd5, 6'd22, 6'd34, 6'd34, 6'd12, 6'd17, 6'd16, 6'd15, 6'd14, 6'd13, 6'd4, 6'd11, 6'd3, 6'd9, 6'd2, 6'd10, 6'd21, 6'd20, 6'd34, 6'd34, 6'd1, 6'd26, 6'd25, 6'd0, 6'd24, 6'd23};
-    wire [5:0] rd_slot;
-    pmq_remap #(
-        .IDX_WIDTH(DEC - 2),
-        .SLOT_WIDTH(6),
-        .MAP(RD_MAP),
-        .NONE(6'd34)
-    ) rd_remap (
-        .en(rd_in),
-        .idx(rd_idx),
-        .slot(rd_slot)
-    );
-
     always @(*) begin
-        case (rd_slot)
-            6'd0: reg_rd_data = rv_scratch;  // 0x08
-            6'd1: reg_rd_data = rv_time;  // 0x14
-            6'd2: reg_rd_data = rv_irq_timeout_us;  // 0x2C
-            6'd3: reg_rd_data = rv_evt_ts;  // 0x34
-            6'd4: reg_rd_data = rv_dropped;  // 0x3C
-            6'd5: reg_rd_data = rv_gen_count;  // 0x64
-            6'd6: reg_rd_data = rv_gen_period;  // 0x68
-            6'd7: reg_rd_data = rv_gen_sent;  // 0x70
-            6'd8: reg_rd_data = rv_led_pwm[0 +: 32];  // 0xA0
-            6'd9: reg_rd_data = rv_evt_pop;  // 0x30
-            6'd10: reg_rd_data = rv_irq_threshold;  // 0x28
-            6'd11: reg_rd_data = rv_fifo_level;  // 0x38
-            6'd12: reg_rd_data = rv_debounce_us;  // 0x54
-            6'd13: reg_rd_data = rv_inputs;  // 0x40
-            6'd14: reg_rd_data = rv_inputs_raw;  // 0x44
-            6'd15: reg_rd_data = rv_input_enable;  // 0x48
-            6'd16: reg_rd_data = rv_edge_rise;  // 0x4C
-            6'd17: reg_rd_data = rv_edge_fall;  // 0x50
-            6'd18: reg_rd_data = rv_gen_pattern;  // 0x6C
-            6'd19: reg_rd_data = rv_led;  // 0x80
-            6'd20: reg_rd_data = rv_irq_enable;  // 0x20
-            6'd21: reg_rd_data = rv_irq_status;  // 0x24
-            6'd22: reg_rd_data = rv_gen_ctrl;  // 0x60
-            6'd23: reg_rd_data = RV_ID;  // 0x00
-            6'd24: reg_rd_data = RV_VERSION;  // 0x04
-            6'd25: reg_rd_data = RV_PARAMS;  // 0x0C
-            6'd26: reg_rd_data = RV_CLK_HZ;  // 0x10
-            6'd27: reg_rd_data = rv_led_pwm[32 +: 32];  // 0xA4
-            6'd28: reg_rd_data = rv_led_pwm[64 +: 32];  // 0xA8
-            6'd29: reg_rd_data = rv_led_pwm[96 +: 32];  // 0xAC
-            6'd30: reg_rd_data = rv_led_pwm[128 +: 32];  // 0xB0
-            6'd31: reg_rd_data = rv_led_pwm[160 +: 32];  // 0xB4
-            6'd32: reg_rd_data = rv_led_pwm[192 +: 32];  // 0xB8
-            6'd33: reg_rd_data = rv_led_pwm[224 +: 32];  // 0xBC
-            default: reg_rd_data = 32'd0;
-        endcase
+        reg_rd_data = 32'd0;
+        if (rd_in) begin
+            case (rd_idx)
+                6'd0: reg_rd_data = RV_ID;
+                6'd1: reg_rd_data = RV_VERSION;
+                6'd2: reg_rd_data = rv_scratch;
+                6'd3: reg_rd_data = RV_PARAMS;
+                6'd4: reg_rd_data = RV_CLK_HZ;
+                6'd5: reg_rd_data = rv_time;
+                6'd8: reg_rd_data = rv_irq_enable;
+                6'd9: reg_rd_data = rv_irq_status;
+                6'd10: reg_rd_data = rv_irq_threshold;
+                6'd11: reg_rd_data = rv_irq_timeout_us;
+                6'd12: reg_rd_data = rv_evt_pop;
+                6'd13: reg_rd_data = rv_evt_ts;
+                6'd14: reg_rd_data = rv_fifo_level;
+                6'd15: reg_rd_data = rv_dropped;
+                6'd16: reg_rd_data = rv_inputs;
+                6'd17: reg_rd_data = rv_inputs_raw;
+                6'd18: reg_rd_data = rv_input_enable;
+                6'd19: reg_rd_data = rv_edge_rise;
+                6'd20: reg_rd_data = rv_edge_fall;
+                6'd21: reg_rd_data = rv_debounce_us;
+                6'd24: reg_rd_data = rv_gen_ctrl;
+                6'd25: reg_rd_data = rv_gen_count;
+                6'd26: reg_rd_data = rv_gen_period;
+                6'd27: reg_rd_data = rv_gen_pattern;
+                6'd28: reg_rd_data = rv_gen_sent;
+                6'd32: reg_rd_data = rv_led;
+                6'd40: reg_rd_data = rv_led_pwm[0 +: 32];
+                6'd41: reg_rd_data = rv_led_pwm[32 +: 32];
+                6'd42: reg_rd_data = rv_led_pwm[64 +: 32];
+                6'd43: reg_rd_data = rv_led_pwm[96 +: 32];
+                6'd44: reg_rd_data = rv_led_pwm[128 +: 32];
+                6'd45: reg_rd_data = rv_led_pwm[160 +: 32];
+                6'd46: reg_rd_data = rv_led_pwm[192 +: 32];
+                6'd47: reg_rd_data = rv_led_pwm[224 +: 32];
+                default: reg_rd_data = 32'd0;
+            endcase
+        end
     end
 
     // the byte-lane bits of the address select nothing; not every register uses
