@@ -98,6 +98,7 @@ def test_every_counter_of_the_stats_message_is_a_metric(binary, mosquitto, tmp_p
         "broker.errors": ("pynq_mqtt_broker_connection_errors_total", {}),
         "broker.resent": ("pynq_mqtt_broker_resent_events_total", {}),
         "broker.qos0_fate_unknown": ("pynq_mqtt_broker_qos0_fate_unknown_total", {}),
+        "broker.control_too_large": ("pynq_mqtt_broker_control_too_large_total", {}),
     }
     checked = 0
     for key, value in stats.items():
