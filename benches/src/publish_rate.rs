@@ -127,6 +127,7 @@ fn event(k: u64) -> ButtonEvent {
         ts_us: k,
         seq: k,
         synthetic: false,
+        utc_us: None,
     }
 }
 

@@ -395,6 +395,7 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8, protocol: pynq_mqtt_bridge::Protoc
                 ts_us: i,
                 seq: i,
                 synthetic: true,
+                utc_us: None,
             };
             if tx.send(ev).is_err() {
                 return;
@@ -636,6 +637,7 @@ pub fn latency(rate: f64, secs: f64) -> Result<()> {
                 ts_us: epoch.elapsed().as_micros() as u64,
                 seq: i,
                 synthetic: true,
+                utc_us: None,
             };
             if tx.send(ev).is_err() {
                 return;

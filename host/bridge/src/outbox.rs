@@ -461,6 +461,7 @@ mod tests {
             ts_us: seq * 10,
             seq,
             synthetic: false,
+            utc_us: None,
         }
     }
 

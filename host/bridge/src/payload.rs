@@ -93,15 +93,15 @@ pub fn button_payload(format: PayloadFormat, e: &ButtonEvent) -> Vec<u8> {
         PayloadFormat::Plain => vec![if e.level { b'1' } else { b'0' }],
         PayloadFormat::Json => {
             let mut b = bytes::BytesMut::new();
-            write_json(&mut b, e, 0);
+            write_json(&mut b, e);
             b.to_vec()
         }
     }
 }
 
 /// Appends `{"input":..,"state":..,"seq":..,"ts_us":..}` without a formatter, and
-/// `"ts"` when `wall_offset_us` (Unix µs minus the peripheral's µs) is known (not 0).
-pub(crate) fn write_json(b: &mut bytes::BytesMut, e: &ButtonEvent, wall_offset_us: u64) {
+/// `"ts"` when the event's wall-clock time is known.
+pub(crate) fn write_json(b: &mut bytes::BytesMut, e: &ButtonEvent) {
     b.extend_from_slice(b"{\"input\":");
     put_u64(b, u64::from(e.input));
     b.extend_from_slice(if e.level {
@@ -112,9 +112,9 @@ pub(crate) fn write_json(b: &mut bytes::BytesMut, e: &ButtonEvent, wall_offset_u
     put_u64(b, e.seq);
     b.extend_from_slice(b",\"ts_us\":");
     put_u64(b, e.ts_us);
-    if wall_offset_us != 0 {
+    if let Some(utc) = e.utc_us {
         b.extend_from_slice(b",\"ts\":\"");
-        put_utc(b, e.ts_us.saturating_add(wall_offset_us));
+        put_utc(b, utc.get());
         b.extend_from_slice(b"\"");
     }
     b.extend_from_slice(b"}");
@@ -267,6 +267,7 @@ mod tests {
             ts_us: 123_456_789_012,
             seq: 70_000,
             synthetic: false,
+            utc_us: None,
         };
         assert_eq!(button_payload(PayloadFormat::Plain, &e), b"1");
         let j = String::from_utf8(button_payload(PayloadFormat::Json, &e)).unwrap();
@@ -281,6 +282,7 @@ mod tests {
             ts_us: 0,
             seq: u64::MAX,
             synthetic: false,
+            utc_us: None,
         };
         assert_eq!(
             String::from_utf8(button_payload(PayloadFormat::Json, &e)).unwrap(),
@@ -312,9 +314,10 @@ mod tests {
             ts_us: 5_000_123,
             seq: 3,
             synthetic: false,
+            utc_us: std::num::NonZeroU64::new(1_764_653_005_000_123),
         };
         let mut b = bytes::BytesMut::new();
-        write_json(&mut b, &e, 1_764_653_000_000_000);
+        write_json(&mut b, &e);
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["ts"], "2025-12-02T05:23:25.000123Z");
         assert_eq!(v["ts_us"], 5_000_123);

@@ -99,6 +99,7 @@ fn event(k: u64) -> ButtonEvent {
         ts_us: 1000 + k,
         seq: k,
         synthetic: false,
+        utc_us: None,
     }
 }
 

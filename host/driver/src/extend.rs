@@ -1,6 +1,8 @@
 //! Extending the hardware's narrow counters (32-bit microsecond time, 16-bit sequence
 //! numbers) to 64 bits on the host.
 
+use std::num::NonZeroU64;
+
 /// Extends a wrapping 32-bit counter that is read at least once per wrap period.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Clock64 {
@@ -45,6 +47,8 @@ pub struct WallOffset {
     last_bracket: u64,
     /// Samples skipped since the last accepted one.
     skipped: u32,
+    /// The last accepted offset (Unix µs minus the peripheral's µs); 0 before one.
+    offset: u64,
 }
 
 /// Wider brackets than this many in a row are accepted all the same (the machine
@@ -67,7 +71,16 @@ impl WallOffset {
         self.last_bracket = bracket.max(1);
         self.skipped = 0;
         let mid = before + bracket / 2;
-        Some((mid.saturating_sub(hw_us), bracket / 2 + 1))
+        self.offset = mid.saturating_sub(hw_us);
+        Some((self.offset, bracket / 2 + 1))
+    }
+
+    /// `hw_us` in Unix µs through the last accepted offset; `None` before one.
+    pub fn utc(&self, hw_us: u64) -> Option<NonZeroU64> {
+        if self.offset == 0 {
+            return None;
+        }
+        NonZeroU64::new(hw_us.saturating_add(self.offset))
     }
 }
 

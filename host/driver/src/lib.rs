@@ -639,12 +639,14 @@ impl EventPump {
             let (seq, gap) = self.seq.accept(word.seq());
             gaps += gap;
             Stats::add(&self.stats.captured, 1);
+            let ts_us = self.clock.extend(ts);
             self.send(ButtonEvent {
                 input: word.input(),
                 level: word.level(),
-                ts_us: self.clock.extend(ts),
+                ts_us,
                 seq,
                 synthetic: word.synthetic(),
+                utc_us: self.wall.utc(ts_us),
             });
         };
         if gaps > 0 {

@@ -1,6 +1,7 @@
 //! What the driver gives the layers above and takes from them.
 
 use std::fmt;
+use std::num::NonZeroU64;
 
 /// One edge on one input, as the hardware captured it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +16,12 @@ pub struct ButtonEvent {
     pub seq: u64,
     /// Made by the hardware event generator, not by a pin.
     pub synthetic: bool,
+    /// The edge in wall-clock time, Unix µs (JSON's `ts`): `ts_us` mapped through the
+    /// driver's tracked offset when the event was drained, `None` until that offset is
+    /// known. Fixed once per event, so that every copy of its message (a QoS 1/2
+    /// resend with DUP) carries the same bytes: a broker that holds a QoS 2 message
+    /// takes a resend with another payload for a new message under a reused id.
+    pub utc_us: Option<NonZeroU64>,
 }
 
 /// What to do to an LED (the words that ask for it are the MQTT side's business).

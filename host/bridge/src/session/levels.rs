@@ -151,6 +151,7 @@ mod tests {
             ts_us: seq,
             seq,
             synthetic,
+            utc_us: None,
         }
     }
 

@@ -214,8 +214,7 @@ impl Session {
         Self {
             enc: EventEncoder::new(&topics, cfg.qos, cfg.payload)
                 .with_protocol(cfg.protocol)
-                .with_states(cfg.state_format)
-                .with_clock(Arc::clone(&driver_stats)),
+                .with_states(cfg.state_format),
             outbox: Outbox::new(cfg.buffer_capacity, cfg.qos, cfg.max_inflight),
             led_state: vec![None; usize::from(n_leds)],
             levels: vec![None; usize::from(n_inputs)],

@@ -12,6 +12,7 @@ use rumqttc::mqttbytes::QoS as CodecQos;
 use super::*;
 use crate::config::{Discovery, Rule, RuleLeds};
 use crate::error::Lost;
+use crate::payload::PayloadFormat;
 use crate::wire::Incoming;
 use pynq_mqtt_driver::LedAction;
 use rumqttc::mqttbytes::v4::Packet;
@@ -23,6 +24,7 @@ fn ev(seq: u64) -> ButtonEvent {
         ts_us: seq,
         seq,
         synthetic: false,
+        utc_us: None,
     }
 }
 
@@ -315,6 +317,57 @@ fn qos1_unacknowledged_events_are_resent_in_order_with_dup() {
     assert!(
         matches!(ps[2], Packet::Subscribe(_)),
         "the control packets follow the events sent again"
+    );
+}
+
+#[test]
+fn a_resent_event_is_the_same_bytes_whatever_the_clock_did_since() {
+    // mosquitto takes a QoS 2 resend whose payload differs from the message it holds
+    // under that id for a new message ("Reused message ID"): the JSON `ts` of an
+    // event is fixed when the driver drains it, never recomputed at a resend
+    let mut cfg = BridgeConfig::new("broker", 1883);
+    cfg.qos = Qos::ExactlyOnce;
+    cfg.payload = PayloadFormat::Json;
+    let driver = Arc::new(DriverStats::default());
+    driver
+        .wall_offset_us
+        .store(1_764_653_000_000_000, Ordering::Relaxed);
+    let mut s = Session::new(
+        Arc::new(cfg),
+        4,
+        4,
+        Arc::new(BridgeStats::default()),
+        Arc::clone(&driver),
+    );
+    let now = Instant::now();
+    connect(&mut s, true, now);
+    let mut e = ev(1);
+    e.utc_us = std::num::NonZeroU64::new(1_764_653_000_000_001);
+    s.push_event(e);
+    let first = write_batch(&mut s, now);
+    let sent = publishes_to(&first, "button/1");
+    assert_eq!(sent.len(), 1, "{first:?}");
+    let payload = sent[0].payload.clone();
+    assert!(
+        std::str::from_utf8(&payload)
+            .unwrap()
+            .contains("\"ts\":\"2025-12-02T05:23:20.000001Z\""),
+        "{payload:?}"
+    );
+    // the clock moves on (a new offset estimate), the link breaks, the event goes again
+    driver
+        .wall_offset_us
+        .store(1_764_653_000_250_000, Ordering::Relaxed);
+    s.disconnected();
+    s.connected(true, now);
+    let again = write_batch(&mut s, now);
+    let resent = publishes_to(&again, "button/1");
+    assert_eq!(resent.len(), 1, "{again:?}");
+    assert!(resent[0].dup);
+    assert_eq!(resent[0].pkid, sent[0].pkid);
+    assert_eq!(
+        resent[0].payload, payload,
+        "the resend differs from the first send"
     );
 }
 

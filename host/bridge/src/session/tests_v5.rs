@@ -20,6 +20,7 @@ fn ev(seq: u64) -> ButtonEvent {
         ts_us: seq,
         seq,
         synthetic: false,
+        utc_us: None,
     }
 }
 

@@ -10,11 +10,8 @@
 //! DISCONNECT are the same bytes in both protocols, so only CONNECT, PUBLISH and
 //! SUBSCRIBE are written per protocol.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-
 use bytes::{Bytes, BytesMut};
-use pynq_mqtt_driver::{ButtonEvent, Stats as DriverStats};
+use pynq_mqtt_driver::ButtonEvent;
 use rumqttc::mqttbytes::v4::{
     Connect, Disconnect, LastWill, Login, Packet, PingReq, PubAck, PubComp, PubRec, PubRel,
     Publish, Subscribe, SubscribeFilter,
@@ -75,8 +72,6 @@ pub struct EventEncoder {
     topics: Topics,
     format: PayloadFormat,
     states: StateFormat,
-    /// The driver's wall-clock offset, for JSON's `ts`.
-    clock: Option<Arc<DriverStats>>,
     qos: QoS,
     /// JSON payloads are written here and split off, so they cost no allocation each.
     scratch: BytesMut,
@@ -105,16 +100,9 @@ impl EventEncoder {
             topics: topics.clone(),
             format,
             states: StateFormat::OneZero,
-            clock: None,
             qos,
             scratch: BytesMut::new(),
         }
-    }
-
-    /// Where JSON payloads find the wall-clock offset of `ts`.
-    pub fn with_clock(mut self, clock: Arc<DriverStats>) -> Self {
-        self.clock = Some(clock);
-        self
     }
 
     /// How plain payloads say pressed and released.
@@ -166,11 +154,7 @@ impl EventEncoder {
                 if self.scratch.capacity() < 128 {
                     self.scratch.reserve(16 * 1024);
                 }
-                let offset = self
-                    .clock
-                    .as_ref()
-                    .map_or(0, |c| c.wall_offset_us.load(Ordering::Relaxed));
-                write_json(&mut self.scratch, ev, offset);
+                write_json(&mut self.scratch, ev);
                 self.scratch.split().freeze()
             }
         };
@@ -441,6 +425,7 @@ mod tests {
                     ts_us: s * 7,
                     seq: s,
                     synthetic: false,
+                    utc_us: None,
                 })
                 .collect();
             for (k, e) in evs.iter().enumerate() {
