@@ -46,7 +46,8 @@ async def test_identity_and_reset_values(dut, stress):
     assert field(params, "PARAMS", "N_INPUTS") == tb.n_inputs
     assert field(params, "PARAMS", "N_LEDS") == tb.n_leds
     assert 1 << field(params, "PARAMS", "FIFO_DEPTH_LOG2") == tb.fifo_depth
-    assert params >> 21 == 0, f"PARAMS reserved bits: {params:#010x}"
+    assert field(params, "PARAMS", "GENERATOR") == tb.with_gen
+    assert params >> 22 == 0, f"PARAMS reserved bits: {params:#010x}"
 
     assert await tb.read("CLK_HZ") == tb.clk_hz
 
