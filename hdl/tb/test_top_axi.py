@@ -333,7 +333,8 @@ async def test_axi_read_channel_raw(dut, stress):
         "VERSION": (REGMAP["ip"]["version_major"] << 24) | (REGMAP["ip"]["version_minor"] << 16),
         "CLK_HZ": tb.clk_hz,
         "SCRATCH": scratch,
-        "PARAMS": tb.n_inputs | (tb.n_leds << 8) | ((tb.fifo_depth.bit_length() - 1) << 16),
+        "PARAMS": tb.n_inputs | (tb.n_leds << 8) | ((tb.fifo_depth.bit_length() - 1) << 16)
+        | (bit("PARAMS", "GENERATOR") if tb.with_gen else 0),
         "LED": 0,
     }
     assert data == [expect[n] for n in names]

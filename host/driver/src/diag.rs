@@ -303,3 +303,82 @@ pub fn led_self_test(bus: &dyn Bus, n_leds: u8) -> Result<u32, DiagError> {
     result?;
     Ok(saved & mask)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// The register window of an IP built without the generator, as far as the
+    /// generator's set-up sees it: PARAMS without GENERATOR, every write recorded.
+    struct Lean {
+        writes: Mutex<Vec<(u32, u32)>>,
+    }
+
+    impl Bus for Lean {
+        fn read32(&self, off: u32) -> Result<u32, BusError> {
+            Ok(if off == regs::offset::PARAMS {
+                regs::Params::default()
+                    .with_n_inputs(4)
+                    .with_n_leds(4)
+                    .with_fifo_depth_log2(9)
+                    .0
+            } else {
+                0
+            })
+        }
+        fn write32(&self, off: u32, v: u32) -> Result<(), BusError> {
+            self.writes.lock().unwrap().push((off, v));
+            Ok(())
+        }
+        fn wait_irq(&self, _: Duration) -> Result<IrqWait, BusError> {
+            Ok(IrqWait::TimedOut)
+        }
+        fn rearm_irq(&self) -> Result<(), BusError> {
+            Ok(())
+        }
+        fn wake_waiter(&self) {}
+        fn describe(&self) -> String {
+            "lean".into()
+        }
+    }
+
+    #[test]
+    fn without_a_generator_nothing_is_written_and_the_error_says_so() {
+        let bus = Lean {
+            writes: Mutex::new(Vec::new()),
+        };
+        assert!(!has_generator(&bus).unwrap());
+        let burst = Burst {
+            count: 4,
+            period: 0,
+            pattern: 1,
+        };
+        for r in [
+            burst.load(&bus),
+            generator_start(&bus),
+            generator_burst(&bus, burst),
+        ] {
+            assert!(matches!(r, Err(DiagError::NoGenerator)), "{r:?}");
+        }
+        let info = DeviceInfo {
+            version_major: regs::VERSION_MAJOR,
+            version_minor: regs::VERSION_MINOR,
+            n_inputs: 4,
+            n_leds: 4,
+            fifo_depth: 512,
+            clk_hz: 1_000_000,
+            generator: false,
+        };
+        let r = interrupt_self_test(&bus, &info, Duration::from_millis(10));
+        assert!(matches!(r, Err(DiagError::NoGenerator)), "{r:?}");
+        assert!(bus.writes.lock().unwrap().is_empty());
+        let msg = DiagError::NoGenerator.to_string();
+        assert!(
+            msg.contains("PARAMS.GENERATOR = 0")
+                && msg.contains("WITH_GEN=1")
+                && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
+}
