@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lints the pynq_mqtt_io RTL and the models in hdl/models; fails on any warning.
 #
-#   verilator --lint-only -Wall   for the default parameters and a few -G sets
+#   verilator --lint-only -Wall   for the default parameters and a few -G sets, with
+#                                 and without the event generator (WITH_GEN)
 #   iverilog -g2005               parses and elaborates (plain Verilog-2005)
 #   yosys read_verilog            parses, and hierarchy -top elaborates
 #
@@ -20,10 +21,13 @@ if ((${#rtl[@]} == 0)); then
 fi
 
 # parameter sets for verilator: each entry is one space-separated list of NAME=VALUE
+# (WITH_GEN: the default builds no event generator; the sets with WITH_GEN=1 build it)
 param_sets=(
   ""
+  "WITH_GEN=1"
   "N_INPUTS=1 N_LEDS=1 FIFO_DEPTH=4"
-  "N_INPUTS=32 N_LEDS=32"
+  "N_INPUTS=1 N_LEDS=1 FIFO_DEPTH=4 WITH_GEN=1"
+  "N_INPUTS=32 N_LEDS=32 WITH_GEN=1"
   "CLK_HZ=125000000"
 )
 

@@ -449,6 +449,9 @@ pub fn pub_e2e(
     let rate = cycles_per_sec / f64::from(period);
     board.start_stimulus();
     let bus: Arc<dyn Bus> = board.clone();
+    // the events come from the IP's generator: refuse in one line, before anything
+    // starts, on a model built without it (PYNQ_MQTT_SIM_WITH_GEN=0)
+    diag::require_generator(bus.as_ref())?;
     // the daemon's high-rate setting (`--coalesce-count`, `--coalesce-us`): one
     // interrupt per `coalesce_count` events or per `coalesce_us` of the oldest one; and
     // the board's installed `rt_priority` (refused without the right, it warns and runs)

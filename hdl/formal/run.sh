@@ -12,6 +12,8 @@
 #   axil_slave   pmq_axil_slave: AXI4-Lite protocol and its register port
 #   fifo_d1/2/3  pmq_fifo with 2, 4, 8 entries: count, no overflow, order and data
 #   top          pynq_mqtt_io with its register block: AXI4-Lite protocol on its ports
+#                (the default build, WITH_GEN=0)
+#   top_gen      the same with the event generator (WITH_GEN=1)
 #
 # Usage: hdl/formal/run.sh [name...]   (default: all; from any directory)
 #   PMQ_RTL=DIR   take the RTL from DIR instead of hdl/rtl (to check that a mutated
@@ -143,6 +145,10 @@ for d in 1 2 3; do
 done
 if sel top; then
   prove top formal_top "$rtl/*.v $fdir/axil_props.v $fdir/formal_top.v" "" \
+    "pdr ind:4 bmc:8 cover:16" bits
+fi
+if sel top_gen; then
+  prove top_gen formal_top "$rtl/*.v $fdir/axil_props.v $fdir/formal_top.v" "-set WITH_GEN 1" \
     "pdr ind:4 bmc:8 cover:16" bits
 fi
 

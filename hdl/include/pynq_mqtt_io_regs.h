@@ -4,7 +4,7 @@
 
 #define PMQ_ID_VALUE 0x504D5154u
 #define PMQ_VERSION_MAJOR 0u
-#define PMQ_VERSION_MINOR 2u
+#define PMQ_VERSION_MINOR 3u
 #define PMQ_WINDOW_BYTES 0x10000u
 
 /* ID (ro): Fixed magic 0x504D5154 ("PMQT") that names this IP. */
@@ -25,6 +25,8 @@
 #define PMQ_PARAMS_N_LEDS_MASK 0x0000FF00u
 #define PMQ_PARAMS_FIFO_DEPTH_LOG2_SHIFT 16u
 #define PMQ_PARAMS_FIFO_DEPTH_LOG2_MASK 0x001F0000u
+#define PMQ_PARAMS_GENERATOR_SHIFT 21u
+#define PMQ_PARAMS_GENERATOR_MASK 0x00200000u
 /* CLK_HZ (ro): Frequency of s_axi_aclk in Hz, as the IP was built for. */
 #define PMQ_CLK_HZ 0x10u
 /* TIME (ro): Free-running microsecond counter; the same clock stamps every event. Wraps every 2^32 us (71.6 min); the host extends it to 64 bits. */

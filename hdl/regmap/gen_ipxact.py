@@ -50,6 +50,8 @@ def registers(spec):
             desc = r["desc"]
             if r.get("implemented"):
                 desc += f" Bits (fields) beyond {r['implemented']} read 0."
+            if r.get("present"):
+                desc += f" Built only with {r['present']} = 1; else reads 0 and ignores writes."
             out.append((name, r["offset"] + k * r["stride"], acc,
                         (reset, mask) if mask else None, desc, fields))
     return sorted(out, key=lambda x: x[1])

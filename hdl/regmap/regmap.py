@@ -288,6 +288,12 @@ def gen_markdown(spec):
             where, name = f"`0x{r['offset']:02X}`", r["name"]
         if r.get("implemented"):
             desc += f" Only {r['implemented']} {'fields' if r['count'] > 1 else 'bits'} exist; the rest read 0."
+        if r.get("present"):
+            desc += f" Built only with {r['present']} = 1; else reads 0 and ignores writes."
+        for f in declared(r):
+            if f.get("present") and not r.get("present"):
+                desc += (f" {f['name']} is built only with {f['present']} = 1; else it reads 0"
+                         " and ignores writes.")
         out.append(f"| {where} | {name} | {r['access']} | {reset_text(r)} | {fields} | {desc} |")
     out += ["", "## Hardware side", "",
             "The register block `hdl/rtl/pmq_regs.v` is generated from the same file: it holds",

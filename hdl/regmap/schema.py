@@ -6,8 +6,9 @@ mean 'reset'?)`, so a typo can never load silently and generate the wrong hardwa
 
 After loading, every register has `count`, `stride` and a list `fields` (a register
 without fields gets one implicit field named "" over bits [31:0]); every field has its
-effective `access`, `reset` (an int, "ones", or absent) and `kind`, the storage and
-hardware behaviour the generator builds for it (see KINDS).
+effective `access`, `reset` (an int, "ones", or absent), `present` (a parameter name,
+or absent: always built) and `kind`, the storage and hardware behaviour the generator
+builds for it (see KINDS).
 """
 import difflib
 import re
@@ -32,9 +33,9 @@ IP_KEYS = {"name": True, "id": True, "version_major": True, "version_minor": Tru
            "addr_width": True}
 REG_KEYS = {"name": True, "offset": True, "access": True, "desc": True, "reset": False,
             "fields": False, "count": False, "stride": False, "implemented": False,
-            "value": False, "hw": False, "add_width": False}
+            "present": False, "value": False, "hw": False, "add_width": False}
 FIELD_KEYS = {"name": True, "lsb": True, "width": True, "desc": True, "access": False,
-              "reset": False, "value": False, "hw": False, "add_width": False}
+              "reset": False, "present": False, "value": False, "hw": False, "add_width": False}
 IP_VALUES = {"id", "version_major", "version_minor"}
 
 
@@ -92,7 +93,7 @@ def load(path):
     for p, v in spec["params"].items():
         if not re.fullmatch(r"[A-Z][A-Z0-9_]*", p):
             fail(f"[params]: {p!r} is not an upper-case parameter name")
-        _int("[params]", p, v, 1, 0xFFFFFFFF, fail)
+        _int("[params]", p, v, 0, 0xFFFFFFFF, fail)
     if not isinstance(spec["reg"], list) or not spec["reg"]:
         fail("no [[reg]] entries")
 
@@ -155,6 +156,10 @@ def _check_reg(where, r, spec, fail):
                  f"{_hint(str(r['implemented']), spec['params'])}")
         if explicit and not is_array:
             fail(f"{where}: implemented applies to a register without fields, or to an array")
+    if "present" in r:
+        _param_name(where, "present", r["present"], spec, fail)
+    if "present" in r and is_array:
+        fail(f"{where}: present does not apply to an array")
     reset = r.get("reset")
     if reset is not None and reset != "ones":
         _int(where, "reset", reset, 0, 0xFFFFFFFF, fail)
@@ -178,6 +183,12 @@ def _check_reg(where, r, spec, fail):
             fail(f"{fw}: bits [{f['lsb'] + f['width'] - 1}:{f['lsb']}] overlap another field")
         bits |= mask
         f.setdefault("access", r["access"])
+        if "present" in f:
+            _param_name(fw, "present", f["present"], spec, fail)
+        elif "present" in r:
+            f["present"] = r["present"]
+        if "present" in f and "value" in f:
+            fail(f"{fw}: present does not go with a constant value")
         if f["access"] not in ACCESS:
             fail(f"{fw}: access = {f['access']!r} unknown{_hint(f['access'], ACCESS)}")
         if "reset" in f:
@@ -205,6 +216,11 @@ def _check_reg(where, r, spec, fail):
             fail(f"{where}: an array's fields must be packed from bit 0 in order")
     r["fields"] = fields
     r["explicit_fields"] = explicit
+
+
+def _param_name(where, key, v, spec, fail):
+    if not isinstance(v, str) or v not in spec["params"]:
+        fail(f"{where}: {key} = {v!r} is not a parameter{_hint(str(v), spec['params'])}")
 
 
 def _kind(where, f, spec, fail):

@@ -108,6 +108,14 @@ CASES = [
      r"register DROPPED: add_width = 33 is not an integer in 1\.\.32"),
     ("name reused", "SCRATCH", 'name = "SCRATCH"', 'name = "VERSION"',
      r"register VERSION: name reused"),
+    ("present names no parameter", "GEN_COUNT", 'present = "WITH_GEN"', 'present = "WITH_GENERATOR"',
+     r"register GEN_COUNT: present = 'WITH_GENERATOR' is not a parameter \(did you mean 'WITH_GEN'\?\)"),
+    ("present of a field names no parameter", "IRQ_ENABLE", 'present = "WITH_GEN"', 'present = "GEN"',
+     r"register IRQ_ENABLE field GEN_DONE: present = 'GEN' is not a parameter"),
+    ("present on an array", "LED_PWM", "stride = 4\n", 'stride = 4\npresent = "WITH_GEN"\n',
+     r"register LED_PWM: present does not apply to an array"),
+    ("present on a constant", "PARAMS", 'value = "WITH_GEN",', 'value = "WITH_GEN", present = "WITH_GEN",',
+     r"register PARAMS field GENERATOR: present does not go with a constant value"),
     ("missing desc", "SCRATCH", "desc = ", "note = ",
      r"register SCRATCH: unknown key 'note'"),
 ]
@@ -137,3 +145,9 @@ def test_the_map_itself_loads():
     assert by_name["IRQ_STATUS"]["fields"][1]["reset"] == 0
     assert by_name["LED_PWM"]["fields"][0]["reset"] == 0xFF
     assert by_name["INPUT_ENABLE"]["fields"][0]["reset"] == "ones"
+    # the generator's registers and interrupt bits are built only with WITH_GEN (default 0)
+    assert spec["params"]["WITH_GEN"] == 0
+    gen = {(r["name"], f["name"]) for r in spec["reg"] for f in r["fields"] if f.get("present")}
+    assert gen == {("GEN_CTRL", "ENABLE"), ("GEN_COUNT", ""), ("GEN_PERIOD", ""), ("GEN_PATTERN", ""),
+                   ("GEN_SENT", ""), ("IRQ_ENABLE", "GEN_DONE"), ("IRQ_STATUS", "GEN_DONE")}
+    assert all(f["present"] == "WITH_GEN" for r in spec["reg"] for f in r["fields"] if f.get("present"))

@@ -21,6 +21,8 @@ module pmq_event_capture #(
     parameter integer SEQ_WIDTH = 16,
     parameter integer IDX_WIDTH = 8,
     parameter integer QUEUE_LOG2 = 2,
+    // 0: no generator in this build; the gen_* inputs are ignored and cost nothing
+    parameter integer WITH_GEN = 1,
     // wide enough for N_INPUTS + 1 losses in one cycle
     parameter integer LOST_WIDTH = $clog2(N_INPUTS + 2)
 ) (
@@ -85,7 +87,7 @@ module pmq_event_capture #(
     wire                  pin_any = |pin_edges;
 
     // a cycle without pin edges may carry one generated event instead
-    wire                  gen_take = gen_valid && !pin_any;
+    wire                  gen_take = (WITH_GEN != 0) && gen_valid && !pin_any;
     wire [N_INPUTS-1:0]   gen_bit = ({N_INPUTS{1'b0}} + 1'b1) << gen_input;
     wire [N_INPUTS-1:0]   edges = pin_any ? pin_edges : (gen_take ? gen_bit : {N_INPUTS{1'b0}});
     wire [N_INPUTS-1:0]   levels = gen_take ? ((level & ~gen_bit) | (gen_level ? gen_bit : {N_INPUTS{1'b0}}))

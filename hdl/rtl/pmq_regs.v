@@ -14,6 +14,7 @@ module pmq_regs #(
     parameter integer N_LEDS = 4,
     parameter integer FIFO_DEPTH = 512,
     parameter integer CLK_HZ = 100000000,
+    parameter integer WITH_GEN = 0,
     parameter integer ADDR_WIDTH = 16
 ) (
     input  wire                  clk,
@@ -127,10 +128,10 @@ module pmq_regs #(
         | 64'd1 << 19
         | 64'd1 << 20
         | 64'd1 << 21
-        | 64'd1 << 24
-        | 64'd1 << 25
-        | 64'd1 << 26
-        | 64'd1 << 27
+        | ((WITH_GEN != 0) ? 64'd1 << 24 : 64'd0)
+        | ((WITH_GEN != 0) ? 64'd1 << 25 : 64'd0)
+        | ((WITH_GEN != 0) ? 64'd1 << 26 : 64'd0)
+        | ((WITH_GEN != 0) ? 64'd1 << 27 : 64'd0)
         | 64'd1 << 32
         | 64'd1 << 33
         | 64'd1 << 34
@@ -157,7 +158,7 @@ module pmq_regs #(
 
     localparam [31:0] RV_ID = 32'h504D5154;
 
-    localparam [31:0] RV_VERSION = ({{24{1'b0}}, 8'h2} << 16) | ({{24{1'b0}}, 8'h0} << 24);
+    localparam [31:0] RV_VERSION = ({{24{1'b0}}, 8'h3} << 16) | ({{24{1'b0}}, 8'h0} << 24);
 
     wire we_scratch = wr_sel[2];
     localparam [31:0] RESET_SCRATCH = 32'h00000000;
@@ -180,7 +181,7 @@ module pmq_regs #(
     wire [31:0] rv_scratch;
     assign rv_scratch[0 +: 32] = scratch_q;
 
-    localparam [31:0] RV_PARAMS = ({{24{1'b0}}, N_INPUTS[7:0]} << 0) | ({{24{1'b0}}, N_LEDS[7:0]} << 8) | ({{27{1'b0}}, FIFO_DEPTH_LOG2[4:0]} << 16);
+    localparam [31:0] RV_PARAMS = ({{24{1'b0}}, N_INPUTS[7:0]} << 0) | ({{24{1'b0}}, N_LEDS[7:0]} << 8) | ({{27{1'b0}}, FIFO_DEPTH_LOG2[4:0]} << 16) | ({{31{1'b0}}, WITH_GEN[0:0]} << 21);
 
     localparam [31:0] RV_CLK_HZ = CLK_HZ[31:0];
 
@@ -222,27 +223,34 @@ module pmq_regs #(
             end
         end
     end
-    localparam [31:0] RESET_IRQ_ENABLE_GEN_DONE = 32'h00000000;
     wire  irq_enable_gen_done_q;
     assign reg2hw_irq_enable_gen_done = irq_enable_gen_done_q;
-    reg  [0:0] irq_enable_gen_done_reg;
-    assign irq_enable_gen_done_q = irq_enable_gen_done_reg;
-    integer i_irq_enable_gen_done;
-    always @(posedge clk) begin
-        if (rst) begin
-            irq_enable_gen_done_reg <= RESET_IRQ_ENABLE_GEN_DONE[1-1:0];
-        end else begin
-            for (i_irq_enable_gen_done = 0; i_irq_enable_gen_done < 1; i_irq_enable_gen_done = i_irq_enable_gen_done + 1) begin
-                if (we_irq_enable && reg_wr_strb[(2 + i_irq_enable_gen_done) / 8]) begin
-                    irq_enable_gen_done_reg[i_irq_enable_gen_done] <= reg_wr_data[2 + i_irq_enable_gen_done];
+    generate
+        if (WITH_GEN != 0) begin : g_irq_enable_gen_done
+            localparam [31:0] RESET_IRQ_ENABLE_GEN_DONE = 32'h00000000;
+            reg  [0:0] irq_enable_gen_done_reg;
+            assign irq_enable_gen_done_q = irq_enable_gen_done_reg;
+            integer i_irq_enable_gen_done;
+            always @(posedge clk) begin
+                if (rst) begin
+                    irq_enable_gen_done_reg <= RESET_IRQ_ENABLE_GEN_DONE[1-1:0];
+                end else begin
+                    for (i_irq_enable_gen_done = 0; i_irq_enable_gen_done < 1; i_irq_enable_gen_done = i_irq_enable_gen_done + 1) begin
+                        if (we_irq_enable && reg_wr_strb[(2 + i_irq_enable_gen_done) / 8]) begin
+                            irq_enable_gen_done_reg[i_irq_enable_gen_done] <= reg_wr_data[2 + i_irq_enable_gen_done];
+                        end
+                    end
                 end
             end
+        end else begin : g_absent_irq_enable_gen_done
+            assign irq_enable_gen_done_q = 1'd0;
+            wire unused_ok = &{1'b0, we_irq_enable};
         end
-    end
+    endgenerate
     wire [31:0] rv_irq_enable;
     assign rv_irq_enable[0 +: 1] = irq_enable_event_q;
     assign rv_irq_enable[1 +: 1] = irq_enable_overflow_q;
-    assign rv_irq_enable[2 +: 1] = irq_enable_gen_done_q;
+    assign rv_irq_enable[2 +: 1] = (WITH_GEN != 0) ? irq_enable_gen_done_q : 1'd0;
     assign rv_irq_enable[31:3] = 29'd0;
 
     wire we_irq_status = wr_sel[9];
@@ -258,22 +266,29 @@ module pmq_regs #(
             irq_status_overflow_reg <= hw2reg_irq_status_overflow_set | (irq_status_overflow_reg & ~(we_irq_status ? wr_bits[1 +: 1] : {1{1'b0}}));
         end
     end
-    localparam [31:0] RESET_IRQ_STATUS_GEN_DONE = 32'h00000000;
     wire  irq_status_gen_done_q;
     assign reg2hw_irq_status_gen_done = irq_status_gen_done_q;
-    reg  [0:0] irq_status_gen_done_reg;
-    assign irq_status_gen_done_q = irq_status_gen_done_reg;
-    always @(posedge clk) begin
-        if (rst) begin
-            irq_status_gen_done_reg <= RESET_IRQ_STATUS_GEN_DONE[1-1:0];
-        end else begin
-            irq_status_gen_done_reg <= hw2reg_irq_status_gen_done_set | (irq_status_gen_done_reg & ~(we_irq_status ? wr_bits[2 +: 1] : {1{1'b0}}));
+    generate
+        if (WITH_GEN != 0) begin : g_irq_status_gen_done
+            localparam [31:0] RESET_IRQ_STATUS_GEN_DONE = 32'h00000000;
+            reg  [0:0] irq_status_gen_done_reg;
+            assign irq_status_gen_done_q = irq_status_gen_done_reg;
+            always @(posedge clk) begin
+                if (rst) begin
+                    irq_status_gen_done_reg <= RESET_IRQ_STATUS_GEN_DONE[1-1:0];
+                end else begin
+                    irq_status_gen_done_reg <= hw2reg_irq_status_gen_done_set | (irq_status_gen_done_reg & ~(we_irq_status ? wr_bits[2 +: 1] : {1{1'b0}}));
+                end
+            end
+        end else begin : g_absent_irq_status_gen_done
+            assign irq_status_gen_done_q = 1'd0;
+            wire unused_ok = &{1'b0, we_irq_status, hw2reg_irq_status_gen_done_set};
         end
-    end
+    endgenerate
     wire [31:0] rv_irq_status;
     assign rv_irq_status[0 +: 1] = hw2reg_irq_status_event;
     assign rv_irq_status[1 +: 1] = irq_status_overflow_q;
-    assign rv_irq_status[2 +: 1] = irq_status_gen_done_q;
+    assign rv_irq_status[2 +: 1] = (WITH_GEN != 0) ? irq_status_gen_done_q : 1'd0;
     assign rv_irq_status[31:3] = 29'd0;
 
     wire we_irq_threshold = wr_sel[10];
@@ -499,73 +514,99 @@ module pmq_regs #(
 
     wire we_gen_ctrl = wr_sel[24];
     assign reg2hw_gen_ctrl_qe = we_gen_ctrl;
-    assign reg2hw_gen_ctrl_enable = (reg_wr_data[0 +: 1] & wr_mask[0 +: 1]) | (hw2reg_gen_ctrl_enable & ~wr_mask[0 +: 1]);
+    assign reg2hw_gen_ctrl_enable = (WITH_GEN != 0) ? (reg_wr_data[0 +: 1] & wr_mask[0 +: 1]) | (hw2reg_gen_ctrl_enable & ~wr_mask[0 +: 1]) : 1'd0;
+    generate
+        if (WITH_GEN == 0) begin : g_absent_gen_ctrl_enable
+            wire unused_ok = &{1'b0, hw2reg_gen_ctrl_enable};
+        end
+    endgenerate
     wire [31:0] rv_gen_ctrl;
-    assign rv_gen_ctrl[0 +: 1] = hw2reg_gen_ctrl_enable;
+    assign rv_gen_ctrl[0 +: 1] = (WITH_GEN != 0) ? hw2reg_gen_ctrl_enable : 1'd0;
     assign rv_gen_ctrl[31:1] = 31'd0;
 
     wire we_gen_count = wr_sel[25];
-    localparam [31:0] RESET_GEN_COUNT = 32'h00000000;
     wire [31:0] gen_count_q;
     assign reg2hw_gen_count = gen_count_q;
-    reg  [31:0] gen_count_reg;
-    assign gen_count_q = gen_count_reg;
-    integer i_gen_count;
-    always @(posedge clk) begin
-        if (rst) begin
-            gen_count_reg <= RESET_GEN_COUNT[32-1:0];
-        end else begin
-            for (i_gen_count = 0; i_gen_count < 32; i_gen_count = i_gen_count + 1) begin
-                if (we_gen_count && reg_wr_strb[(0 + i_gen_count) / 8]) begin
-                    gen_count_reg[i_gen_count] <= reg_wr_data[0 + i_gen_count];
+    generate
+        if (WITH_GEN != 0) begin : g_gen_count
+            localparam [31:0] RESET_GEN_COUNT = 32'h00000000;
+            reg  [31:0] gen_count_reg;
+            assign gen_count_q = gen_count_reg;
+            integer i_gen_count;
+            always @(posedge clk) begin
+                if (rst) begin
+                    gen_count_reg <= RESET_GEN_COUNT[32-1:0];
+                end else begin
+                    for (i_gen_count = 0; i_gen_count < 32; i_gen_count = i_gen_count + 1) begin
+                        if (we_gen_count && reg_wr_strb[(0 + i_gen_count) / 8]) begin
+                            gen_count_reg[i_gen_count] <= reg_wr_data[0 + i_gen_count];
+                        end
+                    end
                 end
             end
+        end else begin : g_absent_gen_count
+            assign gen_count_q = 32'd0;
+            wire unused_ok = &{1'b0, we_gen_count};
         end
-    end
+    endgenerate
     wire [31:0] rv_gen_count;
-    assign rv_gen_count[0 +: 32] = gen_count_q;
+    assign rv_gen_count[0 +: 32] = (WITH_GEN != 0) ? gen_count_q : 32'd0;
 
     wire we_gen_period = wr_sel[26];
-    localparam [31:0] RESET_GEN_PERIOD = 32'h00000000;
     wire [31:0] gen_period_q;
     assign reg2hw_gen_period = gen_period_q;
-    reg  [31:0] gen_period_reg;
-    assign gen_period_q = gen_period_reg;
-    integer i_gen_period;
-    always @(posedge clk) begin
-        if (rst) begin
-            gen_period_reg <= RESET_GEN_PERIOD[32-1:0];
-        end else begin
-            for (i_gen_period = 0; i_gen_period < 32; i_gen_period = i_gen_period + 1) begin
-                if (we_gen_period && reg_wr_strb[(0 + i_gen_period) / 8]) begin
-                    gen_period_reg[i_gen_period] <= reg_wr_data[0 + i_gen_period];
+    generate
+        if (WITH_GEN != 0) begin : g_gen_period
+            localparam [31:0] RESET_GEN_PERIOD = 32'h00000000;
+            reg  [31:0] gen_period_reg;
+            assign gen_period_q = gen_period_reg;
+            integer i_gen_period;
+            always @(posedge clk) begin
+                if (rst) begin
+                    gen_period_reg <= RESET_GEN_PERIOD[32-1:0];
+                end else begin
+                    for (i_gen_period = 0; i_gen_period < 32; i_gen_period = i_gen_period + 1) begin
+                        if (we_gen_period && reg_wr_strb[(0 + i_gen_period) / 8]) begin
+                            gen_period_reg[i_gen_period] <= reg_wr_data[0 + i_gen_period];
+                        end
+                    end
                 end
             end
+        end else begin : g_absent_gen_period
+            assign gen_period_q = 32'd0;
+            wire unused_ok = &{1'b0, we_gen_period};
         end
-    end
+    endgenerate
     wire [31:0] rv_gen_period;
-    assign rv_gen_period[0 +: 32] = gen_period_q;
+    assign rv_gen_period[0 +: 32] = (WITH_GEN != 0) ? gen_period_q : 32'd0;
 
     wire we_gen_pattern = wr_sel[27];
-    localparam [31:0] RESET_GEN_PATTERN = 32'h00000001;
     wire [N_INPUTS-1:0] gen_pattern_q;
     assign reg2hw_gen_pattern = gen_pattern_q;
-    reg  [N_INPUTS-1:0] gen_pattern_reg;
-    assign gen_pattern_q = gen_pattern_reg;
-    integer i_gen_pattern;
-    always @(posedge clk) begin
-        if (rst) begin
-            gen_pattern_reg <= RESET_GEN_PATTERN[N_INPUTS-1:0];
-        end else begin
-            for (i_gen_pattern = 0; i_gen_pattern < N_INPUTS; i_gen_pattern = i_gen_pattern + 1) begin
-                if (we_gen_pattern && reg_wr_strb[(0 + i_gen_pattern) / 8]) begin
-                    gen_pattern_reg[i_gen_pattern] <= reg_wr_data[0 + i_gen_pattern];
+    generate
+        if (WITH_GEN != 0) begin : g_gen_pattern
+            localparam [31:0] RESET_GEN_PATTERN = 32'h00000001;
+            reg  [N_INPUTS-1:0] gen_pattern_reg;
+            assign gen_pattern_q = gen_pattern_reg;
+            integer i_gen_pattern;
+            always @(posedge clk) begin
+                if (rst) begin
+                    gen_pattern_reg <= RESET_GEN_PATTERN[N_INPUTS-1:0];
+                end else begin
+                    for (i_gen_pattern = 0; i_gen_pattern < N_INPUTS; i_gen_pattern = i_gen_pattern + 1) begin
+                        if (we_gen_pattern && reg_wr_strb[(0 + i_gen_pattern) / 8]) begin
+                            gen_pattern_reg[i_gen_pattern] <= reg_wr_data[0 + i_gen_pattern];
+                        end
+                    end
                 end
             end
+        end else begin : g_absent_gen_pattern
+            assign gen_pattern_q = {N_INPUTS{1'b0}};
+            wire unused_ok = &{1'b0, we_gen_pattern};
         end
-    end
+    endgenerate
     wire [31:0] rv_gen_pattern;
-    assign rv_gen_pattern[0 +: N_INPUTS] = gen_pattern_q;
+    assign rv_gen_pattern[0 +: N_INPUTS] = (WITH_GEN != 0) ? gen_pattern_q : {N_INPUTS{1'b0}};
     generate
         for (g = N_INPUTS; g < 32; g = g + 1) begin : g_rv_gen_pattern
             assign rv_gen_pattern[g] = 1'b0;
@@ -573,7 +614,7 @@ module pmq_regs #(
     endgenerate
 
     wire [31:0] rv_gen_sent;
-    assign rv_gen_sent[0 +: 32] = hw2reg_gen_sent;
+    assign rv_gen_sent[0 +: 32] = (WITH_GEN != 0) ? hw2reg_gen_sent : 32'd0;
 
     wire we_led = wr_sel[32];
     localparam [31:0] RESET_LED = 32'h00000000;

@@ -1,13 +1,17 @@
 // pynq_mqtt_io: buttons in, LEDs out, over one AXI4-Lite slave.
 //
 //   btn -> pmq_sync -> pmq_debounce -> pmq_event_capture -> event FIFO -> EVT_POP/EVT_TS
-//                         pmq_event_gen ----^                      `-> coalescing irq
+//          (WITH_GEN) pmq_event_gen ----^                      `-> coalescing irq
 //   AXI -> pmq_axil_slave -> pmq_regs (generated) -> pmq_led_pwm -> led
 //
 // The register block pmq_regs.v (storage, reset, access behaviour and read packing of
 // every register) and pynq_mqtt_io_regs.vh (field positions) are generated from
 // hdl/regmap/pynq_mqtt_io.toml; this file sees only their hardware-side signals
 // (reg2hw_*, hw2reg_*). docs/registers.md describes every register.
+//
+// WITH_GEN = 1 builds the event generator, a test instrument (benchmarks, the
+// interrupt self-test, the simulated board); with 0, the default, neither it nor its
+// registers' storage exist, the GEN_* registers read 0 and PARAMS.GENERATOR says so.
 `resetall
 `timescale 1ns / 1ps
 `default_nettype none
@@ -17,6 +21,7 @@ module pynq_mqtt_io #(
     parameter integer N_LEDS = 4,            // 1..32
     parameter integer FIFO_DEPTH = 512,      // a power of two, 4..32768
     parameter integer CLK_HZ = 100000000,    // a whole number of MHz
+    parameter integer WITH_GEN = 0,          // 1: the event generator (GEN_* registers)
     parameter integer C_S_AXI_ADDR_WIDTH = 16
 ) (
     input  wire                          s_axi_aclk,
@@ -159,6 +164,7 @@ module pynq_mqtt_io #(
         .N_LEDS(N_LEDS),
         .FIFO_DEPTH(FIFO_DEPTH),
         .CLK_HZ(CLK_HZ),
+        .WITH_GEN(WITH_GEN),
         .ADDR_WIDTH(AW)
     ) regs (
         .clk(clk),
@@ -255,25 +261,39 @@ module pynq_mqtt_io #(
     wire                 gen_level;
     wire                 gen_ready;
 
-    pmq_event_gen #(
-        .N_INPUTS(N_INPUTS),
-        .IDX_WIDTH(IDX_WIDTH)
-    ) generator (
-        .clk(clk),
-        .rst(rst),
-        .start(reg2hw_gen_ctrl_qe && reg2hw_gen_ctrl_enable),
-        .stop(reg2hw_gen_ctrl_qe && !reg2hw_gen_ctrl_enable),
-        .count(reg2hw_gen_count),
-        .period(reg2hw_gen_period),
-        .pattern(reg2hw_gen_pattern),
-        .running(gen_running),
-        .sent(gen_sent),
-        .done(gen_done),
-        .gen_valid(gen_valid),
-        .gen_input(gen_input),
-        .gen_level(gen_level),
-        .gen_ready(gen_ready)
-    );
+    generate
+        if (WITH_GEN != 0) begin : g_gen
+            pmq_event_gen #(
+                .N_INPUTS(N_INPUTS),
+                .IDX_WIDTH(IDX_WIDTH)
+            ) generator (
+                .clk(clk),
+                .rst(rst),
+                .start(reg2hw_gen_ctrl_qe && reg2hw_gen_ctrl_enable),
+                .stop(reg2hw_gen_ctrl_qe && !reg2hw_gen_ctrl_enable),
+                .count(reg2hw_gen_count),
+                .period(reg2hw_gen_period),
+                .pattern(reg2hw_gen_pattern),
+                .running(gen_running),
+                .sent(gen_sent),
+                .done(gen_done),
+                .gen_valid(gen_valid),
+                .gen_input(gen_input),
+                .gen_level(gen_level),
+                .gen_ready(gen_ready)
+            );
+        end else begin : g_no_gen
+            // the register block reads 0 for every GEN_* register in this build
+            assign gen_running = 1'b0;
+            assign gen_sent = 32'd0;
+            assign gen_done = 1'b0;
+            assign gen_valid = 1'b0;
+            assign gen_input = {IDX_WIDTH{1'b0}};
+            assign gen_level = 1'b0;
+            wire unused_ok = &{1'b0, reg2hw_gen_ctrl_qe, reg2hw_gen_ctrl_enable, reg2hw_gen_count,
+                               reg2hw_gen_period, reg2hw_gen_pattern, gen_ready};
+        end
+    endgenerate
 
     // ---- capture and FIFO --------------------------------------------------------
     wire                  cap_valid;
@@ -288,6 +308,7 @@ module pynq_mqtt_io #(
         .N_INPUTS(N_INPUTS),
         .SEQ_WIDTH(SEQ_WIDTH),
         .IDX_WIDTH(IDX_WIDTH),
+        .WITH_GEN(WITH_GEN),
         .LOST_WIDTH(LOST_WIDTH)
     ) capture (
         .clk(clk),

@@ -5,7 +5,7 @@
 
 localparam [31:0] PMQ_ID_VALUE = 32'h504D5154;
 localparam [7:0] PMQ_VERSION_MAJOR = 8'd0;
-localparam [7:0] PMQ_VERSION_MINOR = 8'd2;
+localparam [7:0] PMQ_VERSION_MINOR = 8'd3;
 localparam integer PMQ_ADDR_WIDTH = 16;
 
 localparam [15:0] PMQ_ADDR_ID = 16'h0000;
@@ -23,6 +23,8 @@ localparam integer PMQ_PARAMS_N_LEDS_LSB = 8;
 localparam integer PMQ_PARAMS_N_LEDS_WIDTH = 8;
 localparam integer PMQ_PARAMS_FIFO_DEPTH_LOG2_LSB = 16;
 localparam integer PMQ_PARAMS_FIFO_DEPTH_LOG2_WIDTH = 5;
+localparam integer PMQ_PARAMS_GENERATOR_LSB = 21;
+localparam integer PMQ_PARAMS_GENERATOR_WIDTH = 1;
 localparam [15:0] PMQ_ADDR_CLK_HZ = 16'h0010;
 localparam [15:0] PMQ_ADDR_TIME = 16'h0014;
 localparam [15:0] PMQ_ADDR_IRQ_ENABLE = 16'h0020;

@@ -98,7 +98,8 @@ pmq_sim *pmq_sim_create(void) {
     if (pmq_sim_axi_read(sim, PMQ_ID, &id) != PMQ_SIM_OKAY || id != PMQ_ID_VALUE ||
         pmq_sim_axi_read(sim, PMQ_PARAMS, &params) != PMQ_SIM_OKAY ||
         (params & PMQ_PARAMS_N_INPUTS_MASK) >> PMQ_PARAMS_N_INPUTS_SHIFT != static_cast<uint32_t>(PMQ_SIM_N_INPUTS) ||
-        (params & PMQ_PARAMS_N_LEDS_MASK) >> PMQ_PARAMS_N_LEDS_SHIFT != static_cast<uint32_t>(PMQ_SIM_N_LEDS)) {
+        (params & PMQ_PARAMS_N_LEDS_MASK) >> PMQ_PARAMS_N_LEDS_SHIFT != static_cast<uint32_t>(PMQ_SIM_N_LEDS) ||
+        (params & PMQ_PARAMS_GENERATOR_MASK) >> PMQ_PARAMS_GENERATOR_SHIFT != static_cast<uint32_t>(PMQ_SIM_WITH_GEN)) {
         pmq_sim_destroy(sim);
         return nullptr;
     }

@@ -2,24 +2,30 @@
 # Synthesizes pynq_mqtt_io for Xilinx 7-series with yosys and writes the resource report
 # hdl/synth/report.txt (committed; regenerated here, deterministic, so a diff shows
 # what an RTL change costs). Fails unless the event FIFO maps to block RAM
-# (RAMB18E1/RAMB36E1 inside the event FIFO's pmq_fifo) in every run, and when the default
-# run needs more LUTs than lut_budget below.
+# (RAMB18E1/RAMB36E1 inside the event FIFO's pmq_fifo) in every run, and when a run with a
+# budget needs more LUTs than it.
 #
 #   yosys: synth_xilinx -family xc7 -noiopad -top pynq_mqtt_io
-#   runs:  the default parameters (FIFO_DEPTH=512), and FIFO_DEPTH=1024
+#   runs:  default   the default parameters (FIFO_DEPTH=512, WITH_GEN=0): lut_budget
+#          fifo1024  FIFO_DEPTH=1024 (no budget: the FIFO is block RAM either way)
+#          gen       WITH_GEN=1, the event generator built in: lut_budget_gen
+#   report.txt also lists, per module, what the generator costs (gen - default).
 #
 # Usage: hdl/synth/synth.sh   (from any directory; logs in hdl/synth/build/)
 #   PMQ_RTL=DIR   take the RTL from DIR instead of hdl/rtl (report in hdl/synth/build/)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-# The LUT budget of the default top (N_INPUTS 4, N_LEDS 4, FIFO_DEPTH 512): LUT1..LUT6 of
-# the whole hierarchy as yosys counts them. The run fails above it. Issue 3 asked for 600;
-# every feature together measures 820..830 (report.txt lists what each module costs;
-# abc varies by about 10 LUT between runs), so the budget is that with 3 % headroom: a
-# ceiling that stops the design growing unnoticed, not the target. The target stays
-# 600 and every run says, loudly, that it is not met (issue 13).
-lut_budget=850
+# The LUT budgets: LUT1..LUT6 of the whole hierarchy as yosys counts them; a run fails
+# above its budget. Issue 3 asked for 600 for the default top (N_INPUTS 4, N_LEDS 4,
+# FIFO_DEPTH 512). The event generator is a test instrument, built only with WITH_GEN=1
+# (issue 13); without it the default top measures 630, with it 815 (abc varies by about
+# 10 LUT between runs). Each budget is its measure with about 3 % headroom: a ceiling
+# that stops the design growing unnoticed. The target stays 600, and every run says
+# whether it is met (hdl/README.md, "Resources": what each feature costs, and what the
+# last 30 LUT would take).
+lut_budget=650
+lut_budget_gen=840
 lut_target=600
 
 rtl=${PMQ_RTL:-hdl/rtl}
@@ -30,10 +36,11 @@ if [[ -n ${PMQ_RTL:-} ]]; then
   report=$out/report.txt  # another RTL's report does not overwrite the committed one
 fi
 
-# name  chparam arguments
+# name|chparam arguments|LUT budget (empty: none)
 runs=(
-  "default|"
-  "fifo1024|-set FIFO_DEPTH 1024"
+  "default||$lut_budget"
+  "fifo1024|-set FIFO_DEPTH 1024|"
+  "gen|-set WITH_GEN 1|$lut_budget_gen"
 )
 
 shopt -s nullglob
@@ -44,6 +51,7 @@ shopt -u nullglob
 for run in "${runs[@]}"; do
   name=${run%%|*}
   params=${run#*|}
+  params=${params%|*}
   t0=$SECONDS
   script="read_verilog -I$rtl ${srcs[*]};"
   if [[ -n $params ]]; then
@@ -60,13 +68,13 @@ for run in "${runs[@]}"; do
 done
 
 # report.txt from the stat outputs; exit 1 if the event FIFO is not in block RAM
-python3 - "$out" "$report" "$lut_budget" "$lut_target" "${runs[@]}" <<'EOF'
+python3 - "$out" "$report" "$lut_target" "${runs[@]}" <<'EOF'
 import re
 import sys
 from pathlib import Path
 
-out, report, budget, target = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-runs = [r.split("|", 1) for r in sys.argv[5:]]
+out, report, target = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+runs = [r.split("|", 2) for r in sys.argv[4:]]
 FEATURES = {
     "pmq_axil_slave": "AXI4-Lite front end (AW/W buffers, B and R held)",
     "pmq_regs": "register block: storage, access types, read multiplexer (generated)",
@@ -76,7 +84,7 @@ FEATURES = {
     "pmq_event_capture": "edge detect, enable/edge select, serializer, sequence, loss count",
     "pmq_fifo (snapshot)": "snapshot queue of the capture (same-clock edges)",
     "pmq_fifo (event)": "event FIFO (block RAM) and its pointers",
-    "pmq_event_gen": "event generator (count, period, pattern)",
+    "pmq_event_gen": "event generator (count, period, pattern; WITH_GEN=1 only)",
     "pmq_led_pwm": "LED brightness (PWM)",
     "pmq_timebase": "microsecond timebase (prescaler, 32-bit time)",
     "pynq_mqtt_io": "top: interrupt coalescing (threshold, age), LED set/clear/toggle",
@@ -131,19 +139,22 @@ lines = [
 ]
 per_module = []
 ok = True
-for name, params in runs:
+luts, budgets = {}, {}
+for name, params, budget in runs:
     mods = parse((out / f"{name}.stat").read_text())
     total = summary(mods.get("TOTAL", {}))
     lines.append(f"{name:<10} " + " ".join(f"{total[c]:>8}" for c in cols))
-    if name == "default":
-        default_luts = total["LUT"]
-        if total["LUT"] > budget:
-            print(f"synth: FAIL {name}: {total['LUT']} LUT, above the budget of {budget} "
-                  f"(lut_budget in hdl/synth/synth.sh)", file=sys.stderr)
+    luts[name] = total["LUT"]
+    if budget:
+        budgets[name] = int(budget)
+        if total["LUT"] > int(budget):
+            print(f"synth: FAIL {name}: {total['LUT']} LUT, above its budget of {budget} "
+                  f"(hdl/synth/synth.sh)", file=sys.stderr)
             ok = False
-        if total["LUT"] > target:
-            print(f"synth: NOT MET: the LUT target of {target} (issue 13): {total['LUT']} LUT "
-                  f"(enforced ceiling {budget}; what each feature costs: {report})", file=sys.stderr)
+    if name == "default" and total["LUT"] > target:
+        print(f"synth: NOT MET: the LUT target of {target} (issues 3, 13) for the default top: "
+              f"{total['LUT']} LUT (enforced budget {budget}; what each feature costs: "
+              f"hdl/README.md)", file=sys.stderr)
     fifo_bram = [
         m for m, cells in mods.items()
         if base(m) == "pmq_fifo" and (cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0)) > 0
@@ -153,11 +164,14 @@ for name, params in runs:
         ok = False
     per_module.append((name, params, mods))
 
-lines += ["", "runs: " + "; ".join(f"{n} = {p or 'default parameters (FIFO_DEPTH=512)'}"
-                                   for n, p in runs), ""]
-for name, params, mods in per_module:
-    lines.append(f"per module, {name}:")
-    lines.append(f"{'module':<22} " + " ".join(f"{c:>8}" for c in cols))
+lines += ["", "runs: " + "; ".join(f"{n} = {p or 'default parameters (FIFO_DEPTH=512, WITH_GEN=0)'}"
+                                   for n, p, _ in runs),
+          "LUT budgets: " + "; ".join(f"{n} {luts[n]} of {b}" for n, b in budgets.items())
+          + f"; target for the default top {target}: " + ("met" if luts["default"] <= target else "NOT MET"),
+          ""]
+
+
+def rows_of(mods):
     rows = []
     for m, cells in mods.items():
         if m == "TOTAL":
@@ -167,19 +181,43 @@ for name, params, mods in per_module:
         if mod == "pmq_fifo":
             mod += " (event)" if s["RAMB36E1"] + s["RAMB18E1"] else " (snapshot)"
         rows.append((mod, s))
+    return rows
+
+
+for name, params, mods in per_module:
+    lines.append(f"per module, {name}:")
+    lines.append(f"{'module':<22} " + " ".join(f"{c:>8}" for c in cols))
+    rows = rows_of(mods)
     for mod, s in sorted(rows, key=lambda r: (r[0], -r[1]["LUT"])):
         lines.append(f"{mod:<22} " + " ".join(f"{s[c]:>8}" for c in cols))
     lines.append("")
     if name == "default":
-        lines.append(f"LUT budget (default run): {default_luts} of {budget}; what each feature costs:")
+        lines.append(f"LUT budget (default run): {luts[name]} of {budgets[name]}; what each module costs:")
         for mod, s in sorted(rows, key=lambda r: -r[1]["LUT"]):
             lines.append(f"  {s['LUT']:>4} LUT {s['FF']:>4} FF  {mod:<20} {FEATURES.get(mod, '')}")
         lines.append("")
+
+# what the event generator costs: the gen run against the default one, module by module
+by_run = {n: dict(rows_of(m)) for n, _, m in per_module}
+if "default" in by_run and "gen" in by_run:
+    d, g = by_run["default"], by_run["gen"]
+    lines.append("what the event generator costs (WITH_GEN=1 run - default run), per module:")
+    tot_l = tot_f = 0
+    for mod in sorted(set(d) | set(g)):
+        dl = g.get(mod, {}).get("LUT", 0) - d.get(mod, {}).get("LUT", 0)
+        df = g.get(mod, {}).get("FF", 0) - d.get(mod, {}).get("FF", 0)
+        if dl or df:
+            lines.append(f"  {dl:>+5} LUT {df:>+5} FF  {mod}")
+        tot_l += dl
+        tot_f += df
+    lines.append(f"  {tot_l:>+5} LUT {tot_f:>+5} FF  in all ({luts['default']} -> {luts['gen']} LUT)")
+    lines.append("")
 
 report.write_text("\n".join(lines).rstrip() + "\n")
 print("\n".join(lines[4 : 4 + len(runs) + 1]))
 if not ok:
     sys.exit(1)
-print(f"synth: event FIFO in block RAM in every run; default {default_luts} LUT, budget {budget}; "
-      f"report: {report}")
+print("synth: event FIFO in block RAM in every run; "
+      + "; ".join(f"{n} {luts[n]} LUT, budget {b}" for n, b in budgets.items())
+      + f"; report: {report}")
 EOF

@@ -2,7 +2,8 @@
 agree on every register and field, checked through AXI on the top:
 
 - every field's reset value (constants, "ones" = the implemented bits), and bits that no
-  field covers, or beyond `implemented` (LED_PWM bytes of LEDs the build lacks), read 0
+  field covers, or beyond `implemented` (LED_PWM bytes of LEDs the build lacks), or of a
+  register or field the build leaves out (`present`: GEN_* without WITH_GEN), read 0
   after reset and after writing all ones;
 - writable fields (rw, hw "load"/"ext") take all ones and all zeros, per byte lane;
 - read-only fields ignore writes, write-only registers read 0, a w1c bit is not set by
@@ -25,7 +26,7 @@ import pytest
 from cocotb.triggers import ClockCycles
 
 from pmq_runner import REGMAP_TOML, ROOT, run_bench
-from pmq_top_tb import PARAM_SETS, TB
+from pmq_top_tb import NOGEN_PARAMS, PARAM_SETS, TB
 
 sys.path.insert(0, str(ROOT / "hdl" / "regmap"))
 from schema import load  # noqa: E402
@@ -41,7 +42,9 @@ class Map:
 
     def __init__(self, tb: TB):
         self.params = {"N_INPUTS": tb.n_inputs, "N_LEDS": tb.n_leds,
-                       "FIFO_DEPTH": tb.fifo_depth, "CLK_HZ": tb.clk_hz}
+                       "FIFO_DEPTH": tb.fifo_depth, "CLK_HZ": tb.clk_hz,
+                       "WITH_GEN": tb.with_gen}
+        assert set(self.params) == set(SPEC["params"]), "a build parameter the bench does not read"
         self.words = []  # (name, offset, reg, [(field, lsb, implemented width)])
         for r in SPEC["reg"]:
             impl = self.params.get(r.get("implemented"))
@@ -55,6 +58,8 @@ class Map:
                         w = impl
                     elif impl is not None and k * nf + j >= impl:
                         w = 0  # this build lacks it: reads 0, ignores writes
+                    if f.get("present") and not self.params[f["present"]]:
+                        w = 0  # left out of this build (`present`): reads 0, ignores writes
                     fields.append((f, f["lsb"], w))
                 self.words.append((name, r["offset"] + k * r["stride"], r, fields))
 
@@ -197,3 +202,11 @@ async def test_side_effects_of_w1c_wsub_rc(dut):
 @pytest.mark.parametrize("name", ["default", "min", "wide"])
 def test_pynq_mqtt_io_regmap_runner(name: str) -> None:
     run_bench("pynq_mqtt_io", "test_pynq_mqtt_io_regmap", f"regmap-{name}", PARAM_SETS[name])
+
+
+def test_pynq_mqtt_io_regmap_nogen() -> None:
+    """The default build, without the generator: every field as documented (the GEN_*
+    registers and GEN_DONE bits read 0 and ignore writes); the side effects need the
+    generator and run above."""
+    run_bench("pynq_mqtt_io", "test_pynq_mqtt_io_regmap", "top-nogen", NOGEN_PARAMS,
+              testcase="test_every_field_as_documented")

@@ -46,7 +46,8 @@ async def test_identity_and_reset_values(dut, stress):
     assert field(params, "PARAMS", "N_INPUTS") == tb.n_inputs
     assert field(params, "PARAMS", "N_LEDS") == tb.n_leds
     assert 1 << field(params, "PARAMS", "FIFO_DEPTH_LOG2") == tb.fifo_depth
-    assert params >> 21 == 0, f"PARAMS reserved bits: {params:#010x}"
+    assert field(params, "PARAMS", "GENERATOR") == tb.with_gen
+    assert params >> 22 == 0, f"PARAMS reserved bits: {params:#010x}"
 
     assert await tb.read("CLK_HZ") == tb.clk_hz
 
@@ -332,7 +333,8 @@ async def test_axi_read_channel_raw(dut, stress):
         "VERSION": (REGMAP["ip"]["version_major"] << 24) | (REGMAP["ip"]["version_minor"] << 16),
         "CLK_HZ": tb.clk_hz,
         "SCRATCH": scratch,
-        "PARAMS": tb.n_inputs | (tb.n_leds << 8) | ((tb.fifo_depth.bit_length() - 1) << 16),
+        "PARAMS": tb.n_inputs | (tb.n_leds << 8) | ((tb.fifo_depth.bit_length() - 1) << 16)
+        | (bit("PARAMS", "GENERATOR") if tb.with_gen else 0),
         "LED": 0,
     }
     assert data == [expect[n] for n in names]

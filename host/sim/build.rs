@@ -5,8 +5,11 @@
 //! PYNQ_MQTT_SIM_CLK_HZ (default 1000000: one clock per microsecond keeps a paced
 //! simulation cheap), PYNQ_MQTT_SIM_N_INPUTS (6) and PYNQ_MQTT_SIM_N_LEDS (10), the
 //! board overlay's shape (overlays/pynq_mqtt: BTN0-3 and SW0-1; LD0-3 and the blue,
-//! green and red of LD4 and LD5), PYNQ_MQTT_SIM_FIFO_DEPTH (512). The shape reaches
-//! the crate as `PMQ_SIM_SHAPE` (`sim --help` and the simulator's start line say it).
+//! green and red of LD4 and LD5), PYNQ_MQTT_SIM_FIFO_DEPTH (512) and
+//! PYNQ_MQTT_SIM_WITH_GEN (1: the event generator is built in, unlike the IP's default,
+//! because the simulated board serves the benchmarks and the interrupt self-test; 0
+//! builds the board overlay's lean IP). The shape reaches the crate as `PMQ_SIM_SHAPE`
+//! (`sim --help` and the simulator's start line say it).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -61,6 +64,12 @@ fn main() {
     println!("cargo:rustc-env=PMQ_SIM_N_INPUTS={n_inputs}");
     println!("cargo:rustc-env=PMQ_SIM_N_LEDS={n_leds}");
     let fifo_depth = param("PYNQ_MQTT_SIM_FIFO_DEPTH", 512);
+    let with_gen = param("PYNQ_MQTT_SIM_WITH_GEN", 1);
+    if with_gen > 1 {
+        fail(&format!(
+            "PYNQ_MQTT_SIM_WITH_GEN={with_gen}: must be 0 or 1"
+        ));
+    }
 
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&rtl)
         .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", rtl.display())))
@@ -112,6 +121,7 @@ fn main() {
         format!("-GN_INPUTS={n_inputs}"),
         format!("-GN_LEDS={n_leds}"),
         format!("-GFIFO_DEPTH={fifo_depth}"),
+        format!("-GWITH_GEN={with_gen}"),
     ];
 
     // One Verilator build per shape: cargo runs this script once per set of unified
@@ -168,6 +178,7 @@ fn main() {
         .define("PMQ_SIM_CLK_HZ", Some(clk_hz.to_string().as_str()))
         .define("PMQ_SIM_N_INPUTS", Some(n_inputs.to_string().as_str()))
         .define("PMQ_SIM_N_LEDS", Some(n_leds.to_string().as_str()))
+        .define("PMQ_SIM_WITH_GEN", Some(with_gen.to_string().as_str()))
         .opt_level(2)
         .warnings(true)
         .compile("pmq_sim");

@@ -1,7 +1,12 @@
 # Builds the pynq_mqtt overlay for PYNQ-Z1 and PYNQ-Z2: pynq_mqtt.bit and pynq_mqtt.hwh.
 #
 #   vivado -mode batch -source overlays/pynq_mqtt/build.tcl \
-#          -tclargs [--out DIR] [--build DIR] [--jobs N] [--package-only]
+#          -tclargs [--out DIR] [--build DIR] [--jobs N] [--package-only] [--with-gen]
+#
+# --with-gen builds the IP with its event generator (WITH_GEN=1, the GEN_* registers), a
+# test instrument for on-board benchmarks and doctor's interrupt self-test. By default
+# the overlay is lean (WITH_GEN=0, the IP's default: about 185 LUT less; doctor then
+# warns that it cannot self-test the interrupt, and a press of a button tests it).
 #
 # (scripts/build-overlay runs this and also compiles the device-tree overlay.)
 #
@@ -29,6 +34,7 @@ set opt(build) [file join $here build]
 set opt(jobs) 2
 set opt(part) xc7z020clg400-1
 set opt(package_only) 0
+set opt(with_gen) 0
 set args $argv
 while {[llength $args] > 0} {
     set arg [lindex $args 0]
@@ -39,7 +45,8 @@ while {[llength $args] > 0} {
         --jobs { set opt(jobs) [lindex $args 0]; set args [lrange $args 1 end] }
         --part { set opt(part) [lindex $args 0]; set args [lrange $args 1 end] }
         --package-only { set opt(package_only) 1 }
-        default { error "build.tcl: unknown argument $arg (expected --out DIR, --build DIR, --jobs N, --part PART, --package-only)" }
+        --with-gen { set opt(with_gen) 1 }
+        default { error "build.tcl: unknown argument $arg (expected --out DIR, --build DIR, --jobs N, --part PART, --package-only, --with-gen)" }
     }
 }
 
@@ -50,6 +57,7 @@ set n_inputs 6
 set n_leds 10
 set fifo_depth 512
 set clk_hz 100000000
+set with_gen $opt(with_gen)
 set fclk_mhz 100
 set ip_base 0x43C00000
 set ip_range 65536
@@ -124,6 +132,7 @@ set_property -dict [list \
     CONFIG.N_LEDS $n_leds \
     CONFIG.FIFO_DEPTH $fifo_depth \
     CONFIG.CLK_HZ $clk_hz \
+    CONFIG.WITH_GEN $with_gen \
 ] $ip
 
 # M_AXI_GP0 -> AXI interconnect -> the IP; FCLK_CLK0 clocks all of it, and a
@@ -249,7 +258,7 @@ set info [open [file join $opt(out) pynq_mqtt.build-info] w]
 puts $info "ip $ip_vlnv"
 puts $info "part $opt(part)"
 puts $info "vivado [version -short]"
-puts $info "params N_INPUTS=$n_inputs N_LEDS=$n_leds FIFO_DEPTH=$fifo_depth CLK_HZ=$clk_hz"
+puts $info "params N_INPUTS=$n_inputs N_LEDS=$n_leds FIFO_DEPTH=$fifo_depth CLK_HZ=$clk_hz WITH_GEN=$with_gen"
 puts $info "address [format 0x%08X $ip_base] range $ip_range irq IRQ_F2P\[1\]"
 puts $info "timing WNS $wns WHS $whs"
 close $info

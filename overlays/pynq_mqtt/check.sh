@@ -9,7 +9,8 @@
 #       promises; the XDC puts btn[5:0] and led[9:0] on the PYNQ-Z1/Z2 pins; and
 #       scripts/build-overlay runs it through a stand-in `vivado` (test/fake_vivado.tcl)
 #       and leaves the three overlay files, or, with no vivado, explains and exits 2.
-# rtl   the IP with the board's parameters (N_INPUTS=6, N_LEDS=10, CLK_HZ=100 MHz) is
+# rtl   the IP with the board's parameters (N_INPUTS=6, N_LEDS=10, CLK_HZ=100 MHz, no
+#       event generator: the overlay's default) is
 #       clean under verilator -Wall and synthesizes for xc7 with yosys (resource count).
 # dtso  pynq_mqtt.dtso compiles with dtc -@ without a warning; fdtget finds the fragment
 #       target (a fixup to the `amba` label), compatible, reg, interrupts, the UIO name;
@@ -79,7 +80,7 @@ VIVADO
 
 check_rtl() {
   local rtl=("$repo"/hdl/rtl/*.v) log=$tmp/rtl.log
-  local params=(N_INPUTS=6 N_LEDS=10 FIFO_DEPTH=512 CLK_HZ=100000000)
+  local params=(N_INPUTS=6 N_LEDS=10 FIFO_DEPTH=512 CLK_HZ=100000000 WITH_GEN=0)
   local g=() chparam=""
   for kv in "${params[@]}"; do
     g+=("-G$kv")

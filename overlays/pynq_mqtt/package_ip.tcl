@@ -10,7 +10,8 @@
 #   s_axi_*         one AXI4-Lite slave interface with a 64 KiB register block
 #   s_axi_aclk      its clock                s_axi_aresetn  its reset, active low
 #   irq             an interrupt, level sensitive, active high
-#   N_INPUTS, N_LEDS, FIFO_DEPTH, CLK_HZ     user parameters, with their legal ranges
+#   N_INPUTS, N_LEDS, FIFO_DEPTH, CLK_HZ,    user parameters, with their legal ranges
+#   WITH_GEN
 #   C_S_AXI_ADDR_WIDTH                       fixed at 16 (the 64 KiB window)
 
 # The register description generated beside this file (pynq_mqtt_io_regs.tcl).
@@ -233,6 +234,7 @@ proc pmq_package_ip {rtl_dir regmap ip_dir proj_dir part} {
         {4 8 16 32 64 128 256 512 1024 2048 4096 8192 16384 32768}
     pmq_user_param $core CLK_HZ "s_axi_aclk frequency in Hz (a whole number of MHz)" range \
         {1000000 500000000}
+    pmq_user_param $core WITH_GEN "Event generator, a test instrument (1: built)" range {0 1}
     set width [pmq_user_param $core C_S_AXI_ADDR_WIDTH "AXI address width (64 KiB window)" none {}]
     set_property enablement_value false $width
 

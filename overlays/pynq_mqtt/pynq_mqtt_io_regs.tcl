@@ -8,17 +8,18 @@ set pmq_registers {
     {ID 0x0 read-only 0x504D5154 0xFFFFFFFF {Fixed magic 0x504D5154 ("PMQT") that names this IP.} {
         {ID 0 32 read-only {} {} {Fixed magic 0x504D5154 ("PMQT") that names this IP.}}
     }}
-    {VERSION 0x4 read-only 0x20000 0xFFFF0000 {Register-map version; the build parameters are in PARAMS and CLK_HZ.} {
+    {VERSION 0x4 read-only 0x30000 0xFFFF0000 {Register-map version; the build parameters are in PARAMS and CLK_HZ.} {
         {MINOR 16 8 read-only {} {} {Minor version: additions only.}}
         {MAJOR 24 8 read-only {} {} {Major version: incompatible changes.}}
     }}
     {SCRATCH 0x8 read-write 0x0 0xFFFFFFFF {Free for the host; resets to 0. Honours WSTRB.} {
         {SCRATCH 0 32 read-write {} {} {Free for the host; resets to 0. Honours WSTRB.}}
     }}
-    {PARAMS 0xC read-only 0x90404 0x1FFFFF {Build parameters of this instance.} {
+    {PARAMS 0xC read-only 0x90404 0x3FFFFF {Build parameters of this instance.} {
         {N_INPUTS 0 8 read-only {} {} {Number of button inputs.}}
         {N_LEDS 8 8 read-only {} {} {Number of LED outputs.}}
         {FIFO_DEPTH_LOG2 16 5 read-only {} {} {log2 of the event FIFO depth.}}
+        {GENERATOR 21 1 read-only {} {} {The event generator (GEN_*) is built (WITH_GEN = 1); without it the GEN_* registers and the GEN_DONE interrupt bits read 0.}}
     }}
     {CLK_HZ 0x10 read-only 0x5F5E100 0xFFFFFFFF {Frequency of s_axi_aclk in Hz, as the IP was built for.} {
         {CLK_HZ 0 32 read-only {} {} {Frequency of s_axi_aclk in Hz, as the IP was built for.}}
@@ -76,19 +77,19 @@ set pmq_registers {
     {DEBOUNCE_US 0x54 read-write 0x0 0xFFFF {Debounce time in microseconds, the same for every input (0: off). An input's first edge passes at once with its exact time; the input is then held for this long, and a level that differs at the end passes as the next edge. One event per press and one per release while the contact bounces for less than this.} {
         {TIME 0 16 read-write {} {} {Microseconds, up to 65 ms.}}
     }}
-    {GEN_CTRL 0x60 read-write 0x0 0x1 {Event generator: synthetic events into the same path as the pins (sequence numbers, FIFO, drop counting), marked SYNTHETIC; INPUT_ENABLE and EDGE_* do not filter them. Pin edges take precedence in a cycle they share.} {
+    {GEN_CTRL 0x60 read-write 0x0 0x1 {Event generator: synthetic events into the same path as the pins (sequence numbers, FIFO, drop counting), marked SYNTHETIC; INPUT_ENABLE and EDGE_* do not filter them. Pin edges take precedence in a cycle they share. Built only with WITH_GEN = 1; else reads 0 and ignores writes.} {
         {ENABLE 0 1 read-write {} {} {Run; clears itself after GEN_COUNT events.}}
     }}
-    {GEN_COUNT 0x64 read-write 0x0 0xFFFFFFFF {Events to generate per run (0: until ENABLE is cleared).} {
+    {GEN_COUNT 0x64 read-write 0x0 0xFFFFFFFF {Events to generate per run (0: until ENABLE is cleared). Built only with WITH_GEN = 1; else reads 0 and ignores writes.} {
         {GEN_COUNT 0 32 read-write {} {} {Events to generate per run (0: until ENABLE is cleared).}}
     }}
-    {GEN_PERIOD 0x68 read-write 0x0 0xFFFFFFFF {Clock cycles between generated events (0 or 1: one per clock).} {
+    {GEN_PERIOD 0x68 read-write 0x0 0xFFFFFFFF {Clock cycles between generated events (0 or 1: one per clock). Built only with WITH_GEN = 1; else reads 0 and ignores writes.} {
         {GEN_PERIOD 0 32 read-write {} {} {Clock cycles between generated events (0 or 1: one per clock).}}
     }}
-    {GEN_PATTERN 0x6C read-write 0x1 0xFFFFFFFF {Inputs the generator cycles through, lowest first; each generated event toggles that input's synthetic level (the first is a press). 0 acts as input 0 alone. Bits (fields) beyond N_INPUTS read 0.} {
+    {GEN_PATTERN 0x6C read-write 0x1 0xFFFFFFFF {Inputs the generator cycles through, lowest first; each generated event toggles that input's synthetic level (the first is a press). 0 acts as input 0 alone. Bits (fields) beyond N_INPUTS read 0. Built only with WITH_GEN = 1; else reads 0 and ignores writes.} {
         {GEN_PATTERN 0 32 read-write {} {} {Inputs the generator cycles through, lowest first; each generated event toggles that input's synthetic level (the first is a press). 0 acts as input 0 alone.}}
     }}
-    {GEN_SENT 0x70 read-only 0x0 0xFFFFFFFF {Events generated since the last start (lost ones included).} {
+    {GEN_SENT 0x70 read-only 0x0 0xFFFFFFFF {Events generated since the last start (lost ones included). Built only with WITH_GEN = 1; else reads 0 and ignores writes.} {
         {GEN_SENT 0 32 read-only {} {} {Events generated since the last start (lost ones included).}}
     }}
     {LED 0x80 read-write 0x0 0xFFFFFFFF {LED on/off, bit i = led[i]. Reads back the value. Bits (fields) beyond N_LEDS read 0.} {

@@ -62,6 +62,20 @@ impl Report {
         self.fail_msg(name, format_args!("{}; fix: {}", f.cause, f.fix));
     }
 
+    /// A check that ran but could not test what it is for: counted, not failed.
+    fn warn(&mut self, name: &str, why: impl std::fmt::Display) {
+        self.checks += 1;
+        println!("! {name:<10} {why}");
+    }
+
+    fn checked(&mut self, name: &str, r: Result<hw::Checked, Failure>) {
+        match r {
+            Ok(hw::Checked::Passed(d)) => self.pass(name, d),
+            Ok(hw::Checked::NotTested(why)) => self.warn(name, why),
+            Err(f) => self.fail(name, f),
+        }
+    }
+
     fn skip(&mut self, name: &str, why: &str) {
         println!("- {name:<10} not checked: {why}");
     }
@@ -133,7 +147,7 @@ pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
     };
     match (&opened, &info) {
         (Some(o), Some(info)) if o.exclusive => {
-            r.outcome("interrupt", hw::interrupt(o.bus.as_ref(), info));
+            r.checked("interrupt", hw::interrupt(o.bus.as_ref(), info));
             r.outcome("LEDs", hw::leds(o.bus.as_ref(), info.n_leds));
         }
         (Some(o), Some(_)) if !o.exclusive => {
@@ -407,7 +421,7 @@ fn identity(r: &mut Report, bus: &dyn Bus) -> Option<DeviceInfo> {
             r.pass(
                 "identity",
                 format_args!(
-                    "pynq_mqtt_io {}.{} (this build: {}.{}), {} inputs, {} LEDs, FIFO {}, clock {} Hz",
+                    "pynq_mqtt_io {}.{} (this build: {}.{}), {} inputs, {} LEDs, FIFO {}, clock {} Hz, {}",
                     info.version_major,
                     info.version_minor,
                     regs::VERSION_MAJOR,
@@ -415,7 +429,12 @@ fn identity(r: &mut Report, bus: &dyn Bus) -> Option<DeviceInfo> {
                     info.n_inputs,
                     info.n_leds,
                     info.fifo_depth,
-                    info.clk_hz
+                    info.clk_hz,
+                    if info.generator {
+                        "with the event generator"
+                    } else {
+                        "without the event generator"
+                    }
                 ),
             );
             Some(info)

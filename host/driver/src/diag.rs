@@ -2,6 +2,10 @@
 //! `doctor` and the benchmarks: a burst of synthetic events, an interrupt actually
 //! delivered, and the LED register written and read back. The self-tests put back
 //! every register they change.
+//!
+//! The generator is a build option of the IP (WITH_GEN, off by default): everything
+//! here that needs it first checks PARAMS.GENERATOR and refuses with
+//! [`DiagError::NoGenerator`] on a bitstream built without it.
 
 use std::time::{Duration, Instant};
 
@@ -22,21 +26,37 @@ pub struct Burst {
 
 impl Burst {
     /// Stops the generator and loads this burst; [`generator_start`] runs it.
-    pub fn load(&self, bus: &dyn Bus) -> Result<(), BusError> {
+    pub fn load(&self, bus: &dyn Bus) -> Result<(), DiagError> {
+        require_generator(bus)?;
         bus.write(regs::GEN_CTRL, GenCtrl::default())?;
         bus.write(regs::GEN_PERIOD, self.period)?;
         bus.write(regs::GEN_PATTERN, self.pattern)?;
-        bus.write(regs::GEN_COUNT, self.count)
+        Ok(bus.write(regs::GEN_COUNT, self.count)?)
+    }
+}
+
+/// Whether the IP behind `bus` was built with the event generator (PARAMS.GENERATOR).
+pub fn has_generator(bus: &dyn Bus) -> Result<bool, BusError> {
+    Ok(bus.read(regs::PARAMS)?.generator())
+}
+
+/// [`DiagError::NoGenerator`] unless the IP has the event generator.
+pub fn require_generator(bus: &dyn Bus) -> Result<(), DiagError> {
+    if has_generator(bus)? {
+        Ok(())
+    } else {
+        Err(DiagError::NoGenerator)
     }
 }
 
 /// Runs the burst last loaded.
-pub fn generator_start(bus: &dyn Bus) -> Result<(), BusError> {
-    bus.write(regs::GEN_CTRL, GenCtrl::default().with_enable(true))
+pub fn generator_start(bus: &dyn Bus) -> Result<(), DiagError> {
+    require_generator(bus)?;
+    Ok(bus.write(regs::GEN_CTRL, GenCtrl::default().with_enable(true))?)
 }
 
 /// Loads `burst` and starts it.
-pub fn generator_burst(bus: &dyn Bus, burst: Burst) -> Result<(), BusError> {
+pub fn generator_burst(bus: &dyn Bus, burst: Burst) -> Result<(), DiagError> {
     burst.load(bus)?;
     generator_start(bus)
 }
@@ -56,6 +76,11 @@ pub fn generator_sent(bus: &dyn Bus) -> Result<u32, BusError> {
 pub enum DiagError {
     #[error("register access failed: {0}")]
     Bus(#[from] BusError),
+    #[error(
+        "this bitstream has no event generator (PARAMS.GENERATOR = 0): it needs an IP built \
+         with WITH_GEN=1"
+    )]
+    NoGenerator,
     #[error("the event generator is already running")]
     GeneratorBusy,
     #[error(
@@ -129,12 +154,16 @@ impl Saved {
 
 /// One synthetic press of input 0 from the event generator must raise the interrupt
 /// within `wait` and arrive through the FIFO. Events already waiting are discarded
-/// first, and counted. Needs the device to itself (no driver running on it).
+/// first, and counted. Needs the device to itself (no driver running on it), and an IP
+/// with the generator ([`DiagError::NoGenerator`] before touching anything otherwise).
 pub fn interrupt_self_test(
     bus: &dyn Bus,
     info: &DeviceInfo,
     wait: Duration,
 ) -> Result<InterruptCheck, DiagError> {
+    if !info.generator {
+        return Err(DiagError::NoGenerator);
+    }
     if generator_running(bus)? {
         return Err(DiagError::GeneratorBusy);
     }
@@ -273,4 +302,83 @@ pub fn led_self_test(bus: &dyn Bus, n_leds: u8) -> Result<u32, DiagError> {
     bus.write(regs::LED, saved)?;
     result?;
     Ok(saved & mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// The register window of an IP built without the generator, as far as the
+    /// generator's set-up sees it: PARAMS without GENERATOR, every write recorded.
+    struct Lean {
+        writes: Mutex<Vec<(u32, u32)>>,
+    }
+
+    impl Bus for Lean {
+        fn read32(&self, off: u32) -> Result<u32, BusError> {
+            Ok(if off == regs::offset::PARAMS {
+                regs::Params::default()
+                    .with_n_inputs(4)
+                    .with_n_leds(4)
+                    .with_fifo_depth_log2(9)
+                    .0
+            } else {
+                0
+            })
+        }
+        fn write32(&self, off: u32, v: u32) -> Result<(), BusError> {
+            self.writes.lock().unwrap().push((off, v));
+            Ok(())
+        }
+        fn wait_irq(&self, _: Duration) -> Result<IrqWait, BusError> {
+            Ok(IrqWait::TimedOut)
+        }
+        fn rearm_irq(&self) -> Result<(), BusError> {
+            Ok(())
+        }
+        fn wake_waiter(&self) {}
+        fn describe(&self) -> String {
+            "lean".into()
+        }
+    }
+
+    #[test]
+    fn without_a_generator_nothing_is_written_and_the_error_says_so() {
+        let bus = Lean {
+            writes: Mutex::new(Vec::new()),
+        };
+        assert!(!has_generator(&bus).unwrap());
+        let burst = Burst {
+            count: 4,
+            period: 0,
+            pattern: 1,
+        };
+        for r in [
+            burst.load(&bus),
+            generator_start(&bus),
+            generator_burst(&bus, burst),
+        ] {
+            assert!(matches!(r, Err(DiagError::NoGenerator)), "{r:?}");
+        }
+        let info = DeviceInfo {
+            version_major: regs::VERSION_MAJOR,
+            version_minor: regs::VERSION_MINOR,
+            n_inputs: 4,
+            n_leds: 4,
+            fifo_depth: 512,
+            clk_hz: 1_000_000,
+            generator: false,
+        };
+        let r = interrupt_self_test(&bus, &info, Duration::from_millis(10));
+        assert!(matches!(r, Err(DiagError::NoGenerator)), "{r:?}");
+        assert!(bus.writes.lock().unwrap().is_empty());
+        let msg = DiagError::NoGenerator.to_string();
+        assert!(
+            msg.contains("PARAMS.GENERATOR = 0")
+                && msg.contains("WITH_GEN=1")
+                && !msg.contains('\n'),
+            "{msg}"
+        );
+    }
 }

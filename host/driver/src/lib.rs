@@ -215,6 +215,7 @@ pub fn probe(bus: &dyn Bus) -> Result<DeviceInfo, DriverError> {
         n_leds: params.n_leds(),
         fifo_depth: 1 << params.fifo_depth_log2(),
         clk_hz: bus.read(regs::CLK_HZ)?,
+        generator: params.generator(),
     })
 }
 

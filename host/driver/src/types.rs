@@ -65,6 +65,8 @@ pub struct DeviceInfo {
     pub n_leds: u8,
     pub fifo_depth: u32,
     pub clk_hz: u32,
+    /// The IP was built with the event generator (PARAMS.GENERATOR, WITH_GEN=1).
+    pub generator: bool,
 }
 
 /// The debounced level of every input as read from the INPUTS register, bit i =

@@ -8,7 +8,7 @@ pub const ID_VALUE: u32 = 0x504D5154;
 /// Register-map major version this host code was built for.
 pub const VERSION_MAJOR: u8 = 0;
 /// Register-map minor version this host code was built for.
-pub const VERSION_MINOR: u8 = 2;
+pub const VERSION_MINOR: u8 = 3;
 /// Size of the register window in bytes.
 pub const WINDOW_BYTES: usize = 0x10000;
 
@@ -150,6 +150,19 @@ impl Params {
     pub const fn with_fifo_depth_log2(self, value: u8) -> Self {
         let v = (value as u32) & 0x1F;
         Self((self.0 & !0x001F0000) | (v << 16))
+    }
+
+    /// The event generator (GEN_*) is built (WITH_GEN = 1); without it the GEN_* registers and the GEN_DONE interrupt bits read 0.
+    #[inline]
+    pub const fn generator(self) -> bool {
+        (self.0 >> 21) & 1 != 0
+    }
+
+    /// Returns a copy with GENERATOR replaced.
+    #[inline]
+    pub const fn with_generator(self, value: bool) -> Self {
+        let v = (value as u32) & 0x1;
+        Self((self.0 & !0x00200000) | (v << 21))
     }
 }
 
@@ -713,6 +726,12 @@ pub const REGISTERS: &[RegDesc] = &[
                 name: "FIFO_DEPTH_LOG2",
                 lsb: 16,
                 width: 5,
+                access: Access::ReadOnly,
+            },
+            FieldDesc {
+                name: "GENERATOR",
+                lsb: 21,
+                width: 1,
                 access: Access::ReadOnly,
             },
         ],

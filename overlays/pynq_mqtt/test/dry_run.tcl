@@ -133,7 +133,7 @@ if {[llength [calls_of ipx::associate_bus_interfaces]] == 2} {
 } else {
     fail "expected two ipx::associate_bus_interfaces calls"
 }
-foreach p {N_INPUTS N_LEDS FIFO_DEPTH CLK_HZ} {
+foreach p {N_INPUTS N_LEDS FIFO_DEPTH CLK_HZ WITH_GEN} {
     if {[info exists ::props(param_$p,VALUE_VALIDATION_TYPE)]} {
         pass "parameter $p exposed with validation $::props(param_$p,VALUE_VALIDATION_TYPE)"
     } else {
@@ -209,7 +209,8 @@ foreach {k v} {
     expect_prop /ps7 $k $v "PS7"
 }
 # the IP instance
-foreach {k v} {CONFIG.N_INPUTS 6 CONFIG.N_LEDS 10 CONFIG.FIFO_DEPTH 512 CONFIG.CLK_HZ 100000000} {
+# (lean by default: no event generator unless --with-gen)
+foreach {k v} {CONFIG.N_INPUTS 6 CONFIG.N_LEDS 10 CONFIG.FIFO_DEPTH 512 CONFIG.CLK_HZ 100000000 CONFIG.WITH_GEN 0} {
     expect_prop /pynq_mqtt_io_0 $k $v "IP instance"
 }
 # the address
