@@ -6,8 +6,13 @@ import pathlib
 import re
 import struct
 import subprocess
+import tomllib
 
 from conftest import ROOT, free_port
+
+# the register map's version, as the daemon under test was built with it
+_IP = tomllib.loads((ROOT / "hdl/regmap/pynq_mqtt_io.toml").read_text())["ip"]
+VERSION_MAJOR, VERSION_MINOR = _IP["version_major"], _IP["version_minor"]
 
 ID = 0x504D5154
 CHECKS = ["settings", "board", "map", "identity", "interrupt", "LEDs", "broker"]
@@ -50,7 +55,8 @@ def test_doctor_on_the_simulated_board_passes_every_check(binary, mosquitto):
     assert list(lines) == CHECKS, r.stdout
     for name, (mark, text) in lines.items():
         assert mark == "✓", f"{name}: {text}"
-    assert "pynq_mqtt_io 0.2" in lines["identity"][1]
+    assert f"pynq_mqtt_io {VERSION_MAJOR}.{VERSION_MINOR}" in lines["identity"][1]
+    assert "with the event generator" in lines["identity"][1]
     assert "generated press" in lines["interrupt"][1]
     assert "restored to 0000" in lines["LEDs"][1]
     assert "accepted an MQTT connection" in lines["broker"][1]
@@ -82,7 +88,7 @@ def test_regs_dumps_every_register_of_the_simulated_board(binary):
         rows[f[1]] = f
     assert list(rows) == register_names()
     assert rows["ID"][3] == f"{ID:#010x}"
-    assert rows["VERSION"][4] == "MINOR=2 MAJOR=0"
+    assert rows["VERSION"][4] == f"MINOR={VERSION_MINOR} MAJOR={VERSION_MAJOR}"
     assert rows["PARAMS"][4].startswith(f"N_INPUTS={n_inputs} N_LEDS={n_leds} ")
     assert rows["EVT_POP"][3] == "-" and "not read" in rows["EVT_POP"][4]
     assert rows["LED_TOGGLE"][3] == "-" and rows["LED_TOGGLE"][4] == "write only"
@@ -131,7 +137,7 @@ def fake_board(tmp, name="pynq_mqtt", id_value=ID, bound=True, driver=True, with
         for k, v in (("addr", "0x43c00000"), ("size", "0x00010000"), ("offset", hex(BASE))):
             (uio / "maps/map0" / k).write_text(v + "\n")
         regs = bytearray(0x10000)
-        for off, v in ((0x00, id_value), (0x04, 0x0002_0000), (0x0C, 0x000A_0404),
+        for off, v in ((0x00, id_value), (0x04, VERSION_MAJOR << 24 | VERSION_MINOR << 16), (0x0C, 0x000A_0404),
                        (0x10, 100_000_000), (0x80, 0b0110)):
             struct.pack_into("<I", regs, BASE + off, v)
         (dev / "uio4").write_bytes(bytes(regs))
