@@ -58,10 +58,28 @@ def test_a_password_in_the_file_points_to_password_file(binary, tmp_path):
     assert "password_file" in err and "PYNQ_MQTT_PASSWORD" in err, err
 
 
-def test_keep_alive_zero_is_refused_with_its_reason(binary):
+def test_keep_alive_zero_is_mqtts_no_keep_alive(binary, tmp_path):
+    """0 is valid MQTT ("no keep-alive"): accepted, sent as 0 in CONNECT (mosquitto logs
+    `k0`), and the daemon publishes; TCP keep-alive watches the idle link instead."""
     r = run(binary, "config", "--keep-alive", "0")
-    err = last_line(r)
-    assert r.returncode != 0 and "keep" in err and "no keep-alive" in err and "TCP" in err, err
+    assert r.returncode == 0 and "keep_alive = 0" in r.stdout, r.stderr
+    r = run(binary, "config", "--keep-alive", "1.5")
+    assert r.returncode != 0 and "whole seconds" in last_line(r), last_line(r)
+    broker = Mosquitto(tmp_path).start()
+    stim = tmp_path / "two.stim"
+    stim.write_text("300000 0 1\n400000 0 0\n")
+    sub = Collector(broker.port, ("button/#",))
+    d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--stats-interval", "0",
+               "--keep-alive", "0", stimulus=stim, env=clean_env())
+    try:
+        got = sub.wait_for(lambda m: len(m) >= 2, 20)
+        assert got and [p for _, p, _ in got][:2] == [b"1", b"0"], d.text()[-2000:]
+        connects = [ln for ln in broker.logs().splitlines() if "New client connected" in ln and "pynq-mqtt" in ln]
+        assert connects and all(ln.rstrip(".").endswith("k0)") for ln in connects), connects
+    finally:
+        assert d.stop() == 0
+        sub.close()
+        broker.stop()
 
 
 def test_a_stimulus_with_a_byte_order_mark_runs(binary, tmp_path):

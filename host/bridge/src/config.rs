@@ -493,6 +493,11 @@ pub struct BridgeConfig {
     pub connect_timeout: Duration,
 }
 
+/// With `keep_alive` 0 no PINGREQ goes out and the broker never times the daemon out;
+/// TCP keep-alive probes (the transport's [`crate::transport::TCP_KEEPALIVE`]) then find a
+/// dead or unplugged broker, and this bounds the wait for acknowledgements and writes.
+pub const NO_KEEP_ALIVE_LIVENESS: Duration = Duration::from_secs(60);
+
 impl BridgeConfig {
     pub fn new(host: &str, port: u16) -> Self {
         Self {
@@ -524,6 +529,18 @@ impl BridgeConfig {
 
     /// Checks what no single value's type can (lengths, orderings, names, the login),
     /// naming the setting at fault.
+    /// How long a connection may go without a sign of life (a packet read, a write
+    /// taken, an acknowledgement while events wait) before it is given up: the
+    /// keep-alive, or without one (0, MQTT's "no keep-alive") [`NO_KEEP_ALIVE_LIVENESS`],
+    /// which the TCP keep-alive the transport then turns on answers for.
+    pub fn liveness(&self) -> Duration {
+        if self.keep_alive.is_zero() {
+            NO_KEEP_ALIVE_LIVENESS
+        } else {
+            self.keep_alive
+        }
+    }
+
     pub fn validate(&self) -> Result<(), BadSetting> {
         let bad = |key, msg: &str| {
             Err(BadSetting {
@@ -534,11 +551,9 @@ impl BridgeConfig {
         if self.client_id.is_empty() || self.client_id.len() > 65_535 {
             return bad("client_id", "must be 1 to 65535 bytes");
         }
-        if !(1..=1_200).contains(&self.keep_alive.as_secs()) {
-            // 0 (MQTT's "no keep-alive") is refused: an idle daemon would then find a
-            // dead broker only when TCP gives up, hours later
-            let msg = "expected 1 to 1200 seconds (0, no keep-alive, is refused: a dead \
-                       broker would then be found only when TCP gives up, which can take hours)";
+        if self.keep_alive > Duration::from_secs(1_200) || self.keep_alive.subsec_nanos() != 0 {
+            let msg = "expected 0 to 1200 whole seconds (0: no MQTT keep-alive, TCP's finds \
+                       a dead broker instead)";
             return bad("keep_alive", msg);
         }
         if self.reconnect_max < self.reconnect_min || self.reconnect_min.is_zero() {
@@ -665,6 +680,12 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().key, "keep_alive");
         c.keep_alive = Duration::from_secs(1_200);
         assert_eq!(c.validate(), Ok(()));
+        // MQTT's "no keep-alive": TCP's probes and a one-minute liveness instead
+        c.keep_alive = Duration::ZERO;
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.liveness(), NO_KEEP_ALIVE_LIVENESS);
+        c.keep_alive = Duration::from_millis(1_500);
+        assert_eq!(c.validate().unwrap_err().key, "keep_alive");
         c = BridgeConfig::new("h", 1);
         c.password = Some(Secret::new("pw"));
         assert_eq!(c.validate().unwrap_err().key, "username");

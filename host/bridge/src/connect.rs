@@ -40,9 +40,10 @@ pub async fn connect_once(
 ) -> Result<Opened, ConnectError> {
     let will_topic = format!("{}status", cfg.topics.prefix);
     let attempt = async {
-        let (mut rd, mut wr) = transport::open(&cfg.host, cfg.port, tls).await?;
+        let (mut rd, mut wr) =
+            transport::open(&cfg.host, cfg.port, tls, cfg.keep_alive.is_zero()).await?;
         let mut buf = BytesMut::new();
-        let keep_alive_s = cfg.keep_alive.as_secs().clamp(1, u64::from(u16::MAX)) as u16;
+        let keep_alive_s = cfg.keep_alive.as_secs().min(u64::from(u16::MAX)) as u16;
         let spec = ConnectSpec {
             protocol: cfg.protocol,
             client_id: &cfg.client_id,

@@ -252,7 +252,7 @@ impl Link {
 
     /// Serves one connection until it breaks or the run is over.
     async fn serve(&mut self, o: Opened) -> End {
-        let ka = self.cfg.keep_alive;
+        let ka = self.cfg.liveness();
         let timer = Box::pin(sleep_until(TokioInstant::now() + ka));
         let (rd, wr, rbuf) = (o.rd, o.wr, o.rbuf);
         let mut c = Conn {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -280,13 +281,35 @@ fn tls_error_of(e: &io::Error) -> Option<&rustls::Error> {
 
 /// Opens the stream: TCP with Nagle off (a button press must not wait for the
 /// previous packet's acknowledgement), then the TLS handshake if configured.
+/// TCP keep-alive for a connection without an MQTT keep-alive: the first probe after
+/// this long idle, then one every [`TCP_KEEPALIVE_EVERY`], given up after
+/// [`TCP_KEEPALIVE_PROBES`] unanswered (a dead broker found in about a minute).
+pub const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+pub const TCP_KEEPALIVE_EVERY: Duration = Duration::from_secs(10);
+pub const TCP_KEEPALIVE_PROBES: u32 = 3;
+
+/// Turns TCP keep-alive probes on, with the timings above.
+fn probe_when_idle(tcp: &TcpStream) -> io::Result<()> {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE)
+        .with_interval(TCP_KEEPALIVE_EVERY)
+        .with_retries(TCP_KEEPALIVE_PROBES);
+    socket2::SockRef::from(tcp).set_tcp_keepalive(&probes)
+}
+
+/// Opens the connection; `tcp_keepalive` turns TCP's keep-alive probes on (for a
+/// session without MQTT's keep-alive).
 pub async fn open(
     host: &str,
     port: u16,
     tls: Option<&Tls>,
+    tcp_keepalive: bool,
 ) -> Result<(Reader, Writer), TransportError> {
     let tcp = TcpStream::connect((host, port)).await?;
     tcp.set_nodelay(true)?;
+    if tcp_keepalive {
+        probe_when_idle(&tcp)?;
+    }
     match tls {
         None => {
             let ends = match (tcp.local_addr(), tcp.peer_addr()) {
@@ -340,11 +363,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn without_an_mqtt_keep_alive_the_socket_probes_an_idle_peer() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tcp, _peer) = tokio::join!(TcpStream::connect(("127.0.0.1", port)), l.accept());
+        let tcp = tcp.unwrap();
+        let sock = socket2::SockRef::from(&tcp);
+        assert!(!sock.keepalive().unwrap(), "off by default");
+        probe_when_idle(&tcp).unwrap();
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), TCP_KEEPALIVE);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), TCP_KEEPALIVE_EVERY);
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), TCP_KEEPALIVE_PROBES);
+    }
+
+    #[tokio::test]
     async fn a_connection_whose_peer_reads_nothing_has_bytes_unacknowledged() {
         use tokio::io::AsyncWriteExt;
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        let (opened, accepted) = tokio::join!(open("127.0.0.1", port, None), l.accept());
+        let (opened, accepted) = tokio::join!(open("127.0.0.1", port, None, false), l.accept());
         let (_rd, mut wr) = opened.unwrap();
         let (peer, _) = accepted.unwrap();
         assert_eq!(wr.unacked(), Some(0));

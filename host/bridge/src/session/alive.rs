@@ -66,10 +66,13 @@ impl Watch {
 
     /// Decides at `now`: Err when the connection is to be given up, else when to look
     /// again. `writing`: a batch is partly written; `waiting`: events await acks.
+    /// `ka` bounds every wait; `pings`: PINGREQ when quiet (false without an MQTT
+    /// keep-alive, where TCP's keep-alive watches an idle connection instead).
     fn check(
         &mut self,
         now: Instant,
         ka: Duration,
+        pings: bool,
         writing: bool,
         waiting: bool,
     ) -> Result<(Instant, bool), Lost> {
@@ -91,13 +94,14 @@ impl Watch {
         }
         let quiet =
             now.duration_since(self.last_write) >= ka || now.duration_since(self.last_packet) >= ka;
-        let ping = self.ping_sent.is_none() && quiet;
+        let ping = pings && self.ping_sent.is_none() && quiet;
         if ping {
             self.ping_sent = Some(now);
         }
         let mut next = match self.ping_sent {
             Some(t) => t + ka,
-            None => self.last_write.min(self.last_packet) + ka,
+            None if pings => self.last_write.min(self.last_packet) + ka,
+            None => now + ka,
         };
         if let Some(t) = self.acks_since {
             next = next.min(t + ka);
@@ -109,13 +113,16 @@ impl Watch {
 impl Session {
     /// Keep-alive and liveness at `now`; returns when to look again.
     pub fn on_timer(&mut self, now: Instant) -> Result<Instant, Lost> {
-        let ka = self.cfg.keep_alive;
+        let ka = self.cfg.liveness();
+        let pings = !self.cfg.keep_alive.is_zero();
         let grace = self.grace_until();
         let waiting = self.outbox.inflight() > 0;
         let Some(l) = self.live.as_mut() else {
             return Ok(now + ka);
         };
-        let (mut next, ping) = l.watch.check(now, ka, l.wpos < l.wbuf.len(), waiting)?;
+        let (mut next, ping) = l
+            .watch
+            .check(now, ka, pings, l.wpos < l.wbuf.len(), waiting)?;
         if ping {
             wire::pingreq(&mut l.ctrl);
         }

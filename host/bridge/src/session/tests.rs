@@ -712,6 +712,33 @@ fn keep_alive_pings_when_quiet_and_gives_up_without_an_answer() {
 }
 
 #[test]
+fn without_a_keep_alive_no_ping_goes_out_and_silent_acks_still_end_the_link() {
+    let (mut s, _) = session_with(Qos::AtLeastOnce, |c| c.keep_alive = Duration::ZERO);
+    let t0 = Instant::now();
+    connect(&mut s, false, t0);
+    let live = crate::config::NO_KEEP_ALIVE_LIVENESS;
+    // an idle hour: no PINGREQ, and the timer wakes once a minute, not in a spin
+    let mut t = t0;
+    for _ in 0..60 {
+        let next = s.on_timer(t).unwrap();
+        assert_eq!(next, t + live);
+        assert!(
+            write_batch(&mut s, t).is_empty(),
+            "nothing to write when idle"
+        );
+        t = next;
+    }
+    // events that the broker never acknowledges still recycle the connection
+    s.push_event(ev(1));
+    write_batch(&mut s, t);
+    s.on_timer(t).unwrap();
+    assert!(matches!(
+        s.on_timer(t + live),
+        Err(Lost::NoAck(d)) if d == live
+    ));
+}
+
+#[test]
 fn a_broker_that_takes_no_bytes_is_given_up() {
     let (mut s, _) = session_with(Qos::AtMostOnce, |c| c.keep_alive = Duration::from_secs(10));
     let t0 = Instant::now();

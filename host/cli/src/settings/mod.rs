@@ -143,8 +143,9 @@ settings! {
         session: SessionMode = "persistent", "PYNQ_MQTT_SESSION";
         /// MQTT version: `3.1.1` or `5` (receive maximum, packet size, topic aliases).
         protocol: pynq_mqtt_bridge::Protocol = "3.1.1", "PYNQ_MQTT_PROTOCOL";
-        /// Seconds between keep-alive pings when idle, 1 to 1200; a dead broker is
-        /// found within twice this.
+        /// Seconds between keep-alive pings when idle, 0 to 1200; a dead broker is
+        /// found within twice this. 0: no MQTT keep-alive (no pings; TCP keep-alive
+        /// probes find a dead broker in about a minute).
         keep_alive: Seconds = "30", "PYNQ_MQTT_KEEP_ALIVE";
     }
     DeliveryArgs "Broker" {
