@@ -81,7 +81,7 @@ fn wait_thread_id(name: &str) -> Result<String> {
 
 /// Pins the thread named `name` to one CPU (`taskset -p`, which a thread of a process
 /// started under `taskset -c 0` may do).
-fn pin_thread(name: &str, cpu: usize) -> Result<()> {
+pub(crate) fn pin_thread(name: &str, cpu: usize) -> Result<()> {
     let tid = wait_thread_id(name)?;
     let st = std::process::Command::new("taskset")
         .args(["-p", "-c", &cpu.to_string(), &tid])
@@ -355,7 +355,7 @@ pub fn bridge_config(port: u16, qos: u8, json_payload: bool) -> BridgeConfig {
 
 /// Runs the bridge on the events of `events` until the channel closes and all is
 /// delivered; the LED side is idle (no LEDs).
-fn run_bridge(
+pub(crate) fn run_bridge(
     cfg: BridgeConfig,
     events: crossbeam_channel::Receiver<ButtonEvent>,
     driver_stats: Arc<DriverStats>,
@@ -503,7 +503,7 @@ pub fn pub_e2e(
                "writes": view.writes, "gen_secs": gen_secs, "rate": rate, "period": period,
                "sim_speed": sim_speed, "fabric_cpu_secs": fabric_cpu_secs,
                "coalesce_count": coalesce_count, "coalesce_us": coalesce_us,
-               "rt_priority": rt_priority,
+               "rt_priority": rt_priority, "sim_skipped_us": board.skipped().sim_us,
                "vm_hwm_kib": vm_hwm_kib()})
     );
     Ok(())

@@ -91,6 +91,28 @@ pub trait Bus: Send + Sync {
     fn read32(&self, offset: u32) -> Result<u32, BusError>;
     /// Writes the 32-bit register at byte `offset` (all byte lanes).
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError>;
+    /// Drains a FIFO behind a read-to-pop register, in one request where the backend
+    /// can batch (the simulated board): reads `pop`; while its word has a bit of `valid`
+    /// set, reads `latched` (a register the pop loads) and stores the pair in `out`,
+    /// then pops again, until a pop reads without `valid` or `out` is full. Returns the
+    /// pairs stored: fewer than `out.len()` means the last pop read empty. Every read
+    /// is one transaction, in exactly this order, none repeated.
+    fn read_fifo(
+        &self,
+        pop: u32,
+        valid: u32,
+        latched: u32,
+        out: &mut [(u32, u32)],
+    ) -> Result<usize, BusError> {
+        for (n, slot) in out.iter_mut().enumerate() {
+            let word = self.read32(pop)?;
+            if word & valid == 0 {
+                return Ok(n);
+            }
+            *slot = (word, self.read32(latched)?);
+        }
+        Ok(out.len())
+    }
     /// Blocks until the interrupt fires or `timeout` passes.
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError>;
     /// Unmasks the interrupt after it fired.
@@ -109,6 +131,15 @@ impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
     }
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
         (**self).write32(offset, value)
+    }
+    fn read_fifo(
+        &self,
+        pop: u32,
+        valid: u32,
+        latched: u32,
+        out: &mut [(u32, u32)],
+    ) -> Result<usize, BusError> {
+        (**self).read_fifo(pop, valid, latched, out)
     }
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
         (**self).wait_irq(timeout)

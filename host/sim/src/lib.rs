@@ -1,32 +1,34 @@
 //! The simulated board: the real `pynq_mqtt_io` RTL, Verilated, behind the
 //! [`pynq_mqtt_bus::Bus`] trait.
 //!
-//! A clock thread advances the model, paced to the wall clock (or as fast as it runs
-//! while a stimulus replays), and wakes interrupt waiters. The stimulus is handed to the
-//! model up front and applied at its exact clock cycle, also while an AXI transaction
-//! runs. Bus calls take the model's lock between clock chunks, so simulated time also
-//! passes during their AXI transactions, as it would on a board.
+//! A clock thread owns the model: it advances it paced to the wall clock (or as fast
+//! as it runs while a stimulus replays) and runs the bus transactions the host queues
+//! between two short runs of cycles (`clock.rs`), so simulated time also passes during
+//! AXI transactions, as on a board, and no bus call waits for a lock held while the
+//! model runs. The stimulus is handed to the model up front and applied at its exact
+//! clock cycle, also while an AXI transaction runs.
 
+mod clock;
 mod ffi;
 pub mod shape;
 pub mod stimulus;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use pynq_mqtt_bus::{check_offset, Bus, BusError, IrqWait};
 
+use clock::{Core, Job, Replay, Signals};
 pub use stimulus::{Step, StimulusError};
 
 /// Size of the simulated register window (the top's C_S_AXI_ADDR_WIDTH = 16).
 const WINDOW: usize = 0x1_0000;
-/// Cycles advanced per lock of the model.
-const CHUNK: u64 = 1024;
-/// Behind the wall clock by more than this, the clock catches up in lockstep with the
-/// host (see `clock_thread`).
-const CATCH_UP_CYCLES: u64 = 4 * CHUNK;
+/// A caller spins this long for its transaction's answer before it parks: the clock
+/// thread answers within a few microseconds unless it is mid-run.
+const REPLY_SPIN: Duration = Duration::from_micros(50);
 
 /// How fast simulated time runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -114,56 +116,30 @@ impl Default for SimConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Replay {
-    /// Waiting for `start_stimulus`.
-    Held,
-    Running,
-    Done,
+/// A transaction's answer, handed from the clock thread to the caller.
+struct Reply<R> {
+    value: Mutex<Option<R>>,
+    ready: AtomicBool,
+    caller: Thread,
 }
 
-struct State {
-    model: ffi::Model,
-    /// UIO semantics: false from a delivered interrupt until the host re-arms.
-    armed: bool,
-    /// Cycle of the reset: TIME = 0.
-    base_cycle: u64,
-    stimulus: Vec<Step>,
-    replay: Replay,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    irq_cv: Condvar,
-    done_cv: Condvar,
-    /// Bus callers waiting for the lock: the clock thread lets them in first.
-    waiters: AtomicUsize,
-    stop: AtomicBool,
-    /// Set by `wake_waiter`: the next (or current) `wait_irq` returns at once.
-    wake: AtomicBool,
-    speed: Speed,
-    clk_hz: u64,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // a panic while holding the lock leaves the model usable: ignore the poison
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Locks for a bus call, ahead of the clock thread.
-    fn lock_for_bus(&self) -> MutexGuard<'_, State> {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let guard = self.lock();
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        guard
-    }
+/// Simulated time the clock skipped because its thread fell behind the wall clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// How often it skipped.
+    pub times: u64,
+    /// Simulated microseconds skipped in all.
+    pub sim_us: u64,
 }
 
 /// The simulated board. Dropping it stops the clock.
 pub struct SimBoard {
-    shared: Arc<Shared>,
+    signals: Arc<Signals>,
+    /// Jobs for the clock thread; `None` once dropping.
+    jobs: Option<Sender<Job>>,
     clock: Option<JoinHandle<()>>,
+    speed: Speed,
+    clk_hz: u64,
     n_inputs: u32,
     n_leds: u32,
 }
@@ -180,33 +156,75 @@ impl SimBoard {
                 time_us: s.time_us,
             });
         }
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                model,
-                armed: true,
-                base_cycle,
-                stimulus: config.stimulus,
-                replay: Replay::Held,
-            }),
-            irq_cv: Condvar::new(),
-            done_cv: Condvar::new(),
-            waiters: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-            wake: AtomicBool::new(false),
-            speed: config.speed,
-            clk_hz,
-        });
-        let s = Arc::clone(&shared);
+        let mut core = Core {
+            model,
+            base_cycle,
+            stimulus: config.stimulus,
+            replay: Replay::Held,
+            scheduled: Default::default(),
+        };
+        let signals = Arc::new(Signals::new());
+        let (tx, rx) = channel::<Job>();
+        let sig = Arc::clone(&signals);
+        let speed = config.speed;
         let clock = std::thread::Builder::new()
             .name("sim-clock".into())
-            .spawn(move || clock_thread(&s))
+            .spawn(move || {
+                clock::run(&mut core, rx, &sig, speed, clk_hz);
+                // callers still waiting learn that the board is gone
+                sig.stop.store(true, Ordering::SeqCst);
+                sig.notify();
+            })
             .map_err(|_| SimError::Create)?;
         Ok(Self {
-            shared,
+            signals,
+            jobs: Some(tx),
             clock: Some(clock),
+            speed,
+            clk_hz,
             n_inputs: ffi::n_inputs(),
             n_leds: ffi::n_leds(),
         })
+    }
+
+    /// Runs `f` on the clock thread, between two runs of cycles, and returns its
+    /// result; `None` once the clock has stopped.
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Core) -> R + Send + 'static,
+    ) -> Option<R> {
+        let reply = Arc::new(Reply {
+            value: Mutex::new(None),
+            ready: AtomicBool::new(false),
+            caller: std::thread::current(),
+        });
+        let r = Arc::clone(&reply);
+        let job: Job = Box::new(move |core| {
+            let v = f(core);
+            *r.value.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+            r.ready.store(true, Ordering::Release);
+            r.caller.unpark();
+        });
+        self.jobs.as_ref()?.send(job).ok()?;
+        // a driver's transactions come in quick succession: a short spin saves the
+        // two context switches of parking on most of them
+        let spin_until = Instant::now() + REPLY_SPIN;
+        while !reply.ready.load(Ordering::Acquire) {
+            if Instant::now() < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            if self.signals.stop.load(Ordering::SeqCst) {
+                // the clock thread ended; a job it never ran is dropped with its queue
+                if !reply.ready.load(Ordering::Acquire) {
+                    return None;
+                }
+                break;
+            }
+            std::thread::park_timeout(Duration::from_millis(10));
+        }
+        let v = reply.value.lock().unwrap_or_else(|p| p.into_inner()).take();
+        v
     }
 
     /// Number of button inputs of the simulated peripheral.
@@ -221,7 +239,12 @@ impl SimBoard {
 
     /// Clock frequency the model was built for.
     pub fn clk_hz(&self) -> u64 {
-        self.shared.clk_hz
+        self.clk_hz
+    }
+
+    /// The speed the board was started with.
+    pub fn speed(&self) -> Speed {
+        self.speed
     }
 
     /// Starts replaying the stimulus: its time 0 is now. Call it once the host is ready
@@ -231,142 +254,104 @@ impl SimBoard {
     /// register and of event stamps), so a caller can relate stamps to stimulus times
     /// however slowly the host got here; `None` when the replay had already started.
     pub fn start_stimulus(&self) -> Option<u64> {
-        let mut st = self.shared.lock_for_bus();
-        if st.replay != Replay::Held {
-            return None;
-        }
-        let base = st.model.cycles();
-        let origin_us = (base - st.base_cycle) * 1_000_000 / self.shared.clk_hz;
-        let clk_hz = self.shared.clk_hz;
-        for s in std::mem::take(&mut st.stimulus) {
-            let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
-            // inputs were checked at start and the parser keeps times sorted
-            let scheduled = st.model.schedule_input(cycle, s.input, s.level);
-            debug_assert!(scheduled);
-        }
-        st.replay = Replay::Running;
-        Some(origin_us)
+        let clk_hz = self.clk_hz;
+        self.call(move |core| {
+            if core.replay != Replay::Held {
+                return None;
+            }
+            let base = core.model.cycles();
+            let origin_us = (base - core.base_cycle) * 1_000_000 / clk_hz;
+            for s in std::mem::take(&mut core.stimulus) {
+                let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
+                // inputs were checked at start and the parser keeps times sorted
+                let scheduled = core.model.schedule_input(cycle, s.input, s.level);
+                debug_assert!(scheduled);
+                core.scheduled.push_back(cycle);
+            }
+            core.replay = Replay::Running;
+            Some(origin_us)
+        })
+        .flatten()
     }
 
     /// Drives one button pin now (keys in the demo).
     pub fn set_input(&self, input: u32, level: bool) {
+        self.drive_input(input, level);
+    }
+
+    /// Drives one button pin now; returns the wall-clock moment the pin changed (the
+    /// model is then at that moment's simulated time), `None` for no such input or a
+    /// stopped board.
+    pub fn drive_input(&self, input: u32, level: bool) -> Option<Instant> {
         if input >= self.n_inputs {
-            return;
+            return None;
         }
-        let mut st = self.shared.lock_for_bus();
-        let cur = st.model.inputs();
-        let next = if level {
-            cur | (1 << input)
-        } else {
-            cur & !(1 << input)
-        };
-        st.model.set_inputs(next);
+        self.call(move |core| {
+            let cur = core.model.inputs();
+            let next = if level {
+                cur | (1 << input)
+            } else {
+                cur & !(1 << input)
+            };
+            core.model.set_inputs(next);
+            Instant::now()
+        })
     }
 
     /// The button pins as driven.
     pub fn inputs(&self) -> u32 {
-        self.shared.lock_for_bus().model.inputs()
+        self.call(|core| core.model.inputs()).unwrap_or(0)
     }
 
     /// The LED pins.
     pub fn leds(&self) -> u32 {
-        self.shared.lock_for_bus().model.leds()
+        self.call(|core| core.model.leds()).unwrap_or(0)
     }
 
     /// Simulated microseconds since reset.
     pub fn sim_time_us(&self) -> u64 {
-        let st = self.shared.lock_for_bus();
-        (st.model.cycles() - st.base_cycle) * 1_000_000 / self.shared.clk_hz
+        let clk_hz = self.clk_hz;
+        self.call(move |core| (core.model.cycles() - core.base_cycle) * 1_000_000 / clk_hz)
+            .unwrap_or(0)
     }
 
     /// Whether every stimulus line has been applied.
     pub fn stimulus_done(&self) -> bool {
-        self.shared.lock_for_bus().replay == Replay::Done
+        self.signals.done.load(Ordering::SeqCst)
     }
 
     /// Waits until every stimulus line has been applied; false on timeout.
     pub fn wait_stimulus_done(&self, timeout: Duration) -> bool {
-        let st = self.shared.lock();
-        let (st, _) = self
-            .shared
-            .done_cv
-            .wait_timeout_while(st, timeout, |st| st.replay != Replay::Done)
+        let sig = &self.signals;
+        let guard = sig.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (_guard, _) = sig
+            .cv
+            .wait_timeout_while(guard, timeout, |_| {
+                !sig.done.load(Ordering::SeqCst) && !sig.stop.load(Ordering::SeqCst)
+            })
             .unwrap_or_else(|p| p.into_inner());
-        st.replay == Replay::Done
+        sig.done.load(Ordering::SeqCst)
+    }
+
+    /// Simulated time skipped because the clock thread fell more than 100 ms behind
+    /// the wall clock (it had no CPU): zero when the board kept real time.
+    pub fn skipped(&self) -> Skipped {
+        let cycles = self.signals.skipped_cycles.load(Ordering::Relaxed);
+        Skipped {
+            times: self.signals.skips.load(Ordering::Relaxed),
+            sim_us: cycles * 1_000_000 / self.clk_hz.max(1),
+        }
     }
 }
 
 impl Drop for SimBoard {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.irq_cv.notify_all();
+        self.signals.stop.store(true, Ordering::SeqCst);
+        // a napping clock thread wakes when its queue closes
+        self.jobs = None;
+        self.signals.notify();
         if let Some(h) = self.clock.take() {
             let _ = h.join();
-        }
-    }
-}
-
-fn clock_thread(sh: &Shared) {
-    let mut epoch = Instant::now();
-    let mut epoch_cycle = sh.lock().model.cycles();
-    let mut fast = false;
-    let factor = match sh.speed {
-        Speed::RealTime(f) => f,
-        Speed::Fast => 1.0,
-    };
-    while !sh.stop.load(Ordering::Relaxed) {
-        while sh.waiters.load(Ordering::SeqCst) > 0 {
-            std::thread::yield_now();
-        }
-        let mut st = sh.lock();
-        let now = st.model.cycles();
-        if st.replay == Replay::Running && st.model.pending_inputs() == 0 {
-            st.replay = Replay::Done;
-            sh.done_cv.notify_all();
-        }
-        let want_fast = sh.speed == Speed::Fast && st.replay == Replay::Running;
-        if want_fast != fast {
-            // real time resumes from where fast replay left simulated time
-            fast = want_fast;
-            epoch = Instant::now();
-            epoch_cycle = now;
-        }
-        let target = if fast {
-            u64::MAX
-        } else {
-            let elapsed = epoch.elapsed().as_secs_f64();
-            epoch_cycle + (elapsed * factor * sh.clk_hz as f64) as u64
-        };
-        // Catching up: the host starved this thread, and a board's fabric never starves.
-        // Replaying the missed time in one burst would overflow the FIFO in a way no board
-        // does, so catch-up runs like fast mode (below) until the clock is on time again.
-        let lockstep = fast || target.saturating_sub(now) > CATCH_UP_CYCLES;
-        // in fast mode, simulated time stands still from the moment the interrupt line
-        // rises until the host has serviced it and re-armed: the host never falls behind
-        let paused = lockstep && (!st.armed || st.model.irq());
-        let n = if paused {
-            0
-        } else {
-            CHUNK.min(target.saturating_sub(now))
-        };
-        if n > 0 {
-            if lockstep {
-                // stop at the edge that raises irq: the host reacts before the next one
-                st.model.step_until_irq(n);
-            } else {
-                st.model.step(n);
-            }
-        }
-        if st.armed && st.model.irq() {
-            sh.irq_cv.notify_all();
-        }
-        drop(st);
-        if paused {
-            std::thread::sleep(Duration::from_micros(20));
-        } else if n < CHUNK {
-            // caught up with the wall clock: sleep until the next chunk is due
-            let due = CHUNK as f64 / (factor * sh.clk_hz as f64);
-            std::thread::sleep(Duration::from_secs_f64(due.min(0.001)));
         }
     }
 }
@@ -374,58 +359,95 @@ fn clock_thread(sh: &Shared) {
 impl Bus for SimBoard {
     fn read32(&self, offset: u32) -> Result<u32, BusError> {
         check_offset(offset, WINDOW)?;
-        let mut st = self.shared.lock_for_bus();
-        st.model.read(offset).map_err(|e| axi_error(offset, e))
+        self.call(move |core| core.model.read(offset))
+            .ok_or(BusError::Closed)?
+            .map_err(|e| axi_error(offset, e))
     }
 
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
         check_offset(offset, WINDOW)?;
-        let mut st = self.shared.lock_for_bus();
-        st.model
-            .write(offset, value)
+        self.call(move |core| core.model.write(offset, value))
+            .ok_or(BusError::Closed)?
             .map_err(|e| axi_error(offset, e))
     }
 
+    /// The whole drain in one job of the clock thread: one hand-over for up to
+    /// `out.len()` events instead of two per event.
+    fn read_fifo(
+        &self,
+        pop: u32,
+        valid: u32,
+        latched: u32,
+        out: &mut [(u32, u32)],
+    ) -> Result<usize, BusError> {
+        check_offset(pop, WINDOW)?;
+        check_offset(latched, WINDOW)?;
+        let max = out.len();
+        let (got, err) = self
+            .call(move |core| {
+                let mut got = Vec::with_capacity(max.min(64));
+                while got.len() < max {
+                    let word = match core.model.read(pop) {
+                        Ok(w) => w,
+                        Err(e) => return (got, Some(axi_error(pop, e))),
+                    };
+                    if word & valid == 0 {
+                        break;
+                    }
+                    match core.model.read(latched) {
+                        Ok(l) => got.push((word, l)),
+                        Err(e) => return (got, Some(axi_error(latched, e))),
+                    }
+                }
+                (got, None)
+            })
+            .ok_or(BusError::Closed)?;
+        // pairs read before an error are lost with it, as with single reads that fail
+        if let Some(e) = err {
+            return Err(e);
+        }
+        out[..got.len()].copy_from_slice(&got);
+        Ok(got.len())
+    }
+
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
+        let sig = &self.signals;
         let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock_for_bus();
+        let mut guard = sig.lock.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if self.shared.stop.load(Ordering::Relaxed) {
+            if sig.stop.load(Ordering::SeqCst) {
                 return Err(BusError::Closed);
             }
-            if st.armed && st.model.irq() {
-                st.armed = false;
+            if sig.irq.load(Ordering::SeqCst) && sig.armed.swap(false, Ordering::SeqCst) {
                 return Ok(IrqWait::Fired);
             }
-            if self.shared.wake.swap(false, Ordering::SeqCst) {
+            if sig.wake.swap(false, Ordering::SeqCst) {
                 return Ok(IrqWait::TimedOut);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(IrqWait::TimedOut);
             }
-            st = self
-                .shared
-                .irq_cv
-                .wait_timeout(st, left)
+            guard = sig
+                .cv
+                .wait_timeout(guard, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
     }
 
     fn rearm_irq(&self) -> Result<(), BusError> {
-        self.shared.lock_for_bus().armed = true;
+        self.signals.armed.store(true, Ordering::SeqCst);
         Ok(())
     }
 
     fn wake_waiter(&self) {
-        let _guard = self.shared.lock_for_bus();
-        self.shared.wake.store(true, Ordering::SeqCst);
-        self.shared.irq_cv.notify_all();
+        self.signals.wake.store(true, Ordering::SeqCst);
+        self.signals.notify();
     }
 
     fn describe(&self) -> String {
-        format!("sim ({} Hz Verilated RTL)", self.shared.clk_hz)
+        format!("sim ({} Hz Verilated RTL)", self.clk_hz)
     }
 }
 
