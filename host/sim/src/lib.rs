@@ -28,7 +28,7 @@ pub use stimulus::{Step, StimulusError};
 const WINDOW: usize = 0x1_0000;
 /// A caller spins this long for its transaction's answer before it parks: the clock
 /// thread answers within a few microseconds unless it is mid-run.
-const REPLY_SPIN: Duration = Duration::from_micros(50);
+const REPLY_SPIN: Duration = Duration::from_micros(20);
 
 /// How fast simulated time runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
