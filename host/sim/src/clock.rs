@@ -40,6 +40,9 @@ const QUIET_AFTER: Duration = Duration::from_millis(5);
 /// instead of catching up (counted in [`Signals::skipped_cycles`]): a host that starved
 /// this thread for long must not get an endless burst of simulated time.
 const CATCH_UP_LIMIT_US: u64 = 100_000;
+/// Behind the wall clock by more than this many cycles, the clock catches up in
+/// lockstep with the host.
+const CATCH_UP: u64 = 4096;
 /// At most one log line per this interval about skipped time.
 const SKIP_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -193,7 +196,18 @@ pub(crate) fn run(core: &mut Core, jobs: Receiver<Job>, sig: &Signals, speed: Sp
             epoch_cycle = now;
             continue;
         }
-        if behind > 0 {
+        if behind > CATCH_UP {
+            // catching up: replaying the missed time in one burst would overflow the
+            // FIFO in a way no board does, so it runs like fast mode, standing still
+            // while the interrupt is pending or serviced, until on time again (or
+            // skipping, past the limit above)
+            if sig.armed.load(Ordering::SeqCst) && !core.model.irq() {
+                core.model.step_until_irq(behind.min(SUB));
+            }
+            if sig.publish(&core.model) {
+                last_job = Some(Instant::now());
+            }
+        } else if behind > 0 {
             core.model.step(behind.min(SUB));
             if sig.publish(&core.model) {
                 // the driver's transactions follow the interrupt
