@@ -52,13 +52,17 @@ pub fn require_generator(bus: &dyn Bus) -> Result<(), DiagError> {
 /// Runs the burst last loaded.
 pub fn generator_start(bus: &dyn Bus) -> Result<(), DiagError> {
     require_generator(bus)?;
-    Ok(bus.write(regs::GEN_CTRL, GenCtrl::default().with_enable(true))?)
+    Ok(start(bus)?)
 }
 
-/// Loads `burst` and starts it.
+/// Loads `burst` and starts it (PARAMS is read once, by the load).
 pub fn generator_burst(bus: &dyn Bus, burst: Burst) -> Result<(), DiagError> {
     burst.load(bus)?;
-    generator_start(bus)
+    Ok(start(bus)?)
+}
+
+fn start(bus: &dyn Bus) -> Result<(), BusError> {
+    bus.write(regs::GEN_CTRL, GenCtrl::default().with_enable(true))
 }
 
 /// Whether the generator is running (it stops itself after its count).
