@@ -134,6 +134,12 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Interrupt deliveries (and wake-ups), counted. A waiter sleeps on this, not on
+    /// the model's lock: a thread woken inside a wait on that lock would have to win
+    /// it back from a clock thread that re-takes it chunk after chunk, and could starve
+    /// for as long as the clock runs behind; the bus calls that follow its wake-up go
+    /// through `lock_for_bus`, ahead of the clock.
+    rings: Mutex<u64>,
     irq_cv: Condvar,
     done_cv: Condvar,
     /// Bus callers waiting for the lock: the clock thread lets them in first.
@@ -157,6 +163,16 @@ impl Shared {
         let guard = self.lock();
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         guard
+    }
+
+    fn rings(&self) -> MutexGuard<'_, u64> {
+        self.rings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes every `wait_irq`: it looks again at the line, the wake flag and the stop.
+    fn ring(&self) {
+        *self.rings() += 1;
+        self.irq_cv.notify_all();
     }
 }
 
@@ -188,6 +204,7 @@ impl SimBoard {
                 stimulus: config.stimulus,
                 replay: Replay::Held,
             }),
+            rings: Mutex::new(0),
             irq_cv: Condvar::new(),
             done_cv: Condvar::new(),
             waiters: AtomicUsize::new(0),
@@ -299,7 +316,7 @@ impl SimBoard {
 impl Drop for SimBoard {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.irq_cv.notify_all();
+        self.shared.ring();
         if let Some(h) = self.clock.take() {
             let _ = h.join();
         }
@@ -357,10 +374,11 @@ fn clock_thread(sh: &Shared) {
                 st.model.step(n);
             }
         }
-        if st.armed && st.model.irq() {
-            sh.irq_cv.notify_all();
-        }
+        let ring = st.armed && st.model.irq();
         drop(st);
+        if ring {
+            sh.ring();
+        }
         if paused {
             std::thread::sleep(Duration::from_micros(20));
         } else if n < CHUNK {
@@ -388,14 +406,18 @@ impl Bus for SimBoard {
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
         let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock_for_bus();
         loop {
-            if self.shared.stop.load(Ordering::Relaxed) {
-                return Err(BusError::Closed);
-            }
-            if st.armed && st.model.irq() {
-                st.armed = false;
-                return Ok(IrqWait::Fired);
+            // the count before the look: a ring after it ends the sleep below at once
+            let seen = *self.shared.rings();
+            {
+                let mut st = self.shared.lock_for_bus();
+                if self.shared.stop.load(Ordering::Relaxed) {
+                    return Err(BusError::Closed);
+                }
+                if st.armed && st.model.irq() {
+                    st.armed = false;
+                    return Ok(IrqWait::Fired);
+                }
             }
             if self.shared.wake.swap(false, Ordering::SeqCst) {
                 return Ok(IrqWait::TimedOut);
@@ -404,12 +426,13 @@ impl Bus for SimBoard {
             if left.is_zero() {
                 return Ok(IrqWait::TimedOut);
             }
-            st = self
-                .shared
-                .irq_cv
-                .wait_timeout(st, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            let rings = self.shared.rings();
+            drop(
+                self.shared
+                    .irq_cv
+                    .wait_timeout_while(rings, left, |n| *n == seen)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
         }
     }
 
@@ -419,9 +442,8 @@ impl Bus for SimBoard {
     }
 
     fn wake_waiter(&self) {
-        let _guard = self.shared.lock_for_bus();
         self.shared.wake.store(true, Ordering::SeqCst);
-        self.shared.irq_cv.notify_all();
+        self.shared.ring();
     }
 
     fn describe(&self) -> String {
