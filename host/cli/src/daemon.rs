@@ -111,6 +111,12 @@ pub fn run_with_pins(
     for w in crate::secrets::warnings(settings.values.password_file.as_deref(), &cfg) {
         warn!("{w}");
     }
+    // before anything can announce the daemon (the bridge's first log line, READY=1):
+    // a SIGTERM from then on is a clean stop, never the default action's kill
+    let mut signals = {
+        let _rt = rt.enter();
+        Signals::install()
+    };
     let web = crate::web::bind(rt, settings)?;
     let (driver, ch) = Driver::start(Arc::clone(&bus), &settings.driver)
         .with_context(|| format!("board {}", bus.describe()))?;
@@ -168,10 +174,6 @@ pub fn run_with_pins(
         Arc::clone(&bridge_stats),
     ));
     let notifier = rt.spawn(notify::run(Arc::clone(&bridge_stats)));
-    let mut signals = {
-        let _rt = rt.enter();
-        Signals::install()
-    };
     on_started();
 
     let ended_early = rt.block_on(async {
@@ -303,10 +305,11 @@ fn remove_discovery(rt: &Runtime, cfg: &BridgeConfig, bus: &dyn Bus) -> Result<(
 
 /// Returns once the driver reports the device lost.
 async fn device_lost(lost: &LostFlag) {
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    while lost.get().is_none() {
-        tick.tick().await;
-    }
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let n = Arc::clone(&notify);
+    // notify_one keeps a permit: a loss before the await below still ends it
+    lost.on_lost(move || n.notify_one());
+    notify.notified().await;
 }
 
 /// SIGTERM and SIGINT, installed once for the whole run: the first one stops, the
@@ -351,8 +354,10 @@ mod notify {
     use pynq_mqtt_bridge::BridgeStats;
     use tracing::{debug, warn};
 
-    /// How often readiness is looked for (the bridge counts accepted CONNACKs).
+    /// How often readiness is looked for at first (the bridge counts accepted
+    /// CONNACKs), and at the most.
     const POLL: Duration = Duration::from_millis(50);
+    const POLL_MAX: Duration = Duration::from_secs(1);
 
     /// Where systemd listens, if it does: a path, or `@name` in the abstract namespace.
     fn socket() -> Option<(UnixDatagram, SocketAddr)> {
@@ -396,25 +401,42 @@ mod notify {
 
     /// READY=1 once the broker first accepted us (the probe came before the bridge
     /// started), then WATCHDOG=1 every half period. A task of the runtime that runs
-    /// the MQTT link: a runtime that stops scheduling stops the pings.
+    /// the MQTT link: a runtime that stops scheduling stops the pings. It wakes only
+    /// for those: readiness is looked for every POLL at first, less often the longer
+    /// the broker keeps us waiting (so an idle daemon without a broker is idle too).
     pub(super) async fn run(stats: Arc<BridgeStats>) {
+        use tokio::time::{sleep_until, Instant};
         if std::env::var_os("NOTIFY_SOCKET").is_none() {
             return;
         }
         let every = watchdog_every();
+        let now = Instant::now();
         let mut ready = false;
-        let mut last_ping = tokio::time::Instant::now();
-        let mut tick = tokio::time::interval(POLL);
+        let mut look = POLL;
+        let mut next_look = now + look;
+        let mut next_ping = every.map(|e| now + e);
         loop {
-            tick.tick().await;
-            if !ready && stats.connects.load(Ordering::Relaxed) > 0 {
-                send("READY=1\nSTATUS=connected to the broker");
-                ready = true;
+            let wake = match (ready, next_ping) {
+                (false, Some(p)) => next_look.min(p),
+                (false, None) => next_look,
+                (true, Some(p)) => p,
+                (true, None) => return,
+            };
+            sleep_until(wake).await;
+            let now = Instant::now();
+            if !ready {
+                if stats.connects.load(Ordering::Relaxed) > 0 {
+                    send("READY=1\nSTATUS=connected to the broker");
+                    ready = true;
+                } else if now >= next_look {
+                    look = (look * 2).min(POLL_MAX);
+                    next_look = now + look;
+                }
             }
-            if let Some(every) = every {
-                if last_ping.elapsed() >= every {
+            if let (Some(p), Some(e)) = (next_ping, every) {
+                if now >= p {
                     send("WATCHDOG=1");
-                    last_ping = tokio::time::Instant::now();
+                    next_ping = Some(now + e);
                 }
             }
         }

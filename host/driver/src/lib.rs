@@ -11,14 +11,15 @@ mod counters;
 pub mod diag;
 mod extend;
 mod levels;
+mod lost;
 mod types;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
 use pynq_mqtt_regs::{self as regs, DebounceUs, IrqEnable, IrqThreshold, RegBus};
 use tracing::{debug, error, info, warn};
@@ -26,6 +27,7 @@ use tracing::{debug, error, info, warn};
 pub use counters::Counter;
 pub use extend::{Clock64, Seq64, WallOffset};
 pub use levels::Levels;
+pub use lost::LostFlag;
 pub use types::{ButtonEvent, DeviceInfo, InputLevels, LedAction, LedCommand, LedReport};
 
 /// What can stop the driver from starting.
@@ -58,10 +60,6 @@ pub enum DeviceLost {
     #[error("the peripheral no longer answers as pynq_mqtt_io (ID reads {id:#010x}): another bitstream was loaded; not touching it (a notebook should attach with Overlay(path, download=False))")]
     Replaced { id: u32 },
 }
-
-/// Where the first [`DeviceLost`] is kept; every thread of the driver and the daemon
-/// above read it.
-pub type LostFlag = Arc<OnceLock<DeviceLost>>;
 
 counters! {
     /// Counters of the driver; all monotonic.
@@ -169,6 +167,8 @@ pub struct Driver {
     stats: Arc<Stats>,
     board: Arc<Levels>,
     stop: Arc<AtomicBool>,
+    /// Wakes the LED thread at the stop (the loss wakes it through the flag).
+    quit: Sender<()>,
     lost: LostFlag,
     threads: Vec<JoinHandle<()>>,
 }
@@ -230,7 +230,7 @@ impl Driver {
         let stats = Arc::new(Stats::default());
         let board = Arc::new(Levels::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let lost: LostFlag = Arc::default();
+        let lost = LostFlag::default();
         let (ev_tx, ev_rx) = bounded(config.channel_capacity);
         let (cmd_tx, cmd_rx) = bounded::<LedCommand>(256);
         let (led_tx, led_rx) = bounded::<LedReport>(256 + usize::from(info.n_leds));
@@ -256,7 +256,7 @@ impl Driver {
             n_inputs: info.n_inputs,
             check_every: u64::from(info.fifo_depth).max(16),
             empty_in_a_row: 0,
-            lost: Arc::clone(&lost),
+            lost: lost.clone(),
             levels: LevelWatch {
                 tx: levels_tx,
                 sent: None,
@@ -299,13 +299,20 @@ impl Driver {
                 })
                 .map_err(DriverError::Thread)?,
         );
+        // the LED thread sleeps until a command, the stop or the loss: no timer
+        let (quit, quit_rx) = bounded::<()>(1);
+        let q = quit.clone();
+        lost.on_lost(move || {
+            let _ = q.try_send(());
+        });
         let mut leds = LedWorker {
             bus: Arc::clone(&bus),
             stats: Arc::clone(&stats),
             n_leds: info.n_leds,
             rx: cmd_rx,
+            quit: quit_rx,
             tx: led_tx,
-            lost: Arc::clone(&lost),
+            lost: lost.clone(),
             board: Arc::clone(&board),
         };
         let s = Arc::clone(&stop);
@@ -330,6 +337,7 @@ impl Driver {
                 stats,
                 board,
                 stop,
+                quit,
                 lost,
                 threads,
             },
@@ -360,7 +368,7 @@ impl Driver {
     /// Set once the device went away or changed identity; the driver's threads have
     /// then ended (or are ending) without another bus write.
     pub fn lost(&self) -> LostFlag {
-        Arc::clone(&self.lost)
+        self.lost.clone()
     }
 
     /// Stops both threads after a last drain of the FIFO; every event captured
@@ -375,6 +383,7 @@ impl Driver {
         }
         self.stop.store(true, Ordering::SeqCst);
         self.bus.wake_waiter();
+        let _ = self.quit.try_send(());
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -726,6 +735,8 @@ struct LedWorker {
     stats: Arc<Stats>,
     n_leds: u8,
     rx: Receiver<LedCommand>,
+    /// A message (or a closed channel) at the stop or the loss.
+    quit: Receiver<()>,
     tx: Sender<LedReport>,
     lost: LostFlag,
     board: Arc<Levels>,
@@ -736,20 +747,25 @@ impl LedWorker {
     /// the bridge learns that the driver is done.
     fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) && self.lost.get().is_none() {
-            match self.rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(cmd) => match self.apply(cmd) {
-                    Ok(()) => {}
-                    Err(BusError::Gone(why)) => {
-                        debug!("device gone: {why}");
-                        self.set_lost(DeviceLost::Gone);
-                    }
-                    Err(e) => {
-                        Stats::add(&self.stats.bus_errors, 1);
-                        error!("LED command {cmd:?} failed: {e}");
-                    }
+            crossbeam_channel::select! {
+                recv(self.rx) -> cmd => match cmd {
+                    Ok(cmd) => match self.apply(cmd) {
+                        Ok(()) => {}
+                        Err(BusError::Gone(why)) => {
+                            debug!("device gone: {why}");
+                            self.set_lost(DeviceLost::Gone);
+                        }
+                        Err(e) => {
+                            Stats::add(&self.stats.bus_errors, 1);
+                            error!("LED command {cmd:?} failed: {e}");
+                        }
+                    },
+                    Err(_) => break,
                 },
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+                // the loop's condition tells a stop from a loss
+                recv(self.quit) -> q => if q.is_err() {
+                    break;
+                },
             }
         }
     }
