@@ -67,11 +67,15 @@ fn run_placement(
                 raw_rate = s.rate;
             }
             if !s.ok || s.lost > 0 {
+                let d = &s.subscriber;
                 failures.push(format!(
-                    "{} ({key}) {name}: ok={} lost={}",
+                    "{} ({key}) {name}: ok={} lost={} (subscriber stopped: {}; longest gap {:.0} ms; broker dropped {})",
                     place.name(),
                     s.ok,
-                    s.lost
+                    s.lost,
+                    d.ended,
+                    d.max_gap_ms,
+                    d.broker_dropped.map_or("unknown".into(), |n| n.to_string())
                 ));
             }
             samples.entry(peer.id).or_default().push(s);
@@ -101,6 +105,7 @@ fn run_placement(
                 median_ratio_to_a: median(&r),
                 ratios_to_a: r,
                 lost_total: s.iter().map(|s| s.lost).sum(),
+                subscriber: s.iter().map(|s| s.subscriber.clone()).collect(),
                 publisher: s.iter().map(|s| s.publisher.clone()).collect(),
             }
         })

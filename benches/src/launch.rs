@@ -71,7 +71,7 @@ pub fn start_broker(ctx: &Ctx, place: Place) -> Result<Broker> {
         &conf,
         format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-             max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\n"
+             max_queued_messages 0\nmax_queued_bytes 0\nlog_dest none\nsys_interval 1\n"
         ),
     )?;
     let child = ctx
@@ -92,7 +92,8 @@ pub fn start_broker(ctx: &Ctx, place: Place) -> Result<Broker> {
 }
 
 /// One run: the subscriber, then the publisher; the subscriber's and the publisher's
-/// JSON lines.
+/// JSON lines. The subscriber hears when the publisher has exited, and only then stops
+/// on a quiet line: a publisher that stalls is waited for, not counted as lossy.
 pub fn measure(
     ctx: &Ctx,
     place: Place,
@@ -114,8 +115,10 @@ pub fn measure(
                 sub_qos.to_string(),
             ],
         )
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
+    let mut sub_in = sub.stdin.take();
     let mut lines = BufReader::new(sub.stdout.take().expect("piped")).lines();
     match lines.next() {
         Some(Ok(l)) if l == "ready" => {}
@@ -126,27 +129,55 @@ pub fn measure(
         .stdout(Stdio::piped())
         .spawn()
         .context("start publisher")?;
-    let sub_line = lines.next().transpose()?.unwrap_or_default();
-    let _ = sub.wait();
-    // the publisher has delivered what it will: give it a moment to exit cleanly
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = p.try_wait()? {
-            break Some(s);
+    let (line_tx, line_rx) = crossbeam_channel::bounded(1);
+    let reader = std::thread::spawn(move || {
+        let _ = line_tx.send(lines.next().transpose().ok().flatten().unwrap_or_default());
+    });
+    let mut status = None;
+    let mut sub_line = None;
+    // once the subscriber is done, the publisher has delivered what it will: give it
+    // a moment to exit cleanly
+    let mut sub_done_at = None::<Instant>;
+    loop {
+        if status.is_none() {
+            if let Some(s) = p.try_wait()? {
+                status = Some(Some(s));
+                // the publisher is done: the subscriber may stop once the line is quiet
+                if let Some(mut w) = sub_in.take() {
+                    let _ = w.write_all(b"done\n");
+                }
+            }
         }
-        if t0.elapsed() > Duration::from_secs(30) {
+        if sub_line.is_none() {
+            if let Ok(l) = line_rx.try_recv() {
+                sub_line = Some(l);
+                sub_done_at = Some(Instant::now());
+            }
+        }
+        if status.is_some() && sub_line.is_some() {
+            break;
+        }
+        if status.is_none() && sub_done_at.is_some_and(|t| t.elapsed() > Duration::from_secs(30)) {
             let _ = p.kill();
             let _ = p.wait();
-            break None;
+            status = Some(None);
         }
         std::thread::sleep(Duration::from_millis(10));
-    };
+    }
+    drop(sub_in);
+    let _ = sub.wait();
+    let _ = reader.join();
+    let status = status.flatten();
+    let sub_line = sub_line.unwrap_or_default();
     let mut pub_out = String::new();
     std::io::Read::read_to_string(&mut p.stdout.take().expect("piped"), &mut pub_out)?;
     let d: Delivered = serde_json::from_str(&sub_line).unwrap_or(Delivered {
         received: 0,
         secs: 0.0,
         rate: 0.0,
+        ended: "no line".into(),
+        max_gap_ms: 0.0,
+        broker_dropped: None,
     });
     let publisher: Value = pub_out
         .lines()
@@ -162,6 +193,7 @@ pub fn measure(
             .ok()
             .and_then(|p| p.vm_hwm_kib),
         publisher,
+        subscriber: d,
     })
 }
 
@@ -174,6 +206,8 @@ pub struct Sample {
     pub publisher: Value,
     /// Its peak RSS, when it reported one.
     pub vm_hwm_kib: Option<u64>,
+    /// The subscriber's line: why it stopped, its longest gap, the broker's drops.
+    pub subscriber: Delivered,
 }
 
 pub fn peer_cmd(

@@ -55,6 +55,9 @@ pub struct PeerReport {
     pub ratios_to_a: Vec<f64>,
     pub median_ratio_to_a: f64,
     pub lost_total: u64,
+    /// The subscriber's line per rep: why it stopped, its longest gap, and what the
+    /// broker counted as dropped meanwhile.
+    pub subscriber: Vec<Delivered>,
     /// The publisher's own last JSON line per rep (null when it printed none): each
     /// peer reports what it knows (bridge writes, the driver's counters, VmHWM).
     pub publisher: Vec<Value>,
@@ -99,11 +102,23 @@ pub struct Latency {
 }
 
 /// The `sub` role's line.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Delivered {
     pub received: u64,
     pub secs: f64,
     pub rate: f64,
+    /// Why counting stopped: `all` (every message came), `idle` (nothing for the
+    /// idle time after the publisher was done), `closed` (by the broker), `start`
+    /// (nothing ever came), `cap` (nothing for 2 minutes without word from the harness).
+    #[serde(default)]
+    pub ended: String,
+    /// The longest wait between two deliveries, ms.
+    #[serde(default)]
+    pub max_gap_ms: f64,
+    /// What the broker counted as dropped meanwhile (`$SYS/broker/publish/messages/
+    /// dropped`, last value seen minus first); None when it published no value.
+    #[serde(default)]
+    pub broker_dropped: Option<u64>,
 }
 
 /// A publisher role's line (`pub-raw`, `pub-raw-qos1`, `pub-rumqttc`, `pub-bridge`):
@@ -200,7 +215,12 @@ impl Report {
                 let _ = writeln!(
                     t,
                     "| ({}) | {} | {} | {:.0} | {:.3} | {} |",
-                    r.key, r.name, r.n, r.median_rate, r.median_ratio_to_a, r.lost_total
+                    r.key,
+                    r.name,
+                    r.n,
+                    r.median_rate,
+                    r.median_ratio_to_a,
+                    r.lost_cell()
                 );
             }
             let (a, b) = p.compared;
@@ -254,6 +274,30 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
+impl PeerReport {
+    /// The loss, and beside a loss what the broker dropped in the same reps (a QoS 0
+    /// message the broker drops never reaches the subscriber, whatever the publisher did).
+    pub fn lost_cell(&self) -> String {
+        if self.lost_total == 0 {
+            return "0".into();
+        }
+        let known: Vec<u64> = self
+            .subscriber
+            .iter()
+            .filter_map(|d| d.broker_dropped)
+            .collect();
+        if known.is_empty() {
+            format!("{} (broker's drop count unknown)", self.lost_total)
+        } else {
+            format!(
+                "{} (broker dropped {})",
+                self.lost_total,
+                known.iter().sum::<u64>()
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,8 +312,41 @@ mod tests {
             ratios_to_a: vec![1.0],
             median_ratio_to_a: 1.0,
             lost_total: 0,
+            subscriber: vec![],
             publisher: vec![Value::Null],
         }
+    }
+
+    fn delivered(broker_dropped: Option<u64>) -> Delivered {
+        Delivered {
+            received: 5,
+            secs: 1.0,
+            rate: 5.0,
+            ended: "idle".into(),
+            max_gap_ms: 1.0,
+            broker_dropped,
+        }
+    }
+
+    #[test]
+    fn a_loss_shows_what_the_broker_dropped_beside_it() {
+        let mut r = peer("f", 1.0);
+        assert_eq!(r.lost_cell(), "0");
+        r.lost_total = 7;
+        r.subscriber = vec![delivered(None)];
+        assert_eq!(r.lost_cell(), "7 (broker's drop count unknown)");
+        r.subscriber = vec![delivered(Some(2)), delivered(None), delivered(Some(5))];
+        assert_eq!(r.lost_cell(), "7 (broker dropped 7)");
+    }
+
+    #[test]
+    fn an_older_subscriber_line_still_parses() {
+        let d: Delivered =
+            serde_json::from_str(r#"{"received": 3, "secs": 0.5, "rate": 4.0}"#).unwrap();
+        assert_eq!(
+            (d.received, d.broker_dropped, d.ended.as_str()),
+            (3, None, "")
+        );
     }
 
     fn report() -> Report {

@@ -121,43 +121,105 @@ fn read_until(s: &mut TcpStream, buf: &mut Vec<u8>, want: u8) -> Result<()> {
 const SUB_BATCH_BYTES: usize = 16 * 1024;
 const SUB_PAUSE: Duration = Duration::from_micros(300);
 
+/// The broker's count of messages it dropped (queue limits, a client too slow), which
+/// mosquitto publishes every `sys_interval` (the bench's broker sets 1 s).
+pub const BROKER_DROPPED: &str = "$SYS/broker/publish/messages/dropped";
+
+/// How often the subscriber looks at the clock while nothing arrives.
+const SUB_TICK: Duration = Duration::from_millis(100);
+
+/// Without word from the harness (a publisher that never ends, or a subscriber run by
+/// hand), counting ends after this long without a message.
+const SUB_CAP: Duration = Duration::from_secs(120);
+
+/// The first and last values of a `$SYS` counter seen.
+#[derive(Default)]
+struct SysCounter(Option<(u64, u64)>);
+
+impl SysCounter {
+    fn see(&mut self, payload: &[u8]) {
+        if let Some(v) = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            let first = self.0.map_or(v, |(f, _)| f);
+            self.0 = Some((first, v));
+        }
+    }
+
+    fn delta(&self) -> Option<u64> {
+        self.0.map(|(f, l)| l.saturating_sub(f))
+    }
+}
+
+/// Set once the harness says the publisher is done (a line or the end of stdin).
+fn publisher_done_watch() -> Arc<std::sync::OnceLock<Instant>> {
+    let done = Arc::new(std::sync::OnceLock::new());
+    let d = Arc::clone(&done);
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        let _ = d.set(Instant::now());
+    });
+    done
+}
+
 /// The independent subscriber: counts PUBLISH packets on `button/+` up to `n`; the rate
 /// is measured from the first to the last delivered message, on its own clock.
+///
+/// It stops counting when all `n` arrived, when the broker closes, or `idle` after
+/// both the last message and the harness's word that the publisher is done (so a
+/// publisher that stalls for a while, with messages still to come, is waited for). It
+/// also watches the broker's drop counter, and reports why it stopped and the longest
+/// wait between two deliveries: a shortfall comes with what explains it.
 pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) -> Result<()> {
+    let done = publisher_done_watch();
     let mut s = connect(port, &format!("bench-sub-{}", std::process::id()))?;
-    s.write_all(&wire::subscribe(FILTER, qos))?;
     let mut pending = Vec::new();
     read_until(&mut s, &mut pending, 0x20)?;
+    s.write_all(&wire::subscribe(FILTER, qos))?;
+    read_until(&mut s, &mut pending, 0x90)?;
+    s.write_all(&wire::subscribe(BROKER_DROPPED, 0))?;
     read_until(&mut s, &mut pending, 0x90)?;
     println!("ready");
     std::io::stdout().flush()?;
-    s.set_read_timeout(Some(start_timeout))?;
+    s.set_read_timeout(Some(SUB_TICK))?;
+    let started = Instant::now();
     let mut buf = vec![0u8; 1 << 20];
     let mut fill = pending.len();
     buf[..fill].copy_from_slice(&pending);
     let (mut count, mut first, mut last) = (0u64, None::<Instant>, Instant::now());
+    let mut max_gap = Duration::ZERO;
+    let mut dropped = SysCounter::default();
     let mut acks = Vec::new();
-    'outer: loop {
+    let ended = 'outer: loop {
         let mut pos = 0;
         let now = Instant::now();
         while let Some((b0, h, l)) = wire::frame(&buf[pos..fill]) {
             if b0 & 0xf0 == 0x30 {
-                count += 1;
-                if first.is_none() {
-                    first = Some(now);
-                    s.set_read_timeout(Some(idle))?;
+                let body = &buf[pos + h..pos + h + l];
+                let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                let topic = &body[2..2 + tl];
+                let id_len = if b0 & 0x06 != 0 { 2 } else { 0 };
+                if topic.starts_with(b"$SYS/") {
+                    dropped.see(&body[2 + tl + id_len..]);
+                } else {
+                    count += 1;
+                    if first.is_none() {
+                        first = Some(now);
+                    } else {
+                        max_gap = max_gap.max(now - last);
+                    }
+                    last = now;
                 }
-                last = now;
                 if b0 & 0x06 != 0 {
                     // QoS 1: acknowledge (topic length, topic, packet id)
-                    let body = &buf[pos + h..pos + h + l];
-                    let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
                     acks.extend_from_slice(&[0x40, 2, body[2 + tl], body[3 + tl]]);
                 }
             }
             pos += h + l;
             if count >= n {
-                break 'outer;
+                break 'outer "all";
             }
         }
         if !acks.is_empty() {
@@ -170,7 +232,7 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
             buf.resize(buf.len() * 2, 0);
         }
         match s.read(&mut buf[fill..]) {
-            Ok(0) => break,
+            Ok(0) => break "closed",
             Ok(k) => {
                 fill += k;
                 if k < SUB_BATCH_BYTES && first.is_some() {
@@ -185,11 +247,18 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
                 if e.kind() == std::io::ErrorKind::WouldBlock
                     || e.kind() == std::io::ErrorKind::TimedOut =>
             {
-                break
+                let quiet_since = first.map_or(started, |_| last);
+                match done.get() {
+                    Some(&d) if quiet_since.max(d).elapsed() >= idle => break "idle",
+                    Some(_) => {}
+                    None if first.is_none() && started.elapsed() >= start_timeout => break "start",
+                    None if first.is_some() && last.elapsed() >= SUB_CAP => break "cap",
+                    None => {}
+                }
             }
             Err(e) => return Err(e.into()),
         }
-    }
+    };
     let secs = first.map_or(0.0, |f| (last - f).as_secs_f64());
     let rate = if secs > 0.0 {
         (count - 1) as f64 / secs
@@ -200,6 +269,9 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
         received: count,
         secs,
         rate,
+        ended: ended.into(),
+        max_gap_ms: max_gap.as_secs_f64() * 1e3,
+        broker_dropped: dropped.delta(),
     };
     println!("{}", serde_json::to_string(&line)?);
     let _ = s.write_all(&wire::DISCONNECT);
@@ -504,7 +576,7 @@ pub fn pub_e2e(
         json!({"sent": view.published, "lost": view.lost(), "captured": g(&dstats.captured),
                "hw_dropped": g(&dstats.hw_dropped), "seq_lost": g(&dstats.seq_lost),
                "channel_full": g(&dstats.channel_full), "irqs": g(&dstats.irqs),
-               "writes": view.writes, "gen_secs": gen_secs, "rate": rate, "period": period,
+               "writes": view.writes, "bytes": view.bytes_written, "gen_secs": gen_secs, "rate": rate, "period": period,
                "sim_speed": sim_speed, "fabric_cpu_secs": fabric_cpu_secs,
                "coalesce_count": coalesce_count, "coalesce_us": coalesce_us,
                "rt_priority": rt_priority,
