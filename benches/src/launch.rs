@@ -251,7 +251,7 @@ pub fn peer_cmd(
                 .stdin(std::fs::File::open(&lines)?);
             c
         }
-        Launch::EndToEnd => {
+        Launch::EndToEnd | Launch::EndToEndLoaded => {
             let mut c = me(&["pub-e2e"]);
             c.args(["--rate", &format!("{e2e_rate:.0}")]);
             c.args(["--sim-speed", &ctx.e2e_sim_speed.to_string()]);

@@ -174,6 +174,9 @@ pub enum Role {
         #[arg(long, default_value_t = 0)]
         rt_priority: u8,
     },
+    /// A CPU-bound loop at normal priority until killed: the load beside (j).
+    #[command(hide = true)]
+    Burn,
     #[command(hide = true)]
     Latency {
         #[arg(long, default_value_t = 10_000.0)]
@@ -234,6 +237,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             rt_priority,
         ),
         Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
+        Some(Role::Burn) => roles::burn(),
         None => harness::main(&args),
     }
 }

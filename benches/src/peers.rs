@@ -49,6 +49,7 @@ pub enum PeerId {
     RawQos1,
     BridgeQos1,
     BridgeV5,
+    EndToEndLoaded,
 }
 
 /// How a peer is started.
@@ -62,6 +63,10 @@ pub enum Launch {
     MosquittoPub,
     /// The `pub-e2e` role with the end-to-end settings and the generator's rate.
     EndToEnd,
+    /// The same, while a CPU-bound loop at normal priority (the `burn` role, in the
+    /// same placement) keeps a core busy: a board whose CPU also runs a notebook.
+    /// Its loss is expected to be counted, not zero (see [`Accounting`]).
+    EndToEndLoaded,
 }
 
 /// Messages per run.
@@ -94,7 +99,7 @@ pub const SINK_BASELINE: PeerId = PeerId::Rumqttc;
 
 /// In the order of a rep: the baseline first, since the end-to-end run's rate is set
 /// from it.
-pub const PEERS: [Peer; 9] = [
+pub const PEERS: [Peer; 10] = [
     Peer {
         id: PeerId::Raw,
         key: "a",
@@ -185,7 +190,60 @@ pub const PEERS: [Peer; 9] = [
         in_sink: false,
         compared_with: None,
     },
+    Peer {
+        id: PeerId::EndToEndLoaded,
+        key: "j",
+        name: "(f) with a CPU-bound loop beside it",
+        launch: Launch::EndToEndLoaded,
+        size: Size::Fast,
+        placements: &Place::ALL,
+        in_sink: false,
+        compared_with: None,
+    },
 ];
+
+/// Where the events an end-to-end run did not deliver went, from the run's own
+/// counters (the `pub-e2e` line) and the subscriber's: each loss is counted by the
+/// stage that made it, and what no stage counted is `unaccounted`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Accounting {
+    /// Dropped by the hardware FIFO (overflow while the drain was held off).
+    pub hardware: u64,
+    /// Dropped between the FIFO and the socket (channel full, the bridge's own drops).
+    pub host: u64,
+    /// Counted as dropped by the broker while the subscriber ran.
+    pub broker: u64,
+    /// Generated but not delivered, and counted by nobody.
+    pub unaccounted: u64,
+}
+
+impl Accounting {
+    /// `n` generated, `received` delivered; `publisher` is the `pub-e2e` line and
+    /// `broker_dropped` the broker's count (unknown counts as 0).
+    pub fn of(
+        n: u64,
+        received: u64,
+        publisher: &serde_json::Value,
+        broker_dropped: Option<u64>,
+    ) -> Self {
+        let g = |k: &str| {
+            publisher
+                .get(k)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        let hardware = g("hw_dropped").max(g("seq_lost"));
+        let host = g("channel_full") + g("lost");
+        let broker = broker_dropped.unwrap_or(0);
+        let missing = n.saturating_sub(received);
+        Self {
+            hardware,
+            host,
+            broker,
+            unaccounted: missing.saturating_sub(hardware + host + broker),
+        }
+    }
+}
 
 pub fn peer(id: PeerId) -> &'static Peer {
     PEERS

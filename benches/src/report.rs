@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::peers::Place;
+use crate::peers::{Accounting, Place};
 
 pub const RATE_DEFINITION: &str = "delivered messages per second at an independent subscriber, first to last (Nth) delivered message";
 
@@ -58,6 +58,9 @@ pub struct PeerReport {
     /// The subscriber's line per rep: why it stopped, its longest gap, and what the
     /// broker counted as dropped meanwhile.
     pub subscriber: Vec<Delivered>,
+    /// End-to-end runs: where each rep's undelivered events went.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounting: Vec<Accounting>,
     /// The publisher's own last JSON line per rep (null when it printed none): each
     /// peer reports what it knows (bridge writes, the driver's counters, VmHWM).
     pub publisher: Vec<Value>,
@@ -281,6 +284,17 @@ impl PeerReport {
         if self.lost_total == 0 {
             return "0".into();
         }
+        if !self.accounting.is_empty() {
+            let sum = |f: fn(&Accounting) -> u64| self.accounting.iter().map(f).sum::<u64>();
+            return format!(
+                "{} (hardware FIFO {}, host {}, broker {}, unaccounted {})",
+                self.lost_total,
+                sum(|a| a.hardware),
+                sum(|a| a.host),
+                sum(|a| a.broker),
+                sum(|a| a.unaccounted)
+            );
+        }
         let known: Vec<u64> = self
             .subscriber
             .iter()
@@ -313,6 +327,7 @@ mod tests {
             median_ratio_to_a: 1.0,
             lost_total: 0,
             subscriber: vec![],
+            accounting: vec![],
             publisher: vec![Value::Null],
         }
     }
@@ -337,6 +352,31 @@ mod tests {
         assert_eq!(r.lost_cell(), "7 (broker's drop count unknown)");
         r.subscriber = vec![delivered(Some(2)), delivered(None), delivered(Some(5))];
         assert_eq!(r.lost_cell(), "7 (broker dropped 7)");
+    }
+
+    #[test]
+    fn an_end_to_end_loss_is_split_by_the_stage_that_counted_it() {
+        let line =
+            serde_json::json!({"hw_dropped": 40, "seq_lost": 41, "channel_full": 2, "lost": 3});
+        let a = Accounting::of(100, 50, &line, Some(1));
+        assert_eq!(
+            a,
+            Accounting {
+                hardware: 41,
+                host: 5,
+                broker: 1,
+                unaccounted: 3
+            }
+        );
+        let mut r = peer("j", 1.0);
+        r.lost_total = 50;
+        r.accounting = vec![a.clone(), a];
+        assert_eq!(
+            r.lost_cell(),
+            "50 (hardware FIFO 82, host 10, broker 2, unaccounted 6)"
+        );
+        // nothing missing: nothing unaccounted, whatever the counters say
+        assert_eq!(Accounting::of(10, 10, &line, None).unaccounted, 0);
     }
 
     #[test]

@@ -278,6 +278,16 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
     Ok(())
 }
 
+/// Keeps one core busy until killed, as a notebook's Python loop would.
+pub fn burn() -> Result<()> {
+    let mut x = 1u64;
+    loop {
+        for _ in 0..1_000_000 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+    }
+}
+
 /// Pre-encoded QoS 0 PUBLISH packets written in `write_bytes` writes (or `batch`
 /// packets per write): the ceiling for one connection.
 pub fn pub_raw(port: u16, n: u64, write_bytes: usize, batch: Option<usize>) -> Result<()> {
