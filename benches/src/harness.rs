@@ -255,6 +255,17 @@ pub fn main(args: &BenchArgs) -> Result<()> {
         e2e_coalesce: (args.e2e_coalesce_count, args.e2e_coalesce_us),
         e2e_rt_priority: args.e2e_rt_priority,
     };
+    if args.idle_only {
+        // the daemon's idle CPU alone (issue 17's 0.1 % target), without the rest
+        let i = idle_cpu(&ctx, args, idle_secs.max(1))?;
+        println!("{}", serde_json::to_string(&i)?);
+        eprintln!(
+            "idle CPU of the daemon over {:.0} s: {:.3} % (its own threads; the simulated board's clock thread: {:.2} %)",
+            i.secs, i.daemon_pct, i.sim_pct
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
     let places: Vec<Place> = args
         .placements
         .split(',')

@@ -62,6 +62,10 @@ pub struct BenchArgs {
     /// Seconds of the daemon's idle-CPU measurement (0 skips it; default 60; smoke 0).
     #[arg(long)]
     pub idle_secs: Option<u64>,
+    /// Only the daemon's idle-CPU measurement (`--idle-secs`, default 60), printed as
+    /// one JSON line; nothing else runs and no result file is written.
+    #[arg(long)]
+    pub idle_only: bool,
     /// Skip the callgrind instruction count.
     #[arg(long)]
     pub no_callgrind: bool,
