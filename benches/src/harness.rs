@@ -61,7 +61,7 @@ fn run_placement(
                 Launch::EndToEndLoaded => Some(Burner::start(ctx, place)?),
                 _ => None,
             };
-            let s = measure(ctx, place, broker.port, n, cmd, 0)?;
+            let s = measure(ctx, place, &broker, n, cmd, 0)?;
             drop(burner);
             let accounting = matches!(peer.launch, Launch::EndToEnd | Launch::EndToEndLoaded)
                 .then(|| Accounting::of(n, s.received, &s.publisher, s.subscriber.broker_dropped));
@@ -509,7 +509,7 @@ fn sweep(ctx: &Ctx, places: &[Place], reps: usize, n: u64) -> Result<Sweep> {
                     ],
                 );
                 c.stdout(Stdio::null());
-                rates.push(measure(ctx, place, broker.port, n, c, 0)?.rate);
+                rates.push(measure(ctx, place, &broker, n, c, 0)?.rate);
             }
             eprintln!("  sweep {} batch {b}: {:.0}", place.name(), median(&rates));
             raw.push(median(&rates));
@@ -518,7 +518,7 @@ fn sweep(ctx: &Ctx, places: &[Place], reps: usize, n: u64) -> Result<Sweep> {
             let mut rates = Vec::new();
             for _ in 0..reps {
                 let c = peer_cmd(ctx, place, peers::peer(id), broker.port, n, 0.0)?;
-                rates.push(measure(ctx, place, broker.port, n, c, 0)?.rate);
+                rates.push(measure(ctx, place, &broker, n, c, 0)?.rate);
             }
             Ok(median(&rates))
         };

@@ -51,6 +51,10 @@ impl Ctx {
 pub struct Broker {
     child: Child,
     pub port: u16,
+    /// The broker's drop counter as last seen. mosquitto publishes a `$SYS` value
+    /// (retained, expiring after 60 s) only when it changes: a subscriber that sees
+    /// none knows it is unchanged since then.
+    dropped: std::cell::Cell<Option<u64>>,
 }
 
 impl Drop for Broker {
@@ -80,7 +84,11 @@ pub fn start_broker(ctx: &Ctx, place: Place) -> Result<Broker> {
         .stderr(Stdio::null())
         .spawn()
         .context("start mosquitto (apt-get install mosquitto)")?;
-    let b = Broker { child, port };
+    let b = Broker {
+        child,
+        port,
+        dropped: std::cell::Cell::new(None),
+    };
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if t0.elapsed() > Duration::from_secs(10) {
@@ -97,24 +105,25 @@ pub fn start_broker(ctx: &Ctx, place: Place) -> Result<Broker> {
 pub fn measure(
     ctx: &Ctx,
     place: Place,
-    port: u16,
+    broker: &Broker,
     n: u64,
     publisher: Command,
     sub_qos: u8,
 ) -> Result<Sample> {
+    let mut args: Vec<String> = vec![
+        "sub".into(),
+        "--port".into(),
+        broker.port.to_string(),
+        "--n".into(),
+        n.to_string(),
+        "--qos".into(),
+        sub_qos.to_string(),
+    ];
+    if let Some(b) = broker.dropped.get() {
+        args.extend(["--dropped-baseline".into(), b.to_string()]);
+    }
     let mut sub = ctx
-        .me(
-            place,
-            &[
-                "sub".into(),
-                "--port".into(),
-                port.to_string(),
-                "--n".into(),
-                n.to_string(),
-                "--qos".into(),
-                sub_qos.to_string(),
-            ],
-        )
+        .me(place, &args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()?;
@@ -178,7 +187,11 @@ pub fn measure(
         ended: "no line".into(),
         max_gap_ms: 0.0,
         broker_dropped: None,
+        broker_dropped_total: None,
     });
+    if d.broker_dropped_total.is_some() {
+        broker.dropped.set(d.broker_dropped_total);
+    }
     let publisher: Value = pub_out
         .lines()
         .last()

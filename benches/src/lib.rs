@@ -121,6 +121,10 @@ pub enum Role {
         qos: u8,
         #[arg(long, default_value_t = 3000)]
         idle_ms: u64,
+        /// The broker's drop counter as last seen by the harness: a value this
+        /// subscriber does not see has not changed since.
+        #[arg(long)]
+        dropped_baseline: Option<u64>,
     },
     #[command(hide = true)]
     PubRaw {
@@ -206,12 +210,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             n,
             qos,
             idle_ms,
+            dropped_baseline,
         }) => roles::sub(
             port,
             n,
             qos,
-            Duration::from_millis(idle_ms),
-            Duration::from_secs(60),
+            (Duration::from_millis(idle_ms), Duration::from_secs(60)),
+            dropped_baseline,
         ),
         Some(Role::PubRaw { port, n, batch }) => roles::pub_raw(port, n, 64 * 1024, batch),
         Some(Role::PubRawQos1 { port, n, window }) => roles::pub_raw_qos1(port, n, window),

@@ -122,6 +122,9 @@ pub struct Delivered {
     /// dropped`, last value seen minus first); None when it published no value.
     #[serde(default)]
     pub broker_dropped: Option<u64>,
+    /// The counter's last value seen (or the baseline it was given, when none came).
+    #[serde(default)]
+    pub broker_dropped_total: Option<u64>,
 }
 
 /// A publisher role's line (`pub-raw`, `pub-raw-qos1`, `pub-rumqttc`, `pub-bridge`):
@@ -340,6 +343,7 @@ mod tests {
             ended: "idle".into(),
             max_gap_ms: 1.0,
             broker_dropped,
+            broker_dropped_total: None,
         }
     }
 

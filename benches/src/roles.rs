@@ -132,9 +132,12 @@ const SUB_TICK: Duration = Duration::from_millis(100);
 /// hand), counting ends after this long without a message.
 const SUB_CAP: Duration = Duration::from_secs(120);
 
-/// The first and last values of a `$SYS` counter seen.
-#[derive(Default)]
-struct SysCounter(Option<(u64, u64)>);
+/// A `$SYS` counter: the value before the run (the harness's last sighting, else the
+/// first value seen) and the last value seen.
+struct SysCounter {
+    baseline: Option<u64>,
+    last: Option<u64>,
+}
 
 impl SysCounter {
     fn see(&mut self, payload: &[u8]) {
@@ -142,13 +145,20 @@ impl SysCounter {
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())
         {
-            let first = self.0.map_or(v, |(f, _)| f);
-            self.0 = Some((first, v));
+            self.baseline.get_or_insert(v);
+            self.last = Some(v);
         }
     }
 
+    /// The counter's change over the run; None when its value was never known.
     fn delta(&self) -> Option<u64> {
-        self.0.map(|(f, l)| l.saturating_sub(f))
+        let base = self.baseline?;
+        Some(self.last.unwrap_or(base).saturating_sub(base))
+    }
+
+    /// The value as it stands, for the next run's baseline.
+    fn total(&self) -> Option<u64> {
+        self.last.or(self.baseline)
     }
 }
 
@@ -172,7 +182,13 @@ fn publisher_done_watch() -> Arc<std::sync::OnceLock<Instant>> {
 /// publisher that stalls for a while, with messages still to come, is waited for). It
 /// also watches the broker's drop counter, and reports why it stopped and the longest
 /// wait between two deliveries: a shortfall comes with what explains it.
-pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) -> Result<()> {
+pub fn sub(
+    port: u16,
+    n: u64,
+    qos: u8,
+    (idle, start_timeout): (Duration, Duration),
+    dropped_baseline: Option<u64>,
+) -> Result<()> {
     let done = publisher_done_watch();
     let mut s = connect(port, &format!("bench-sub-{}", std::process::id()))?;
     let mut pending = Vec::new();
@@ -190,7 +206,10 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
     buf[..fill].copy_from_slice(&pending);
     let (mut count, mut first, mut last) = (0u64, None::<Instant>, Instant::now());
     let mut max_gap = Duration::ZERO;
-    let mut dropped = SysCounter::default();
+    let mut dropped = SysCounter {
+        baseline: dropped_baseline,
+        last: None,
+    };
     let mut acks = Vec::new();
     let ended = 'outer: loop {
         let mut pos = 0;
@@ -272,6 +291,7 @@ pub fn sub(port: u16, n: u64, qos: u8, idle: Duration, start_timeout: Duration) 
         ended: ended.into(),
         max_gap_ms: max_gap.as_secs_f64() * 1e3,
         broker_dropped: dropped.delta(),
+        broker_dropped_total: dropped.total(),
     };
     println!("{}", serde_json::to_string(&line)?);
     let _ = s.write_all(&wire::DISCONNECT);
@@ -753,4 +773,36 @@ pub fn latency(rate: f64, secs: f64) -> Result<()> {
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter(baseline: Option<u64>, seen: &[&[u8]]) -> SysCounter {
+        let mut c = SysCounter {
+            baseline,
+            last: None,
+        };
+        for s in seen {
+            c.see(s);
+        }
+        c
+    }
+
+    #[test]
+    fn the_brokers_drop_counter_is_a_change_over_the_run() {
+        // a fresh broker's retained value is the baseline
+        let c = counter(None, &[b"0", b"3"]);
+        assert_eq!((c.delta(), c.total()), (Some(3), Some(3)));
+        // no value seen: unchanged since the harness's last sighting (expired retain)
+        let c = counter(Some(7), &[]);
+        assert_eq!((c.delta(), c.total()), (Some(0), Some(7)));
+        // a change seen: measured from that sighting, not from the first value seen
+        let c = counter(Some(7), &[b"12"]);
+        assert_eq!(c.delta(), Some(5));
+        // never known, and garbage ignored
+        let c = counter(None, &[b"many"]);
+        assert_eq!((c.delta(), c.total()), (None, None));
+    }
 }
