@@ -156,6 +156,8 @@ pub struct Case {
     pub pin_pop: Option<Pcts>,
     pub pop_write: Option<Pcts>,
     pub write_sub: Option<Pcts>,
+    /// How far the simulated fabric ran behind the wall clock (sampled every ms).
+    pub fabric_lag: Option<Pcts>,
     /// The board process's own line (driver counters, or the seed's).
     pub board: serde_json::Value,
     pub loadavg_before: String,
@@ -275,8 +277,8 @@ pub fn tables(cases: &[Case]) -> String {
         );
     }
     s += "\npynq-mqtt's split (µs, p50 / p99 / p99.9 / max):\n\n";
-    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | write → subscriber |\n";
-    s += "|---|---|---|---|---|---|\n";
+    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | write → subscriber | simulated fabric behind the wall clock |\n";
+    s += "|---|---|---|---|---|---|---|\n";
     let four = |p: Option<Pcts>| {
         p.map_or("–".into(), |p| {
             format!("{:.0} / {:.0} / {:.0} / {:.0}", p.p50, p.p99, p.p999, p.max)
@@ -284,13 +286,14 @@ pub fn tables(cases: &[Case]) -> String {
     };
     for c in cases.iter().filter(|c| c.pin_pop.is_some()) {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             c.placement,
             c.publisher,
             c.rate,
             four(c.pin_pop),
             four(c.pop_write),
             four(c.write_sub),
+            four(c.fabric_lag),
         );
     }
     s
@@ -405,6 +408,7 @@ fn one(
         write_sub: traced
             .then(|| percentiles(spans(&write, &sub_at)))
             .flatten(),
+        fabric_lag: serde_json::from_value(driven.counters["fabric_lag_us"].clone()).ok(),
         board: driven.counters,
         loadavg_before,
         loadavg_after: loadavg(),
@@ -475,12 +479,25 @@ pub fn board(a: BoardArgs) -> Result<()> {
         crate::roles::pin_thread("sim-clock", cpu)?;
     }
     let origin = Arc::new(AtomicU64::new(u64::MAX));
-    let (counters, pops, writes) = if seed {
+    let done = Arc::new(AtomicBool::new(false));
+    let (b, d) = (Arc::clone(&board), Arc::clone(&done));
+    let sampler = std::thread::Builder::new()
+        .name("lag-sampler".into())
+        .spawn(move || fabric_lag(&b, &d))?;
+    if let Some(cpu) = a.fabric_cpu {
+        crate::roles::pin_thread("lag-sampler", cpu)?;
+    }
+    let (mut counters, pops, writes) = if seed {
         let seed_line = run_seed(&a, &board, &origin, period_us)?;
         (seed_line, Vec::new(), Vec::new())
     } else {
         run_daemon(&a, &board, &origin)?
     };
+    done.store(true, Ordering::SeqCst);
+    let lag = percentiles(sampler.join().expect("lag sampler"));
+    if let Some(m) = counters.as_object_mut() {
+        m.insert("fabric_lag_us".into(), serde_json::to_value(lag)?);
+    }
     let origin = origin.load(Ordering::SeqCst);
     let driven_ns = (0..a.n)
         .map(|k| {
@@ -497,6 +514,23 @@ pub fn board(a: BoardArgs) -> Result<()> {
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(())
+}
+
+/// How far the simulated fabric runs behind the wall clock, µs, sampled about every
+/// millisecond until `done`: the wall clock now less the moment pacing gives the
+/// model's current simulated time. An edge waits at least this long before the model
+/// sees it (the clock thread runs chunks of cycles, then sleeps up to 1 ms).
+fn fabric_lag(board: &pynq_mqtt_sim::SimBoard, done: &AtomicBool) -> Vec<f64> {
+    let mut lags = Vec::new();
+    while !done.load(Ordering::SeqCst) && lags.len() < 1_000_000 {
+        std::thread::sleep(Duration::from_micros(997));
+        let sim = board.sim_time_us();
+        let now = unix_ns();
+        if let Some(p) = board.paced_unix_ns(sim) {
+            lags.push(now.saturating_sub(p) as f64 / 1000.0);
+        }
+    }
+    lags
 }
 
 type Traced = (serde_json::Value, Vec<(u64, u64)>, Vec<(u64, u64)>);

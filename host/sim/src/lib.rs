@@ -315,7 +315,8 @@ impl SimBoard {
             .unwrap_or_else(|p| p.into_inner()))?;
         let factor = match self.shared.speed {
             Speed::RealTime(f) => f,
-            Speed::Fast => return None,
+            // real time before and after the replay
+            Speed::Fast => 1.0,
         };
         let base = self.shared.lock_for_bus().base_cycle;
         let clk = self.shared.clk_hz;
