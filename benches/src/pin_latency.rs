@@ -250,6 +250,14 @@ pub fn main(
     if lost > 0 {
         bail!("pynq-mqtt lost {lost} events");
     }
+    if let Some(c) = cases.iter().find(|c| c.received == 0) {
+        bail!(
+            "{} delivered nothing at {}/s ({})",
+            c.publisher,
+            c.rate,
+            c.placement
+        );
+    }
     Ok(())
 }
 
@@ -370,7 +378,11 @@ fn one(
         // neither takes the ARM core's cycles on a board
         args.extend(["--fabric-cpu".into(), "1".into()]);
     }
-    let board = ctx.me(place, &args).stdout(Stdio::piped()).output()?;
+    let board = ctx
+        .me(place, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()?;
     // the publisher is done: the subscriber takes what is still on its way, then ends
     if let Some(mut stdin) = sub.stdin.take() {
         let _ = stdin.write_all(b"stop\n");
@@ -642,7 +654,27 @@ fn run_seed(
         .stdout(Stdio::piped())
         .spawn()
         .context("start the seed's loop")?;
-    let (conn, _) = listener.accept()?;
+    // the loop connects once its broker connection is up; a loop that died first
+    // (its error is on stderr) must not leave this process waiting
+    listener.set_nonblocking(true)?;
+    let t0 = Instant::now();
+    let conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(st) = child.try_wait()? {
+                    bail!("the seed's loop ended before reading a pin ({st})");
+                }
+                if t0.elapsed() > Duration::from_secs(20) {
+                    let _ = child.kill();
+                    bail!("the seed's loop did not connect to the pin socket");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    conn.set_nonblocking(false)?;
     let served = Arc::new(AtomicU64::new(0));
     let (b, o, s, n) = (
         Arc::clone(board),
