@@ -296,7 +296,7 @@ pub fn tables(cases: &[Case]) -> String {
         s += &format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             c.placement,
-            c.publisher,
+            c.publisher.trim_start_matches("pynq-mqtt, "),
             c.rate,
             four(c.pin_pop),
             four(c.pop_write),
