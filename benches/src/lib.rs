@@ -125,6 +125,11 @@ pub enum Role {
         /// `default`, `coalesce`, `seed`, comma-separated.
         #[arg(long, default_value = "default,coalesce,seed")]
         publishers: String,
+        /// Drive the pin from a thread calling `SimBoard::set_input` at the rate (each
+        /// call stamped) instead of the simulator's stimulus replay; on this simulator
+        /// edges about 1 ms apart or closer then merge in the model (counted lost).
+        #[arg(long)]
+        thread_driver: bool,
         /// Also write the cases as JSON here.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
@@ -151,6 +156,8 @@ pub enum Role {
         script: Option<String>,
         #[arg(long)]
         pins: Option<String>,
+        #[arg(long)]
+        thread_driver: bool,
     },
     #[command(hide = true)]
     PinLatencySub {
@@ -291,6 +298,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             secs,
             placements,
             publishers,
+            thread_driver,
             json,
         }) => pin_latency::main(
             &launch::find_root(args.root.as_deref())?,
@@ -298,6 +306,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             &secs,
             &placements,
             &publishers,
+            thread_driver,
             json.as_deref(),
         ),
         Some(Role::PinLatencyBoard {
@@ -311,6 +320,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             python,
             script,
             pins,
+            thread_driver,
         }) => pin_latency::board(pin_latency::BoardArgs {
             port,
             n,
@@ -321,6 +331,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             python,
             script,
             pins,
+            thread_driver,
         }),
         Some(Role::PinLatencySub { port, n }) => pin_latency::sub(port, n),
         None => harness::main(&args),

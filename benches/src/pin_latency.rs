@@ -145,6 +145,8 @@ pub fn spans(from: &[Option<u64>], to: &[Option<u64>]) -> Vec<f64> {
 #[derive(Serialize, Debug)]
 pub struct Case {
     pub placement: &'static str,
+    /// `stimulus` or `thread` (see `Drive`).
+    pub pin_driver: &'static str,
     pub publisher: &'static str,
     pub rate: f64,
     pub driven: usize,
@@ -193,6 +195,7 @@ pub fn main(
     secs: &[f64],
     placements: &str,
     publishers: &str,
+    thread_driver: bool,
     out: Option<&std::path::Path>,
 ) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("pynq-mqtt-pin-latency-{}", std::process::id()));
@@ -218,7 +221,14 @@ pub fn main(
                 for (i, &rate) in rates.iter().enumerate() {
                     let secs = secs.get(i).or(secs.last()).copied().unwrap_or(5.0);
                     let n = ((rate * secs).round() as u64).max(1);
-                    let case = one(&ctx, place, broker.port, publisher, rate, n)?;
+                    let case = one(
+                        &ctx,
+                        place,
+                        broker.port,
+                        (publisher, thread_driver),
+                        rate,
+                        n,
+                    )?;
                     let t = case.total;
                     eprintln!(
                         "  {} / {} / {rate}/s: {} of {} received; pin->sub p50 {:.0} p99 {:.0} max {:.0} us",
@@ -268,12 +278,13 @@ fn cell(p: Option<Pcts>, f: impl Fn(Pcts) -> f64) -> String {
 /// The cases as two Markdown tables: pin to subscriber, then pynq-mqtt's split.
 pub fn tables(cases: &[Case]) -> String {
     let mut s = String::new();
-    s += "| placement | publisher | events/s | edges | lost | p50 µs | p99 µs | p99.9 µs | max µs |\n";
-    s += "|---|---|---|---|---|---|---|---|---|\n";
+    s += "| placement | pin driver | publisher | events/s | edges | lost | p50 µs | p99 µs | p99.9 µs | max µs |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|\n";
     for c in cases {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.placement,
+            c.pin_driver,
             c.publisher,
             c.rate,
             c.driven,
@@ -292,7 +303,7 @@ pub fn tables(cases: &[Case]) -> String {
             format!("{:.0} / {:.0} / {:.0} / {:.0}", p.p50, p.p99, p.p999, p.max)
         })
     };
-    for c in cases.iter().filter(|c| c.pin_pop.is_some()) {
+    for c in cases.iter().filter(|c| c.board.get("captured").is_some()) {
         s += &format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
             c.placement,
@@ -311,7 +322,7 @@ fn one(
     ctx: &Ctx,
     place: Place,
     port: u16,
-    publisher: Publisher,
+    (publisher, thread_driver): (Publisher, bool),
     rate: f64,
     n: u64,
 ) -> Result<Case> {
@@ -373,6 +384,9 @@ fn one(
                 .to_string(),
         ]);
     }
+    if thread_driver {
+        args.push("--thread-driver".into());
+    }
     if place == Place::Shared {
         // the clock thread is the FPGA fabric and the stimulus the world outside:
         // neither takes the ARM core's cycles on a board
@@ -405,21 +419,28 @@ fn one(
     let sub_at = by_seq(edges, &arrivals.arrivals);
     let received = sub_at.iter().flatten().count();
     let traced = publisher != Publisher::Seed;
+    // edges the model never saw (a pin driver thread's two edges within one pause of
+    // the simulator's clock) shift every later sequence number: the events then no
+    // longer match edges by number, only their count is right
+    let captured = driven.counters["captured"].as_u64();
+    let matched = !traced || captured.is_some_and(|c| c >= edges as u64);
+    let pct = |from: &[Option<u64>], to: &[Option<u64>]| {
+        matched.then(|| percentiles(spans(from, to))).flatten()
+    };
     let pop = by_seq(edges, &driven.pops);
     let write = by_seq(edges, &driven.writes);
     Ok(Case {
         placement: place.name(),
+        pin_driver: if thread_driver { "thread" } else { "stimulus" },
         publisher: publisher.name(),
         rate,
         driven: edges,
         received,
         lost: edges - received,
-        total: percentiles(spans(&pin, &sub_at)),
-        pin_pop: traced.then(|| percentiles(spans(&pin, &pop))).flatten(),
-        pop_write: traced.then(|| percentiles(spans(&pop, &write))).flatten(),
-        write_sub: traced
-            .then(|| percentiles(spans(&write, &sub_at)))
-            .flatten(),
+        total: pct(&pin, &sub_at),
+        pin_pop: traced.then(|| pct(&pin, &pop)).flatten(),
+        pop_write: traced.then(|| pct(&pop, &write)).flatten(),
+        write_sub: traced.then(|| pct(&write, &sub_at)).flatten(),
         fabric_lag: serde_json::from_value(driven.counters["fabric_lag_us"].clone()).ok(),
         board: driven.counters,
         loadavg_before,
@@ -438,6 +459,8 @@ pub struct BoardArgs {
     pub python: Option<String>,
     pub script: Option<String>,
     pub pins: Option<String>,
+    /// A thread calls `SimBoard::set_input` at the rate, instead of the stimulus.
+    pub thread_driver: bool,
 }
 
 /// Simulated µs from the start of the stimulus to its first edge.
@@ -485,12 +508,26 @@ pub fn board(a: BoardArgs) -> Result<()> {
     let seed = publisher == Publisher::Seed;
     let board = Arc::new(SimBoard::start(SimConfig {
         speed: Speed::RealTime(1.0),
-        stimulus: stimulus(a.n, period_us, seed),
+        stimulus: if a.thread_driver {
+            Vec::new()
+        } else {
+            stimulus(a.n, period_us, seed)
+        },
     })?);
     if let Some(cpu) = a.fabric_cpu {
         crate::roles::pin_thread("sim-clock", cpu)?;
     }
-    let origin = Arc::new(AtomicU64::new(u64::MAX));
+    let drive = Arc::new(Drive {
+        thread: a.thread_driver,
+        seed_end: seed,
+        n: a.n,
+        period_us,
+        fabric_cpu: a.fabric_cpu,
+        origin: AtomicU64::new(u64::MAX),
+        count: AtomicU64::new(0),
+        lock: std::sync::Mutex::new(()),
+        driver: std::sync::Mutex::new(None),
+    });
     let done = Arc::new(AtomicBool::new(false));
     let (b, d) = (Arc::clone(&board), Arc::clone(&done));
     let sampler = std::thread::Builder::new()
@@ -500,24 +537,17 @@ pub fn board(a: BoardArgs) -> Result<()> {
         crate::roles::pin_thread("lag-sampler", cpu)?;
     }
     let (mut counters, pops, writes) = if seed {
-        let seed_line = run_seed(&a, &board, &origin, period_us)?;
+        let seed_line = run_seed(&a, &board, &drive)?;
         (seed_line, Vec::new(), Vec::new())
     } else {
-        run_daemon(&a, &board, &origin)?
+        run_daemon(&a, &board, &drive)?
     };
     done.store(true, Ordering::SeqCst);
     let lag = percentiles(sampler.join().expect("lag sampler"));
     if let Some(m) = counters.as_object_mut() {
         m.insert("fabric_lag_us".into(), serde_json::to_value(lag)?);
     }
-    let origin = origin.load(Ordering::SeqCst);
-    let driven_ns = (0..a.n)
-        .map(|k| {
-            board
-                .paced_unix_ns(origin + LEAD_US + k * period_us)
-                .context("the simulated board is not paced")
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let driven_ns = drive.driven_ns(&board)?;
     let line = Driven {
         driven_ns,
         pops,
@@ -526,6 +556,145 @@ pub fn board(a: BoardArgs) -> Result<()> {
     };
     println!("{}", serde_json::to_string(&line)?);
     Ok(())
+}
+
+/// How the edges reach input 0: the stimulus (edge k at its exact simulated time), or
+/// a thread standing for the world outside that calls `SimBoard::set_input` at the
+/// rate and stamps each call. The simulator steps its model in chunks of 1024 cycles
+/// and sleeps up to 1 ms between them, and `set_input` changes the pin of a model that
+/// is not stepping: two calls within one such pause leave only the second level, so
+/// the thread loses edges in the simulator itself once they come about 1 ms apart.
+struct Drive {
+    thread: bool,
+    /// Press button 3 after the last edge (the seed's loop ends on it).
+    seed_end: bool,
+    n: u64,
+    period_us: u64,
+    fabric_cpu: Option<usize>,
+    /// Stimulus: its start in simulated µs since reset (`u64::MAX` before).
+    origin: AtomicU64,
+    /// Thread: edges driven so far, changed together with the pin under `lock`.
+    count: AtomicU64,
+    lock: std::sync::Mutex<()>,
+    /// Thread: the thread, which returns the moment of each edge.
+    driver: std::sync::Mutex<Option<std::thread::JoinHandle<Vec<u64>>>>,
+}
+
+impl Drive {
+    /// Starts driving the edges: now.
+    fn start(self: &Arc<Self>, board: &Arc<pynq_mqtt_sim::SimBoard>) -> Result<()> {
+        if !self.thread {
+            let origin = board.start_stimulus().context("stimulus started twice")?;
+            self.origin.store(origin, Ordering::SeqCst);
+            return Ok(());
+        }
+        let (d, b) = (Arc::clone(self), Arc::clone(board));
+        let h = std::thread::Builder::new()
+            .name("pin-driver".into())
+            .spawn(move || d.press(&b))?;
+        if let Some(cpu) = self.fabric_cpu {
+            crate::roles::pin_thread("pin-driver", cpu)?;
+        }
+        *self.driver.lock().unwrap_or_else(|p| p.into_inner()) = Some(h);
+        Ok(())
+    }
+
+    /// The thread: edge k at `LEAD_US + k * period` after its start; it sleeps, never
+    /// spins (in the shared placement it sits on the fabric's core), and a late wake
+    /// does not make up with a burst of edges closer than half a period.
+    fn press(&self, board: &pynq_mqtt_sim::SimBoard) -> Vec<u64> {
+        let period = Duration::from_micros(self.period_us);
+        let mut due = Instant::now() + Duration::from_micros(LEAD_US);
+        let mut driven = Vec::with_capacity(self.n as usize);
+        for k in 0..self.n {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            let at = {
+                let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+                board.set_input(0, k.is_multiple_of(2));
+                self.count.store(k + 1, Ordering::SeqCst);
+                unix_ns()
+            };
+            driven.push(at);
+            due = (due + period).max(Instant::now() + period / 2);
+        }
+        if self.seed_end {
+            std::thread::sleep(Duration::from_micros(SEED_END_US));
+            board.set_input(3, true);
+        }
+        driven
+    }
+
+    /// Waits until every edge is driven.
+    fn wait_done(&self, board: &pynq_mqtt_sim::SimBoard, rate: f64) -> Result<()> {
+        let span = Duration::from_secs_f64(self.n as f64 / rate) + Duration::from_secs(10);
+        if self.thread {
+            // joined in `driven_ns`
+            let t0 = Instant::now();
+            while self.count.load(Ordering::SeqCst) < self.n {
+                if t0.elapsed() > span {
+                    bail!("the pin driver did not end in time");
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if self.seed_end {
+                std::thread::sleep(Duration::from_micros(SEED_END_US));
+            }
+            return Ok(());
+        }
+        if !board.wait_stimulus_done(span) {
+            bail!("the stimulus did not end in time");
+        }
+        Ok(())
+    }
+
+    /// The pins and the number of edges driven on input 0, as one consistent pair.
+    fn read_pins(&self, board: &pynq_mqtt_sim::SimBoard) -> (u32, u64) {
+        if self.thread {
+            let _g = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+            return (board.inputs(), self.count.load(Ordering::SeqCst));
+        }
+        let edges = || {
+            let o = self.origin.load(Ordering::SeqCst);
+            if o == u64::MAX {
+                0
+            } else {
+                edges_by(
+                    board.sim_time_us().saturating_sub(o),
+                    self.n,
+                    self.period_us,
+                )
+            }
+        };
+        loop {
+            let before = edges();
+            let levels = board.inputs();
+            if edges() == before {
+                return (levels, before);
+            }
+        }
+    }
+
+    /// When each edge was driven, Unix ns.
+    fn driven_ns(&self, board: &pynq_mqtt_sim::SimBoard) -> Result<Vec<u64>> {
+        if self.thread {
+            let h = self.driver.lock().unwrap_or_else(|p| p.into_inner()).take();
+            return h
+                .context("the pin driver never started")?
+                .join()
+                .map_err(|_| anyhow::anyhow!("the pin driver panicked"));
+        }
+        let origin = self.origin.load(Ordering::SeqCst);
+        (0..self.n)
+            .map(|k| {
+                board
+                    .paced_unix_ns(origin + LEAD_US + k * self.period_us)
+                    .context("the simulated board is not paced")
+            })
+            .collect()
+    }
 }
 
 /// How far the simulated fabric runs behind the wall clock, µs, sampled about every
@@ -550,7 +719,7 @@ type Traced = (serde_json::Value, Vec<(u64, u64)>, Vec<(u64, u64)>);
 fn run_daemon(
     a: &BoardArgs,
     board: &Arc<pynq_mqtt_sim::SimBoard>,
-    origin: &AtomicU64,
+    drive: &Arc<Drive>,
 ) -> Result<Traced> {
     use pynq_mqtt_bridge::{BridgeIo, BridgeLive, BridgeStats};
     use pynq_mqtt_bus::Bus;
@@ -608,14 +777,8 @@ fn run_daemon(
     }
     // its announcements out of the way
     std::thread::sleep(Duration::from_millis(100));
-    origin.store(
-        board.start_stimulus().context("stimulus started twice")?,
-        Ordering::SeqCst,
-    );
-    let span = Duration::from_secs_f64(a.n as f64 / a.rate) + Duration::from_secs(10);
-    if !board.wait_stimulus_done(span) {
-        bail!("the stimulus did not end in time");
-    }
+    drive.start(board)?;
+    drive.wait_done(board, a.rate)?;
     let until = Instant::now() + Duration::from_secs(10);
     while dstats.captured.load(Ordering::Relaxed) + dstats.hw_dropped.load(Ordering::Relaxed) < a.n
         && Instant::now() < until
@@ -641,8 +804,7 @@ fn run_daemon(
 fn run_seed(
     a: &BoardArgs,
     board: &Arc<pynq_mqtt_sim::SimBoard>,
-    origin: &Arc<AtomicU64>,
-    period_us: u64,
+    drive: &Arc<Drive>,
 ) -> Result<serde_json::Value> {
     let path = a.pins.clone().context("--pins")?;
     let _ = std::fs::remove_file(&path);
@@ -676,15 +838,10 @@ fn run_seed(
     };
     conn.set_nonblocking(false)?;
     let served = Arc::new(AtomicU64::new(0));
-    let (b, o, s, n) = (
-        Arc::clone(board),
-        Arc::clone(origin),
-        Arc::clone(&served),
-        a.n,
-    );
+    let (b, d, s) = (Arc::clone(board), Arc::clone(drive), Arc::clone(&served));
     let server = std::thread::Builder::new()
         .name("pin-server".into())
-        .spawn(move || serve_pins(conn, &b, &o, &s, n, period_us))?;
+        .spawn(move || serve_pins(conn, &b, &d, &s))?;
     if let Some(cpu) = a.fabric_cpu {
         // a pin read is a bus transaction, which the fabric serves
         crate::roles::pin_thread("pin-server", cpu)?;
@@ -697,14 +854,12 @@ fn run_seed(
             bail!("the seed's loop did not start: {other:?}");
         }
     }
-    origin.store(
-        board.start_stimulus().context("stimulus started twice")?,
-        Ordering::SeqCst,
-    );
-    let span = Duration::from_secs_f64(a.n as f64 / a.rate) + Duration::from_secs(10);
-    if !board.wait_stimulus_done(span) {
+    if let Err(e) = drive
+        .start(board)
+        .and_then(|()| drive.wait_done(board, a.rate))
+    {
         let _ = child.kill();
-        bail!("the stimulus did not end in time");
+        return Err(e);
     }
     // button 3 is pressed: the loop ends, publishes what it has and disconnects
     let last = lines.next().transpose()?.unwrap_or_default();
@@ -722,25 +877,14 @@ fn run_seed(
 }
 
 /// Answers each byte read with `<levels> <edges>\n`: the pins as a bit mask, and how
-/// many edges of input 0 the stimulus has applied (the seed's loop sends the last
-/// edge's number). The two are read as one consistent pair: the edge count before
-/// and after the pins' read agree.
+/// many edges of input 0 have been driven (the seed's loop sends the last edge's
+/// number), read as one consistent pair.
 fn serve_pins(
     mut conn: std::os::unix::net::UnixStream,
     board: &pynq_mqtt_sim::SimBoard,
-    origin: &AtomicU64,
+    drive: &Drive,
     served: &AtomicU64,
-    n: u64,
-    period_us: u64,
 ) {
-    let edges = || {
-        let o = origin.load(Ordering::SeqCst);
-        if o == u64::MAX {
-            0
-        } else {
-            edges_by(board.sim_time_us().saturating_sub(o), n, period_us)
-        }
-    };
     let mut req = [0u8; 64];
     loop {
         let k = match conn.read(&mut req) {
@@ -748,13 +892,7 @@ fn serve_pins(
             Ok(k) => k,
         };
         for _ in 0..k {
-            let (levels, count) = loop {
-                let before = edges();
-                let levels = board.inputs();
-                if edges() == before {
-                    break (levels, before);
-                }
-            };
+            let (levels, count) = drive.read_pins(board);
             served.fetch_add(1, Ordering::Relaxed);
             if conn
                 .write_all(format!("{levels} {count}\n").as_bytes())
