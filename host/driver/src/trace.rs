@@ -1,8 +1,8 @@
 //! A bench-only record of when each event passed one point of the path (the driver's
 //! FIFO pop, the bridge's socket write), so that a latency bench can split the time
 //! from pin to subscriber. Off unless a caller hands one in (`DriverConfig::trace`,
-//! the bridge's `BridgeIo::trace`); the daemon never does, and then the hot path pays
-//! one `None` check per event and reads no clock.
+//! and the layer above may take the same type); the daemon never does, and then the
+//! hot path pays one `None` check per event and reads no clock.
 //!
 //! Bounded: the capacity is fixed at creation and never grows; records past it are
 //! counted ([`EventTrace::overflowed`]), not kept. Lock-free: a record claims a slot
