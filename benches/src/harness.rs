@@ -333,6 +333,43 @@ pub fn main(args: &BenchArgs) -> Result<()> {
         l
     };
 
+    // pin to subscriber: its own tables beside the report (pin-latency.{md,json})
+    {
+        let (rates, secs) = if smoke {
+            ("1000", "0.5")
+        } else {
+            ("10,1000,10000", "10,5,2")
+        };
+        let json = out.join("pin-latency.json");
+        let mut args = vec![
+            "--root".to_string(),
+            ctx.root.display().to_string(),
+            "pin-latency".into(),
+            "--rates".into(),
+            rates.into(),
+            "--secs".into(),
+            secs.into(),
+            "--placements".into(),
+            args.placements.clone(),
+            "--json".into(),
+            json.display().to_string(),
+        ];
+        if smoke {
+            args.extend(["--publishers".into(), "default,seed".into()]);
+        }
+        let o = ctx.me(Place::Spread, &args).output()?;
+        std::fs::write(out.join("pin-latency.md"), &o.stdout)?;
+        if !o.status.success() {
+            failures.push(format!(
+                "pin-latency: {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("failed")
+            ));
+        }
+    }
+
     let idle = if idle_secs > 0 {
         idle_cpu(&ctx, args, idle_secs)
             .map_err(|e| eprintln!("bench: idle CPU skipped: {e:#}"))

@@ -8,6 +8,7 @@
 mod harness;
 mod launch;
 mod peers;
+pub mod pin_latency;
 mod publish_rate;
 mod report;
 mod roles;
@@ -110,6 +111,64 @@ pub enum Role {
         /// takes them; the line then says the bytes per message of each).
         #[arg(long, default_value = "3.1.1")]
         protocol: pynq_mqtt_bridge::Protocol,
+    },
+    /// Latency from a button pin of the simulated board (real time) to an independent
+    /// subscriber through a fresh mosquitto: p50/p99/p99.9/max per rate, pynq-mqtt with
+    /// the default interrupt settings and with coalescing (split at FIFO pop and socket
+    /// write), and the seed notebook's paho loop fed the same stimulus; per placement.
+    PinLatency {
+        /// Events per second, comma-separated.
+        #[arg(long, default_value = "10,1000,10000", value_delimiter = ',')]
+        rates: Vec<f64>,
+        /// Seconds per rate, comma-separated (the last one repeats).
+        #[arg(long, default_value = "30,10,5", value_delimiter = ',')]
+        secs: Vec<f64>,
+        /// `spread`, `shared` or both, comma-separated.
+        #[arg(long, default_value = "spread,shared")]
+        placements: String,
+        /// `default`, `coalesce`, `seed`, comma-separated.
+        #[arg(long, default_value = "default,coalesce,seed")]
+        publishers: String,
+        /// Drive the pin from a thread calling `SimBoard::set_input` at the rate (each
+        /// call stamped) instead of the simulator's stimulus replay; on this simulator
+        /// edges about 1 ms apart or closer then merge in the model (counted lost).
+        #[arg(long)]
+        thread_driver: bool,
+        /// Also write the cases as JSON here.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+    },
+    #[command(hide = true)]
+    PinLatencyBoard {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
+        #[arg(long)]
+        rate: f64,
+        #[arg(long)]
+        publisher: String,
+        #[arg(long, default_value_t = 1)]
+        coalesce_count: u16,
+        #[arg(long, default_value_t = 0)]
+        coalesce_us: u32,
+        #[arg(long)]
+        fabric_cpu: Option<usize>,
+        #[arg(long)]
+        python: Option<String>,
+        #[arg(long)]
+        script: Option<String>,
+        #[arg(long)]
+        pins: Option<String>,
+        #[arg(long)]
+        thread_driver: bool,
+    },
+    #[command(hide = true)]
+    PinLatencySub {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        n: u64,
     },
     #[command(hide = true)]
     Sub {
@@ -247,6 +306,47 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ),
         Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
         Some(Role::Burn) => roles::burn(),
+        Some(Role::PinLatency {
+            rates,
+            secs,
+            placements,
+            publishers,
+            thread_driver,
+            json,
+        }) => pin_latency::main(
+            &launch::find_root(args.root.as_deref())?,
+            &rates,
+            &secs,
+            &placements,
+            &publishers,
+            thread_driver,
+            json.as_deref(),
+        ),
+        Some(Role::PinLatencyBoard {
+            port,
+            n,
+            rate,
+            publisher,
+            coalesce_count,
+            coalesce_us,
+            fabric_cpu,
+            python,
+            script,
+            pins,
+            thread_driver,
+        }) => pin_latency::board(pin_latency::BoardArgs {
+            port,
+            n,
+            rate,
+            publisher,
+            coalesce: (coalesce_count, coalesce_us),
+            fabric_cpu,
+            python,
+            script,
+            pins,
+            thread_driver,
+        }),
+        Some(Role::PinLatencySub { port, n }) => pin_latency::sub(port, n),
         None => harness::main(&args),
     }
 }

@@ -175,6 +175,7 @@ async fn bridge(
         driver_stats: Arc::new(Stats::default()),
         connect_hint: None,
         live: None,
+        trace: None,
     };
     let v = pynq_mqtt_bridge::run(cfg, io, Arc::new(BridgeStats::default())).await?;
     eprintln!(

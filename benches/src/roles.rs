@@ -81,7 +81,7 @@ fn wait_thread_id(name: &str) -> Result<String> {
 
 /// Pins the thread named `name` to one CPU (`taskset -p`, which a thread of a process
 /// started under `taskset -c 0` may do).
-fn pin_thread(name: &str, cpu: usize) -> Result<()> {
+pub(crate) fn pin_thread(name: &str, cpu: usize) -> Result<()> {
     let tid = wait_thread_id(name)?;
     let st = std::process::Command::new("taskset")
         .args(["-p", "-c", &cpu.to_string(), &tid])
@@ -474,6 +474,7 @@ fn run_bridge(
         driver_stats,
         connect_hint: None,
         live: None,
+        trace: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

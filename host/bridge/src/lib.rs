@@ -36,7 +36,9 @@ mod wire;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedCommand, LedReport, Stats as DriverStats};
+use pynq_mqtt_driver::{
+    ButtonEvent, EventTrace, InputLevels, LedCommand, LedReport, Stats as DriverStats,
+};
 
 pub use config::{
     parse_broker, BadQos, BadSetting, BridgeConfig, BrokerAddr, BrokerUrl, Brokers, Discovery,
@@ -71,6 +73,10 @@ pub struct BridgeIo {
     pub connect_hint: Option<ConnectHint>,
     /// Where the bridge shows its connection, window and latency (None: nowhere).
     pub live: Option<Arc<BridgeLive>>,
+    /// Bench only: records each event's sequence number and the moment the write that
+    /// put its PUBLISH's last byte into the socket returned. None (always in the
+    /// daemon): no clock is read and nothing is kept.
+    pub trace: Option<Arc<EventTrace>>,
 }
 
 /// The fix for a failed connection, as one line.

@@ -83,13 +83,14 @@ impl Link {
         let every = cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
         let mut stats_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
         stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let session = Session::new(
+        let mut session = Session::new(
             Arc::clone(&cfg),
             io.n_inputs,
             io.n_leds,
             Arc::clone(&stats),
             io.driver_stats,
         );
+        session.trace = io.trace;
         Ok(Self {
             connect_hint: io.connect_hint,
             cfg,

@@ -135,6 +135,7 @@ async fn run_once(qos: QoS, n: u64) {
             driver_stats: Arc::new(Stats::default()),
             connect_hint: None,
             live: None,
+            trace: None,
         },
         Arc::clone(&stats),
     ));

@@ -170,6 +170,7 @@ pub fn run_with_pins(
             driver_stats: Arc::clone(&driver_stats),
             connect_hint: Some(Box::new(|e| crate::doctor::broker_hint(e).to_owned())),
             live: Some(live),
+            trace: None,
         },
         Arc::clone(&bridge_stats),
     ));

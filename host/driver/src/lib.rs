@@ -12,6 +12,7 @@ pub mod diag;
 mod extend;
 mod levels;
 mod lost;
+pub mod trace;
 mod types;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +29,7 @@ pub use counters::Counter;
 pub use extend::{Clock64, Seq64, WallOffset};
 pub use levels::Levels;
 pub use lost::LostFlag;
+pub use trace::EventTrace;
 pub use types::{ButtonEvent, DeviceInfo, InputLevels, LedAction, LedCommand, LedReport};
 
 /// What can stop the driver from starting.
@@ -130,6 +132,9 @@ pub struct DriverConfig {
     /// normal class. On a core shared with a busy broker a normal thread can wait a
     /// whole time slice for the CPU, longer than the FIFO lasts at a high event rate.
     pub rt_priority: u8,
+    /// Bench only: records each event's sequence number and the moment its FIFO pop
+    /// returned. None (the default, and always in the daemon): no clock is read.
+    pub trace: Option<Arc<EventTrace>>,
 }
 
 impl Default for DriverConfig {
@@ -144,6 +149,7 @@ impl Default for DriverConfig {
             coalesce_count: 1,
             coalesce_us: 0,
             rt_priority: 0,
+            trace: None,
         }
     }
 }
@@ -262,6 +268,7 @@ impl Driver {
                 sent: None,
                 board: Arc::clone(&board),
             },
+            trace: config.trace.clone(),
         };
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
         // the inputs as they stand, before any edge: a switch that never moves is
@@ -418,6 +425,8 @@ struct EventPump {
     empty_in_a_row: u32,
     lost: LostFlag,
     levels: LevelWatch,
+    /// Bench only (see [`DriverConfig::trace`]).
+    trace: Option<Arc<EventTrace>>,
 }
 
 /// Level reports waiting for the publisher; a full queue is caught up at a later wake.
@@ -631,6 +640,7 @@ impl EventPump {
             if !word.valid() {
                 break Ok(Drained::Empty);
             }
+            let popped_at = self.trace.as_ref().map(|_| trace::unix_ns());
             popped += 1;
             if word.input() >= self.n_inputs {
                 // no such input: garbage on the bus, or the peripheral is gone
@@ -650,6 +660,9 @@ impl EventPump {
             gaps += gap;
             Stats::add(&self.stats.captured, 1);
             let ts_us = self.clock.extend(ts);
+            if let (Some(t), Some(at)) = (&self.trace, popped_at) {
+                t.record(seq, at);
+            }
             self.send(ButtonEvent {
                 input: word.input(),
                 level: word.level(),

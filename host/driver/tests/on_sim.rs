@@ -262,3 +262,34 @@ fn levels_follow_the_input_register_and_the_led_readback() {
     assert_eq!(levels.leds(), 0b10);
     driver.stop();
 }
+
+#[test]
+fn a_trace_records_every_popped_event_in_order() {
+    let text: String = (0..20u64)
+        .map(|k| format!("{} {} {}\n", 10 + 3 * k, k % 4, (k / 4 + 1) % 2))
+        .collect();
+    let board = sim(&text);
+    let trace = Arc::new(pynq_mqtt_driver::EventTrace::new(64));
+    let (driver, ch) = Driver::start(
+        board.clone(),
+        &DriverConfig {
+            trace: Some(Arc::clone(&trace)),
+            ..DriverConfig::default()
+        },
+    )
+    .unwrap();
+    let before = pynq_mqtt_driver::trace::unix_ns();
+    board.start_stimulus();
+    let got = collect(&ch, 20, Duration::from_secs(10));
+    driver.stop();
+    assert_eq!(got.len(), 20);
+    let recorded = trace.snapshot();
+    let seqs: Vec<u64> = recorded.iter().map(|&(s, _)| s).collect();
+    let sent: Vec<u64> = got.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, sent, "one record per event, in the order handed up");
+    assert!(
+        recorded.windows(2).all(|w| w[0].1 <= w[1].1) && recorded[0].1 >= before,
+        "stamps taken at the pops, in order: {recorded:?}"
+    );
+    assert_eq!(trace.overflowed(), 0);
+}

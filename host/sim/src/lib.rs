@@ -149,6 +149,11 @@ struct Shared {
     wake: AtomicBool,
     speed: Speed,
     clk_hz: u64,
+    /// Where real-time pacing stands: the wall clock (Unix ns) at which the clock
+    /// thread set its epoch, and the model's cycle then; None before it first did.
+    /// Written only when the epoch changes (at start, and when fast replay begins or
+    /// ends), never per chunk.
+    paced_epoch: Mutex<Option<(u64, u64)>>,
 }
 
 impl Shared {
@@ -212,6 +217,7 @@ impl SimBoard {
             wake: AtomicBool::new(false),
             speed: config.speed,
             clk_hz,
+            paced_epoch: Mutex::new(None),
         });
         let s = Arc::clone(&shared);
         let clock = std::thread::Builder::new()
@@ -296,6 +302,31 @@ impl SimBoard {
         (st.model.cycles() - st.base_cycle) * 1_000_000 / self.shared.clk_hz
     }
 
+    /// The wall-clock moment, in Unix nanoseconds, that real-time pacing gives the
+    /// simulated moment `sim_us` (microseconds since reset): when a board's pin would
+    /// have changed for a stimulus step at that simulated time. The model itself gets
+    /// there a little later (it runs in chunks behind the wall clock). None before the
+    /// clock has started, or while a fast replay runs (no pacing then).
+    pub fn paced_unix_ns(&self, sim_us: u64) -> Option<u64> {
+        let (epoch_ns, epoch_cycle) = (*self
+            .shared
+            .paced_epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()))?;
+        let factor = match self.shared.speed {
+            Speed::RealTime(f) => f,
+            // real time before and after the replay
+            Speed::Fast => 1.0,
+        };
+        let base = self.shared.lock_for_bus().base_cycle;
+        let clk = self.shared.clk_hz;
+        let cycle = i128::from(base) + i128::from(sim_us) * i128::from(clk) / 1_000_000;
+        // cycles from the epoch as nanoseconds; the epoch itself stays an integer (as a
+        // float, a Unix time in ns keeps only about 256 ns of resolution)
+        let ns = (cycle - i128::from(epoch_cycle)) as f64 * 1e9 / (factor * clk as f64);
+        u64::try_from(i128::from(epoch_ns) + ns.round() as i128).ok()
+    }
+
     /// Whether every stimulus line has been applied.
     pub fn stimulus_done(&self) -> bool {
         self.shared.lock_for_bus().replay == Replay::Done
@@ -323,9 +354,22 @@ impl Drop for SimBoard {
     }
 }
 
+/// The system clock in Unix nanoseconds (0 before 1970).
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 fn clock_thread(sh: &Shared) {
     let mut epoch = Instant::now();
+    let epoch_ns = unix_ns();
     let mut epoch_cycle = sh.lock().model.cycles();
+    // the wall clock of the epoch, read beside its Instant
+    let set_paced = |epoch_ns: u64, cycle: u64| {
+        *sh.paced_epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch_ns, cycle));
+    };
+    set_paced(epoch_ns, epoch_cycle);
     let mut fast = false;
     let factor = match sh.speed {
         Speed::RealTime(f) => f,
@@ -346,7 +390,13 @@ fn clock_thread(sh: &Shared) {
             // real time resumes from where fast replay left simulated time
             fast = want_fast;
             epoch = Instant::now();
+            let epoch_ns = unix_ns();
             epoch_cycle = now;
+            if fast {
+                *sh.paced_epoch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            } else {
+                set_paced(epoch_ns, epoch_cycle);
+            }
         }
         let target = if fast {
             u64::MAX

@@ -186,3 +186,27 @@ fn led_set_and_toggle_registers_are_atomic_ops() {
     std::thread::sleep(Duration::from_millis(10));
     assert_eq!(b.leds(), 0b0110);
 }
+
+#[test]
+fn pacing_maps_simulated_time_to_the_wall_clock_never_ahead_of_it() {
+    let now_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    let b = board(Speed::RealTime(1.0), "");
+    std::thread::sleep(Duration::from_millis(20));
+    let sim = b.sim_time_us();
+    let paced = b.paced_unix_ns(sim).expect("real time is paced");
+    // the model runs behind (or at) the wall clock, never ahead
+    assert!(paced <= now_ns());
+    // one simulated second later is one wall second later at speed 1
+    let later = b.paced_unix_ns(sim + 1_000_000).unwrap();
+    assert_eq!(later - paced, 1_000_000_000);
+    let fast = board(Speed::Fast, "0 0 1\n");
+    fast.start_stimulus();
+    assert!(fast.wait_stimulus_done(Duration::from_secs(5)));
+    // fast replay has ended, and real-time pacing is back
+    assert!(fast.paced_unix_ns(fast.sim_time_us()).is_some());
+}

@@ -39,6 +39,10 @@ pub struct Live {
     /// topic, payload; and their bytes, which count towards [`super::CTRL_CAP`].
     pub(super) held: std::collections::VecDeque<(u16, String, Vec<u8>)>,
     pub(super) held_bytes: usize,
+    /// Bench only, with a trace: end offset in `wbuf` and sequence number of each
+    /// event PUBLISH in the batch; the first `traced_done` are recorded.
+    pub(super) traced: Vec<(usize, u64)>,
+    pub(super) traced_done: usize,
 }
 
 /// How [`Session::fill`] stopped.
@@ -80,6 +84,8 @@ impl Session {
         l.ends.clear();
         l.ends_done = 0;
         l.unsent.clear();
+        l.traced.clear();
+        l.traced_done = 0;
         if !resuming {
             l.wbuf.extend_from_slice(&l.ctrl);
             l.ctrl.clear();
@@ -124,6 +130,9 @@ impl Session {
                     }
                     if qos0 {
                         l.ends.push(l.wbuf.len());
+                    }
+                    if self.trace.is_some() && l.limits.fits(n) {
+                        l.traced.push((l.wbuf.len(), ev.seq));
                     }
                     resent += u64::from(dup);
                 }
@@ -170,6 +179,16 @@ impl Session {
             done += 1;
         }
         l.tail.wrote(n, l.wpos, &l.ends[from..l.ends_done]);
+        if let Some(trace) = &self.trace {
+            let at = pynq_mqtt_driver::trace::unix_ns();
+            while let Some(&(end, seq)) = l.traced.get(l.traced_done) {
+                if end > l.wpos {
+                    break;
+                }
+                trace.record(seq, at);
+                l.traced_done += 1;
+            }
+        }
         if done > 0 {
             let k = self.outbox.complete_written(done);
             let dropped = l.unsent.iter().filter(|i| (from..l.ends_done).contains(i));

@@ -116,6 +116,8 @@ pub struct Session {
     pub(crate) ratelog: RateLog,
     /// Whether another device says `online` on our status topic.
     pub(crate) shared_status: crate::fleet::SharedStatus,
+    /// Bench only (see [`crate::BridgeIo::trace`]).
+    pub(crate) trace: Option<Arc<pynq_mqtt_driver::EventTrace>>,
 }
 
 /// The next control packet id (above the events' range, never 0).
@@ -239,6 +241,7 @@ impl Session {
             drops_since_warning: 0,
             ratelog: RateLog::default(),
             shared_status: Default::default(),
+            trace: None,
             cfg,
         }
     }
@@ -320,6 +323,8 @@ impl Session {
             ctrl_out: 0,
             held: Default::default(),
             held_bytes: 0,
+            traced: Vec::new(),
+            traced_done: 0,
         };
         self.enc.new_connection(limits.alias_max);
         let proto = self.cfg.protocol;

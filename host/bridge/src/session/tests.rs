@@ -247,6 +247,49 @@ fn qos0_events_finish_when_their_last_byte_is_written() {
 }
 
 #[test]
+fn a_trace_records_each_event_once_its_last_byte_is_written() {
+    for qos in [Qos::AtMostOnce, Qos::AtLeastOnce] {
+        let (mut s, _) = session(qos);
+        let trace = Arc::new(pynq_mqtt_driver::EventTrace::new(16));
+        s.trace = Some(Arc::clone(&trace));
+        let now = Instant::now();
+        connect(&mut s, false, now);
+        for k in 10..13 {
+            assert!(s.push_event(ev(k)));
+        }
+        s.start_batch();
+        assert_eq!(s.fill(), Fill::Dry);
+        s.finish_batch();
+        let total = s.pending().len();
+        s.on_written(total / 3 + 1, now);
+        let seqs = |t: &pynq_mqtt_driver::EventTrace| -> Vec<u64> {
+            t.snapshot().into_iter().map(|(seq, _)| seq).collect()
+        };
+        assert_eq!(
+            seqs(&trace),
+            vec![10],
+            "{qos:?}: only the first is complete"
+        );
+        s.on_written(total - total / 3 - 1, now);
+        assert_eq!(seqs(&trace), vec![10, 11, 12], "{qos:?}");
+        // the next batch (nothing new) records nothing again
+        write_batch(&mut s, now);
+        assert_eq!(seqs(&trace), vec![10, 11, 12], "{qos:?}");
+    }
+}
+
+#[test]
+fn without_a_trace_a_batch_keeps_no_offsets() {
+    let (mut s, _) = session(Qos::AtMostOnce);
+    let now = Instant::now();
+    connect(&mut s, false, now);
+    assert!(s.push_event(ev(1)));
+    s.start_batch();
+    s.fill();
+    assert!(s.live.as_ref().unwrap().traced.is_empty());
+}
+
+#[test]
 fn qos0_bytes_not_taken_before_a_loss_go_again_and_none_twice() {
     let (mut s, stats) = session(Qos::AtMostOnce);
     let now = Instant::now();
