@@ -44,7 +44,8 @@ pub struct WindowSpec {
 /// The windows and the interrupt.
 pub struct WindowsBus {
     windows: Vec<(WindowSpec, Window)>,
-    irq: IrqLine,
+    /// None when opened to look only ([`WindowsBus::observe`]).
+    irq: Option<IrqLine>,
     irq_device: UioDevice,
     source: String,
     _files: Vec<File>,
@@ -61,14 +62,37 @@ impl WindowsBus {
         irq: &DeviceSpec,
         irq_fds: Option<IrqFds>,
     ) -> Result<Self, WindowsError> {
+        Self::open_with(paths, source, windows, irq, Some(irq_fds))
+    }
+
+    /// Maps the windows to look at them beside a running daemon: no interrupt, no
+    /// lock (`regs`). Registers may still be written: the caller writes none.
+    pub fn observe(
+        paths: &UioPaths,
+        source: &WindowSource,
+        windows: &[WindowSpec],
+        irq: &DeviceSpec,
+    ) -> Result<Self, WindowsError> {
+        Self::open_with(paths, source, windows, irq, None)
+    }
+
+    fn open_with(
+        paths: &UioPaths,
+        source: &WindowSource,
+        windows: &[WindowSpec],
+        irq: &DeviceSpec,
+        irq_fds: Option<Option<IrqFds>>,
+    ) -> Result<Self, WindowsError> {
         check_fpga(paths)?;
         let irq_device = find(paths, irq)?;
         let irq_file = FsOpenOptions::new()
             .read(true)
-            .write(true)
+            .write(irq_fds.is_some())
             .open(&irq_device.node)
             .map_err(|e| open_error(&irq_device, e))?;
-        lock::lock_exclusive(&irq_file, &irq_device.node, &paths.proc)?;
+        if irq_fds.is_some() {
+            lock::lock_exclusive(&irq_file, &irq_device.node, &paths.proc)?;
+        }
         let mut files = Vec::new();
         let mut mapped = Vec::new();
         let describe;
@@ -120,29 +144,36 @@ impl WindowsBus {
                 files.push(file);
             }
         }
-        let fds = match irq_fds {
-            Some(fds) => fds,
-            None => {
-                let dup = |f: &File| {
-                    f.try_clone()
-                        .map(OwnedFd::from)
-                        .map_err(|e| UioError::io("cannot duplicate", &irq_device.node, e))
+        let line = match irq_fds {
+            None => None,
+            Some(given) => {
+                let fds = match given {
+                    Some(fds) => fds,
+                    None => {
+                        let dup = |f: &File| {
+                            f.try_clone()
+                                .map(OwnedFd::from)
+                                .map_err(|e| UioError::io("cannot duplicate", &irq_device.node, e))
+                        };
+                        IrqFds {
+                            wait: dup(&irq_file)?,
+                            rearm: dup(&irq_file)?,
+                        }
+                    }
                 };
-                IrqFds {
-                    wait: dup(&irq_file)?,
-                    rearm: dup(&irq_file)?,
-                }
+                let line = IrqLine::new(fds).map_err(|e| {
+                    UioError::io("cannot set up the interrupt of", &irq_device.node, e)
+                })?;
+                line.rearm_at_open().map_err(|e| {
+                    UioError::io(
+                        "cannot re-arm the interrupt of",
+                        &irq_device.node,
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?;
+                Some(line)
             }
         };
-        let line = IrqLine::new(fds)
-            .map_err(|e| UioError::io("cannot set up the interrupt of", &irq_device.node, e))?;
-        line.rearm_at_open().map_err(|e| {
-            UioError::io(
-                "cannot re-arm the interrupt of",
-                &irq_device.node,
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
         files.push(irq_file);
         Ok(Self {
             windows: mapped,
@@ -156,6 +187,12 @@ impl WindowsBus {
     /// The interrupt's UIO device (`fabric`).
     pub fn irq_device(&self) -> &UioDevice {
         &self.irq_device
+    }
+
+    fn irq(&self) -> Result<&IrqLine, BusError> {
+        self.irq.as_ref().ok_or(BusError::ReadOnly {
+            op: "the interrupt",
+        })
     }
 
     fn find(&self, offset: u32) -> Result<(&Window, u32), BusError> {
@@ -205,15 +242,17 @@ impl Bus for WindowsBus {
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
-        self.irq.wait(timeout)
+        self.irq()?.wait(timeout)
     }
 
     fn rearm_irq(&self) -> Result<(), BusError> {
-        self.irq.rearm()
+        self.irq()?.rearm()
     }
 
     fn wake_waiter(&self) {
-        self.irq.wake();
+        if let Some(irq) = &self.irq {
+            irq.wake();
+        }
     }
 
     fn describe(&self) -> String {
