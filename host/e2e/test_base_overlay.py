@@ -104,13 +104,14 @@ def test_seed_workflow_on_the_base_overlay_models(binary, mosquitto, subscriber_
 
 
 def test_bounce_is_debounced_and_a_short_press_is_counted_missed(binary, mosquitto, subscriber_factory, tmp_path):
-    # real time (the software lockout runs on the host's clock): BTN0 bounces for 16 ms on
-    # press and 8 ms on release, 4 ms between contacts (the simulated clock advances in
-    # steps of about 1 ms, so contacts closer than that would look like missed presses);
+    # real time (the software lockout of 50 ms runs on the host's clock): BTN0 bounces from
+    # 20 ms after its first contact on press and release, 4 ms between contacts (the
+    # simulated clock advances in steps of about 1 ms, so contacts closer than that, or
+    # closer to the first contact than the host's latency, would be missed presses);
     # BTN2 is high for 2 µs, far shorter than the interrupt latency
     stim = tmp_path / "bounce.stim"
-    press = [(300_000 + k * 4000, 0, lvl) for k, lvl in enumerate([1, 0, 1, 0, 1])]
-    release = [(600_000 + k * 4000, 0, lvl) for k, lvl in enumerate([0, 1, 0])]
+    press = [(300_000, 0, 1)] + [(320_000 + k * 4000, 0, lvl) for k, lvl in enumerate([0, 1, 0, 1])]
+    release = [(600_000, 0, 0)] + [(620_000 + k * 4000, 0, lvl) for k, lvl in enumerate([1, 0])]
     pulse = [(900_000, 2, 1), (900_002, 2, 0)]
     stim.write_text("".join(f"{t} {i} {lvl}\n" for t, i, lvl in press + release + pulse))
     sub = subscriber_factory(mosquitto)

@@ -71,7 +71,7 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
         e.downcast_ref::<DriverError>(),
     ) {
         (Some(DeviceLost::Gone), _) => EXIT_DEVICE_GONE,
-        (Some(DeviceLost::Replaced { .. }), _)
+        (Some(DeviceLost::Replaced { .. } | DeviceLost::BaseReplaced { .. }), _)
         | (_, Some(DriverError::WrongId { .. } | DriverError::NotBase { .. })) => {
             EXIT_OTHER_BITSTREAM
         }

@@ -386,7 +386,7 @@ impl BasePump {
         let tri = self.bus.read(BTNS_GPIO.tri())?;
         if tri & 0xF != 0xF {
             Stats::add(&self.stats.bus_errors, 1);
-            let _ = self.lost.set(DeviceLost::Replaced { id: tri });
+            let _ = self.lost.set(DeviceLost::BaseReplaced { tri });
             return Ok(());
         }
         let pending = if fired {
@@ -623,7 +623,7 @@ impl BaseLeds {
         }
         let tri = self.bus.read(BTNS_GPIO.tri())?;
         if tri & 0xF != 0xF {
-            let _ = self.lost.set(DeviceLost::Replaced { id: tri });
+            let _ = self.lost.set(DeviceLost::BaseReplaced { tri });
             self.bus.wake_waiter();
             return Ok(());
         }

@@ -60,6 +60,10 @@ pub enum DeviceLost {
     /// The ID register no longer names pynq_mqtt_io: another bitstream is in the PL.
     #[error("the peripheral no longer answers as pynq_mqtt_io (ID reads {id:#010x}): another bitstream was loaded; not touching it (a notebook should attach with Overlay(path, download=False))")]
     Replaced { id: u32 },
+    /// PYNQ's base overlay no longer answers where it was (`--board base`): the
+    /// buttons' GPIO does not report its pins as inputs; another bitstream was loaded.
+    #[error("PYNQ's base overlay no longer answers (btns_gpio TRI reads {tri:#x}): another bitstream was loaded; not touching it (start the daemon again once base.bit is back)")]
+    BaseReplaced { tri: u32 },
 }
 
 /// Where the first [`DeviceLost`] is kept; every thread of the driver and the daemon
