@@ -433,3 +433,62 @@ def test_secret_options_that_cannot_work_are_refused(kit, tmp_path):
     assert r.returncode != 0 and "go together" in r.stderr
     r = install(kit, "--username", "u", "--password-file", str(tmp_path / "missing"), check=False)
     assert r.returncode != 0 and "no such file" in r.stderr
+
+
+# ---- --base: PYNQ's stock base overlay ------------------------------------------------
+
+def test_base_installs_the_daemon_for_the_base_overlay_without_an_overlay(binary, mosquitto, kit, tmp_path):
+    r = install(kit, "--base")
+    root = kit["root"]
+    got = {p: m for p, (m, _) in tree(root).items()}
+    assert got == {"usr/local/bin/pynq-mqtt": 0o755, "etc/udev/rules.d/60-pynq-mqtt.rules": 0o644,
+                   "etc/systemd/system/pynq-mqtt.service": 0o644, "etc/pynq-mqtt/config.toml": 0o640}, got
+    k = unit_keys(kit)
+    # /dev/mem as PYNQ maps it: root, with that capability and device only; no loader
+    assert k["User"] == ["root"] and k["Group"] == ["pynq-mqtt"]
+    assert "ExecStartPre" not in k
+    assert k["CapabilityBoundingSet"] == ["CAP_SYS_RAWIO"]
+    assert sorted(k["DeviceAllow"]) == ["/dev/mem rw", "char-uio rw"] and k["DevicePolicy"] == ["closed"]
+    assert k["RestartPreventExitStatus"] == ["78"], "another bitstream: stay stopped"
+    rules = [l for l in (root / "etc/udev/rules.d/60-pynq-mqtt.rules").read_text().splitlines()
+             if l and not l.startswith("#")]
+    assert rules == ['SUBSYSTEM=="uio", ATTR{name}=="fabric", GROUP="pynq-mqtt", MODE="0660"',
+                     'SUBSYSTEM=="uio", ATTR{name}=="pynq_base_regs", GROUP="pynq-mqtt", MODE="0660"']
+    text = (root / "etc/pynq-mqtt/config.toml").read_text()
+    assert 'board = "base"' in text and "soft_debounce_us = 5000" in text
+    again = install(kit, "--base")
+    assert "installed  /" not in again.stdout and again.stdout.count("unchanged") == 3, again.stdout
+    # the daemon takes the file (on the models of the base overlay instead of /dev/mem),
+    # with the suggested keys uncommented too
+    suggested = re.sub(r"^# (\w+ = \S+)\s+#.*$", r"\1", text, flags=re.M)
+    for name, variant in (("installed", text), ("suggested", suggested)):
+        conf = tmp_path / f"{name}.toml"
+        conf.write_text(variant)
+        sub = Subscriber(mosquitto, ("#",))
+        log = open(tmp_path / f"{name}.log", "w")
+        proc = subprocess.Popen([str(binary), "run", "--config", str(conf), "--board", "base-sim",
+                                 "--base-regs", "devmem", "--broker", f"mqtt://127.0.0.1:{mosquitto}"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            online = sub.wait_for(lambda m: any(t.endswith("status") and p == b"online" for t, p, _ in m), 30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            log.close()
+            sub.close()
+        out = (tmp_path / f"{name}.log").read_text()
+        assert online and code == 0, f"{name} config:\n{variant}\n{out}"
+    assert r.returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_the_base_unit_passes_systemd_analyze_verify(kit, tmp_path):
+    install(kit, "--base")
+    root = kit["root"]
+    unit = (root / "etc/systemd/system/pynq-mqtt.service").read_text()
+    check = tmp_path / "verify" / "pynq-mqtt.service"
+    check.parent.mkdir()
+    check.write_text(unit.replace("/usr/local/", f"{root}/usr/local/"))
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", "--recursive-errors=no", str(check)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr

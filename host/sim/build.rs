@@ -1,5 +1,7 @@
 //! Verilates hdl/rtl, compiles the C++ shim hdl/sim/pmq_sim.cpp, and generates Rust
-//! bindings for its C header with bindgen.
+//! bindings for its C header with bindgen. It also Verilates the base overlay's model
+//! (hdl/models/pynq_base_model.v, behavioural models of AXI GPIO and AXI INTC, not
+//! Xilinx's IP) once per board layout, PYNQ-Z1 and PYNQ-Z2, behind hdl/sim/pmq_base_sim.
 //!
 //! Build parameters of the simulated peripheral (environment, read at build time):
 //! PYNQ_MQTT_SIM_CLK_HZ (default 1000000: one clock per microsecond keeps a paced
@@ -93,6 +95,20 @@ fn main() {
         regs_h.join("pynq_mqtt_io_regs.h").display()
     );
     println!("cargo:rerun-if-changed=build.rs");
+    let models_dir = root.join("hdl/models");
+    let mut base_sources: Vec<PathBuf> = std::fs::read_dir(&models_dir)
+        .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", models_dir.display())))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("v"))
+        .collect();
+    base_sources.sort();
+    base_sources.push(rtl.join("pmq_axil_slave.v"));
+    for p in &base_sources {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    for f in ["pmq_base_sim.h", "pmq_base_sim.cpp"] {
+        println!("cargo:rerun-if-changed={}", shim.join(f).display());
+    }
 
     // --- Verilator ------------------------------------------------------------
     let vroot = match Command::new("verilator")
@@ -162,6 +178,42 @@ fn main() {
             .unwrap_or_else(|e| fail(&format!("{} missing: {e}", mdir.join(&from).display())));
     }
 
+    // --- the base overlay's models: one Verilated class per board layout ----------
+    // (PYNQ-Z1: buttons on INTC input 11; PYNQ-Z2: 13). They share the runtime above.
+    let mut base_dirs = Vec::new();
+    for (prefix, z2) in [(BASE_Z1, 0), (BASE_Z2, 1)] {
+        let params = [
+            format!("-GBOARD_Z2={z2}"),
+            "--prefix".to_owned(),
+            prefix.to_owned(),
+        ];
+        let key = model_key(&base_sources, &params, &[&cxx, &ar], &vroot);
+        let dir = models.join(format!("{key:016x}"));
+        if !dir.join(DONE).exists() {
+            let tmp = models.join(format!("{key:016x}.tmp-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)
+                .unwrap_or_else(|e| fail(&format!("cannot create {}: {e}", tmp.display())));
+            let sources: Vec<&PathBuf> = base_sources.iter().collect();
+            verilate_only(&tmp, BASE_TOP, &rtl, &params, &sources, &cxx, &ar);
+            std::fs::write(tmp.join(DONE), b"")
+                .unwrap_or_else(|e| fail(&format!("cannot write to {}: {e}", tmp.display())));
+            if std::fs::rename(&tmp, &dir).is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            if !dir.join(DONE).exists() {
+                fail(&format!(
+                    "the Verilated model did not land in {}",
+                    dir.display()
+                ));
+            }
+        }
+        let from = dir.join(format!("{prefix}__ALL.a"));
+        std::fs::copy(&from, out.join(format!("lib{prefix}.a")))
+            .unwrap_or_else(|e| fail(&format!("{} missing: {e}", from.display())));
+        base_dirs.push(dir);
+    }
+
     // --- the shim ---------------------------------------------------------------
     let vinc = vroot.join("include");
     cc::Build::new()
@@ -182,28 +234,50 @@ fn main() {
         .opt_level(2)
         .warnings(true)
         .compile("pmq_sim");
+    let mut base = cc::Build::new();
+    base.cpp(true)
+        .std("c++17")
+        .file(shim.join("pmq_base_sim.cpp"))
+        .include(&shim);
+    for d in &base_dirs {
+        base.include(d);
+    }
+    base.flag("-isystem")
+        .flag(vinc.to_str().unwrap())
+        .flag("-isystem")
+        .flag(vinc.join("vltstd").to_str().unwrap())
+        .opt_level(2)
+        .warnings(true)
+        .compile("pmq_base_sim");
 
     println!("cargo:rustc-link-search=native={}", out.display());
     println!("cargo:rustc-link-lib=static=V{TOP}");
+    println!("cargo:rustc-link-lib=static={BASE_Z1}");
+    println!("cargo:rustc-link-lib=static={BASE_Z2}");
     println!("cargo:rustc-link-lib=static=pmq_verilated_rt");
     println!("cargo:rustc-link-lib=dylib=stdc++");
     println!("cargo:rustc-link-lib=dylib=pthread");
 
-    bindings(&shim.join("pmq_sim.h"), &out.join("bindings.rs"));
+    bindings(&shim.join("pmq_sim.h"), &out.join("bindings.rs"), "pmq_sim");
+    bindings(
+        &shim.join("pmq_base_sim.h"),
+        &out.join("base_bindings.rs"),
+        "pmq_base_sim",
+    );
 }
 
 /// bindgen panics with a page of text when libclang is missing: replace that with one line.
-fn bindings(header: &Path, dest: &Path) {
+fn bindings(header: &Path, dest: &Path, name: &'static str) {
     let header = header.to_str().unwrap().to_owned();
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(move || {
         bindgen::Builder::default()
             .header(header)
-            .allowlist_function("pmq_sim_.*")
-            .allowlist_var("PMQ_SIM_.*")
-            .allowlist_type("pmq_sim")
-            .opaque_type("pmq_sim")
+            .allowlist_function(format!("{name}_.*"))
+            .allowlist_var(format!("{}_.*", name.to_uppercase()))
+            .allowlist_type(name)
+            .opaque_type(name)
             .generate()
     });
     std::panic::set_hook(default_hook);
@@ -211,10 +285,15 @@ fn bindings(header: &Path, dest: &Path) {
         Ok(Ok(b)) => b
             .write_to_file(dest)
             .unwrap_or_else(|e| fail(&format!("cannot write bindings: {e}"))),
-        Ok(Err(e)) => fail(&format!("bindgen failed on pmq_sim.h: {e}")),
+        Ok(Err(e)) => fail(&format!("bindgen failed on {name}.h: {e}")),
         Err(_) => fail("libclang not found (bindgen needs it): install the Debian package `libclang-dev` (scripts/setup does)"),
     }
 }
+
+/// The base overlay's model and its two Verilated classes (PYNQ-Z1, PYNQ-Z2).
+const BASE_TOP: &str = "pynq_base_model";
+const BASE_Z1: &str = "Vpynq_base_z1";
+const BASE_Z2: &str = "Vpynq_base_z2";
 
 /// Marks a finished model directory.
 const DONE: &str = ".done";
@@ -260,6 +339,35 @@ fn verilate(mdir: &Path, rtl: &Path, params: &[String], verilog: &[&PathBuf], cx
             .arg(mdir.join("verilated.o"))
             .arg(mdir.join("verilated_threads.o")),
         "ar",
+    );
+}
+
+/// Verilates `top` with `params` into `mdir` and builds the model's archive only (the
+/// runtime comes from the main model, built with the same flags).
+fn verilate_only(
+    mdir: &Path,
+    top: &str,
+    inc: &Path,
+    params: &[String],
+    verilog: &[&PathBuf],
+    cxx: &str,
+    ar: &str,
+) {
+    run(
+        Command::new("verilator")
+            .args(["--cc", "--build", "-j", "2", "-O3", "--x-assign", "fast"])
+            .args(["--x-initial", "fast", "--top-module", top])
+            .arg("-Mdir")
+            .arg(mdir)
+            .arg(format!("-I{}", inc.display()))
+            .args(params)
+            .args(["-CFLAGS", "-fPIC"])
+            .args(["-MAKEFLAGS", "OPT_FAST=-O2"])
+            .args(["-MAKEFLAGS", &format!("CXX={cxx}")])
+            .args(["-MAKEFLAGS", &format!("LINK={cxx}")])
+            .args(["-MAKEFLAGS", &format!("AR={ar}")])
+            .args(verilog),
+        "verilator (base overlay model)",
     );
 }
 

@@ -123,8 +123,10 @@ impl StatsReport {
     pub fn json(&mut self, b: &BridgeStats, d: &DriverStats) -> String {
         let (v, d) = (b.snapshot(), d.snapshot());
         let mut root = Map::new();
+        // the base overlay's own counters only where the driver runs on it
+        let base = d.base_board != 0;
         for (c, n) in d.values().chain(v.values()) {
-            if let Some(path) = c.json {
+            if let Some(path) = c.json.filter(|p| base || !p.starts_with("base.")) {
                 add_at(&mut root, path, n);
             }
         }
@@ -152,6 +154,24 @@ impl StatsReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_base_overlays_counters_appear_only_on_it() {
+        let b = BridgeStats::default();
+        let d = DriverStats::default();
+        d.missed_pulses.store(2, Ordering::Relaxed);
+        d.bounces.store(5, Ordering::Relaxed);
+        let v: serde_json::Value =
+            serde_json::from_str(&StatsReport::new("c").json(&b, &d)).unwrap();
+        assert!(v.get("base").is_none(), "not on our overlay");
+        d.base_board.store(1, Ordering::Relaxed);
+        let v: serde_json::Value =
+            serde_json::from_str(&StatsReport::new("c").json(&b, &d)).unwrap();
+        assert_eq!(v["base"]["missed_pulses"], 2);
+        assert_eq!(v["base"]["bounces"], 5);
+        assert_eq!(v["base"]["foreign_irqs"], 0);
+        assert_eq!(v["base"]["intc_reenabled"], 0);
+    }
 
     #[test]
     fn stats_json_has_every_cause() {

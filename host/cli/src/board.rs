@@ -8,15 +8,46 @@ use pynq_mqtt_bus::uio::{DeviceSpec, IrqFds, Mode, OpenOptions, UioBus, UioPaths
 use pynq_mqtt_bus::Bus;
 use pynq_mqtt_regs::REGISTERS;
 
-/// Which board backend; `uio` or `sim` in a config file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Which board backend; `uio`, `sim`, `base` or `base-sim` in a config file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BoardKind {
-    /// A PYNQ board, through Linux UIO.
+    /// A PYNQ board with our overlay, through Linux UIO.
     #[default]
     Uio,
     /// The Verilated RTL.
     Sim,
+    /// A PYNQ board on its stock base overlay (no bitstream build).
+    Base,
+    /// The Verilated models of the base overlay's GPIO and interrupt controller.
+    #[serde(rename = "base-sim")]
+    BaseSim,
+}
+
+/// In a config file the name; a wrong one is refused without quoting it (it may be a
+/// secret pasted into the wrong key).
+impl<'de> serde::Deserialize<'de> for BoardKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| {
+            serde::de::Error::custom(
+                "unknown value, expected `uio` or `sim` (our overlay), or `base` or \
+                 `base-sim` (PYNQ's base overlay)",
+            )
+        })
+    }
+}
+
+impl BoardKind {
+    /// A simulated board (its defaults follow the simulator's).
+    pub fn simulated(self) -> bool {
+        matches!(self, Self::Sim | Self::BaseSim)
+    }
+
+    /// PYNQ's base overlay, real or simulated.
+    pub fn base(self) -> bool {
+        matches!(self, Self::Base | Self::BaseSim)
+    }
 }
 
 impl std::str::FromStr for BoardKind {
@@ -25,14 +56,21 @@ impl std::str::FromStr for BoardKind {
         match s.trim() {
             "uio" => Ok(Self::Uio),
             "sim" => Ok(Self::Sim),
-            _ => Err(format!("{s:?}: expected uio or sim")),
+            "base" => Ok(Self::Base),
+            "base-sim" => Ok(Self::BaseSim),
+            _ => Err(format!("{s:?}: expected uio, sim, base or base-sim")),
         }
     }
 }
 
 impl std::fmt::Display for BoardKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if *self == Self::Uio { "uio" } else { "sim" })
+        f.write_str(match self {
+            Self::Uio => "uio",
+            Self::Sim => "sim",
+            Self::Base => "base",
+            Self::BaseSim => "base-sim",
+        })
     }
 }
 
@@ -126,6 +164,8 @@ pub enum Board {
     Uio(Arc<UioBus>),
     #[cfg(feature = "sim")]
     Sim(Arc<pynq_mqtt_sim::SimBoard>),
+    /// PYNQ's base overlay (real or simulated), with its driver settings.
+    Base(Arc<dyn Bus>, pynq_mqtt_driver::base::BaseConfig),
 }
 
 impl Board {
@@ -134,6 +174,7 @@ impl Board {
             Board::Uio(b) => Arc::clone(b) as Arc<dyn Bus>,
             #[cfg(feature = "sim")]
             Board::Sim(b) => Arc::clone(b) as Arc<dyn Bus>,
+            Board::Base(b, _) => Arc::clone(b),
         }
     }
 }
@@ -155,6 +196,10 @@ pub fn open(kind: BoardKind, paths: &SysPaths, device: &DeviceSpec, mode: Mode) 
     match kind {
         BoardKind::Uio => Ok(Board::Uio(open_uio(paths, device, mode)?)),
         BoardKind::Sim => open_sim(),
+        BoardKind::Base | BoardKind::BaseSim => {
+            let defaults = crate::base_board::BaseSettings::default();
+            crate::base_board::open(kind, &defaults, paths, mode)
+        }
     }
 }
 

@@ -311,6 +311,9 @@ fn run(cli: Cli, m: &ArgMatches) -> Result<()> {
             match settings.values.board {
                 BoardKind::Sim => run_sim_board(&rt, &settings),
                 BoardKind::Uio => board::run_uio(&rt, &settings, &args.paths),
+                BoardKind::Base | BoardKind::BaseSim => {
+                    crate::base_board::run(&rt, &settings, &args.paths)
+                }
             }
         }
         #[cfg(feature = "sim")]

@@ -71,7 +71,8 @@ pub fn exit_status(e: &anyhow::Error) -> u8 {
         e.downcast_ref::<DriverError>(),
     ) {
         (Some(DeviceLost::Gone), _) => EXIT_DEVICE_GONE,
-        (Some(DeviceLost::Replaced { .. }), _) | (_, Some(DriverError::WrongId { .. })) => {
+        (Some(DeviceLost::Replaced { .. } | DeviceLost::BaseReplaced { .. }), _)
+        | (_, Some(DriverError::WrongId { .. } | DriverError::NotBase { .. })) => {
             EXIT_OTHER_BITSTREAM
         }
         _ => 1,
@@ -106,7 +107,7 @@ pub fn run_with_pins(
     // TLS files and topic names are checked before the board is touched
     pynq_mqtt_bridge::check(&cfg)?;
     if settings.ha_remove {
-        return remove_discovery(rt, &cfg, bus.as_ref());
+        return remove_discovery(rt, &cfg, bus.as_ref(), settings.base.is_some());
     }
     for w in crate::secrets::warnings(settings.values.password_file.as_deref(), &cfg) {
         warn!("{w}");
@@ -118,8 +119,11 @@ pub fn run_with_pins(
         Signals::install()
     };
     let web = crate::web::bind(rt, settings)?;
-    let (driver, ch) = Driver::start(Arc::clone(&bus), &settings.driver)
-        .with_context(|| format!("board {}", bus.describe()))?;
+    let (driver, ch) = match &settings.base {
+        Some(base) => Driver::start_base(Arc::clone(&bus), &settings.driver, base),
+        None => Driver::start(Arc::clone(&bus), &settings.driver),
+    }
+    .with_context(|| format!("board {}", bus.describe()))?;
     let info = driver.info();
     let lost = driver.lost();
     let driver_stats = driver.stats();
@@ -290,11 +294,16 @@ fn pending(d: &pynq_mqtt_driver::Stats, b: &BridgeStats) -> u64 {
 }
 
 /// `--ha-remove`: clears the discovery configs of this board and returns.
-fn remove_discovery(rt: &Runtime, cfg: &BridgeConfig, bus: &dyn Bus) -> Result<()> {
+fn remove_discovery(rt: &Runtime, cfg: &BridgeConfig, bus: &dyn Bus, base: bool) -> Result<()> {
     if cfg.discovery.is_none() {
         anyhow::bail!("--ha-remove: Home Assistant discovery is not configured (ha_discovery = true, with the same ha_prefix and client_id as the daemon)");
     }
-    let info = pynq_mqtt_driver::probe(bus).with_context(|| format!("board {}", bus.describe()))?;
+    let info = if base {
+        pynq_mqtt_driver::base::probe_base(bus)
+    } else {
+        pynq_mqtt_driver::probe(bus)
+    }
+    .with_context(|| format!("board {}", bus.describe()))?;
     let n = rt.block_on(pynq_mqtt_bridge::remove_discovery(
         cfg,
         info.n_inputs,

@@ -105,11 +105,7 @@ pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
     let mut r = Report::default();
     let settings = match settings {
         Ok(s) => {
-            let board = if s.values.board == BoardKind::Sim {
-                "sim"
-            } else {
-                "uio"
-            };
+            let board = s.values.board;
             let url = s.bridge.broker_url();
             r.pass("settings", format_args!("board {board}, broker {url}"));
             Some(s)
@@ -136,6 +132,18 @@ pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
     let opened = match kind {
         BoardKind::Uio => uio_checks(&mut r, &args.paths, &device),
         BoardKind::Sim => sim_checks(&mut r),
+        BoardKind::Base | BoardKind::BaseSim => {
+            let bs = match &settings {
+                Some(s) => crate::base_board::BaseSettings::from_settings(s),
+                None => crate::base_board::BaseSettings {
+                    regs: args.board.base_regs.clone().unwrap_or_default(),
+                    board: args.board.pynq_board.unwrap_or_default(),
+                    ..Default::default()
+                },
+            };
+            base_checks(&mut r, kind, &bs, &args.paths);
+            return finish(r, settings.as_ref());
+        }
     };
 
     let info = match &opened {
@@ -160,8 +168,12 @@ pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
         }
     }
     drop(opened);
+    finish(r, settings.as_ref())
+}
 
-    match &settings {
+/// The broker checks and the verdict.
+fn finish(mut r: Report, settings: Option<&Settings>) -> Result<()> {
+    match settings {
         Some(s) => {
             // each broker of a failover list: the daemon may end up on any
             for b in bridge_config(s).brokers() {
@@ -412,6 +424,105 @@ fn sim_checks(r: &mut Report) -> Option<Opened> {
          feature `sim`",
     );
     None
+}
+
+/// `--board base` / `base-sim`: what the daemon checks before it touches a register,
+/// then the base overlay's blocks and interrupt controller as they stand.
+fn base_checks(
+    r: &mut Report,
+    kind: BoardKind,
+    bs: &crate::base_board::BaseSettings,
+    paths: &SysPaths,
+) {
+    use crate::base_board as bb;
+    use pynq_mqtt_regs::base::intc;
+    use pynq_mqtt_regs::RegBus;
+    if kind == BoardKind::Base {
+        match bb::board_name(&paths.proc_root) {
+            Some(n) => r.pass("board", format_args!("{n} (device tree)")),
+            None => r.warn(
+                "board",
+                "the device tree names no PYNQ board; --pynq-board decides",
+            ),
+        }
+        let root = paths
+            .proc_root
+            .parent()
+            .unwrap_or(std::path::Path::new("/"));
+        match bb::loaded_bitstream(root) {
+            Some(n) if n.ends_with("base.bit") => r.pass("bitstream", format_args!("PYNQ loaded {n}")),
+            Some(n) => r.fail_msg(
+                "bitstream",
+                format_args!("PYNQ loaded {n}, not base.bit; fix: reboot (the image loads base.bit) or load BaseOverlay(\"base.bit\")"),
+            ),
+            None => r.warn("bitstream", "no PYNQ record of the loaded bitstream; the registers are checked below"),
+        }
+        if let Ok(dev) = uio::find(&paths.paths(), &DeviceSpec::Name(bb::FABRIC.into())) {
+            let others = uio::openers(&dev.node, &paths.proc_root);
+            if others.is_empty() {
+                r.pass(
+                    "fabric",
+                    format_args!(
+                        "{} (the base overlay's interrupt), not open elsewhere",
+                        dev.node.display()
+                    ),
+                );
+            } else {
+                let who: Vec<String> = others
+                    .iter()
+                    .map(|(p, c)| format!("pid {p} ({c})"))
+                    .collect();
+                r.warn(
+                    "fabric",
+                    format_args!(
+                        "{} is open by {}: a notebook's Interrupt shares the controller with the daemon (docs/board.md)",
+                        dev.node.display(),
+                        who.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    let board = match bb::open(kind, bs, paths, uio::Mode::Exclusive) {
+        Ok(b) => b,
+        Err(e) => {
+            r.fail_msg("access", format_args!("{e:#}"));
+            return;
+        }
+    };
+    let bus = board.bus();
+    if let crate::board::Board::Base(_, cfg) = &board {
+        r.pass(
+            "access",
+            format_args!(
+                "{}; buttons on controller input {}, switches on {}",
+                bus.describe(),
+                cfg.bits.buttons,
+                cfg.bits.switches
+            ),
+        );
+    }
+    match pynq_mqtt_driver::base::probe_base(bus.as_ref()) {
+        Ok(_) => r.pass(
+            "identity",
+            "btns_gpio and switches_gpio answer as the base overlay's (6 inputs, 10 LEDs)",
+        ),
+        Err(e) => {
+            r.fail_msg("identity", e);
+            return;
+        }
+    }
+    match (bus.read(intc::MER), bus.read(intc::IER)) {
+        (Ok(mer), Ok(ier)) => r.pass(
+            "interrupt",
+            format_args!(
+                "controller {} with inputs {:#x} enabled (read only: doctor changes no enable)",
+                if mer.on() { "on" } else { "off" },
+                ier.0
+            ),
+        ),
+        (Err(e), _) | (_, Err(e)) => r.fail_msg("interrupt", e),
+    }
 }
 
 /// ID and VERSION against what this daemon was built for.

@@ -88,7 +88,7 @@ pub fn board_client_id() -> String {
 /// The default client id of a board of this kind: the simulated board's fixed one
 /// (unless a test plays a board), else the board's own.
 pub fn default_client_id(board: crate::board::BoardKind) -> String {
-    match board == crate::board::BoardKind::Sim && !faked() {
+    match board.simulated() && !faked() {
         true => SIM_CLIENT_ID.into(),
         false => board_client_id(),
     }

@@ -3,6 +3,7 @@
 //! settings and the command line as the binary does.
 #![forbid(unsafe_code)]
 
+mod base_board;
 #[cfg(feature = "sim")]
 mod bench_cmd;
 mod board;

@@ -29,6 +29,22 @@ pub struct RegsArgs {
 pub fn run(args: &RegsArgs) -> Result<()> {
     let device = args.board.device.clone().unwrap_or_else(default_device);
     let kind = args.board.board.unwrap_or_default();
+    if kind.base() {
+        let bs = crate::base_board::BaseSettings {
+            regs: args.board.base_regs.clone().unwrap_or_default(),
+            board: args.board.pynq_board.unwrap_or_default(),
+            ..Default::default()
+        };
+        let board = crate::base_board::open(kind, &bs, &args.paths, Mode::Observe)?;
+        let bus = board.bus();
+        if let Err(e) = pynq_mqtt_driver::base::probe_base(bus.as_ref()) {
+            if !args.force {
+                bail!("{}: {e}; --force reads anyway", bus.describe());
+            }
+        }
+        print!("{}", render_base(bus.as_ref())?);
+        return Ok(());
+    }
     let board = board::open(kind, &args.paths, &device, Mode::Observe)?;
     let bus = board.bus();
     let id = bus.read(regs::ID)?;
@@ -42,6 +58,57 @@ pub fn run(args: &RegsArgs) -> Result<()> {
     }
     print!("{}", render(bus.as_ref(), id)?);
     Ok(())
+}
+
+/// The base overlay's registers that `--board base` uses, one line each (none of
+/// them acts on a read).
+pub fn render_base(bus: &dyn Bus) -> Result<String> {
+    use pynq_mqtt_regs::base::{self as b, intc};
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{}: PYNQ base overlay (offsets from {:#010x})",
+        bus.describe(),
+        b::BASE_ADDR
+    )?;
+    writeln!(
+        out,
+        "{:<10}  {:<17}  {:<8}  value",
+        "address", "block", "register"
+    )?;
+    let mut row = |block: &str, name: &str, off: u32| -> Result<()> {
+        let v = match bus.read32(off) {
+            Ok(v) => format!("{v:#010x}"),
+            Err(e) => format!("? read failed: {e}"),
+        };
+        writeln!(
+            out,
+            "{:#010x}  {block:<17}  {name:<8}  {v}",
+            b::BASE_ADDR + off
+        )?;
+        Ok(())
+    };
+    for g in [
+        b::SWITCHES_GPIO,
+        b::BTNS_GPIO,
+        b::RGBLEDS_GPIO,
+        b::LEDS_GPIO,
+    ] {
+        row(g.name, "DATA", g.data().offset())?;
+        row(g.name, "TRI", g.tri().offset())?;
+        row(g.name, "GIER", g.gier().offset())?;
+        row(g.name, "IP_ISR", g.isr().offset())?;
+        row(g.name, "IP_IER", g.ier().offset())?;
+    }
+    for (name, off) in [
+        ("ISR", intc::ISR.offset()),
+        ("IPR", intc::IPR.offset()),
+        ("IER", intc::IER.offset()),
+        ("MER", intc::MER.offset()),
+    ] {
+        row("system_interrupts", name, off)?;
+    }
+    Ok(out)
 }
 
 /// The dump: a heading, then one line per register.

@@ -8,6 +8,7 @@
 
 #[macro_use]
 mod counters;
+pub mod base;
 pub mod diag;
 mod extend;
 mod levels;
@@ -46,6 +47,8 @@ pub enum DriverError {
         expected_major: u8,
         expected_minor: u8,
     },
+    #[error("PYNQ's base overlay is not what is loaded (btns_gpio TRI reads {buttons:#x}, switches_gpio TRI {switches:#x}): reboot the board (its image loads base.bit) or load it: sudo python3 -c 'from pynq.overlays.base import BaseOverlay; BaseOverlay(\"base.bit\")'")]
+    NotBase { buttons: u32, switches: u32 },
     #[error("cannot start driver thread: {0}")]
     Thread(std::io::Error),
 }
@@ -61,6 +64,10 @@ pub enum DeviceLost {
     /// The ID register no longer names pynq_mqtt_io: another bitstream is in the PL.
     #[error("the peripheral no longer answers as pynq_mqtt_io (ID reads {id:#010x}): another bitstream was loaded; not touching it (a notebook should attach with Overlay(path, download=False))")]
     Replaced { id: u32 },
+    /// PYNQ's base overlay no longer answers where it was (`--board base`): the
+    /// buttons' GPIO does not report its pins as inputs; another bitstream was loaded.
+    #[error("PYNQ's base overlay no longer answers (btns_gpio TRI reads {tri:#x}): another bitstream was loaded; not touching it (start the daemon again once base.bit is back)")]
+    BaseReplaced { tri: u32 },
 }
 
 counters! {
@@ -92,6 +99,18 @@ counters! {
         wall_offset_us { json: None, log: None },
         /// Not a counter: the error bound of `wall_offset_us`, µs.
         wall_offset_err_us { json: None, log: None },
+        /// Not a counter: 1 when the driver runs on PYNQ's base overlay; the `base.*`
+        /// counters below are then part of the `stats` message.
+        base_board { json: None, log: None },
+        /// Base overlay: changes seen inside a software debounce lockout.
+        bounces { json: Some("base.bounces"), log: None },
+        /// Base overlay: levels that came and went between two interrupts (each at
+        /// least two edges not published).
+        missed_pulses { json: Some("base.missed_pulses"), log: None },
+        /// Base overlay: interrupts for controller inputs that are not ours.
+        foreign_irqs { json: Some("base.foreign_irqs"), log: None },
+        /// Base overlay: times our controller enables were found cleared and set again.
+        intc_reenabled { json: Some("base.intc_reenabled"), log: None },
     }
 }
 
@@ -177,6 +196,16 @@ pub struct Driver {
     quit: Sender<()>,
     lost: LostFlag,
     threads: Vec<JoinHandle<()>>,
+    flavor: Flavor,
+}
+
+/// Which peripheral a [`Driver`] drives, for what its stop turns off.
+#[derive(Clone, Copy, Debug)]
+enum Flavor {
+    /// The pynq_mqtt_io peripheral of our overlay.
+    Overlay,
+    /// PYNQ's base overlay, with our interrupt-controller inputs.
+    Base(pynq_mqtt_regs::base::IntrSet),
 }
 
 /// Programs the input and interrupt settings.
@@ -347,6 +376,7 @@ impl Driver {
                 quit,
                 lost,
                 threads,
+                flavor: Flavor::Overlay,
             },
             DriverChannels {
                 events: ev_rx,
@@ -399,7 +429,11 @@ impl Driver {
             return;
         }
         // no interrupts for a daemon that is gone; the next start enables it again
-        if let Err(e) = self.bus.write(regs::IRQ_ENABLE, IrqEnable::default()) {
+        let off = match self.flavor {
+            Flavor::Overlay => self.bus.write(regs::IRQ_ENABLE, IrqEnable::default()),
+            Flavor::Base(ours) => base::disable(self.bus.as_ref(), ours),
+        };
+        if let Err(e) = off {
             debug!("cannot disable the interrupt at stop: {e}");
         }
     }

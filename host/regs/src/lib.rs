@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod base;
 mod generated;
 
 pub use access::{

@@ -7,6 +7,7 @@
 //! runs. Bus calls take the model's lock between clock chunks, so simulated time also
 //! passes during their AXI transactions, as it would on a board.
 
+pub mod base;
 mod ffi;
 pub mod shape;
 pub mod stimulus;
@@ -122,8 +123,45 @@ enum Replay {
     Done,
 }
 
-struct State {
-    model: ffi::Model,
+/// What the clock thread and the interrupt waiters need of a Verilated model.
+trait Core: Send + 'static {
+    fn step(&mut self, cycles: u64);
+    fn step_until_irq(&mut self, cycles: u64) -> u64;
+    fn cycles(&self) -> u64;
+    fn schedule_input(&mut self, cycle: u64, input: u32, level: bool) -> bool;
+    fn pending_inputs(&self) -> u64;
+    fn irq(&self) -> bool;
+}
+
+macro_rules! core_for {
+    ($t:ty) => {
+        impl Core for $t {
+            fn step(&mut self, cycles: u64) {
+                <$t>::step(self, cycles)
+            }
+            fn step_until_irq(&mut self, cycles: u64) -> u64 {
+                <$t>::step_until_irq(self, cycles)
+            }
+            fn cycles(&self) -> u64 {
+                <$t>::cycles(self)
+            }
+            fn schedule_input(&mut self, cycle: u64, input: u32, level: bool) -> bool {
+                <$t>::schedule_input(self, cycle, input, level)
+            }
+            fn pending_inputs(&self) -> u64 {
+                <$t>::pending_inputs(self)
+            }
+            fn irq(&self) -> bool {
+                <$t>::irq(self)
+            }
+        }
+    };
+}
+core_for!(ffi::Model);
+core_for!(ffi::BaseModel);
+
+struct State<M> {
+    model: M,
     /// UIO semantics: false from a delivered interrupt until the host re-arms.
     armed: bool,
     /// Cycle of the reset: TIME = 0.
@@ -132,8 +170,8 @@ struct State {
     replay: Replay,
 }
 
-struct Shared {
-    state: Mutex<State>,
+struct Shared<M> {
+    state: Mutex<State<M>>,
     /// Interrupt deliveries (and wake-ups), counted. A waiter sleeps on this, not on
     /// the model's lock: a thread woken inside a wait on that lock would have to win
     /// it back from a clock thread that re-takes it chunk after chunk, and could starve
@@ -156,14 +194,129 @@ struct Shared {
     paced_epoch: Mutex<Option<(u64, u64)>>,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<M: Core> Shared<M> {
+    /// A model with its clock thread: the engine under [`SimBoard`] and
+    /// [`base::SimBaseBoard`].
+    fn start(
+        model: M,
+        stimulus: Vec<Step>,
+        speed: Speed,
+        clk_hz: u64,
+    ) -> Result<(Arc<Self>, JoinHandle<()>), SimError> {
+        let base_cycle = model.cycles();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                model,
+                armed: true,
+                base_cycle,
+                stimulus,
+                replay: Replay::Held,
+            }),
+            rings: Mutex::new(0),
+            irq_cv: Condvar::new(),
+            done_cv: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            wake: AtomicBool::new(false),
+            speed,
+            clk_hz,
+            paced_epoch: Mutex::new(None),
+        });
+        let s = Arc::clone(&shared);
+        let clock = std::thread::Builder::new()
+            .name("sim-clock".into())
+            .spawn(move || clock_thread(&s))
+            .map_err(|_| SimError::Create)?;
+        Ok((shared, clock))
+    }
+
+    fn stop_clock(&self, clock: &mut Option<JoinHandle<()>>) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.ring();
+        if let Some(h) = clock.take() {
+            let _ = h.join();
+        }
+    }
+
+    fn start_stimulus(&self) -> Option<u64> {
+        let mut st = self.lock_for_bus();
+        if st.replay != Replay::Held {
+            return None;
+        }
+        let base = st.model.cycles();
+        let origin_us = (base - st.base_cycle) * 1_000_000 / self.clk_hz;
+        let clk_hz = self.clk_hz;
+        for s in std::mem::take(&mut st.stimulus) {
+            let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
+            // inputs were checked at start and the parser keeps times sorted
+            let scheduled = st.model.schedule_input(cycle, s.input, s.level);
+            debug_assert!(scheduled);
+        }
+        st.replay = Replay::Running;
+        Some(origin_us)
+    }
+
+    fn sim_time_us(&self) -> u64 {
+        let st = self.lock_for_bus();
+        (st.model.cycles() - st.base_cycle) * 1_000_000 / self.clk_hz
+    }
+
+    fn wait_stimulus_done(&self, timeout: Duration) -> bool {
+        let st = self.lock();
+        let (st, _) = self
+            .done_cv
+            .wait_timeout_while(st, timeout, |st| st.replay != Replay::Done)
+            .unwrap_or_else(|p| p.into_inner());
+        st.replay == Replay::Done
+    }
+
+    fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // the count before the look: a ring after it ends the sleep below at once
+            let seen = *self.rings();
+            {
+                let mut st = self.lock_for_bus();
+                if self.stop.load(Ordering::Relaxed) {
+                    return Err(BusError::Closed);
+                }
+                if st.armed && st.model.irq() {
+                    st.armed = false;
+                    return Ok(IrqWait::Fired);
+                }
+            }
+            if self.wake.swap(false, Ordering::SeqCst) {
+                return Ok(IrqWait::TimedOut);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(IrqWait::TimedOut);
+            }
+            let rings = self.rings();
+            drop(
+                self.irq_cv
+                    .wait_timeout_while(rings, left, |n| *n == seen)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+        }
+    }
+
+    fn rearm_irq(&self) {
+        self.lock_for_bus().armed = true;
+    }
+
+    fn wake_waiter(&self) {
+        self.wake.store(true, Ordering::SeqCst);
+        self.ring();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<M>> {
         // a panic while holding the lock leaves the model usable: ignore the poison
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Locks for a bus call, ahead of the clock thread.
-    fn lock_for_bus(&self) -> MutexGuard<'_, State> {
+    fn lock_for_bus(&self) -> MutexGuard<'_, State<M>> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let guard = self.lock();
         self.waiters.fetch_sub(1, Ordering::SeqCst);
@@ -183,7 +336,7 @@ impl Shared {
 
 /// The simulated board. Dropping it stops the clock.
 pub struct SimBoard {
-    shared: Arc<Shared>,
+    shared: Arc<Shared<ffi::Model>>,
     clock: Option<JoinHandle<()>>,
     n_inputs: u32,
     n_leds: u32,
@@ -193,7 +346,6 @@ impl SimBoard {
     /// Creates the model, resets it and starts its clock.
     pub fn start(config: SimConfig) -> Result<Self, SimError> {
         let model = ffi::Model::new().ok_or(SimError::Create)?;
-        let base_cycle = model.cycles();
         let clk_hz = u64::from(ffi::clk_hz());
         if let Some(s) = config.stimulus.iter().find(|s| s.input >= ffi::n_inputs()) {
             return Err(SimError::BadStep {
@@ -201,29 +353,7 @@ impl SimBoard {
                 time_us: s.time_us,
             });
         }
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                model,
-                armed: true,
-                base_cycle,
-                stimulus: config.stimulus,
-                replay: Replay::Held,
-            }),
-            rings: Mutex::new(0),
-            irq_cv: Condvar::new(),
-            done_cv: Condvar::new(),
-            waiters: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
-            wake: AtomicBool::new(false),
-            speed: config.speed,
-            clk_hz,
-            paced_epoch: Mutex::new(None),
-        });
-        let s = Arc::clone(&shared);
-        let clock = std::thread::Builder::new()
-            .name("sim-clock".into())
-            .spawn(move || clock_thread(&s))
-            .map_err(|_| SimError::Create)?;
+        let (shared, clock) = Shared::start(model, config.stimulus, config.speed, clk_hz)?;
         Ok(Self {
             shared,
             clock: Some(clock),
@@ -254,21 +384,7 @@ impl SimBoard {
     /// register and of event stamps), so a caller can relate stamps to stimulus times
     /// however slowly the host got here; `None` when the replay had already started.
     pub fn start_stimulus(&self) -> Option<u64> {
-        let mut st = self.shared.lock_for_bus();
-        if st.replay != Replay::Held {
-            return None;
-        }
-        let base = st.model.cycles();
-        let origin_us = (base - st.base_cycle) * 1_000_000 / self.shared.clk_hz;
-        let clk_hz = self.shared.clk_hz;
-        for s in std::mem::take(&mut st.stimulus) {
-            let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
-            // inputs were checked at start and the parser keeps times sorted
-            let scheduled = st.model.schedule_input(cycle, s.input, s.level);
-            debug_assert!(scheduled);
-        }
-        st.replay = Replay::Running;
-        Some(origin_us)
+        self.shared.start_stimulus()
     }
 
     /// Drives one button pin now (keys in the demo).
@@ -298,8 +414,7 @@ impl SimBoard {
 
     /// Simulated microseconds since reset.
     pub fn sim_time_us(&self) -> u64 {
-        let st = self.shared.lock_for_bus();
-        (st.model.cycles() - st.base_cycle) * 1_000_000 / self.shared.clk_hz
+        self.shared.sim_time_us()
     }
 
     /// The wall-clock moment, in Unix nanoseconds, that real-time pacing gives the
@@ -334,23 +449,13 @@ impl SimBoard {
 
     /// Waits until every stimulus line has been applied; false on timeout.
     pub fn wait_stimulus_done(&self, timeout: Duration) -> bool {
-        let st = self.shared.lock();
-        let (st, _) = self
-            .shared
-            .done_cv
-            .wait_timeout_while(st, timeout, |st| st.replay != Replay::Done)
-            .unwrap_or_else(|p| p.into_inner());
-        st.replay == Replay::Done
+        self.shared.wait_stimulus_done(timeout)
     }
 }
 
 impl Drop for SimBoard {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.ring();
-        if let Some(h) = self.clock.take() {
-            let _ = h.join();
-        }
+        self.shared.stop_clock(&mut self.clock);
     }
 }
 
@@ -361,7 +466,7 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn clock_thread(sh: &Shared) {
+fn clock_thread<M: Core>(sh: &Shared<M>) {
     let mut epoch = Instant::now();
     let epoch_ns = unix_ns();
     let mut epoch_cycle = sh.lock().model.cycles();
@@ -455,45 +560,16 @@ impl Bus for SimBoard {
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            // the count before the look: a ring after it ends the sleep below at once
-            let seen = *self.shared.rings();
-            {
-                let mut st = self.shared.lock_for_bus();
-                if self.shared.stop.load(Ordering::Relaxed) {
-                    return Err(BusError::Closed);
-                }
-                if st.armed && st.model.irq() {
-                    st.armed = false;
-                    return Ok(IrqWait::Fired);
-                }
-            }
-            if self.shared.wake.swap(false, Ordering::SeqCst) {
-                return Ok(IrqWait::TimedOut);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(IrqWait::TimedOut);
-            }
-            let rings = self.shared.rings();
-            drop(
-                self.shared
-                    .irq_cv
-                    .wait_timeout_while(rings, left, |n| *n == seen)
-                    .unwrap_or_else(|p| p.into_inner()),
-            );
-        }
+        self.shared.wait_irq(timeout)
     }
 
     fn rearm_irq(&self) -> Result<(), BusError> {
-        self.shared.lock_for_bus().armed = true;
+        self.shared.rearm_irq();
         Ok(())
     }
 
     fn wake_waiter(&self) {
-        self.shared.wake.store(true, Ordering::SeqCst);
-        self.shared.ring();
+        self.shared.wake_waiter();
     }
 
     fn describe(&self) -> String {

@@ -39,8 +39,10 @@ pub struct Snapshot {
 pub fn counters(d: &DriverStats, b: &BridgeStats) -> BTreeMap<&'static str, u64> {
     let mut out = BTreeMap::new();
     let (d, b) = (d.snapshot(), b.snapshot());
+    // the base overlay's own counters only where the driver runs on it
+    let base = d.base_board != 0;
     for (c, v) in d.values().chain(b.values()) {
-        if let Some(path) = c.json {
+        if let Some(path) = c.json.filter(|p| base || !p.starts_with("base.")) {
             *out.entry(path).or_insert(0) += v;
         }
     }

@@ -133,6 +133,36 @@ pub enum UioError {
     },
 }
 
+/// Why the base overlay's register windows could not be mapped.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowsError {
+    /// /dev/mem cannot be opened: not root.
+    #[error(
+        "cannot open {path} for the base overlay's registers ({source}): run as root (as \
+         PYNQ itself does), or insert the generic-uio overlay (docs/board.md) and pass \
+         --base-regs uio:NAME"
+    )]
+    DevMem {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A map of the generic-uio device is missing or not at its window's address.
+    #[error(
+        "map{map} of {node} is {found}, expected {expected:#x}: the generic-uio node must \
+         hold the base overlay's five windows as maps 0-4 (docs/board.md)"
+    )]
+    Map {
+        node: PathBuf,
+        map: usize,
+        found: String,
+        expected: u64,
+    },
+    /// Finding, opening or mapping failed as for any UIO device.
+    #[error(transparent)]
+    Uio(#[from] UioError),
+}
+
 impl UioError {
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         UioError::Io {

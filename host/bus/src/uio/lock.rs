@@ -55,3 +55,42 @@ fn holder(file: &File, proc: &Path) -> Option<(u32, String)> {
         .unwrap_or_else(|_| "?".into());
     Some((pid, comm))
 }
+
+/// Processes other than this one holding `node` open, from `/proc/<pid>/fd` (pid and
+/// command name): a notebook using PYNQ's `Interrupt` holds the `fabric` device so.
+/// Processes this user may not look into are not seen.
+pub fn openers(node: &Path, proc: &Path) -> Vec<(u32, String)> {
+    let me = std::process::id();
+    let Ok(want) = std::fs::canonicalize(node) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir(proc) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == want));
+        if holds {
+            let comm = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|c| c.trim_end().to_owned())
+                .unwrap_or_else(|_| "?".into());
+            out.push((pid, comm));
+        }
+    }
+    out
+}

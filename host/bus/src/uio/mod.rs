@@ -19,6 +19,7 @@ mod sysfs;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod window;
+mod windows;
 
 use std::fs::{File, OpenOptions as FsOpenOptions};
 use std::io::ErrorKind;
@@ -30,14 +31,16 @@ use std::time::Duration;
 use tracing::debug;
 
 use crate::{Bus, BusError, IrqWait};
-pub use error::UioError;
+pub use error::{UioError, WindowsError};
 pub use irq::IrqFds;
 use irq::IrqLine;
+pub use lock::openers;
 pub use sysfs::{
     check_fpga, driver_status, find, fpga_state, list, loader_support, DeviceSpec, DriverStatus,
     LoaderSupport, MapInfo, UioDevice, UioPaths, GENIRQ_DRIVER,
 };
 use window::Window;
+pub use windows::{WindowSource, WindowSpec, WindowsBus};
 
 /// How the device is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

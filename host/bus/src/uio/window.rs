@@ -41,13 +41,25 @@ impl Window {
         offset: usize,
         writable: bool,
     ) -> Result<Self, mmap_rs::Error> {
+        Self::map_at(file, 0, map_len, offset, writable)
+    }
+
+    /// As [`Window::map`], at `file_offset` into the file (a page multiple): map N of
+    /// a UIO device, or a physical address of /dev/mem.
+    pub(crate) fn map_at(
+        file: &File,
+        file_offset: u64,
+        map_len: usize,
+        offset: usize,
+        writable: bool,
+    ) -> Result<Self, mmap_rs::Error> {
         debug_assert!(offset < map_len && offset.is_multiple_of(4));
         // SAFETY: mmap-rs marks file mappings unsafe because other mappings of the file
         // may change it behind our back. That is exactly what device registers do, and
         // why this module reads and writes only through volatile raw-pointer accesses
         // and never hands out a reference or slice into the mapping.
-        let options =
-            unsafe { MmapOptions::new(map_len)?.with_file(file, 0) }.with_flags(MmapFlags::SHARED);
+        let options = unsafe { MmapOptions::new(map_len)?.with_file(file, file_offset) }
+            .with_flags(MmapFlags::SHARED);
         let (mapping, ptr) = if writable {
             let mut m = options.map_mut()?;
             let p = m.as_mut_ptr();

@@ -42,8 +42,8 @@ pub(super) fn settings(
         s.value = Some(show(&v.prefix));
     }
     let at = |key: &str| shown.iter().position(|s| s.key == key).expect("declared");
-    if let (BoardKind::Uio, Some(_)) = (v.board, &v.stimulus) {
-        let msg = "a stimulus is for the simulated board (--board sim), not a UIO board";
+    if let (BoardKind::Uio | BoardKind::Base, Some(_)) = (v.board, &v.stimulus) {
+        let msg = "a stimulus is for a simulated board (--board sim or base-sim), not a real one";
         return Err(fail(&shown[at("stimulus")].source, "stimulus", msg));
     }
     let pw_at = at("password_file");
@@ -130,5 +130,6 @@ pub(super) fn settings(
         driver,
         ha_remove,
         shown,
+        base: None,
     })
 }

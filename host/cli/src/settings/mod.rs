@@ -109,11 +109,18 @@ settings! {
     // (first under its heading, wherever a subcommand puts it)
     #[command(next_display_order = 0)]
     BoardArgs "Hardware" {
-        /// `uio` (a PYNQ board) or `sim` (the Verilated RTL).
+        /// `uio` (a PYNQ board with our overlay), `sim` (its Verilated RTL), `base` (PYNQ's
+        /// stock base overlay, no bitstream build) or `base-sim` (models of the base overlay).
         board: BoardKind = "uio", "PYNQ_MQTT_BOARD";
         /// UIO device: a name in /sys/class/uio/*/name or a node, /dev/uio4.
         #[arg(value_name = "NAME|/dev/uioN")]
         device: DeviceSpec = "pynq_mqtt", "PYNQ_MQTT_DEVICE";
+        /// Base overlay: its registers through `devmem` (/dev/mem, root) or `uio:NAME` (a
+        /// generic-uio device holding the five windows as maps 0-4).
+        base_regs: crate::base_board::BaseRegs = "devmem", "PYNQ_MQTT_BASE_REGS";
+        /// Base overlay: `auto` (from /proc/device-tree/chosen/pynq_board), `z1` or `z2`:
+        /// which interrupt-controller inputs are the buttons' and switches'.
+        pynq_board: crate::base_board::PynqBoard = "auto", "PYNQ_MQTT_PYNQ_BOARD";
     }
     BrokerArgs "Broker" {
         /// mqtt://HOST:PORT or mqtts://HOST:PORT (TLS). Repeat it (or separate by commas;
@@ -193,6 +200,8 @@ settings! {
         /// or 0 for normal scheduling. Needs root, CAP_SYS_NICE or RLIMIT_RTPRIO (the
         /// installed unit grants LimitRTPRIO); refused, it warns and runs.
         rt_priority: Int<0, 99> = "0", "PYNQ_MQTT_RT_PRIORITY";
+        /// Base overlay: software debounce lockout of every input in µs, 0: off.
+        soft_debounce_us: Int<0, 10_000_000> = "5000", "PYNQ_MQTT_SOFT_DEBOUNCE_US";
         /// Simulated board: replay `<time_us> <input> <level>` lines onto the inputs.
         stimulus: PathBuf, "PYNQ_MQTT_STIMULUS";
         /// Simulated board: `realtime`, `fast` (the stimulus at full speed) or a factor.
@@ -252,6 +261,9 @@ pub struct Settings {
     pub ha_remove: bool,
     /// Every setting with its value and source, secrets masked.
     pub shown: Vec<Shown>,
+    /// Set once a base overlay (`--board base`, `base-sim`) is open: the driver runs
+    /// on it with these settings.
+    pub base: Option<pynq_mqtt_driver::base::BaseConfig>,
 }
 
 /// `pynq-mqtt sim` is the simulated board whatever the file says, so that the

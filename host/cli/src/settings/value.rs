@@ -35,7 +35,15 @@ from_str!(
     Qos = "0|1|2",
     StateFormat = "10|onoff"
 );
-from_str!(BoardKind = "uio|sim", Names = "NAMES", Seconds = "SECS");
+from_str!(
+    BoardKind = "uio|sim|base|base-sim",
+    Names = "NAMES",
+    Seconds = "SECS"
+);
+from_str!(
+    crate::base_board::BaseRegs = "devmem|uio:NAME",
+    crate::base_board::PynqBoard = "auto|z1|z2"
+);
 from_str!(pynq_mqtt_bridge::Protocol = "3.1.1|5");
 from_str!(pynq_mqtt_web::HttpAddr = "[HOST:]PORT");
 #[cfg(feature = "sim")]
