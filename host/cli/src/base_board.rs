@@ -9,7 +9,7 @@
 //! process already holding `fabric` open (a notebook's `Interrupt`) is named in a
 //! warning: it shares the interrupt controller with the daemon.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -113,7 +113,8 @@ pub struct BaseSettings {
     pub debounce_us: u32,
     #[cfg(feature = "sim")]
     pub speed: pynq_mqtt_sim::Speed,
-    pub stimulus: Option<PathBuf>,
+    #[cfg(feature = "sim")]
+    pub stimulus: Option<std::path::PathBuf>,
 }
 
 impl Default for BaseSettings {
@@ -124,6 +125,7 @@ impl Default for BaseSettings {
             debounce_us: pynq_mqtt_driver::base::DEFAULT_DEBOUNCE_US,
             #[cfg(feature = "sim")]
             speed: pynq_mqtt_sim::Speed::default(),
+            #[cfg(feature = "sim")]
             stimulus: None,
         }
     }
@@ -138,6 +140,7 @@ impl BaseSettings {
             debounce_us: u32::try_from(v.soft_debounce_us.get::<u64>()).unwrap_or(u32::MAX),
             #[cfg(feature = "sim")]
             speed: v.sim_speed,
+            #[cfg(feature = "sim")]
             stimulus: v.stimulus.clone(),
         }
     }
