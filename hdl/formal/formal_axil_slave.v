@@ -2,9 +2,10 @@
 // register port contract that pynq_mqtt_io relies on:
 //   - one read strobe per AR handshake, in that cycle, with ARADDR; RDATA is what the
 //     register block returned in that cycle;
-//   - one write strobe per AW/W pair, with the address of that AW and the data and
-//     strobes of that W, only when its B can be issued (BVALID low or BREADY), and
-//     exactly one B per write strobe;
+//   - one write strobe per AW/W pair, in a cycle after both were accepted (from the
+//     buffers, never bypassing them), with the address of that AW and the data and
+//     strobes of that W, only when its B can be issued (BVALID low or BREADY), as soon
+//     as it can, and exactly one B per write strobe;
 //   - BRESP and RRESP are OKAY.
 // Every input of this module is free: the solver is the master and the register block.
 // The last block ties the outstanding counts to the slave's visible state (it holds at
@@ -166,15 +167,12 @@ module formal_axil_slave #(
             assert(f_wr_out == {{(CW - 1){1'b0}}, s_axi_bvalid});
             if (reg_wr_en) begin
                 assert(!s_axi_bvalid || s_axi_bready);
-                assert(aw_pending != {CW{1'b0}} || aw_hs);
-                assert(w_pending != {CW{1'b0}} || w_hs);
-                assert(reg_wr_addr == ((aw_pending != {CW{1'b0}}) ? f_awaddr : s_axi_awaddr));
-                assert(reg_wr_data == ((w_pending != {CW{1'b0}}) ? f_wdata : s_axi_wdata));
-                assert(reg_wr_strb == ((w_pending != {CW{1'b0}}) ? f_wstrb : s_axi_wstrb));
+                assert(aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}});
+                assert(reg_wr_addr == f_awaddr);
+                assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
             end
-            // a pending AW/W is written as soon as its partner is there and B is free
-            if ((aw_pending != {CW{1'b0}} || s_axi_awvalid)
-                    && (w_pending != {CW{1'b0}} || s_axi_wvalid)
+            // an accepted AW/W pair is written as soon as B is free
+            if (aw_pending != {CW{1'b0}} && w_pending != {CW{1'b0}}
                     && (!s_axi_bvalid || s_axi_bready)) begin
                 assert(reg_wr_en);
             end
@@ -191,10 +189,11 @@ module formal_axil_slave #(
                 assert(reg_wr_data == f_wdata && reg_wr_strb == f_wstrb);
             end
 
-            // reachable: writes from a held AW, from a held W, and from neither
-            cover(reg_wr_en && !s_axi_awready && w_hs);
-            cover(reg_wr_en && !s_axi_wready && aw_hs);
-            cover(reg_wr_en && aw_hs && w_hs && s_axi_bvalid);
+            // reachable: a write while the last B is taken, a write while a read is
+            // accepted, and a write beside a pending B whose master keeps BREADY low
+            cover(reg_wr_en && s_axi_bvalid && s_axi_bready);
+            cover(reg_wr_en && ar_hs);
+            cover(!reg_wr_en && !s_axi_awready && !s_axi_wready && s_axi_bvalid);
         end
     end
 

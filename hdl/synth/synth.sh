@@ -18,15 +18,13 @@ cd "$(dirname "$0")/../.."
 
 # The LUT budgets: LUT1..LUT6 of the whole hierarchy as yosys counts them; a run fails
 # above its budget. Issue 3 asked for 600 for the default top (N_INPUTS 4, N_LEDS 4,
-# FIFO_DEPTH 512). The event generator is a test instrument, built only with WITH_GEN=1
-# (issue 13); without it the default top measures 630, with it 815 (abc varies by about
-# 10 LUT between runs). Each budget is its measure with about 3 % headroom: a ceiling
-# that stops the design growing unnoticed. The target stays 600, and every run says
-# whether it is met (hdl/README.md, "Resources": what each feature costs, and what the
-# last 30 LUT would take).
-lut_budget=650
-lut_budget_gen=840
-lut_target=600
+# FIFO_DEPTH 512), and that is its budget: it measures 579 since the AXI slave writes
+# from its AW/W buffers only (630 before). The event generator is a test instrument,
+# built only with WITH_GEN=1 (issue 13); that build measures 756 and is budgeted at
+# about 3 % above (abc varies by about 10 LUT between runs): a ceiling that stops the
+# design growing unnoticed. hdl/README.md, "Resources", says what each feature costs.
+lut_budget=600
+lut_budget_gen=780
 
 rtl=${PMQ_RTL:-hdl/rtl}
 out=hdl/synth/build
@@ -68,7 +66,7 @@ for run in "${runs[@]}"; do
 done
 
 # report.txt from the stat outputs; exit 1 if the event FIFO is not in block RAM
-python3 - "$out" "$report" "$lut_target" "${runs[@]}" <<'EOF'
+python3 - "$out" "$report" "$lut_budget" "${runs[@]}" <<'EOF'
 import re
 import sys
 from pathlib import Path
@@ -151,10 +149,6 @@ for name, params, budget in runs:
             print(f"synth: FAIL {name}: {total['LUT']} LUT, above its budget of {budget} "
                   f"(hdl/synth/synth.sh)", file=sys.stderr)
             ok = False
-    if name == "default" and total["LUT"] > target:
-        print(f"synth: NOT MET: the LUT target of {target} (issues 3, 13) for the default top: "
-              f"{total['LUT']} LUT (enforced budget {budget}; what each feature costs: "
-              f"hdl/README.md)", file=sys.stderr)
     fifo_bram = [
         m for m, cells in mods.items()
         if base(m) == "pmq_fifo" and (cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0)) > 0
@@ -167,7 +161,7 @@ for name, params, budget in runs:
 lines += ["", "runs: " + "; ".join(f"{n} = {p or 'default parameters (FIFO_DEPTH=512, WITH_GEN=0)'}"
                                    for n, p, _ in runs),
           "LUT budgets: " + "; ".join(f"{n} {luts[n]} of {b}" for n, b in budgets.items())
-          + f"; target for the default top {target}: " + ("met" if luts["default"] <= target else "NOT MET"),
+          + f" (issue 3's {target} for the default top)",
           ""]
 
 
