@@ -131,14 +131,7 @@ impl SimBaseBoard {
         if input >= N_INPUTS {
             return;
         }
-        let mut st = self.shared.lock_for_bus();
-        let cur = st.model.inputs();
-        let next = if level {
-            cur | (1 << input)
-        } else {
-            cur & !(1 << input)
-        };
-        st.model.set_inputs(next);
+        self.shared.drive_input(input, level);
     }
 
     /// Flips one input pin for `cycles` clock cycles and back, with no bus access or

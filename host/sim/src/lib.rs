@@ -4,8 +4,11 @@
 //! A clock thread advances the model, paced to the wall clock (or as fast as it runs
 //! while a stimulus replays), and wakes interrupt waiters. The stimulus is handed to the
 //! model up front and applied at its exact clock cycle, also while an AXI transaction
-//! runs. Bus calls take the model's lock between clock chunks, so simulated time also
-//! passes during their AXI transactions, as it would on a board.
+//! runs. Bus calls take the model's lock, so simulated time also passes during their
+//! AXI transactions, as it would on a board; the clock thread gives the lock up within
+//! 32 cycles of stepping whenever a bus call waits for it, so a drain never waits
+//! behind a whole chunk. A pin driven by the host (`set_input`) changes at the moment
+//! the wall clock gives it, however far the model lags.
 
 pub mod base;
 mod ffi;
@@ -23,8 +26,11 @@ pub use stimulus::{Step, StimulusError};
 
 /// Size of the simulated register window (the top's C_S_AXI_ADDR_WIDTH = 16).
 const WINDOW: usize = 0x1_0000;
-/// Cycles advanced per lock of the model.
+/// Cycles the clock thread advances per lock of the model, at most.
 const CHUNK: u64 = 1024;
+/// Cycles stepped between two looks at waiting bus callers: a bus call waits for at
+/// most this many cycles of stepping (a few microseconds), never for a whole chunk.
+const SLICE: u64 = 32;
 /// Behind the wall clock by more than this, the clock catches up in lockstep with the
 /// host (see `clock_thread`).
 const CATCH_UP_CYCLES: u64 = 4 * CHUNK;
@@ -123,6 +129,15 @@ enum Replay {
     Done,
 }
 
+/// Where real-time pacing started: the wall clock then, as Unix nanoseconds and as an
+/// `Instant`, and the model's cycle.
+#[derive(Clone, Copy)]
+struct Paced {
+    unix_ns: u64,
+    at: Instant,
+    cycle: u64,
+}
+
 /// What the clock thread and the interrupt waiters need of a Verilated model.
 trait Core: Send + 'static {
     fn step(&mut self, cycles: u64);
@@ -131,6 +146,8 @@ trait Core: Send + 'static {
     fn schedule_input(&mut self, cycle: u64, input: u32, level: bool) -> bool;
     fn pending_inputs(&self) -> u64;
     fn irq(&self) -> bool;
+    fn inputs(&self) -> u32;
+    fn set_inputs(&mut self, levels: u32);
 }
 
 macro_rules! core_for {
@@ -153,6 +170,12 @@ macro_rules! core_for {
             }
             fn irq(&self) -> bool {
                 <$t>::irq(self)
+            }
+            fn inputs(&self) -> u32 {
+                <$t>::inputs(self)
+            }
+            fn set_inputs(&mut self, levels: u32) {
+                <$t>::set_inputs(self, levels)
             }
         }
     };
@@ -187,11 +210,10 @@ struct Shared<M> {
     wake: AtomicBool,
     speed: Speed,
     clk_hz: u64,
-    /// Where real-time pacing stands: the wall clock (Unix ns) at which the clock
-    /// thread set its epoch, and the model's cycle then; None before it first did.
-    /// Written only when the epoch changes (at start, and when fast replay begins or
-    /// ends), never per chunk.
-    paced_epoch: Mutex<Option<(u64, u64)>>,
+    /// Where real-time pacing stands: the wall clock at the epoch and the model's cycle
+    /// then; None while a fast replay runs. Written only when the epoch changes (at
+    /// start, and when fast replay begins or ends), never per chunk.
+    paced_epoch: Mutex<Option<Paced>>,
 }
 
 impl<M: Core> Shared<M> {
@@ -220,7 +242,13 @@ impl<M: Core> Shared<M> {
             wake: AtomicBool::new(false),
             speed,
             clk_hz,
-            paced_epoch: Mutex::new(None),
+            // real time starts now, not when the clock thread first runs: a pin driven
+            // before then has its moment too
+            paced_epoch: Mutex::new(Some(Paced {
+                unix_ns: unix_ns(),
+                at: Instant::now(),
+                cycle: base_cycle,
+            })),
         });
         let s = Arc::clone(&shared);
         let clock = std::thread::Builder::new()
@@ -323,6 +351,45 @@ impl<M: Core> Shared<M> {
         guard
     }
 
+    fn paced(&self) -> Option<Paced> {
+        *self.paced_epoch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drives one pin at the simulated moment that real-time pacing gives now, not at
+    /// whatever cycle the model has reached: the model runs in chunks behind the wall
+    /// clock, and two changes a few milliseconds apart (a key pressed and released in
+    /// the demo) would otherwise land in the same cycle and the press vanish. The caller
+    /// steps the model up to that moment itself (never past it), as the clock thread
+    /// would have, then changes the pin; far behind (the clock is catching up in
+    /// lockstep) or in fast replay, the pin changes at the model's cycle as before.
+    fn drive_input(&self, input: u32, level: bool) {
+        let mut st = self.lock_for_bus();
+        // the moment is read once the model is ours: the wait for it is not the pin's
+        let paced = self.paced().map(|p| {
+            let factor = match self.speed {
+                Speed::RealTime(f) => f,
+                Speed::Fast => 1.0,
+            };
+            p.cycle + (p.at.elapsed().as_secs_f64() * factor * self.clk_hz as f64) as u64
+        });
+        let behind = paced.map_or(0, |c| c.saturating_sub(st.model.cycles()));
+        if behind <= CATCH_UP_CYCLES {
+            st.model.step(behind);
+        }
+        let cur = st.model.inputs();
+        let next = if level {
+            cur | (1 << input)
+        } else {
+            cur & !(1 << input)
+        };
+        st.model.set_inputs(next);
+        let ring = st.armed && st.model.irq();
+        drop(st);
+        if ring {
+            self.ring();
+        }
+    }
+
     fn rings(&self) -> MutexGuard<'_, u64> {
         self.rings.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -392,14 +459,7 @@ impl SimBoard {
         if input >= self.n_inputs {
             return;
         }
-        let mut st = self.shared.lock_for_bus();
-        let cur = st.model.inputs();
-        let next = if level {
-            cur | (1 << input)
-        } else {
-            cur & !(1 << input)
-        };
-        st.model.set_inputs(next);
+        self.shared.drive_input(input, level);
     }
 
     /// The button pins as driven.
@@ -420,14 +480,14 @@ impl SimBoard {
     /// The wall-clock moment, in Unix nanoseconds, that real-time pacing gives the
     /// simulated moment `sim_us` (microseconds since reset): when a board's pin would
     /// have changed for a stimulus step at that simulated time. The model itself gets
-    /// there a little later (it runs in chunks behind the wall clock). None before the
-    /// clock has started, or while a fast replay runs (no pacing then).
+    /// there a little later (it runs in chunks behind the wall clock). None while a fast
+    /// replay runs (no pacing then).
     pub fn paced_unix_ns(&self, sim_us: u64) -> Option<u64> {
-        let (epoch_ns, epoch_cycle) = (*self
-            .shared
-            .paced_epoch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()))?;
+        let Paced {
+            unix_ns: epoch_ns,
+            cycle: epoch_cycle,
+            ..
+        } = self.shared.paced()?;
         let factor = match self.shared.speed {
             Speed::RealTime(f) => f,
             // real time before and after the replay
@@ -467,14 +527,16 @@ fn unix_ns() -> u64 {
 }
 
 fn clock_thread<M: Core>(sh: &Shared<M>) {
-    let mut epoch = Instant::now();
-    let epoch_ns = unix_ns();
-    let mut epoch_cycle = sh.lock().model.cycles();
+    let start = sh
+        .paced()
+        .expect("the epoch is set before the clock starts");
+    let mut epoch = start.at;
+    let mut epoch_cycle = start.cycle;
     // the wall clock of the epoch, read beside its Instant
-    let set_paced = |epoch_ns: u64, cycle: u64| {
-        *sh.paced_epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch_ns, cycle));
+    let set_paced = |at: Instant, unix_ns: u64, cycle: u64| {
+        *sh.paced_epoch.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Paced { unix_ns, at, cycle });
     };
-    set_paced(epoch_ns, epoch_cycle);
     let mut fast = false;
     let factor = match sh.speed {
         Speed::RealTime(f) => f,
@@ -500,7 +562,7 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
             if fast {
                 *sh.paced_epoch.lock().unwrap_or_else(|p| p.into_inner()) = None;
             } else {
-                set_paced(epoch_ns, epoch_cycle);
+                set_paced(epoch, epoch_ns, epoch_cycle);
             }
         }
         let target = if fast {
@@ -521,12 +583,26 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
         } else {
             CHUNK.min(target.saturating_sub(now))
         };
-        if n > 0 {
+        let mut stepped = 0;
+        while stepped < n {
+            let k = SLICE.min(n - stepped);
             if lockstep {
                 // stop at the edge that raises irq: the host reacts before the next one
-                st.model.step_until_irq(n);
+                let done = st.model.step_until_irq(k);
+                stepped += done;
+                if done < k {
+                    break;
+                }
             } else {
-                st.model.step(n);
+                st.model.step(k);
+                stepped += k;
+            }
+            // A bus caller waits: let it in now. A board's fabric never holds up the
+            // processor's bus; holding the lock for the whole chunk let the clock take
+            // the model between every two reads of a drain while it caught up, and the
+            // drain fell behind the events it was stepping in.
+            if sh.waiters.load(Ordering::SeqCst) > 0 {
+                break;
             }
         }
         let ring = st.armed && st.model.irq();
@@ -536,6 +612,8 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
         }
         if paused {
             std::thread::sleep(Duration::from_micros(20));
+        } else if stepped < n {
+            // gave way to a bus caller: take the model back once it is done
         } else if n < CHUNK {
             // caught up with the wall clock: sleep until the next chunk is due
             let due = CHUNK as f64 / (factor * sh.clk_hz as f64);

@@ -210,3 +210,35 @@ fn pacing_maps_simulated_time_to_the_wall_clock_never_ahead_of_it() {
     // fast replay has ended, and real-time pacing is back
     assert!(fast.paced_unix_ns(fast.sim_time_us()).is_some());
 }
+
+#[test]
+fn a_press_and_release_within_one_clock_chunk_are_two_edges_apart_in_time() {
+    // The clock thread steps the model in chunks of up to a millisecond; a pin driven
+    // twice inside one (a demo key pressed and released) used to land in one cycle, and
+    // the press vanished. Each change now lands at its own wall-clock moment.
+    let b = board(Speed::RealTime(1.0), "");
+    for round in 0..20u32 {
+        b.set_input(1, true);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_micros(300) {
+            std::hint::spin_loop();
+        }
+        b.set_input(1, false);
+        let t = Instant::now();
+        let mut got = Vec::new();
+        while got.len() < 2 && t.elapsed() < Duration::from_secs(2) {
+            let w = b.read(EVT_POP).unwrap().0;
+            if w >> 31 == 1 {
+                got.push(((w >> 16) & 0xFF, (w >> 30) & 1, b.read(EVT_TS).unwrap()));
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert_eq!(got.len(), 2, "round {round}: both edges captured: {got:?}");
+        assert_eq!((got[0].0, got[0].1, got[1].0, got[1].1), (1, 1, 1, 0));
+        let apart = got[1].2.wrapping_sub(got[0].2);
+        // at least the 300 us the host waited between them; at most what a stall of
+        // this thread could add
+        assert!(apart >= 300, "round {round}: edges {apart} us apart");
+    }
+}
