@@ -244,6 +244,10 @@ int pmq_base_sim_schedule_input(pmq_base_sim *sim, uint64_t cycle, uint32_t inpu
 
 uint64_t pmq_base_sim_pending_inputs(const pmq_base_sim *sim) { return sim->schedule.size(); }
 
+uint64_t pmq_base_sim_next_input_cycle(const pmq_base_sim *sim) {
+    return sim->schedule.empty() ? UINT64_MAX : sim->schedule.front().cycle;
+}
+
 uint32_t pmq_base_sim_inputs(const pmq_base_sim *sim) { return sim->inputs; }
 
 uint32_t pmq_base_sim_leds(const pmq_base_sim *sim) { return sim->leds(); }

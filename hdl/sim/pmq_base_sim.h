@@ -46,6 +46,8 @@ void pmq_base_sim_set_inputs(pmq_base_sim *sim, uint32_t levels);
 /* As pmq_sim_schedule_input. */
 int pmq_base_sim_schedule_input(pmq_base_sim *sim, uint64_t cycle, uint32_t input, int level);
 uint64_t pmq_base_sim_pending_inputs(const pmq_base_sim *sim);
+/* As pmq_sim_next_input_cycle. */
+uint64_t pmq_base_sim_next_input_cycle(const pmq_base_sim *sim);
 uint32_t pmq_base_sim_inputs(const pmq_base_sim *sim);
 /* The LED pins, bit i = LED i (see above). */
 uint32_t pmq_base_sim_leds(const pmq_base_sim *sim);

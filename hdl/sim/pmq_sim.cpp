@@ -230,6 +230,10 @@ int pmq_sim_schedule_input(pmq_sim *sim, uint64_t cycle, uint32_t input, int lev
 
 uint64_t pmq_sim_pending_inputs(const pmq_sim *sim) { return sim->schedule.size(); }
 
+uint64_t pmq_sim_next_input_cycle(const pmq_sim *sim) {
+    return sim->schedule.empty() ? UINT64_MAX : sim->schedule.front().cycle;
+}
+
 uint32_t pmq_sim_inputs(const pmq_sim *sim) { return sim->inputs; }
 
 uint32_t pmq_sim_leds(const pmq_sim *sim) { return sim->top->led; }

@@ -52,6 +52,8 @@ void pmq_sim_set_inputs(pmq_sim *sim, uint32_t levels);
 int pmq_sim_schedule_input(pmq_sim *sim, uint64_t cycle, uint32_t input, int level);
 /* Scheduled pin changes not yet applied. */
 uint64_t pmq_sim_pending_inputs(const pmq_sim *sim);
+/* The cycle of the next scheduled pin change, or UINT64_MAX when none is. */
+uint64_t pmq_sim_next_input_cycle(const pmq_sim *sim);
 /* The button pins as last driven. */
 uint32_t pmq_sim_inputs(const pmq_sim *sim);
 /* The led pins, bit i = led[i]. */

@@ -98,6 +98,12 @@ impl Model {
         unsafe { sys::pmq_sim_pending_inputs(self.raw.as_ptr()) }
     }
 
+    /// The cycle of the next scheduled pin change (u64::MAX: none).
+    pub fn next_input_cycle(&self) -> u64 {
+        // SAFETY: live handle; reads the head of the schedule.
+        unsafe { sys::pmq_sim_next_input_cycle(self.raw.as_ptr()) }
+    }
+
     /// The button pins as last driven.
     pub fn inputs(&self) -> u32 {
         // SAFETY: live handle; a pure read of a field.
@@ -223,6 +229,11 @@ impl BaseModel {
     pub fn pending_inputs(&self) -> u64 {
         // SAFETY: live handle; reads the schedule's length.
         unsafe { base_sys::pmq_base_sim_pending_inputs(self.raw.as_ptr()) }
+    }
+
+    pub fn next_input_cycle(&self) -> u64 {
+        // SAFETY: live handle; reads the head of the schedule.
+        unsafe { base_sys::pmq_base_sim_next_input_cycle(self.raw.as_ptr()) }
     }
 
     pub fn inputs(&self) -> u32 {

@@ -5,10 +5,9 @@
 //! while a stimulus replays), and wakes interrupt waiters. The stimulus is handed to the
 //! model up front and applied at its exact clock cycle, also while an AXI transaction
 //! runs. Bus calls take the model's lock, so simulated time also passes during their
-//! AXI transactions, as it would on a board; the clock thread gives the lock up within
-//! 32 cycles of stepping whenever a bus call waits for it, so a drain never waits
-//! behind a whole chunk. A pin driven by the host (`set_input`) changes at the moment
-//! the wall clock gives it, however far the model lags.
+//! AXI transactions, as it would on a board. Starved by the host, the clock catches up
+//! at twice real time, so it keeps real time in the long run. A pin driven by the host
+//! (`set_input`) changes at the moment the wall clock gives it.
 
 pub mod base;
 mod ffi;
@@ -28,12 +27,14 @@ pub use stimulus::{Step, StimulusError};
 const WINDOW: usize = 0x1_0000;
 /// Cycles the clock thread advances per lock of the model, at most.
 const CHUNK: u64 = 1024;
-/// Cycles stepped between two looks at waiting bus callers: a bus call waits for at
-/// most this many cycles of stepping (a few microseconds), never for a whole chunk.
-const SLICE: u64 = 32;
-/// Behind the wall clock by more than this, the clock catches up in lockstep with the
-/// host (see `clock_thread`).
+/// Clocks from a pin change to irq (synchronizer, edge, capture, the interrupt flop),
+/// with room to spare: the clock thread wakes this long after a scheduled change.
+const PIN_SETTLE: u64 = 16;
+/// Behind the wall clock by more than this, the clock catches up at a bounded pace
+/// (see `clock_thread`).
 const CATCH_UP_CYCLES: u64 = 4 * CHUNK;
+/// How many times real time the clock runs while it catches up.
+const CATCH_UP_PACE: f64 = 2.0;
 
 /// How fast simulated time runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -145,6 +146,7 @@ trait Core: Send + 'static {
     fn cycles(&self) -> u64;
     fn schedule_input(&mut self, cycle: u64, input: u32, level: bool) -> bool;
     fn pending_inputs(&self) -> u64;
+    fn next_input_cycle(&self) -> u64;
     fn irq(&self) -> bool;
     fn inputs(&self) -> u32;
     fn set_inputs(&mut self, levels: u32);
@@ -167,6 +169,9 @@ macro_rules! core_for {
             }
             fn pending_inputs(&self) -> u64 {
                 <$t>::pending_inputs(self)
+            }
+            fn next_input_cycle(&self) -> u64 {
+                <$t>::next_input_cycle(self)
             }
             fn irq(&self) -> bool {
                 <$t>::irq(self)
@@ -360,8 +365,8 @@ impl<M: Core> Shared<M> {
     /// clock, and two changes a few milliseconds apart (a key pressed and released in
     /// the demo) would otherwise land in the same cycle and the press vanish. The caller
     /// steps the model up to that moment itself (never past it), as the clock thread
-    /// would have, then changes the pin; far behind (the clock is catching up in
-    /// lockstep) or in fast replay, the pin changes at the model's cycle as before.
+    /// would have, then changes the pin; far behind (the clock is catching up
+    /// at its bounded pace) or in fast replay, the pin changes at the model's cycle.
     fn drive_input(&self, input: u32, level: bool) {
         let mut st = self.lock_for_bus();
         // the moment is read once the model is ours: the wait for it is not the pin's
@@ -538,6 +543,8 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
             Some(Paced { unix_ns, at, cycle });
     };
     let mut fast = false;
+    // while catching up: when the last round stepped
+    let mut catch_up: Option<Instant> = None;
     let factor = match sh.speed {
         Speed::RealTime(f) => f,
         Speed::Fast => 1.0,
@@ -571,53 +578,65 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
             let elapsed = epoch.elapsed().as_secs_f64();
             epoch_cycle + (elapsed * factor * sh.clk_hz as f64) as u64
         };
-        // Catching up: the host starved this thread, and a board's fabric never starves.
-        // Replaying the missed time in one burst would overflow the FIFO in a way no board
-        // does, so catch-up runs like fast mode (below) until the clock is on time again.
-        let lockstep = fast || target.saturating_sub(now) > CATCH_UP_CYCLES;
+        // Behind by more than a few chunks, the host starved this thread (a board's
+        // fabric never starves). Replaying the missed time in one burst would overflow
+        // the FIFO in a way no board does, and pausing for every interrupt until the host
+        // serviced it (as fast replay does) can leave the clock behind for good when the
+        // host's round trip is longer than the time between events. So the clock catches
+        // up at a bounded pace, CATCH_UP_PACE times real time, and keeps real time in the
+        // long run: the drain sees at most that multiple of the stimulus's rate meanwhile.
+        let behind = target.saturating_sub(now);
+        // the pace is kept from one round to the next: a stall of this thread while it
+        // catches up earns no burst either
+        let limit = if fast || behind <= CATCH_UP_CYCLES {
+            catch_up = None;
+            target
+        } else {
+            let at = Instant::now();
+            let since = catch_up.map_or(Duration::ZERO, |last| at - last);
+            catch_up = Some(at);
+            let pace = CATCH_UP_PACE * factor * sh.clk_hz as f64;
+            now + (since.as_secs_f64() * pace) as u64
+        };
         // in fast mode, simulated time stands still from the moment the interrupt line
         // rises until the host has serviced it and re-armed: the host never falls behind
-        let paused = lockstep && (!st.armed || st.model.irq());
+        let paused = fast && (!st.armed || st.model.irq());
         let n = if paused {
             0
         } else {
-            CHUNK.min(target.saturating_sub(now))
+            CHUNK.min(limit.saturating_sub(now))
         };
-        let mut stepped = 0;
-        while stepped < n {
-            let k = SLICE.min(n - stepped);
-            if lockstep {
+        if n > 0 {
+            if fast {
                 // stop at the edge that raises irq: the host reacts before the next one
-                let done = st.model.step_until_irq(k);
-                stepped += done;
-                if done < k {
-                    break;
-                }
+                st.model.step_until_irq(n);
             } else {
-                st.model.step(k);
-                stepped += k;
-            }
-            // A bus caller waits: let it in now. A board's fabric never holds up the
-            // processor's bus; holding the lock for the whole chunk let the clock take
-            // the model between every two reads of a drain while it caught up, and the
-            // drain fell behind the events it was stepping in.
-            if sh.waiters.load(Ordering::SeqCst) > 0 {
-                break;
+                st.model.step(n);
             }
         }
         let ring = st.armed && st.model.irq();
+        let next_pin = st.model.next_input_cycle();
         drop(st);
         if ring {
             sh.ring();
         }
-        if paused {
+        if paused || (n == 0 && catch_up.is_some()) {
             std::thread::sleep(Duration::from_micros(20));
-        } else if stepped < n {
-            // gave way to a bus caller: take the model back once it is done
-        } else if n < CHUNK {
-            // caught up with the wall clock: sleep until the next chunk is due
-            let due = CHUNK as f64 / (factor * sh.clk_hz as f64);
-            std::thread::sleep(Duration::from_secs_f64(due.min(0.001)));
+        } else if n < CHUNK && catch_up.is_none() {
+            // caught up with the wall clock: sleep until the next chunk is due, or until
+            // a scheduled pin change has had the few clocks it needs to raise irq, so the
+            // fabric acts on a stimulus edge at its moment, not up to a chunk later
+            let rate = factor * sh.clk_hz as f64;
+            let mut sleep = (CHUNK as f64 / rate).min(0.001);
+            if next_pin != u64::MAX {
+                let due = next_pin
+                    .saturating_add(PIN_SETTLE)
+                    .saturating_sub(epoch_cycle) as f64
+                    / rate;
+                sleep = sleep.min(due - epoch.elapsed().as_secs_f64());
+            }
+            // at least the timer's grain: a due moment just passed is stepped next round
+            std::thread::sleep(Duration::from_secs_f64(sleep.max(20e-6)));
         }
     }
 }
