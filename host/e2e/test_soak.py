@@ -15,7 +15,7 @@ RATE = int(os.environ.get("PYNQ_MQTT_SOAK_RATE", "1000"))  # events per second
 REPORT = os.environ.get("PYNQ_MQTT_SOAK_REPORT")
 # strict: the simulated hardware FIFO must not overflow either. The simulated board
 # runs in real time on the host's CPU; on a machine loaded by other work its clock
-# thread is starved and then catches up in one burst, which can overflow the
+# thread is starved and then catches up (at twice real time), which can overflow the
 # 512-event FIFO (counted exactly as hardware drops). scripts/soak is strict (run it
 # on an otherwise idle machine); scripts/test on a shared machine is not, but still
 # requires zero loss after capture and exact accounting.
