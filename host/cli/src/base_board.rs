@@ -7,10 +7,13 @@
 //! `fabric` UIO device must exist (it carries the base overlay's interrupt), and the
 //! board (PYNQ-Z1 or -Z2) decides which interrupt-controller inputs are ours. A
 //! process already holding `fabric` open (a notebook's `Interrupt`) is named in a
-//! warning: it shares the interrupt controller with the daemon.
+//! warning: it shares the interrupt controller with the daemon. While the daemon runs,
+//! a process that opens it later is named too (`watch_openers`, every 5 s).
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use pynq_mqtt_bus::uio::{self, DeviceSpec, Mode, WindowSource, WindowSpec, WindowsBus};
@@ -176,8 +179,11 @@ pub fn bits(board: PynqBoard, proc_root: &Path) -> Result<BaseBits> {
     }
 }
 
-/// What PYNQ recorded as loaded: the `bitfile_name` of its global state file (PYNQ
-/// 3.x keeps it beside its `pl_server` module); None when there is no record.
+/// What PYNQ recorded as loaded: the `bitfile_name` of its global state file. PYNQ 3
+/// writes `global_pl_state.json` into its `pl_server` package directory
+/// (`global_state.STATE_DIR`, the module's own directory) at every download, and
+/// removes it at a cold boot until an overlay is loaded; its venv is
+/// /usr/local/share/pynq-venv. None when there is no record.
 pub fn loaded_bitstream(root: &Path) -> Option<String> {
     let venv = root.join("usr/local/share/pynq-venv/lib");
     for py in std::fs::read_dir(venv).ok()?.flatten() {
@@ -261,20 +267,8 @@ pub fn open_real(
         Mode::Exclusive => WindowsBus::open(&up, &source, &windows(), &fabric, None)?,
         Mode::Observe => WindowsBus::observe(&up, &source, &windows(), &fabric)?,
     };
-    let others = uio::openers(&bus.irq_device().node, &paths.proc_root);
-    if !others.is_empty() {
-        let who: Vec<String> = others
-            .iter()
-            .map(|(p, c)| format!("pid {p} ({c})"))
-            .collect();
-        warn!(
-            "{} is also open by {}: a notebook using PYNQ's Interrupt or a button wait \
-             shares the base overlay's interrupt controller and resets its enables \
-             (docs/board.md: what not to run beside it)",
-            bus.irq_device().node.display(),
-            who.join(", ")
-        );
-    }
+    let mut seen = BTreeSet::new();
+    warn_new_openers(&bus.irq_device().node, &paths.proc_root, &mut seen);
     Ok((
         Arc::new(bus),
         BaseConfig {
@@ -282,6 +276,69 @@ pub fn open_real(
             debounce_us: s.debounce_us,
         },
     ))
+}
+
+/// How often the daemon looks for other processes holding the interrupt device.
+const OPENERS_EVERY: Duration = Duration::from_secs(5);
+/// At most this many processes are named in one warning.
+const OPENERS_NAMED: usize = 4;
+
+/// The processes holding `node` (not this one) that are not in `seen`, which then
+/// holds exactly the current holders: a process that closes and opens it again is new
+/// again.
+pub fn new_openers(node: &Path, proc_root: &Path, seen: &mut BTreeSet<u32>) -> Vec<(u32, String)> {
+    let now = uio::openers(node, proc_root);
+    let new: Vec<(u32, String)> = now
+        .iter()
+        .filter(|(pid, _)| !seen.contains(pid))
+        .cloned()
+        .collect();
+    *seen = now.iter().map(|(pid, _)| *pid).collect();
+    new
+}
+
+/// Warns, in one line, of the processes that newly hold the interrupt device.
+fn warn_new_openers(node: &Path, proc_root: &Path, seen: &mut BTreeSet<u32>) {
+    let new = new_openers(node, proc_root, seen);
+    if new.is_empty() {
+        return;
+    }
+    let mut who: Vec<String> = new
+        .iter()
+        .take(OPENERS_NAMED)
+        .map(|(p, c)| format!("pid {p} ({c})"))
+        .collect();
+    if new.len() > OPENERS_NAMED {
+        who.push(format!("{} more", new.len() - OPENERS_NAMED));
+    }
+    warn!(
+        "{} is also open by {}: a notebook using PYNQ's Interrupt or a button wait \
+         shares the base overlay's interrupt controller and resets its enables \
+         (docs/board.md: what not to run beside it)",
+        node.display(),
+        who.join(", ")
+    );
+}
+
+/// While the daemon runs: names each process that starts holding the interrupt device
+/// (a notebook opened after the daemon), once per time it opens it; `seen` holds those
+/// already named.
+async fn watch_openers(node: PathBuf, proc_root: PathBuf, mut seen: BTreeSet<u32>) {
+    let mut tick = tokio::time::interval(OPENERS_EVERY);
+    loop {
+        tick.tick().await;
+        let (n, p) = (node.clone(), proc_root.clone());
+        // reading /proc blocks: off the runtime's workers
+        match tokio::task::spawn_blocking(move || {
+            warn_new_openers(&n, &p, &mut seen);
+            seen
+        })
+        .await
+        {
+            Ok(s) => seen = s,
+            Err(_) => return,
+        }
+    }
 }
 
 /// The Verilated models of the base overlay, with the stimulus of the settings.
@@ -360,7 +417,14 @@ pub fn run(rt: &tokio::runtime::Runtime, settings: &Settings, paths: &SysPaths) 
         "PYNQ base overlay opened"
     );
     settings.base = Some(cfg);
-    crate::daemon::run(rt, &settings, bus as Arc<dyn Bus>, || {}, None)
+    // the holders at open were named then; the watcher names those that come later
+    let node = bus.irq_device().node.clone();
+    let mut seen = BTreeSet::new();
+    new_openers(&node, &paths.proc_root, &mut seen);
+    let watcher = rt.spawn(watch_openers(node, paths.proc_root.clone(), seen));
+    let r = crate::daemon::run(rt, &settings, bus as Arc<dyn Bus>, || {}, None);
+    watcher.abort();
+    r
 }
 
 #[cfg(test)]
@@ -378,6 +442,55 @@ mod tests {
             assert_eq!(t.parse::<PynqBoard>().unwrap().to_string(), t);
         }
         assert_eq!("Pynq-Z2".parse::<PynqBoard>(), Ok(PynqBoard::Z2));
+    }
+
+    /// A process holding `node`, once it has become `sleep` (the shell opens it first).
+    fn holder(node: &Path) -> std::process::Child {
+        let child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec 3<'{}'; exec sleep 30", node.display()))
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while !uio::openers(node, Path::new("/proc"))
+            .iter()
+            .any(|(p, c)| *p == child.id() && c == "sleep")
+            && t.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    #[test]
+    fn a_process_that_opens_the_interrupt_device_later_is_new_once_per_open() {
+        let node = std::env::temp_dir().join(format!("pmq-openers-{}", std::process::id()));
+        std::fs::write(&node, b"").unwrap();
+        let proc_root = Path::new("/proc");
+        let mut seen = BTreeSet::new();
+        assert!(new_openers(&node, proc_root, &mut seen).is_empty());
+        let mut a = holder(&node);
+        let new = new_openers(&node, proc_root, &mut seen);
+        assert_eq!(
+            new,
+            [(a.id(), "sleep".to_owned())],
+            "the new holder is named"
+        );
+        assert!(
+            new_openers(&node, proc_root, &mut seen).is_empty(),
+            "and only once"
+        );
+        let _ = a.kill();
+        let _ = a.wait();
+        assert!(new_openers(&node, proc_root, &mut seen).is_empty());
+        assert!(seen.is_empty(), "a holder that closed is forgotten");
+        // opened again (a notebook restarted): named again
+        let mut b = holder(&node);
+        let new = new_openers(&node, proc_root, &mut seen);
+        let _ = b.kill();
+        let _ = b.wait();
+        let _ = std::fs::remove_file(&node);
+        assert_eq!(new, [(b.id(), "sleep".to_owned())]);
     }
 
     #[test]

@@ -62,12 +62,16 @@ pub struct BaseBits {
 }
 
 impl BaseBits {
-    /// PYNQ-Z1's base overlay (base.tcl's concat): buttons 11, switches 12.
+    /// PYNQ-Z1's base overlay: buttons 11, switches 12. Checked against Xilinx/PYNQ's
+    /// boards/Pynq-Z1/base/base.tcl (HEAD 19ed17d, Vivado 2024.1) and the v2.4 base.hwh:
+    /// `concat_interrupts` In4/In5 after video (6 bits), two trace analyzers and three
+    /// IOPs; the controller's irq goes to IRQ_F2P[0], PYNQ's `fabric` UIO device.
     pub const Z1: BaseBits = BaseBits {
         buttons: 11,
         switches: 12,
     };
-    /// PYNQ-Z2's: buttons 13, switches 14.
+    /// PYNQ-Z2's: buttons 13, switches 14 (`concat_interrupts` In5/In6: the Z2 adds
+    /// leds_gpio's interrupt and a fourth IOP before them); checked the same way.
     pub const Z2: BaseBits = BaseBits {
         buttons: 13,
         switches: 14,
