@@ -620,7 +620,9 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
         if ring {
             sh.ring();
         }
-        if paused || (n == 0 && catch_up.is_some()) {
+        if paused || (catch_up.is_some() && n < CHUNK) {
+            // catching up: a short sleep between rounds, not a spin on the model's lock
+            // (each round steps twice the time since the last)
             std::thread::sleep(Duration::from_micros(20));
         } else if n < CHUNK && catch_up.is_none() {
             // caught up with the wall clock: sleep until the next chunk is due, or until
