@@ -196,6 +196,9 @@ struct State<M> {
     base_cycle: u64,
     stimulus: Vec<Step>,
     replay: Replay,
+    /// The last pin driven by the host: the model's cycle then, and the paced cycle of
+    /// its wall-clock moment.
+    last_drive: Option<(u64, u64)>,
 }
 
 struct Shared<M> {
@@ -238,6 +241,7 @@ impl<M: Core> Shared<M> {
                 base_cycle,
                 stimulus,
                 replay: Replay::Held,
+                last_drive: None,
             }),
             rings: Mutex::new(0),
             irq_cv: Condvar::new(),
@@ -365,8 +369,10 @@ impl<M: Core> Shared<M> {
     /// clock, and two changes a few milliseconds apart (a key pressed and released in
     /// the demo) would otherwise land in the same cycle and the press vanish. The caller
     /// steps the model up to that moment itself (never past it), as the clock thread
-    /// would have, then changes the pin; far behind (the clock is catching up
-    /// at its bounded pace) or in fast replay, the pin changes at the model's cycle.
+    /// would have, then changes the pin. Far behind (a host too slow for the model,
+    /// e.g. under emulation), it keeps at least the wall-clock gap to the last pin it
+    /// drove instead (at most CATCH_UP_CYCLES per call), so changes stay apart and in
+    /// order; in fast replay the pin changes at the model's cycle.
     fn drive_input(&self, input: u32, level: bool) {
         let mut st = self.lock_for_bus();
         // the moment is read once the model is ours: the wait for it is not the pin's
@@ -377,9 +383,15 @@ impl<M: Core> Shared<M> {
             };
             p.cycle + (p.at.elapsed().as_secs_f64() * factor * self.clk_hz as f64) as u64
         });
-        let behind = paced.map_or(0, |c| c.saturating_sub(st.model.cycles()));
-        if behind <= CATCH_UP_CYCLES {
-            st.model.step(behind);
+        let now = st.model.cycles();
+        let want = match (paced, st.last_drive) {
+            (None, _) => now,
+            (Some(p), _) if p.saturating_sub(now) <= CATCH_UP_CYCLES => p,
+            (Some(p), Some((at, then))) => at + p.saturating_sub(then).min(CATCH_UP_CYCLES),
+            (Some(_), None) => now,
+        };
+        if want > now {
+            st.model.step(want - now);
         }
         let cur = st.model.inputs();
         let next = if level {
@@ -388,6 +400,7 @@ impl<M: Core> Shared<M> {
             cur & !(1 << input)
         };
         st.model.set_inputs(next);
+        st.last_drive = paced.map(|p| (st.model.cycles(), p));
         let ring = st.armed && st.model.irq();
         drop(st);
         if ring {
