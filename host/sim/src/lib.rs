@@ -600,7 +600,7 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
         // long run: the drain sees at most that multiple of the stimulus's rate meanwhile.
         let behind = target.saturating_sub(now);
         // the pace is kept from one round to the next: a stall of this thread while it
-        // catches up earns no burst either
+        // catches up earns one chunk at most
         let limit = if fast || behind <= CATCH_UP_CYCLES {
             catch_up = None;
             target
