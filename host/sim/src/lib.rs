@@ -371,7 +371,8 @@ impl<M: Core> Shared<M> {
     /// steps the model up to that moment itself (never past it), as the clock thread
     /// would have, then changes the pin. Far behind (a host too slow for the model,
     /// e.g. under emulation), it keeps at least the wall-clock gap to the last pin it
-    /// drove instead, so changes stay apart and in order; in fast replay the pin changes at the model's cycle.
+    /// drove instead (at most CATCH_UP_CYCLES per call), so changes stay apart and in
+    /// order; in fast replay the pin changes at the model's cycle.
     fn drive_input(&self, input: u32, level: bool) {
         let mut st = self.lock_for_bus();
         // the moment is read once the model is ours: the wait for it is not the pin's
@@ -386,7 +387,7 @@ impl<M: Core> Shared<M> {
         let want = match (paced, st.last_drive) {
             (None, _) => now,
             (Some(p), _) if p.saturating_sub(now) <= CATCH_UP_CYCLES => p,
-            (Some(p), Some((at, then))) => at + p.saturating_sub(then),
+            (Some(p), Some((at, then))) => at + p.saturating_sub(then).min(CATCH_UP_CYCLES),
             (Some(_), None) => now,
         };
         if want > now {
