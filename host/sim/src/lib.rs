@@ -35,6 +35,12 @@ const PIN_SETTLE: u64 = 16;
 const CATCH_UP_CYCLES: u64 = 4 * CHUNK;
 /// How many times real time the clock runs while it catches up.
 const CATCH_UP_PACE: f64 = 2.0;
+/// Far behind the wall clock, a driven pin keeps the wall-clock gap to the last one
+/// up to this many simulated seconds: longer than any debounce lockout or switch a
+/// test holds, short enough that the caller's own stepping to reach it stays cheap on
+/// a host slower than the model (qemu-arm runs the base model at a few percent of
+/// real time).
+const DRIVE_GAP_MAX_S: f64 = 0.02;
 
 /// How fast simulated time runs.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -370,9 +376,10 @@ impl<M: Core> Shared<M> {
     /// the demo) would otherwise land in the same cycle and the press vanish. The caller
     /// steps the model up to that moment itself (never past it), as the clock thread
     /// would have, then changes the pin. Far behind (a host too slow for the model,
-    /// e.g. under emulation), it keeps at least the wall-clock gap to the last pin it
-    /// drove instead (at most CATCH_UP_CYCLES per call), so changes stay apart and in
-    /// order; in fast replay the pin changes at the model's cycle.
+    /// e.g. under emulation), it keeps the wall-clock gap to the last pin it drove
+    /// instead, up to DRIVE_GAP_MAX_S of simulated time (never before the model's
+    /// cycle), so a switch held 5 ms stays held 5 ms and changes stay in order; in fast
+    /// replay the pin changes at the model's cycle.
     fn drive_input(&self, input: u32, level: bool) {
         let mut st = self.lock_for_bus();
         // the moment is read once the model is ours: the wait for it is not the pin's
@@ -387,7 +394,10 @@ impl<M: Core> Shared<M> {
         let want = match (paced, st.last_drive) {
             (None, _) => now,
             (Some(p), _) if p.saturating_sub(now) <= CATCH_UP_CYCLES => p,
-            (Some(p), Some((at, then))) => at + p.saturating_sub(then).min(CATCH_UP_CYCLES),
+            (Some(p), Some((at, then))) => {
+                let cap = (DRIVE_GAP_MAX_S * self.clk_hz as f64) as u64;
+                now.max(at + p.saturating_sub(then).min(cap))
+            }
             (Some(_), None) => now,
         };
         if want > now {
