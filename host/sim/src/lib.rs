@@ -36,10 +36,10 @@ const CATCH_UP_CYCLES: u64 = 4 * CHUNK;
 /// How many times real time the clock runs while it catches up.
 const CATCH_UP_PACE: f64 = 2.0;
 /// Far behind the wall clock, a driven pin keeps the wall-clock gap to the last one
-/// up to this many simulated seconds: longer than any debounce lockout or switch a
-/// test holds, short enough that the caller's own stepping to reach it stays cheap on
-/// a host slower than the model (qemu-arm runs the base model at a few percent of
-/// real time).
+/// up to this many simulated seconds (20,000 clocks at 1 MHz): a key or switch held
+/// briefly keeps its length, and the caller's own stepping to reach the moment stays
+/// bounded on a host slower than the model. A longer gap lands 20 ms after the last
+/// pin: the order of changes is kept, their spacing beyond that is not.
 const DRIVE_GAP_MAX_S: f64 = 0.02;
 
 /// How fast simulated time runs.

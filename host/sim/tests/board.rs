@@ -237,8 +237,8 @@ fn a_press_and_release_within_one_clock_chunk_are_two_edges_apart_in_time() {
         assert_eq!(got.len(), 2, "round {round}: both edges captured: {got:?}");
         assert_eq!((got[0].0, got[0].1, got[1].0, got[1].1), (1, 1, 1, 0));
         let apart = got[1].2.wrapping_sub(got[0].2);
-        // at least the 300 us the host waited between them; at most what a stall of
-        // this thread could add
+        // at least the 300 us the host waited between them (a stall of this thread
+        // can only add to that)
         assert!(apart >= 300, "round {round}: edges {apart} us apart");
     }
 }
