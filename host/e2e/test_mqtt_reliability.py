@@ -12,7 +12,7 @@ import pytest
 
 from conftest import publish
 from mqtt_env import (BROKER_CONFIGS, PROTOCOLS, Collector, Daemon, Mosquitto, Proxy, Rumqttd,
-                      check_events, EXIT_EVENTS_LOST, events, expected_exit, stimulus)
+                      check_events, EXIT_EVENTS_LOST, events, expected_exit, sim_wall, stimulus)
 
 SOAK = bool(os.environ.get("PYNQ_MQTT_SOAK"))
 N = int(os.environ.get("PYNQ_MQTT_SOAK_EVENTS", "200000")) if SOAK else 20000
@@ -131,12 +131,12 @@ def test_mosquitto_restarts_lose_nothing(binary, tmp_path, qos, config, protocol
     try:
         for k in range(RESTARTS):
             wait_connected(d, k + 1)
-            time.sleep(duration / (RESTARTS + 1))
+            time.sleep(sim_wall(duration) / (RESTARTS + 1))
             broker.restart(signal.SIGTERM)
         # the stream ends; then everything must arrive. The simulated board replays in
         # simulated time, which an emulated core (the armv7 run under qemu-user) keeps
         # at a fraction of wall time: wait for the stream itself, not for its duration
-        time.sleep(duration / (RESTARTS + 1) + 1)
+        time.sleep(sim_wall(duration) / (RESTARTS + 1) + 1)
         wait_delivered(sub, N, broker, 300)
         f, _ = finish(d, sub, allow_duplicates=True, broker=broker)
         assert f["reconnects"] >= RESTARTS, f
@@ -171,12 +171,12 @@ def test_broken_connections_lose_nothing(binary, tmp_path, kind, qos, protocol):
     try:
         for k in range(RESTARTS):
             wait_connected(d, k + 1)
-            time.sleep(duration / (RESTARTS + 1))
+            time.sleep(sim_wall(duration) / (RESTARTS + 1))
             proxy.hold()
             proxy.cut()
             time.sleep(0.3)
             proxy.release()
-        time.sleep(duration / (RESTARTS + 1) + 1)
+        time.sleep(sim_wall(duration) / (RESTARTS + 1) + 1)
         # rumqttd keeps no QoS 2 state across connections: a message it had not
         # completed may come twice (host/README.md); none may be missing
         f, _ = finish(d, sub, allow_duplicates=(qos == 1 or kind == "rumqttd"), broker=broker)
