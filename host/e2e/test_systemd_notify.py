@@ -74,3 +74,30 @@ def test_without_notify_socket_nothing_is_sent_and_the_daemon_runs(binary, tmp_p
         assert daemon.wait_log("connected to broker"), daemon.text()
     finally:
         assert daemon.stop(signal.SIGTERM) == 0, daemon.text()
+
+
+def test_a_listener_that_stops_reading_never_stalls_the_daemon(binary, tmp_path, mosquitto):
+    """A notify socket whose queue is full (a listener that stopped reading: Linux
+    queues net.unix.max_dgram_qlen datagrams, 10 by default) drops the daemon's messages; it neither stalls the pings'
+    runtime worker nor the stop. Before, a blocking send hung the SIGTERM for good."""
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    # a ping every 10 ms: the queue is full 100 ms after the start
+    daemon = Daemon(binary, f"mqtt://127.0.0.1:{mosquitto}", tmp_path, "--stats-interval", "0",
+                    env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "20000"})
+    try:
+        assert daemon.wait_log("connected to broker"), daemon.text()
+        time.sleep(1)
+        assert daemon.proc.poll() is None, daemon.text()
+        started = time.monotonic()
+        assert daemon.stop(signal.SIGTERM, timeout=20) == 0, daemon.text()
+        assert "stopped cleanly" in daemon.text(), daemon.text()
+        assert time.monotonic() - started < 20
+        queued = [m for _, m in receive(sock, time.monotonic() + 0.5)]
+        assert queued and queued[0].startswith("READY=1"), queued
+        assert set(queued[1:]) <= {"WATCHDOG=1", "STOPPING=1"}, queued
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.stop(signal.SIGKILL)
+        sock.close()

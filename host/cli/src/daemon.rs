@@ -380,7 +380,10 @@ mod notify {
             }
             None => SocketAddr::from_pathname(&path),
         };
-        let sock = UnixDatagram::unbound();
+        // never blocking: a listener that stops reading (its queue holds ten
+        // datagrams) would otherwise stall the runtime worker that pings, or the stop
+        // itself; a message it has no room for is dropped, as a ping it missed
+        let sock = UnixDatagram::unbound().and_then(|s| s.set_nonblocking(true).map(|()| s));
         match (sock, addr) {
             (Ok(s), Ok(a)) => Some((s, a)),
             (Err(e), _) | (_, Err(e)) => {
