@@ -281,6 +281,7 @@ impl Link {
                 return End::Finished;
             }
             self.session.advance_shutdown();
+            let turn = self.session.shutdown();
             if let Some(g) = self.session.grace_until().map(TokioInstant::from_std) {
                 // make sure the timer notices the grace period ending
                 if c.timer.deadline() > g {
@@ -295,6 +296,11 @@ impl Link {
                 return End::Finished;
             }
             self.send_commands();
+            // the refill's pulls may have seen the driver stop (its channels close one
+            // after the other): this turn's plan is stale, and the waker is gone
+            if self.session.shutdown() != turn {
+                continue;
+            }
             let idle = self.session.batch_done() && !c.flush_pending;
             let tls = self.tls.as_ref();
             if c.rbuf.capacity() - c.rbuf.len() < 2048 {

@@ -107,6 +107,9 @@ fn wait_loop(w: &Watched, armed: &Receiver<()>, notify: &Notify) {
             !w.leds_closed.load(Ordering::SeqCst),
         );
         if !e_open && !l_open {
+            // the last word: a publisher that waits on us after all is woken, not
+            // left waiting for a thread that is gone
+            notify.notify_one();
             return;
         }
         let mut sel = Select::new();

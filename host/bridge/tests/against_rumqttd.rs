@@ -218,3 +218,68 @@ async fn qos1_every_event_in_order_before_offline() {
 async fn qos2_every_event_in_order_before_offline() {
     run_once(QoS::ExactlyOnce, 5_000).await;
 }
+
+/// The driver stops while the link is idle: its two channels close one after the
+/// other (one thread each), so the link may see the first close on one look and the
+/// second on the next, inside the same turn of its loop. The run must end at once
+/// (offline, DISCONNECT) whenever the second close lands, not at the next keepalive.
+/// 200 stops, the gap between the two closes spread from 0 to 400 us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_stopping_while_the_link_is_idle_ends_the_run_at_once() {
+    let port = start_broker();
+    for round in 0..200u64 {
+        let (ev_tx, ev_rx) = crossbeam_channel::bounded::<ButtonEvent>(16);
+        let (cmd_tx, _cmd_rx) = crossbeam_channel::bounded::<LedCommand>(16);
+        let (led_tx, led_rx) = crossbeam_channel::bounded::<LedReport>(16);
+        let mut cfg = BridgeConfig::new("127.0.0.1", port);
+        cfg.client_id = format!("it-stop-{port}-{round}");
+        cfg.stats_interval = None;
+        // neither the keepalive nor the stop's grace may be what ends the run
+        cfg.keep_alive = Duration::from_secs(3600);
+        cfg.shutdown_timeout = Duration::from_secs(3600);
+        let stats = Arc::new(BridgeStats::default());
+        let bridge = tokio::spawn(pynq_mqtt_bridge::run(
+            cfg,
+            BridgeIo {
+                events: ev_rx,
+                commands: cmd_tx,
+                leds: led_rx,
+                levels: crossbeam_channel::never(),
+                n_inputs: 4,
+                n_leds: 4,
+                driver_stats: Arc::new(Stats::default()),
+                connect_hint: None,
+                live: None,
+                trace: None,
+            },
+            Arc::clone(&stats),
+        ));
+        let connected = std::time::Instant::now();
+        while stats.connects.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            assert!(
+                connected.elapsed() < Duration::from_secs(30),
+                "round {round}: no CONNACK"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // let the link settle into its idle wait, then stop the "driver"
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let gap = Duration::from_micros(round * 2);
+        std::thread::spawn(move || {
+            drop(ev_tx);
+            let t = std::time::Instant::now();
+            while t.elapsed() < gap {
+                std::hint::spin_loop();
+            }
+            drop(led_tx);
+        });
+        let view = tokio::time::timeout(Duration::from_secs(10), bridge)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("round {round}: the run did not end after the driver stopped")
+            })
+            .expect("bridge task")
+            .expect("bridge ran");
+        assert_eq!(view.published, 0, "{view:?}");
+    }
+}
