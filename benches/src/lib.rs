@@ -44,9 +44,12 @@ pub struct BenchArgs {
     /// just before it in the same placement.
     #[arg(long, default_value_t = 0.95)]
     pub e2e_fraction: f64,
-    /// Simulated seconds per wall second of the end-to-end run's board (its model is
-    /// built at 1 MHz; the board's fabric runs at 100 MHz). At 1.0 the simulated AXI
-    /// reads alone (about 5 clocks per event) cap the drain near 200k events/s.
+    /// The most simulated seconds per wall second of the end-to-end run's board (its
+    /// model is built at 1 MHz; the board's fabric runs at 100 MHz), the same in both
+    /// placements. The run's speed is the one at or below it that gives the generator's
+    /// rate exactly with a whole period of clocks (reported as `sim_speed`). At 1.0 the
+    /// simulated AXI reads (about 4 clocks per event) would cap the drain near 250k
+    /// events/s, a limit of the simulation, not of the board.
     #[arg(long, default_value_t = 3.0)]
     pub e2e_sim_speed: f64,
     /// Interrupt coalescing of the end-to-end run's driver (the daemon's
@@ -229,6 +232,8 @@ pub enum Role {
         n: u64,
         #[arg(long)]
         rate: f64,
+        /// The most simulated seconds per wall second; the run's own speed is the one
+        /// that gives `rate` exactly with a whole generator period.
         #[arg(long, default_value_t = 1.0)]
         sim_speed: f64,
         /// Pins the simulated board's clock thread (the FPGA, not the ARM cores) here.

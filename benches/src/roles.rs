@@ -524,14 +524,19 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8, protocol: pynq_mqtt_bridge::Protoc
 }
 
 /// pynq-mqtt end to end: the simulated board's hardware event generator at `rate`
-/// events per second of wall time, the driver, the bridge. The board runs `sim_speed`
-/// simulated seconds per wall second; with `fabric_cpu` its clock thread (the FPGA,
-/// not the ARM cores) is pinned to that CPU.
+/// events per second of wall time, the driver, the bridge. The board runs at most
+/// `max_speed` simulated seconds per wall second; with `fabric_cpu` its clock thread
+/// (the FPGA, not the ARM cores) is pinned to that CPU.
+///
+/// The generator's period is a whole number of clocks, so at a fixed speed the rate
+/// comes in steps (at 3 MHz simulated, 7 clocks give 429k/s and 8 give 375k/s) and a
+/// rounded period could run faster than asked. So the period is the longest that
+/// `max_speed` allows, and the speed is the one that gives `rate` exactly with it.
 pub fn pub_e2e(
     port: u16,
     n: u64,
     rate: f64,
-    sim_speed: f64,
+    max_speed: f64,
     fabric_cpu: Option<usize>,
     (coalesce_count, coalesce_us): (u16, u32),
     rt_priority: u8,
@@ -539,6 +544,11 @@ pub fn pub_e2e(
     use pynq_mqtt_bus::Bus;
     use pynq_mqtt_driver::diag::{self, Burst};
     use pynq_mqtt_sim::{SimBoard, SimConfig, Speed};
+    // the generator's period, in simulated clocks, and the speed that together give
+    // `rate` in wall time
+    let clk = pynq_mqtt_sim::model_clk_hz() as f64;
+    let period = ((clk * max_speed / rate).floor() as u32).max(1);
+    let sim_speed = rate * f64::from(period) / clk;
     let board = Arc::new(SimBoard::start(SimConfig {
         speed: Speed::RealTime(sim_speed),
         stimulus: Vec::new(),
@@ -546,10 +556,6 @@ pub fn pub_e2e(
     if let Some(cpu) = fabric_cpu {
         pin_thread("sim-clock", cpu)?;
     }
-    // the generator's period, in simulated clocks, sets the rate in wall time
-    let cycles_per_sec = board.clk_hz() as f64 * sim_speed;
-    let period = ((cycles_per_sec / rate).round() as u32).max(1);
-    let rate = cycles_per_sec / f64::from(period);
     board.start_stimulus();
     let bus: Arc<dyn Bus> = board.clone();
     // the events come from the IP's generator: refuse in one line, before anything

@@ -91,6 +91,17 @@ pub trait Bus: Send + Sync {
     fn read32(&self, offset: u32) -> Result<u32, BusError>;
     /// Writes the 32-bit register at byte `offset` (all byte lanes).
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError>;
+    /// Reads the registers at `offsets` in that order, one transaction each, exactly as
+    /// that many [`Bus::read32`] calls would, and appends their values to `out`. On an
+    /// error, `out` holds the values read before it and no later read happened. A
+    /// backend whose every access is a hand-over to another thread (the simulator's
+    /// clock) does the whole list in one; the default reads one by one.
+    fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+        for &offset in offsets {
+            out.push(self.read32(offset)?);
+        }
+        Ok(())
+    }
     /// Blocks until the interrupt fires or `timeout` passes.
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError>;
     /// Unmasks the interrupt after it fired.
@@ -109,6 +120,9 @@ impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
     }
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
         (**self).write32(offset, value)
+    }
+    fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+        (**self).read_many(offsets, out)
     }
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
         (**self).wait_irq(timeout)

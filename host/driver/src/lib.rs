@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
-use pynq_mqtt_regs::{self as regs, DebounceUs, IrqEnable, IrqThreshold, RegBus};
+use pynq_mqtt_regs::{self as regs, DebounceUs, EvtPop, IrqEnable, IrqThreshold, RegBus};
 use tracing::{debug, error, info, warn};
 
 pub use counters::Counter;
@@ -298,6 +298,7 @@ impl Driver {
                 board: Arc::clone(&board),
             },
             trace: config.trace.clone(),
+            batch: Vec::with_capacity(POP_OFFSETS.len()),
         };
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
         // the inputs as they stand, before any edge: a switch that never moves is
@@ -461,7 +462,23 @@ struct EventPump {
     levels: LevelWatch,
     /// Bench only (see [`DriverConfig::trace`]).
     trace: Option<Arc<EventTrace>>,
+    /// The values of a drain's batch of reads, kept between drains.
+    batch: Vec<u32>,
 }
+
+/// Events popped per batch of reads at most.
+const POP_BATCH: usize = 64;
+
+/// A batch's reads: `2k` of them pop `k` events, `2k + 1` one more pop after them.
+const POP_OFFSETS: [u32; 2 * POP_BATCH + 1] = {
+    let mut offsets = [regs::offset::EVT_POP; 2 * POP_BATCH + 1];
+    let mut i = 1;
+    while i < offsets.len() {
+        offsets[i] = regs::offset::EVT_TS;
+        i += 2;
+    }
+    offsets
+};
 
 /// Level reports waiting for the publisher; a full queue is caught up at a later wake.
 const LEVELS_QUEUE: usize = 16;
@@ -646,6 +663,11 @@ impl EventPump {
     /// Pops events until EVT_POP reads empty. Every `check_every` pops it checks the
     /// peripheral's identity and the stop flag (when given); with `limit` it gives up
     /// after that many pops. Returns how it ended and how many events it popped.
+    ///
+    /// It reads FIFO_LEVEL, then pops that many events (EVT_POP, EVT_TS each) and one
+    /// more EVT_POP in one [`Bus::read_many`]: one hand-over per batch where the bus is
+    /// another thread (the simulator), the same transactions as one by one on a board.
+    /// The drain ends on an EVT_POP that reads empty, as before every re-arm.
     fn drain(
         &mut self,
         stop: Option<&AtomicBool>,
@@ -654,9 +676,12 @@ impl EventPump {
         self.sample_time()?;
         self.take_drops()?;
         let mut popped = 0u64;
+        let mut since_check = 0u64;
         let mut gaps = 0u64;
-        let result = loop {
-            if popped > 0 && popped.is_multiple_of(self.check_every) {
+        let mut values = std::mem::take(&mut self.batch);
+        let result = 'drain: loop {
+            if since_check >= self.check_every {
+                since_check = 0;
                 let id = self.bus.read(regs::ID)?;
                 if id != regs::ID_VALUE {
                     break Err(DrainError::Vanished(id));
@@ -667,45 +692,60 @@ impl EventPump {
                 // a long drain: keep the time extension current
                 self.clock.update(self.bus.read(regs::TIME)?);
             }
-            if limit.is_some_and(|l| popped >= l) {
+            let room = limit.map_or(u64::MAX, |l| l.saturating_sub(popped));
+            if room == 0 {
                 break Ok(Drained::Stopped);
             }
-            let word = self.bus.read(regs::EVT_POP)?;
-            if !word.valid() {
+            let level = u64::from(self.bus.read(regs::FIFO_LEVEL)?.count());
+            let pairs = level
+                .min(POP_BATCH as u64)
+                .min(self.check_every - since_check)
+                .min(room);
+            // all that the FIFO held, with room left: one more pop, to see it empty (or
+            // what came since). Never zero reads: room and the check are at least 1.
+            let tail = pairs == level && pairs < room;
+            let n = 2 * pairs as usize + usize::from(tail);
+            values.clear();
+            let read = self.bus.read_many(&POP_OFFSETS[..n], &mut values);
+            let popped_at = self.trace.as_ref().map(|_| trace::unix_ns());
+            let mut chunks = values.chunks_exact(2);
+            for pair in &mut chunks {
+                let word = EvtPop(pair[0]);
+                if !word.valid() {
+                    // the FIFO held less than its level said: nothing was popped
+                    continue;
+                }
+                popped += 1;
+                since_check += 1;
+                match self.accept(word, pair[1], popped_at) {
+                    Ok(gap) => gaps += gap,
+                    Err(e) => break 'drain Err(e),
+                }
+            }
+            let last = chunks.remainder().first().copied();
+            if let Err(e) = read {
+                break Err(e.into());
+            }
+            let Some(last) = last.map(EvtPop) else {
+                // the batch stopped short of the level: read it again
+                continue;
+            };
+            if !last.valid() {
                 break Ok(Drained::Empty);
             }
-            let popped_at = self.trace.as_ref().map(|_| trace::unix_ns());
+            // an event came during the batch
             popped += 1;
-            if word.input() >= self.n_inputs {
-                // no such input: garbage on the bus, or the peripheral is gone
-                let id = self.bus.read(regs::ID)?;
-                if id != regs::ID_VALUE {
-                    break Err(DrainError::Vanished(id));
-                }
-                Stats::add(&self.stats.bus_errors, 1);
-                error!(
-                    word = format_args!("{:#010x}", word.0),
-                    "impossible event word skipped"
-                );
-                continue;
+            since_check += 1;
+            let ts = match self.bus.read(regs::EVT_TS) {
+                Ok(ts) => ts,
+                Err(e) => break Err(e.into()),
+            };
+            match self.accept(last, ts, popped_at) {
+                Ok(gap) => gaps += gap,
+                Err(e) => break Err(e),
             }
-            let ts = self.bus.read(regs::EVT_TS)?;
-            let (seq, gap) = self.seq.accept(word.seq());
-            gaps += gap;
-            Stats::add(&self.stats.captured, 1);
-            let ts_us = self.clock.extend(ts);
-            if let (Some(t), Some(at)) = (&self.trace, popped_at) {
-                t.record(seq, at);
-            }
-            self.send(ButtonEvent {
-                input: word.input(),
-                level: word.level(),
-                ts_us,
-                seq,
-                synthetic: word.synthetic(),
-                utc_us: self.wall.utc(ts_us),
-            });
         };
+        self.batch = values;
         if gaps > 0 {
             Stats::add(&self.stats.seq_lost, gaps);
             warn!(
@@ -716,6 +756,40 @@ impl EventPump {
         // drops counted during this drain are reported with it
         self.take_drops()?;
         result.map(|how| (how, popped))
+    }
+
+    /// Hands up one popped event (its EVT_POP word and EVT_TS); returns the sequence
+    /// numbers it skipped. A word naming no input is counted and skipped, unless the
+    /// peripheral's identity has gone.
+    fn accept(&mut self, word: EvtPop, ts: u32, popped_at: Option<u64>) -> Result<u64, DrainError> {
+        if word.input() >= self.n_inputs {
+            // no such input: garbage on the bus, or the peripheral is gone
+            let id = self.bus.read(regs::ID)?;
+            if id != regs::ID_VALUE {
+                return Err(DrainError::Vanished(id));
+            }
+            Stats::add(&self.stats.bus_errors, 1);
+            error!(
+                word = format_args!("{:#010x}", word.0),
+                "impossible event word skipped"
+            );
+            return Ok(0);
+        }
+        let (seq, gap) = self.seq.accept(word.seq());
+        Stats::add(&self.stats.captured, 1);
+        let ts_us = self.clock.extend(ts);
+        if let (Some(t), Some(at)) = (&self.trace, popped_at) {
+            t.record(seq, at);
+        }
+        self.send(ButtonEvent {
+            input: word.input(),
+            level: word.level(),
+            ts_us,
+            seq,
+            synthetic: word.synthetic(),
+            utc_us: self.wall.utc(ts_us),
+        });
+        Ok(gap)
     }
 
     /// Reads TIME (keeping the 64-bit extension current) between two readings of the

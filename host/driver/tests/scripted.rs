@@ -136,6 +136,11 @@ impl Bus for Scripted {
                     (None, None) => 0,
                 },
                 offset::EVT_TS => m.last_ts,
+                // a FIFO that never empties reads full
+                offset::FIFO_LEVEL => match m.stuck_pop {
+                    Some(_) => 32,
+                    None => m.fifo.len() as u32,
+                },
                 _ => m.regs.get(&off).copied().unwrap_or(0),
             };
             m.trace.push(Op::Read(off, v));

@@ -13,13 +13,14 @@
 //! Pins are numbered as on our overlay: inputs 0-3 BTN0-3, 4-5 SW0-1; LEDs 0-3
 //! LD0-3, 4-9 the RGB GPIO's bits 0-5.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pynq_mqtt_bus::{check_offset, Bus, BusError, IrqWait};
 
-use crate::{axi_error, ffi, Shared, SimError, Speed, Step};
+use crate::{ffi, Shared, SimError, Speed, Step};
 
 /// Physical address that bus offset 0 stands for (`switches_gpio`).
 pub const BASE_ADDR: u32 = 0x4120_0000;
@@ -140,27 +141,29 @@ impl SimBaseBoard {
         if input >= N_INPUTS {
             return;
         }
-        let mut st = self.shared.lock_for_bus();
-        let cur = st.model.inputs();
-        st.model.set_inputs(cur ^ (1 << input));
-        st.model.step(cycles);
-        st.model.set_inputs(cur);
+        self.shared.call(move |_, st| {
+            let cur = st.model.inputs();
+            st.model.set_inputs(cur ^ (1 << input));
+            st.model.step(cycles);
+            st.model.set_inputs(cur);
+        });
     }
 
     /// Drives the interrupt-controller inputs that are not ours (what a notebook's
     /// devices would raise), bit n = input n; our inputs' bits are ignored.
     pub fn set_other_irqs(&self, levels: u32) {
-        self.shared.lock_for_bus().model.set_other_irqs(levels);
+        self.shared
+            .call(move |_, st| st.model.set_other_irqs(levels));
     }
 
-    /// The input pins as driven.
+    /// The input pins as driven (as of the clock thread's last step or call).
     pub fn inputs(&self) -> u32 {
-        self.shared.lock_for_bus().model.inputs()
+        self.shared.inputs.load(Ordering::Relaxed)
     }
 
-    /// The LED pins, numbered as on our overlay.
+    /// The LED pins, numbered as on our overlay (a bus write that returned is in it).
     pub fn leds(&self) -> u32 {
-        self.shared.lock_for_bus().model.leds()
+        self.shared.leds.load(Ordering::Relaxed)
     }
 
     /// Simulated microseconds since reset.
@@ -168,9 +171,9 @@ impl SimBaseBoard {
         self.shared.sim_time_us()
     }
 
-    /// Advances simulated time by `cycles` now, under the model's lock.
+    /// Advances simulated time by `cycles` now, in one call on the clock thread.
     pub fn step(&self, cycles: u64) {
-        self.shared.lock_for_bus().model.step(cycles);
+        self.shared.call(move |_, st| st.model.step(cycles));
     }
 
     /// Waits until every stimulus line has been applied; false on timeout.
@@ -188,18 +191,19 @@ impl Drop for SimBaseBoard {
 impl Bus for SimBaseBoard {
     fn read32(&self, offset: u32) -> Result<u32, BusError> {
         check_offset(offset, BASE_SPAN)?;
-        let mut st = self.shared.lock_for_bus();
-        st.model
-            .read(BASE_ADDR + offset)
-            .map_err(|e| axi_error(offset, e))
+        self.shared.read(BASE_ADDR, offset)
     }
 
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
         check_offset(offset, BASE_SPAN)?;
-        let mut st = self.shared.lock_for_bus();
-        st.model
-            .write(BASE_ADDR + offset, value)
-            .map_err(|e| axi_error(offset, e))
+        self.shared.write(BASE_ADDR, offset, value)
+    }
+
+    fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+        for &offset in offsets {
+            check_offset(offset, BASE_SPAN)?;
+        }
+        self.shared.read_many(BASE_ADDR, offsets, out)
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {

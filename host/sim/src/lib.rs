@@ -1,22 +1,25 @@
 //! The simulated board: the real `pynq_mqtt_io` RTL, Verilated, behind the
 //! [`pynq_mqtt_bus::Bus`] trait.
 //!
-//! A clock thread advances the model, paced to the wall clock (or as fast as it runs
-//! while a stimulus replays), and wakes interrupt waiters. The stimulus is handed to the
+//! A clock thread owns the model. It advances it, paced to the wall clock (or as fast
+//! as it runs while a stimulus replays), and wakes interrupt waiters. Every bus
+//! transaction, pin change or query from another thread is a call queued to it and run
+//! between two steps of a few clocks: no caller waits for a lock held while the model
+//! steps, simulated time passes during each AXI transaction as it would on a board, and
+//! [`Bus::read_many`] hands a whole drain over at once. The stimulus is handed to the
 //! model up front and applied at its exact clock cycle, also while an AXI transaction
-//! runs. Bus calls take the model's lock, so simulated time also passes during their
-//! AXI transactions, as it would on a board. Starved by the host, the clock catches up
-//! at twice real time, so it keeps real time in the long run. A pin driven by the host
-//! (`set_input`) changes at the moment the wall clock gives it.
+//! runs. Starved by the host, the clock catches up at twice real time, so it keeps real
+//! time in the long run. A pin driven by the host (`set_input`) changes at the moment
+//! the wall clock gives it.
 
 pub mod base;
 mod ffi;
 pub mod shape;
 pub mod stimulus;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use pynq_mqtt_bus::{check_offset, Bus, BusError, IrqWait};
@@ -27,6 +30,8 @@ pub use stimulus::{Step, StimulusError};
 const WINDOW: usize = 0x1_0000;
 /// Cycles the clock thread advances per lock of the model, at most.
 const CHUNK: u64 = 1024;
+/// Cycles the clock thread steps between two looks for waiting calls.
+const SLICE: u64 = 64;
 /// Clocks from a pin change to irq (synchronizer, edge, capture, the interrupt flop),
 /// with room to spare: the clock thread wakes this long after a scheduled change.
 const PIN_SETTLE: u64 = 16;
@@ -155,6 +160,9 @@ trait Core: Send + 'static {
     fn next_input_cycle(&self) -> u64;
     fn irq(&self) -> bool;
     fn inputs(&self) -> u32;
+    fn leds(&self) -> u32;
+    fn read(&mut self, addr: u32) -> Result<u32, ffi::AxiError>;
+    fn write(&mut self, addr: u32, value: u32) -> Result<(), ffi::AxiError>;
     fn set_inputs(&mut self, levels: u32);
 }
 
@@ -185,6 +193,15 @@ macro_rules! core_for {
             fn inputs(&self) -> u32 {
                 <$t>::inputs(self)
             }
+            fn leds(&self) -> u32 {
+                <$t>::leds(self)
+            }
+            fn read(&mut self, addr: u32) -> Result<u32, ffi::AxiError> {
+                <$t>::read(self, addr)
+            }
+            fn write(&mut self, addr: u32, value: u32) -> Result<(), ffi::AxiError> {
+                <$t>::write(self, addr, value)
+            }
             fn set_inputs(&mut self, levels: u32) {
                 <$t>::set_inputs(self, levels)
             }
@@ -194,12 +211,9 @@ macro_rules! core_for {
 core_for!(ffi::Model);
 core_for!(ffi::BaseModel);
 
+/// What only the clock thread touches: the model and the replay's bookkeeping.
 struct State<M> {
     model: M,
-    /// UIO semantics: false from a delivered interrupt until the host re-arms.
-    armed: bool,
-    /// Cycle of the reset: TIME = 0.
-    base_cycle: u64,
     stimulus: Vec<Step>,
     replay: Replay,
     /// The last pin driven by the host: the model's cycle then, and the paced cycle of
@@ -207,18 +221,46 @@ struct State<M> {
     last_drive: Option<(u64, u64)>,
 }
 
+/// A call on the model, run by the clock thread between two steps.
+type Job<M> = Box<dyn FnOnce(&Shared<M>, &mut State<M>) + Send>;
+
+/// Where a call's result comes back.
+struct Slot<R> {
+    value: Mutex<Option<R>>,
+    cv: Condvar,
+}
+
+/// Locks, ignoring poison: a panic elsewhere leaves plain data usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct Shared<M> {
-    state: Mutex<State<M>>,
-    /// Interrupt deliveries (and wake-ups), counted. A waiter sleeps on this, not on
-    /// the model's lock: a thread woken inside a wait on that lock would have to win
-    /// it back from a clock thread that re-takes it chunk after chunk, and could starve
-    /// for as long as the clock runs behind; the bus calls that follow its wake-up go
-    /// through `lock_for_bus`, ahead of the clock.
+    /// Calls waiting for the clock thread. The clock thread owns the model and runs
+    /// them between steps of a few clocks, so a bus transaction never waits for a lock
+    /// held while the model steps, and the clock never waits for a bus caller. This
+    /// lock is held only to push or take the list.
+    calls: Mutex<Vec<Job<M>>>,
+    /// Set after every push: the clock thread looks between steps.
+    pending: AtomicBool,
+    /// The clock thread, unparked by a call or a re-arm.
+    clock: OnceLock<Thread>,
+    /// UIO semantics: false from a delivered interrupt until the host re-arms.
+    armed: AtomicBool,
+    /// The interrupt line, as the clock thread published it after its last step or
+    /// call.
+    line: AtomicBool,
+    /// The input and LED pins, published the same way.
+    inputs: AtomicU32,
+    leds: AtomicU32,
+    /// Cycle of the reset: TIME = 0.
+    base_cycle: u64,
+    /// Every stimulus line has been applied.
+    done: Mutex<bool>,
+    done_cv: Condvar,
+    /// Interrupt deliveries (and wake-ups), counted: `wait_irq` sleeps on this.
     rings: Mutex<u64>,
     irq_cv: Condvar,
-    done_cv: Condvar,
-    /// Bus callers waiting for the lock: the clock thread lets them in first.
-    waiters: AtomicUsize,
     stop: AtomicBool,
     /// Set by `wake_waiter`: the next (or current) `wait_irq` returns at once.
     wake: AtomicBool,
@@ -241,18 +283,18 @@ impl<M: Core> Shared<M> {
     ) -> Result<(Arc<Self>, JoinHandle<()>), SimError> {
         let base_cycle = model.cycles();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                model,
-                armed: true,
-                base_cycle,
-                stimulus,
-                replay: Replay::Held,
-                last_drive: None,
-            }),
+            calls: Mutex::new(Vec::new()),
+            pending: AtomicBool::new(false),
+            clock: OnceLock::new(),
+            armed: AtomicBool::new(true),
+            line: AtomicBool::new(model.irq()),
+            inputs: AtomicU32::new(model.inputs()),
+            leds: AtomicU32::new(model.leds()),
+            base_cycle,
+            done: Mutex::new(false),
+            done_cv: Condvar::new(),
             rings: Mutex::new(0),
             irq_cv: Condvar::new(),
-            done_cv: Condvar::new(),
-            waiters: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             wake: AtomicBool::new(false),
             speed,
@@ -265,52 +307,143 @@ impl<M: Core> Shared<M> {
                 cycle: base_cycle,
             })),
         });
+        let state = State {
+            model,
+            stimulus,
+            replay: Replay::Held,
+            last_drive: None,
+        };
         let s = Arc::clone(&shared);
         let clock = std::thread::Builder::new()
             .name("sim-clock".into())
-            .spawn(move || clock_thread(&s))
+            .spawn(move || clock_thread(&s, state))
             .map_err(|_| SimError::Create)?;
+        // a call made before this line waits at most one sleep of the clock (1 ms)
+        let _ = shared.clock.set(clock.thread().clone());
         Ok((shared, clock))
     }
 
     fn stop_clock(&self, clock: &mut Option<JoinHandle<()>>) {
-        self.stop.store(true, Ordering::SeqCst);
+        {
+            // under the calls' lock: no call is queued after the clock's last look
+            let _calls = lock(&self.calls);
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        self.unpark();
         self.ring();
         if let Some(h) = clock.take() {
             let _ = h.join();
         }
     }
 
+    fn unpark(&self) {
+        if let Some(t) = self.clock.get() {
+            t.unpark();
+        }
+    }
+
+    /// Runs `f` on the model in the clock thread and returns its result; None once the
+    /// clock has stopped (the board is being dropped).
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self, &mut State<M>) -> R + Send + 'static,
+    ) -> Option<R> {
+        let slot = Arc::new(Slot {
+            value: Mutex::new(None),
+            cv: Condvar::new(),
+        });
+        let back = Arc::clone(&slot);
+        {
+            let mut calls = lock(&self.calls);
+            if self.stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            calls.push(Box::new(move |sh: &Self, st: &mut State<M>| {
+                let r = f(sh, st);
+                // what the call changed is visible before its caller goes on
+                sh.publish(st);
+                *lock(&back.value) = Some(r);
+                back.cv.notify_one();
+            }));
+        }
+        self.pending.store(true, Ordering::SeqCst);
+        self.unpark();
+        let mut value = lock(&slot.value);
+        loop {
+            if let Some(r) = value.take() {
+                return Some(r);
+            }
+            if Arc::strong_count(&slot) == 1 {
+                // the clock thread stopped and dropped the call unrun
+                return None;
+            }
+            value = slot
+                .cv
+                .wait_timeout(value, Duration::from_millis(50))
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+        }
+    }
+
+    /// Runs the calls that are waiting (clock thread only).
+    fn serve(&self, st: &mut State<M>) {
+        if !self.pending.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let calls = std::mem::take(&mut *lock(&self.calls));
+        for call in calls {
+            call(self, st);
+        }
+    }
+
+    /// Makes the model's pins and line visible to other threads, and rings an armed
+    /// interrupt (clock thread only).
+    fn publish(&self, st: &State<M>) {
+        let line = st.model.irq();
+        self.line.store(line, Ordering::SeqCst);
+        self.inputs.store(st.model.inputs(), Ordering::Relaxed);
+        self.leds.store(st.model.leds(), Ordering::Relaxed);
+        // the line before the re-arm flag, as `rearm_irq` writes the flag before it
+        // looks at the line: one of the two sees the other
+        if line && self.armed.load(Ordering::SeqCst) {
+            self.ring();
+        }
+    }
+
     fn start_stimulus(&self) -> Option<u64> {
-        let mut st = self.lock_for_bus();
-        if st.replay != Replay::Held {
-            return None;
-        }
-        let base = st.model.cycles();
-        let origin_us = (base - st.base_cycle) * 1_000_000 / self.clk_hz;
-        let clk_hz = self.clk_hz;
-        for s in std::mem::take(&mut st.stimulus) {
-            let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
-            // inputs were checked at start and the parser keeps times sorted
-            let scheduled = st.model.schedule_input(cycle, s.input, s.level);
-            debug_assert!(scheduled);
-        }
-        st.replay = Replay::Running;
-        Some(origin_us)
+        self.call(|sh, st| {
+            if st.replay != Replay::Held {
+                return None;
+            }
+            let base = st.model.cycles();
+            let origin_us = (base - sh.base_cycle) * 1_000_000 / sh.clk_hz;
+            let clk_hz = sh.clk_hz;
+            for s in std::mem::take(&mut st.stimulus) {
+                let cycle = base + s.time_us.saturating_mul(clk_hz) / 1_000_000;
+                // inputs were checked at start and the parser keeps times sorted
+                let scheduled = st.model.schedule_input(cycle, s.input, s.level);
+                debug_assert!(scheduled);
+            }
+            st.replay = Replay::Running;
+            Some(origin_us)
+        })
+        .flatten()
     }
 
     fn sim_time_us(&self) -> u64 {
-        let st = self.lock_for_bus();
-        (st.model.cycles() - st.base_cycle) * 1_000_000 / self.clk_hz
+        self.call(|sh, st| (st.model.cycles() - sh.base_cycle) * 1_000_000 / sh.clk_hz)
+            .unwrap_or(0)
+    }
+
+    fn stimulus_done(&self) -> bool {
+        *lock(&self.done)
     }
 
     fn wait_stimulus_done(&self, timeout: Duration) -> bool {
-        let st = self.lock();
-        let (st, _) = self
+        let (done, _) = self
             .done_cv
-            .wait_timeout_while(st, timeout, |st| st.replay != Replay::Done)
+            .wait_timeout_while(lock(&self.done), timeout, |d| !*d)
             .unwrap_or_else(|p| p.into_inner());
-        st.replay == Replay::Done
+        *done
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
@@ -318,15 +451,16 @@ impl<M: Core> Shared<M> {
         loop {
             // the count before the look: a ring after it ends the sleep below at once
             let seen = *self.rings();
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(BusError::Closed);
+            }
+            if self.line.load(Ordering::SeqCst)
+                && self
+                    .armed
+                    .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
             {
-                let mut st = self.lock_for_bus();
-                if self.stop.load(Ordering::Relaxed) {
-                    return Err(BusError::Closed);
-                }
-                if st.armed && st.model.irq() {
-                    st.armed = false;
-                    return Ok(IrqWait::Fired);
-                }
+                return Ok(IrqWait::Fired);
             }
             if self.wake.swap(false, Ordering::SeqCst) {
                 return Ok(IrqWait::TimedOut);
@@ -345,7 +479,10 @@ impl<M: Core> Shared<M> {
     }
 
     fn rearm_irq(&self) {
-        self.lock_for_bus().armed = true;
+        self.armed.store(true, Ordering::SeqCst);
+        // a line already high fires at once (wait_irq looks at it), and a clock paused
+        // for this re-arm (fast replay) goes on
+        self.unpark();
     }
 
     fn wake_waiter(&self) {
@@ -353,73 +490,110 @@ impl<M: Core> Shared<M> {
         self.ring();
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<M>> {
-        // a panic while holding the lock leaves the model usable: ignore the poison
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Locks for a bus call, ahead of the clock thread.
-    fn lock_for_bus(&self) -> MutexGuard<'_, State<M>> {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let guard = self.lock();
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        guard
-    }
-
     fn paced(&self) -> Option<Paced> {
-        *self.paced_epoch.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.paced_epoch)
     }
 
     /// Drives one pin at the simulated moment that real-time pacing gives now, not at
     /// whatever cycle the model has reached: the model runs in chunks behind the wall
     /// clock, and two changes a few milliseconds apart (a key pressed and released in
-    /// the demo) would otherwise land in the same cycle and the press vanish. The caller
-    /// steps the model up to that moment itself (never past it), as the clock thread
-    /// would have, then changes the pin. Far behind (a host too slow for the model,
-    /// e.g. under emulation), it keeps the wall-clock gap to the last pin it drove
-    /// instead, up to DRIVE_GAP_MAX_S of simulated time (never before the model's
-    /// cycle), so a switch held 5 ms stays held 5 ms and changes stay in order; in fast
-    /// replay the pin changes at the model's cycle.
+    /// the demo) would otherwise land in the same cycle and the press vanish. The clock
+    /// thread steps the model up to that moment, then changes the pin. The wall-clock
+    /// gap to the last pin driven is kept, up to DRIVE_GAP_MAX_S of simulated time,
+    /// whenever the model is past that moment (a pin that landed late does not bring
+    /// the next one closer) or far behind it (a host too slow for the model, e.g. under
+    /// emulation: the pin lands that gap after the last one instead), so a switch held
+    /// 5 ms stays held 5 ms and changes stay in order. In fast replay the pin changes at
+    /// the model's cycle.
     fn drive_input(&self, input: u32, level: bool) {
-        let mut st = self.lock_for_bus();
-        // the moment is read once the model is ours: the wait for it is not the pin's
-        let paced = self.paced().map(|p| {
-            let factor = match self.speed {
-                Speed::RealTime(f) => f,
-                Speed::Fast => 1.0,
-            };
-            p.cycle + (p.at.elapsed().as_secs_f64() * factor * self.clk_hz as f64) as u64
-        });
-        let now = st.model.cycles();
-        let want = match (paced, st.last_drive) {
-            (None, _) => now,
-            (Some(p), _) if p.saturating_sub(now) <= CATCH_UP_CYCLES => p,
-            (Some(p), Some((at, then))) => {
-                let cap = (DRIVE_GAP_MAX_S * self.clk_hz as f64) as u64;
-                now.max(at + p.saturating_sub(then).min(cap))
+        // the pin's moment is the caller's, not the later one at which the clock thread
+        // runs the call (the clock steps only up to a target it set before the call
+        // came, but a bus transaction's clocks can take the model a little past it)
+        let called = Instant::now();
+        self.call(move |sh, st| {
+            let paced = sh.paced().map(|p| {
+                let factor = match sh.speed {
+                    Speed::RealTime(f) => f,
+                    Speed::Fast => 1.0,
+                };
+                let since = called.saturating_duration_since(p.at).as_secs_f64();
+                p.cycle + (since * factor * sh.clk_hz as f64) as u64
+            });
+            let now = st.model.cycles();
+            let cap = (DRIVE_GAP_MAX_S * sh.clk_hz as f64) as u64;
+            let want = match paced {
+                None => now,
+                Some(p) => {
+                    // the gap to the last pin driven, kept (up to the cap): a pin that
+                    // landed late (the model ran a bus transaction past its moment) does
+                    // not bring the next one closer to it
+                    let kept = st
+                        .last_drive
+                        .map(|(at, then)| at + p.saturating_sub(then).min(cap));
+                    if p.saturating_sub(now) <= CATCH_UP_CYCLES {
+                        p.max(kept.unwrap_or(0))
+                    } else {
+                        kept.unwrap_or(now)
+                    }
+                }
             }
-            (Some(_), None) => now,
-        };
-        if want > now {
-            st.model.step(want - now);
-        }
-        let cur = st.model.inputs();
-        let next = if level {
-            cur | (1 << input)
-        } else {
-            cur & !(1 << input)
-        };
-        st.model.set_inputs(next);
-        st.last_drive = paced.map(|p| (st.model.cycles(), p));
-        let ring = st.armed && st.model.irq();
-        drop(st);
-        if ring {
-            self.ring();
-        }
+            .max(now);
+            if want > now {
+                st.model.step(want - now);
+            }
+            let cur = st.model.inputs();
+            let next = if level {
+                cur | (1 << input)
+            } else {
+                cur & !(1 << input)
+            };
+            st.model.set_inputs(next);
+            st.last_drive = paced.map(|p| (st.model.cycles(), p));
+        });
+    }
+
+    /// One AXI read of the model at `base + offset`; errors name the bus offset.
+    fn read(&self, base: u32, offset: u32) -> Result<u32, BusError> {
+        self.call(move |_, st| {
+            st.model
+                .read(base + offset)
+                .map_err(|e| axi_error(offset, e))
+        })
+        .unwrap_or(Err(BusError::Closed))
+    }
+
+    /// One AXI write of the model at `base + offset`.
+    fn write(&self, base: u32, offset: u32, value: u32) -> Result<(), BusError> {
+        self.call(move |_, st| {
+            st.model
+                .write(base + offset, value)
+                .map_err(|e| axi_error(offset, e))
+        })
+        .unwrap_or(Err(BusError::Closed))
+    }
+
+    /// [`Bus::read_many`] in one call: the reads run back to back in the clock
+    /// thread, simulated time passing through each as it would on a board.
+    fn read_many(&self, base: u32, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+        let offsets = offsets.to_vec();
+        let (values, error) = self
+            .call(move |_, st| {
+                let mut values = Vec::with_capacity(offsets.len());
+                for offset in offsets {
+                    match st.model.read(base + offset) {
+                        Ok(v) => values.push(v),
+                        Err(e) => return (values, Some(axi_error(offset, e))),
+                    }
+                }
+                (values, None)
+            })
+            .ok_or(BusError::Closed)?;
+        out.extend_from_slice(&values);
+        error.map_or(Ok(()), Err)
     }
 
     fn rings(&self) -> MutexGuard<'_, u64> {
-        self.rings.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.rings)
     }
 
     /// Wakes every `wait_irq`: it looks again at the line, the wake flag and the stop.
@@ -490,14 +664,15 @@ impl SimBoard {
         self.shared.drive_input(input, level);
     }
 
-    /// The button pins as driven.
+    /// The button pins as driven (as of the clock thread's last step or call).
     pub fn inputs(&self) -> u32 {
-        self.shared.lock_for_bus().model.inputs()
+        self.shared.inputs.load(Ordering::Relaxed)
     }
 
-    /// The LED pins.
+    /// The LED pins (as of the clock thread's last step or call: a bus write that
+    /// returned is in it).
     pub fn leds(&self) -> u32 {
-        self.shared.lock_for_bus().model.leds()
+        self.shared.leds.load(Ordering::Relaxed)
     }
 
     /// Simulated microseconds since reset.
@@ -521,7 +696,7 @@ impl SimBoard {
             // real time before and after the replay
             Speed::Fast => 1.0,
         };
-        let base = self.shared.lock_for_bus().base_cycle;
+        let base = self.shared.base_cycle;
         let clk = self.shared.clk_hz;
         let cycle = i128::from(base) + i128::from(sim_us) * i128::from(clk) / 1_000_000;
         // cycles from the epoch as nanoseconds; the epoch itself stays an integer (as a
@@ -532,7 +707,7 @@ impl SimBoard {
 
     /// Whether every stimulus line has been applied.
     pub fn stimulus_done(&self) -> bool {
-        self.shared.lock_for_bus().replay == Replay::Done
+        self.shared.stimulus_done()
     }
 
     /// Waits until every stimulus line has been applied; false on timeout.
@@ -554,7 +729,7 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn clock_thread<M: Core>(sh: &Shared<M>) {
+fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
     let start = sh
         .paced()
         .expect("the epoch is set before the clock starts");
@@ -562,8 +737,7 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
     let mut epoch_cycle = start.cycle;
     // the wall clock of the epoch, read beside its Instant
     let set_paced = |at: Instant, unix_ns: u64, cycle: u64| {
-        *sh.paced_epoch.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(Paced { unix_ns, at, cycle });
+        *lock(&sh.paced_epoch) = Some(Paced { unix_ns, at, cycle });
     };
     let mut fast = false;
     // while catching up: when the last round stepped
@@ -572,14 +746,12 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
         Speed::RealTime(f) => f,
         Speed::Fast => 1.0,
     };
-    while !sh.stop.load(Ordering::Relaxed) {
-        while sh.waiters.load(Ordering::SeqCst) > 0 {
-            std::thread::yield_now();
-        }
-        let mut st = sh.lock();
+    while !sh.stop.load(Ordering::SeqCst) {
+        sh.serve(&mut st);
         let now = st.model.cycles();
         if st.replay == Replay::Running && st.model.pending_inputs() == 0 {
             st.replay = Replay::Done;
+            *lock(&sh.done) = true;
             sh.done_cv.notify_all();
         }
         let want_fast = sh.speed == Speed::Fast && st.replay == Replay::Running;
@@ -590,7 +762,7 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
             let epoch_ns = unix_ns();
             epoch_cycle = now;
             if fast {
-                *sh.paced_epoch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                *lock(&sh.paced_epoch) = None;
             } else {
                 set_paced(epoch, epoch_ns, epoch_cycle);
             }
@@ -623,30 +795,52 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
         };
         // in fast mode, simulated time stands still from the moment the interrupt line
         // rises until the host has serviced it and re-armed: the host never falls behind
-        let paused = fast && (!st.armed || st.model.irq());
+        let paused = fast && (!sh.armed.load(Ordering::SeqCst) || st.model.irq());
         let n = if paused {
             0
         } else {
             CHUNK.min(limit.saturating_sub(now))
         };
-        if n > 0 {
+        // the chunk in slices, with the calls that came meanwhile served between them
+        let mut left = n;
+        let mut served = false;
+        while left > 0 {
+            let k = SLICE.min(left);
+            left -= k;
             if fast {
-                // stop at the edge that raises irq: the host reacts before the next one
-                st.model.step_until_irq(n);
+                // stop at the edge that raises irq: the host reacts before the next one;
+                // and stand still once the host has taken an interrupt (a call served
+                // between two slices can end with the line still high for a clock)
+                st.model.step_until_irq(k);
+                if st.model.irq() || !sh.armed.load(Ordering::SeqCst) {
+                    left = 0;
+                }
             } else {
-                st.model.step(n);
+                st.model.step(k);
+            }
+            sh.publish(&st);
+            if sh.pending.load(Ordering::SeqCst) {
+                // the calls may change what the rest of the chunk should be (a replay
+                // started, a re-arm): the next round decides afresh
+                sh.serve(&mut st);
+                served = true;
+                break;
             }
         }
-        let ring = st.armed && st.model.irq();
         let next_pin = st.model.next_input_cycle();
-        drop(st);
-        if ring {
-            sh.ring();
+        if served || sh.pending.load(Ordering::SeqCst) {
+            // a round cut short by calls, or a call after the last slice: on at once,
+            // not after a sleep
+            continue;
         }
-        if paused || (catch_up.is_some() && n < CHUNK) {
-            // catching up: a short sleep between rounds, not a spin on the model's lock
-            // (each round steps twice the time since the last)
-            std::thread::sleep(Duration::from_micros(20));
+        // a call or a re-arm unparks the clock; a sleep that ends early is harmless
+        if paused {
+            // waiting for the host's re-arm
+            std::thread::park_timeout(Duration::from_millis(1));
+        } else if catch_up.is_some() && n < CHUNK {
+            // catching up: a short sleep between rounds (each round steps twice the
+            // time since the last)
+            std::thread::park_timeout(Duration::from_micros(20));
         } else if n < CHUNK && catch_up.is_none() {
             // caught up with the wall clock: sleep until the next chunk is due, or until
             // a scheduled pin change has had the few clocks it needs to raise irq, so the
@@ -661,24 +855,29 @@ fn clock_thread<M: Core>(sh: &Shared<M>) {
                 sleep = sleep.min(due - epoch.elapsed().as_secs_f64());
             }
             // at least the timer's grain: a due moment just passed is stepped next round
-            std::thread::sleep(Duration::from_secs_f64(sleep.max(20e-6)));
+            std::thread::park_timeout(Duration::from_secs_f64(sleep.max(20e-6)));
         }
     }
+    // calls queued since the last look are dropped unrun: their callers get None
+    drop(std::mem::take(&mut *lock(&sh.calls)));
 }
 
 impl Bus for SimBoard {
     fn read32(&self, offset: u32) -> Result<u32, BusError> {
         check_offset(offset, WINDOW)?;
-        let mut st = self.shared.lock_for_bus();
-        st.model.read(offset).map_err(|e| axi_error(offset, e))
+        self.shared.read(0, offset)
     }
 
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
         check_offset(offset, WINDOW)?;
-        let mut st = self.shared.lock_for_bus();
-        st.model
-            .write(offset, value)
-            .map_err(|e| axi_error(offset, e))
+        self.shared.write(0, offset, value)
+    }
+
+    fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+        for &offset in offsets {
+            check_offset(offset, WINDOW)?;
+        }
+        self.shared.read_many(0, offsets, out)
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
@@ -714,6 +913,11 @@ pub fn model_n_inputs() -> u32 {
 /// Number of LEDs the simulated peripheral was built with.
 pub fn model_n_leds() -> u32 {
     ffi::n_leds()
+}
+
+/// The clock frequency the simulated peripheral was built for (its simulated Hz).
+pub fn model_clk_hz() -> u64 {
+    u64::from(ffi::clk_hz())
 }
 
 #[cfg(test)]
