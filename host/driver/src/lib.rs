@@ -298,7 +298,8 @@ impl Driver {
                 board: Arc::clone(&board),
             },
             trace: config.trace.clone(),
-            batch: Vec::with_capacity(POP_OFFSETS.len()),
+            offsets: Vec::with_capacity(2 * POP_BATCH + CLOSE.len()),
+            batch: Vec::with_capacity(2 * POP_BATCH + CLOSE.len()),
         };
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
         // the inputs as they stand, before any edge: a switch that never moves is
@@ -462,16 +463,17 @@ struct EventPump {
     levels: LevelWatch,
     /// Bench only (see [`DriverConfig::trace`]).
     trace: Option<Arc<EventTrace>>,
-    /// The values of a drain's batch of reads, kept between drains.
+    /// A drain's batch of reads and their values, kept between drains.
+    offsets: Vec<u32>,
     batch: Vec<u32>,
 }
 
 /// Events popped per batch of reads at most.
 const POP_BATCH: usize = 64;
 
-/// A batch's reads: `2k` of them pop `k` events, `2k + 1` one more pop after them.
-const POP_OFFSETS: [u32; 2 * POP_BATCH + 1] = {
-    let mut offsets = [regs::offset::EVT_POP; 2 * POP_BATCH + 1];
+/// The pops of a batch: `2k` of these pop `k` events (EVT_POP, then its EVT_TS).
+const POP_OFFSETS: [u32; 2 * POP_BATCH] = {
+    let mut offsets = [regs::offset::EVT_POP; 2 * POP_BATCH];
     let mut i = 1;
     while i < offsets.len() {
         offsets[i] = regs::offset::EVT_TS;
@@ -479,6 +481,24 @@ const POP_OFFSETS: [u32; 2 * POP_BATCH + 1] = {
     }
     offsets
 };
+
+/// What a drain reads first: TIME (between two readings of the system clock), the
+/// hardware's drop count, and how many events wait.
+const OPEN: [u32; 3] = [
+    regs::offset::TIME,
+    regs::offset::DROPPED,
+    regs::offset::FIFO_LEVEL,
+];
+
+/// What closes every batch: one more pop and its timestamp (the FIFO empty, or an event
+/// that came meanwhile), then the level for the next batch and the drop count for the
+/// drain's end. Reading EVT_TS, FIFO_LEVEL or DROPPED changes nothing in the hardware.
+const CLOSE: [u32; 4] = [
+    regs::offset::EVT_POP,
+    regs::offset::EVT_TS,
+    regs::offset::FIFO_LEVEL,
+    regs::offset::DROPPED,
+];
 
 /// Level reports waiting for the publisher; a full queue is caught up at a later wake.
 const LEVELS_QUEUE: usize = 16;
@@ -664,21 +684,26 @@ impl EventPump {
     /// peripheral's identity and the stop flag (when given); with `limit` it gives up
     /// after that many pops. Returns how it ended and how many events it popped.
     ///
-    /// It reads FIFO_LEVEL, then pops that many events (EVT_POP, EVT_TS each) and one
-    /// more EVT_POP in one [`Bus::read_many`]: one hand-over per batch where the bus is
-    /// another thread (the simulator), the same transactions as one by one on a board.
-    /// The drain ends on an EVT_POP that reads empty, as before every re-arm.
+    /// Its reads go in batches, each one [`Bus::read_many`]: one hand-over per batch
+    /// where the bus is another thread (the simulator), the same transactions as one by
+    /// one on a board. It opens with TIME, DROPPED and FIFO_LEVEL; each batch pops what
+    /// the last level said (EVT_POP, EVT_TS each, 64 at most) and closes with one more
+    /// pop, its EVT_TS, FIFO_LEVEL and DROPPED. So a drain that finds k events takes two
+    /// batches, and one that never finds the FIFO empty one per batch. It ends on an
+    /// EVT_POP that reads empty, as before every re-arm.
     fn drain(
         &mut self,
         stop: Option<&AtomicBool>,
         limit: Option<u64>,
     ) -> Result<(Drained, u64), DrainError> {
-        self.sample_time()?;
-        self.take_drops()?;
+        let mut level = self.open()?;
         let mut popped = 0u64;
         let mut since_check = 0u64;
         let mut gaps = 0u64;
+        let mut offsets = std::mem::take(&mut self.offsets);
         let mut values = std::mem::take(&mut self.batch);
+        // the drop count the last batch read, for the end of an emptied drain
+        let mut dropped = None;
         let result = 'drain: loop {
             if since_check >= self.check_every {
                 since_check = 0;
@@ -696,55 +721,43 @@ impl EventPump {
             if room == 0 {
                 break Ok(Drained::Stopped);
             }
-            let level = u64::from(self.bus.read(regs::FIFO_LEVEL)?.count());
+            // the closing pop takes one of the room, and of the pops before a check
             let pairs = level
                 .min(POP_BATCH as u64)
-                .min(self.check_every - since_check)
-                .min(room);
-            // all that the FIFO held, with room left: one more pop, to see it empty (or
-            // what came since). Never zero reads: room and the check are at least 1.
-            let tail = pairs == level && pairs < room;
-            let n = 2 * pairs as usize + usize::from(tail);
+                .min((self.check_every - since_check).saturating_sub(1))
+                .min(room - 1) as usize;
+            offsets.clear();
+            offsets.extend_from_slice(&POP_OFFSETS[..2 * pairs]);
+            offsets.extend_from_slice(&CLOSE);
             values.clear();
-            let read = self.bus.read_many(&POP_OFFSETS[..n], &mut values);
+            let read = self.bus.read_many(&offsets, &mut values);
             let popped_at = self.trace.as_ref().map(|_| trace::unix_ns());
-            let mut chunks = values.chunks_exact(2);
-            for pair in &mut chunks {
-                let word = EvtPop(pair[0]);
+            // every complete pair of the batch, the closing one included
+            let complete = values.len().min(2 * pairs + 2) / 2;
+            for i in 0..complete {
+                let word = EvtPop(values[2 * i]);
                 if !word.valid() {
-                    // the FIFO held less than its level said: nothing was popped
+                    // the FIFO held less than its level said, or (closing) is empty
                     continue;
                 }
                 popped += 1;
                 since_check += 1;
-                match self.accept(word, pair[1], popped_at) {
+                match self.accept(word, values[2 * i + 1], popped_at) {
                     Ok(gap) => gaps += gap,
                     Err(e) => break 'drain Err(e),
                 }
             }
-            let last = chunks.remainder().first().copied();
             if let Err(e) = read {
                 break Err(e.into());
             }
-            let Some(last) = last.map(EvtPop) else {
-                // the batch stopped short of the level: read it again
-                continue;
-            };
-            if !last.valid() {
+            let close = &values[2 * pairs..];
+            if !EvtPop(close[0]).valid() {
+                dropped = Some(close[3]);
                 break Ok(Drained::Empty);
             }
-            // an event came during the batch
-            popped += 1;
-            since_check += 1;
-            let ts = match self.bus.read(regs::EVT_TS) {
-                Ok(ts) => ts,
-                Err(e) => break Err(e.into()),
-            };
-            match self.accept(last, ts, popped_at) {
-                Ok(gap) => gaps += gap,
-                Err(e) => break Err(e),
-            }
+            level = u64::from(regs::FifoLevel(close[2]).count());
         };
+        self.offsets = offsets;
         self.batch = values;
         if gaps > 0 {
             Stats::add(&self.stats.seq_lost, gaps);
@@ -754,7 +767,13 @@ impl EventPump {
             );
         }
         // drops counted during this drain are reported with it
-        self.take_drops()?;
+        match dropped {
+            Some(d) => self.count_drops(d)?,
+            None => {
+                let d = self.bus.read(regs::DROPPED)?;
+                self.count_drops(d)?;
+            }
+        }
         result.map(|how| (how, popped))
     }
 
@@ -792,27 +811,40 @@ impl EventPump {
         Ok(gap)
     }
 
-    /// Reads TIME (keeping the 64-bit extension current) between two readings of the
-    /// system clock, and updates the wall-clock offset the JSON `ts` is made with.
-    fn sample_time(&mut self) -> Result<(), BusError> {
+    /// Opens a drain: reads TIME (keeping the 64-bit extension current) between two
+    /// readings of the system clock, which updates the wall-clock offset the JSON `ts`
+    /// is made with; counts the hardware's drops; returns FIFO_LEVEL.
+    fn open(&mut self) -> Result<u64, BusError> {
+        let mut v = std::mem::take(&mut self.batch);
+        v.clear();
         let before = unix_us();
-        let raw = self.bus.read(regs::TIME)?;
+        let read = self.bus.read_many(&OPEN, &mut v);
         let after = unix_us();
-        let hw = self.clock.update(raw);
+        let got = match (read, v.as_slice()) {
+            (Ok(()), &[time, dropped, level]) => Ok((time, dropped, level)),
+            (Err(e), _) => Err(e),
+            // a backend that broke read_many's contract (one value per offset)
+            (Ok(()), _) => Err(BusError::Timeout {
+                offset: OPEN[v.len().min(OPEN.len() - 1)],
+            }),
+        };
+        self.batch = v;
+        let (time, dropped, level) = got?;
+        let hw = self.clock.update(time);
         if let (Some(b), Some(a)) = (before, after) {
             if let Some((offset, err)) = self.wall.sample(b, a, hw) {
                 self.stats.wall_offset_us.store(offset, Ordering::Relaxed);
                 self.stats.wall_offset_err_us.store(err, Ordering::Relaxed);
             }
         }
-        Ok(())
+        self.count_drops(dropped)?;
+        Ok(u64::from(regs::FifoLevel(level).count()))
     }
 
-    /// Moves the hardware's DROPPED count into the stats: writing back what was read
+    /// Moves a DROPPED count just read into the stats: writing back what was read
     /// subtracts exactly that, so a drop in between is counted next time and the
     /// register never saturates.
-    fn take_drops(&mut self) -> Result<(), BusError> {
-        let dropped = self.bus.read(regs::DROPPED)?;
+    fn count_drops(&mut self, dropped: u32) -> Result<(), BusError> {
         if dropped == 0 {
             return Ok(());
         }
