@@ -77,7 +77,8 @@ counters! {
         captured { json: Some("captured"), log: Some("captured") },
         /// Events the hardware reported dropped (its DROPPED counter, as deltas).
         hw_dropped { json: Some("dropped.hardware_fifo"), log: Some("dropped_hardware_fifo") },
-        /// Events missing from the sequence numbers (should equal `hw_dropped`).
+        /// Events missing from the sequence numbers: `hw_dropped`, plus any event
+        /// popped by a drain whose next read (its EVT_TS) failed.
         seq_lost { json: Some("dropped.sequence_gaps"), log: None },
         /// Events lost because the channel to the publisher was full.
         channel_full { json: Some("dropped.channel"), log: Some("dropped_channel") },
@@ -707,7 +708,12 @@ impl EventPump {
         let result = 'drain: loop {
             if since_check >= self.check_every {
                 since_check = 0;
-                let id = self.bus.read(regs::ID)?;
+                // errors end the loop, not the function: the gaps found so far are
+                // counted below
+                let id = match self.bus.read(regs::ID) {
+                    Ok(id) => id,
+                    Err(e) => break Err(e.into()),
+                };
                 if id != regs::ID_VALUE {
                     break Err(DrainError::Vanished(id));
                 }
@@ -715,7 +721,10 @@ impl EventPump {
                     break Ok(Drained::Stopped);
                 }
                 // a long drain: keep the time extension current
-                self.clock.update(self.bus.read(regs::TIME)?);
+                match self.bus.read(regs::TIME) {
+                    Ok(t) => self.clock.update(t),
+                    Err(e) => break Err(e.into()),
+                };
             }
             let room = limit.map_or(u64::MAX, |l| l.saturating_sub(popped));
             if room == 0 {
@@ -747,10 +756,18 @@ impl EventPump {
                     Err(e) => break 'drain Err(e),
                 }
             }
+            // (an event popped whose EVT_TS read failed is not handed up: the next
+            // event's sequence number counts it in `seq_lost`)
             if let Err(e) = read {
                 break Err(e.into());
             }
-            let close = &values[2 * pairs..];
+            let Some(close) = values.get(2 * pairs..2 * pairs + CLOSE.len()) else {
+                // a backend that broke read_many's contract (one value per offset)
+                break Err(BusError::Timeout {
+                    offset: offsets[values.len().min(offsets.len() - 1)],
+                }
+                .into());
+            };
             if !EvtPop(close[0]).valid() {
                 dropped = Some(close[3]);
                 break Ok(Drained::Empty);
@@ -766,13 +783,15 @@ impl EventPump {
                 "sequence numbers skipped: events lost in the hardware"
             );
         }
-        // drops counted during this drain are reported with it
-        match dropped {
-            Some(d) => self.count_drops(d)?,
-            None => {
+        // drops counted during this drain are reported with it; after an error nothing
+        // more is touched (another bitstream may answer now), and the error stays
+        match (&result, dropped) {
+            (Ok(_), Some(d)) => self.count_drops(d)?,
+            (Ok(_), None) => {
                 let d = self.bus.read(regs::DROPPED)?;
                 self.count_drops(d)?;
             }
+            (Err(_), _) => {}
         }
         result.map(|how| (how, popped))
     }

@@ -403,9 +403,11 @@ fn a_peripheral_that_vanishes_mid_drain_is_an_error_not_a_flood() {
     let (driver, ch) = start(&bus, DriverConfig::default());
     let stats = driver.stats();
     // another design loaded under the running daemon: every read answers all ones
-    bus.with(|m| {
+    let mark = bus.with(|m| {
         m.regs.insert(offset::ID, u32::MAX);
+        m.regs.insert(offset::DROPPED, u32::MAX);
         m.stuck_pop = Some(u32::MAX);
+        m.trace.len()
     });
     // the driver stops there, no retry loop over another design's registers; it
     // then makes no bus access that would wake `wait_for`, so poll
@@ -416,6 +418,13 @@ fn a_peripheral_that_vanishes_mid_drain_is_an_error_not_a_flood() {
     driver.stop();
     assert_eq!(load(&stats.captured), 0, "garbage became events");
     assert_eq!(ch.events.try_iter().count(), 0);
+    // nothing of the other design is written, nor counted as our drops
+    let after: Vec<Op> = bus.trace()[mark..].to_vec();
+    assert!(
+        !after.iter().any(|op| matches!(op, Op::Write(..))),
+        "wrote to another design: {after:?}"
+    );
+    assert_eq!(load(&stats.hw_dropped), 0, "its registers became drops");
     // with the ID intact, an event that cannot be (too few ones to look like garbage
     // everywhere) is still caught by the periodic identity check
     let bus = Scripted::new();
@@ -423,10 +432,21 @@ fn a_peripheral_that_vanishes_mid_drain_is_an_error_not_a_flood() {
     let stats = driver.stats();
     bus.with(|m| m.stuck_pop = Some(EvtPop(0).with_valid(true).with_input(1).0));
     assert!(bus.wait_for(|_| load(&stats.captured) >= 10));
-    bus.set(offset::ID, 0);
+    let mark = bus.with(|m| {
+        m.regs.insert(offset::ID, 0);
+        m.regs.insert(offset::DROPPED, u32::MAX);
+        m.trace.len()
+    });
     assert!(eventually(|| load(&stats.bus_errors) >= 1));
     driver.stop();
     drop(ch);
+    // found gone inside a drain: the drain's end touches nothing either
+    let after: Vec<Op> = bus.trace()[mark..].to_vec();
+    assert!(
+        !after.iter().any(|op| matches!(op, Op::Write(..))),
+        "wrote to another design: {after:?}"
+    );
+    assert_eq!(load(&stats.hw_dropped), 0, "its registers became drops");
 }
 
 #[test]

@@ -729,7 +729,25 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// Ends the clock the way a stop does, also when a call panicked in it: later calls
+/// return None at once, and those queued are dropped unrun (their callers get None),
+/// instead of waiting for a thread that is gone.
+struct ClockEnd<'a, M: Core>(&'a Shared<M>);
+
+impl<M: Core> Drop for ClockEnd<'_, M> {
+    fn drop(&mut self) {
+        let queued = {
+            let mut calls = lock(&self.0.calls);
+            self.0.stop.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *calls)
+        };
+        drop(queued);
+        self.0.ring();
+    }
+}
+
 fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
+    let _end = ClockEnd(sh);
     let start = sh
         .paced()
         .expect("the epoch is set before the clock starts");
@@ -858,8 +876,8 @@ fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
             std::thread::park_timeout(Duration::from_secs_f64(sleep.max(20e-6)));
         }
     }
-    // calls queued since the last look are dropped unrun: their callers get None
-    drop(std::mem::take(&mut *lock(&sh.calls)));
+    // calls queued since the last look are dropped unrun (ClockEnd): their callers
+    // get None
 }
 
 impl Bus for SimBoard {
