@@ -742,16 +742,10 @@ fn run_daemon(
     let (cmd_tx, _cmd_rx) = crossbeam_channel::bounded::<LedCommand>(16);
     let (_, led_rx) = crossbeam_channel::bounded::<LedReport>(1);
     let io = BridgeIo {
-        events: ch.events,
-        commands: cmd_tx,
-        leds: led_rx,
-        levels: crossbeam_channel::never(),
-        n_inputs: 4,
-        n_leds: 0,
         driver_stats: Arc::clone(&dstats),
-        connect_hint: None,
         live: Some(Arc::clone(&live)),
         trace: Some(Arc::clone(&write_trace)),
+        ..BridgeIo::new(ch.events, cmd_tx, led_rx, 4, 0)
     };
     let cfg = crate::roles::bridge_config(a.port, 0, true);
     let bridge = std::thread::Builder::new().name("bridge".into()).spawn(

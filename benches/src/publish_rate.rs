@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use pynq_mqtt_bridge::{BridgeIo, BridgeStats, Protocol};
-use pynq_mqtt_driver::{ButtonEvent, Stats};
+use pynq_mqtt_driver::ButtonEvent;
 
 use crate::{roles, wire};
 
@@ -165,18 +165,7 @@ async fn bridge(
         cfg.max_inflight = w;
     }
     cfg.protocol = protocol;
-    let io = BridgeIo {
-        events: rx,
-        commands: cmd_tx,
-        leds: led_rx,
-        levels: crossbeam_channel::never(),
-        n_inputs: 4,
-        n_leds: 4,
-        driver_stats: Arc::new(Stats::default()),
-        connect_hint: None,
-        live: None,
-        trace: None,
-    };
+    let io = BridgeIo::new(rx, cmd_tx, led_rx, 4, 4);
     let v = pynq_mqtt_bridge::run(cfg, io, Arc::new(BridgeStats::default())).await?;
     eprintln!(
         "bridge: published {} in {} writes ({:.0} per write), {} bytes ({:.2} bytes per message)",

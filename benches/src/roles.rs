@@ -465,16 +465,8 @@ fn run_bridge(
     let (cmd_tx, _cmd_rx) = bounded::<LedCommand>(16);
     let (_, led_rx) = bounded::<LedReport>(1);
     let io = BridgeIo {
-        events,
-        commands: cmd_tx,
-        leds: led_rx,
-        levels: crossbeam_channel::never(),
-        n_inputs: 4,
-        n_leds: 0,
         driver_stats,
-        connect_hint: None,
-        live: None,
-        trace: None,
+        ..BridgeIo::new(events, cmd_tx, led_rx, 4, 0)
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

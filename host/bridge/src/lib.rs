@@ -79,6 +79,32 @@ pub struct BridgeIo {
     pub trace: Option<Arc<EventTrace>>,
 }
 
+impl BridgeIo {
+    /// The driver's three main ends, for `n_inputs` inputs and `n_leds` LEDs; no level
+    /// readings, fresh driver counters, no hint, no live view, no trace (set those
+    /// fields after, where they are wanted).
+    pub fn new(
+        events: Receiver<ButtonEvent>,
+        commands: Sender<LedCommand>,
+        leds: Receiver<LedReport>,
+        n_inputs: u8,
+        n_leds: u8,
+    ) -> Self {
+        Self {
+            events,
+            commands,
+            leds,
+            levels: crossbeam_channel::never(),
+            n_inputs,
+            n_leds,
+            driver_stats: Arc::default(),
+            connect_hint: None,
+            live: None,
+            trace: None,
+        }
+    }
+}
+
 /// The fix for a failed connection, as one line.
 pub type ConnectHint = Box<dyn Fn(&ConnectError) -> String + Send + Sync>;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, SessionMode};
-use pynq_mqtt_driver::{ButtonEvent, LedAction, LedCommand, LedReport, Stats};
+use pynq_mqtt_driver::{ButtonEvent, LedAction, LedCommand, LedReport};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
@@ -122,21 +122,10 @@ async fn run_once(qos: QoS, n: u64) {
     // default (16, under mosquitto's limit) caps a write at 16 events
     cfg.max_inflight = 1024;
     let stats = Arc::new(BridgeStats::default());
+    // no level readings: this test is about the edges
     let bridge = tokio::spawn(pynq_mqtt_bridge::run(
         cfg,
-        BridgeIo {
-            events: ev_rx,
-            commands: cmd_tx,
-            leds: led_rx,
-            // no level readings: this test is about the edges
-            levels: crossbeam_channel::never(),
-            n_inputs: 4,
-            n_leds: 4,
-            driver_stats: Arc::new(Stats::default()),
-            connect_hint: None,
-            live: None,
-            trace: None,
-        },
+        BridgeIo::new(ev_rx, cmd_tx, led_rx, 4, 4),
         Arc::clone(&stats),
     ));
 
@@ -240,18 +229,7 @@ async fn a_driver_stopping_while_the_link_is_idle_ends_the_run_at_once() {
         let stats = Arc::new(BridgeStats::default());
         let bridge = tokio::spawn(pynq_mqtt_bridge::run(
             cfg,
-            BridgeIo {
-                events: ev_rx,
-                commands: cmd_tx,
-                leds: led_rx,
-                levels: crossbeam_channel::never(),
-                n_inputs: 4,
-                n_leds: 4,
-                driver_stats: Arc::new(Stats::default()),
-                connect_hint: None,
-                live: None,
-                trace: None,
-            },
+            BridgeIo::new(ev_rx, cmd_tx, led_rx, 4, 4),
             Arc::clone(&stats),
         ));
         let connected = std::time::Instant::now();

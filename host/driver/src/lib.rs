@@ -501,6 +501,17 @@ const CLOSE: [u32; 4] = [
     regs::offset::DROPPED,
 ];
 
+/// [`Bus::read_many`] with its contract checked: on success `out` holds one value per
+/// offset (a backend that returned fewer is a bus error at the first missing one).
+fn read_batch(bus: &dyn Bus, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+    let had = out.len();
+    bus.read_many(offsets, out)?;
+    match offsets.get(out.len() - had) {
+        None => Ok(()),
+        Some(&offset) => Err(BusError::Timeout { offset }),
+    }
+}
+
 /// Level reports waiting for the publisher; a full queue is caught up at a later wake.
 const LEVELS_QUEUE: usize = 16;
 
@@ -739,7 +750,7 @@ impl EventPump {
             offsets.extend_from_slice(&POP_OFFSETS[..2 * pairs]);
             offsets.extend_from_slice(&CLOSE);
             values.clear();
-            let read = self.bus.read_many(&offsets, &mut values);
+            let read = read_batch(self.bus.as_ref(), &offsets, &mut values);
             let popped_at = self.trace.as_ref().map(|_| trace::unix_ns());
             // every complete pair of the batch, the closing one included
             let complete = values.len().min(2 * pairs + 2) / 2;
@@ -761,13 +772,7 @@ impl EventPump {
             if let Err(e) = read {
                 break Err(e.into());
             }
-            let Some(close) = values.get(2 * pairs..2 * pairs + CLOSE.len()) else {
-                // a backend that broke read_many's contract (one value per offset)
-                break Err(BusError::Timeout {
-                    offset: offsets[values.len().min(offsets.len() - 1)],
-                }
-                .into());
-            };
+            let close = &values[2 * pairs..];
             if !EvtPop(close[0]).valid() {
                 dropped = Some(close[3]);
                 break Ok(Drained::Empty);
@@ -837,16 +842,9 @@ impl EventPump {
         let mut v = std::mem::take(&mut self.batch);
         v.clear();
         let before = unix_us();
-        let read = self.bus.read_many(&OPEN, &mut v);
+        let read = read_batch(self.bus.as_ref(), &OPEN, &mut v);
         let after = unix_us();
-        let got = match (read, v.as_slice()) {
-            (Ok(()), &[time, dropped, level]) => Ok((time, dropped, level)),
-            (Err(e), _) => Err(e),
-            // a backend that broke read_many's contract (one value per offset)
-            (Ok(()), _) => Err(BusError::Timeout {
-                offset: OPEN[v.len().min(OPEN.len() - 1)],
-            }),
-        };
+        let got = read.map(|()| (v[0], v[1], v[2]));
         self.batch = v;
         let (time, dropped, level) = got?;
         let hw = self.clock.update(time);

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use pynq_mqtt_bus::{check_offset, Bus, BusError, IrqWait};
+use pynq_mqtt_bus::{Bus, BusError, IrqWait};
 
-use crate::{ffi, Shared, SimError, Speed, Step};
+use crate::{ffi, Shared, SimError, Speed, Step, Window};
 
 /// Physical address that bus offset 0 stands for (`switches_gpio`).
 pub const BASE_ADDR: u32 = 0x4120_0000;
@@ -104,7 +104,11 @@ impl SimBaseBoard {
                 time_us: s.time_us,
             });
         }
-        let (shared, clock) = Shared::start(model, config.stimulus, config.speed, CLK_HZ)?;
+        let window = Window {
+            base: BASE_ADDR,
+            span: BASE_SPAN,
+        };
+        let (shared, clock) = Shared::start(model, config.stimulus, config.speed, CLK_HZ, window)?;
         Ok(Self {
             shared,
             clock: Some(clock),
@@ -190,20 +194,15 @@ impl Drop for SimBaseBoard {
 
 impl Bus for SimBaseBoard {
     fn read32(&self, offset: u32) -> Result<u32, BusError> {
-        check_offset(offset, BASE_SPAN)?;
-        self.shared.read(BASE_ADDR, offset)
+        self.shared.read(offset)
     }
 
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
-        check_offset(offset, BASE_SPAN)?;
-        self.shared.write(BASE_ADDR, offset, value)
+        self.shared.write(offset, value)
     }
 
     fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
-        for &offset in offsets {
-            check_offset(offset, BASE_SPAN)?;
-        }
-        self.shared.read_many(BASE_ADDR, offsets, out)
+        self.shared.read_many(offsets, out)
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {

@@ -266,10 +266,19 @@ struct Shared<M> {
     wake: AtomicBool,
     speed: Speed,
     clk_hz: u64,
+    /// The register window the bus sees: offset 0 is the model's address `base`.
+    window: Window,
     /// Where real-time pacing stands: the wall clock at the epoch and the model's cycle
     /// then; None while a fast replay runs. Written only when the epoch changes (at
     /// start, and when fast replay begins or ends), never per chunk.
     paced_epoch: Mutex<Option<Paced>>,
+}
+
+/// A bus's register window on the model: `span` bytes from address `base`.
+#[derive(Clone, Copy)]
+struct Window {
+    base: u32,
+    span: usize,
 }
 
 impl<M: Core> Shared<M> {
@@ -280,6 +289,7 @@ impl<M: Core> Shared<M> {
         stimulus: Vec<Step>,
         speed: Speed,
         clk_hz: u64,
+        window: Window,
     ) -> Result<(Arc<Self>, JoinHandle<()>), SimError> {
         let base_cycle = model.cycles();
         let shared = Arc::new(Shared {
@@ -299,6 +309,7 @@ impl<M: Core> Shared<M> {
             wake: AtomicBool::new(false),
             speed,
             clk_hz,
+            window,
             // real time starts now, not when the clock thread first runs: a pin driven
             // before then has its moment too
             paced_epoch: Mutex::new(Some(Paced {
@@ -552,8 +563,10 @@ impl<M: Core> Shared<M> {
         });
     }
 
-    /// One AXI read of the model at `base + offset`; errors name the bus offset.
-    fn read(&self, base: u32, offset: u32) -> Result<u32, BusError> {
+    /// One AXI read at a bus offset of the window; errors name the offset.
+    fn read(&self, offset: u32) -> Result<u32, BusError> {
+        check_offset(offset, self.window.span)?;
+        let base = self.window.base;
         self.call(move |_, st| {
             st.model
                 .read(base + offset)
@@ -562,8 +575,10 @@ impl<M: Core> Shared<M> {
         .unwrap_or(Err(BusError::Closed))
     }
 
-    /// One AXI write of the model at `base + offset`.
-    fn write(&self, base: u32, offset: u32, value: u32) -> Result<(), BusError> {
+    /// One AXI write at a bus offset of the window.
+    fn write(&self, offset: u32, value: u32) -> Result<(), BusError> {
+        check_offset(offset, self.window.span)?;
+        let base = self.window.base;
         self.call(move |_, st| {
             st.model
                 .write(base + offset, value)
@@ -574,8 +589,11 @@ impl<M: Core> Shared<M> {
 
     /// [`Bus::read_many`] in one call: the reads run back to back in the clock
     /// thread, simulated time passing through each as it would on a board.
-    fn read_many(&self, base: u32, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
-        let offsets = offsets.to_vec();
+    fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+        for &offset in offsets {
+            check_offset(offset, self.window.span)?;
+        }
+        let (base, offsets) = (self.window.base, offsets.to_vec());
         let (values, error) = self
             .call(move |_, st| {
                 let mut values = Vec::with_capacity(offsets.len());
@@ -622,7 +640,11 @@ impl SimBoard {
                 time_us: s.time_us,
             });
         }
-        let (shared, clock) = Shared::start(model, config.stimulus, config.speed, clk_hz)?;
+        let window = Window {
+            base: 0,
+            span: WINDOW,
+        };
+        let (shared, clock) = Shared::start(model, config.stimulus, config.speed, clk_hz, window)?;
         Ok(Self {
             shared,
             clock: Some(clock),
@@ -882,20 +904,15 @@ fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
 
 impl Bus for SimBoard {
     fn read32(&self, offset: u32) -> Result<u32, BusError> {
-        check_offset(offset, WINDOW)?;
-        self.shared.read(0, offset)
+        self.shared.read(offset)
     }
 
     fn write32(&self, offset: u32, value: u32) -> Result<(), BusError> {
-        check_offset(offset, WINDOW)?;
-        self.shared.write(0, offset, value)
+        self.shared.write(offset, value)
     }
 
     fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
-        for &offset in offsets {
-            check_offset(offset, WINDOW)?;
-        }
-        self.shared.read_many(0, offsets, out)
+        self.shared.read_many(offsets, out)
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
