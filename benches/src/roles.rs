@@ -56,6 +56,47 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Every thread of this process as it stands: name -> (CPU seconds, voluntary and
+/// involuntary context switches), summed over the threads of one name. Where a
+/// shared core's time goes in an end-to-end run (the drain, the bridge, the waker).
+fn threads_cpu() -> serde_json::Map<String, serde_json::Value> {
+    let mut by_name: std::collections::BTreeMap<String, (f64, u64, u64)> = Default::default();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return serde_json::Map::new();
+    };
+    for t in dir.flatten() {
+        let t = t.path();
+        let (Ok(comm), Ok(stat), Ok(status)) = (
+            std::fs::read_to_string(t.join("comm")),
+            std::fs::read_to_string(t.join("stat")),
+            std::fs::read_to_string(t.join("status")),
+        ) else {
+            continue;
+        };
+        // the scheduler's own nanoseconds on a CPU where the kernel keeps them (the
+        // tick-sampled stat misplaces the time of threads that run in short bursts)
+        let exact = std::fs::read_to_string(t.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|ns| ns as f64 / 1e9);
+        let switches = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        let e = by_name.entry(comm.trim().to_owned()).or_default();
+        e.0 += exact.unwrap_or(stat_cpu_ticks(&stat).unwrap_or(0) as f64 / 100.0);
+        e.1 += switches("voluntary_ctxt_switches:");
+        e.2 += switches("nonvoluntary_ctxt_switches:");
+    }
+    by_name
+        .into_iter()
+        .map(|(k, (cpu, v, nv))| (k, json!({"cpu_secs": cpu, "vcsw": v, "nvcsw": nv})))
+        .collect()
+}
+
 /// CPU seconds used so far by the thread named `name` (clock ticks are 1/100 s on Linux).
 fn thread_cpu_secs(name: &str) -> f64 {
     thread_id(name)
@@ -589,6 +630,7 @@ pub fn pub_e2e(
     }
     let gen_secs = t0.elapsed().as_secs_f64();
     let fabric_cpu_secs = thread_cpu_secs("sim-clock");
+    let threads = threads_cpu();
     // the generator is done: let the driver take the last events, then stop it
     let until = Instant::now() + Duration::from_secs(10);
     while dstats.captured.load(Ordering::Relaxed) + dstats.hw_dropped.load(Ordering::Relaxed) < n
@@ -608,7 +650,7 @@ pub fn pub_e2e(
                "writes": view.writes, "bytes": view.bytes_written, "gen_secs": gen_secs, "rate": rate, "period": period,
                "sim_speed": sim_speed, "fabric_cpu_secs": fabric_cpu_secs,
                "coalesce_count": coalesce_count, "coalesce_us": coalesce_us,
-               "rt_priority": rt_priority,
+               "rt_priority": rt_priority, "threads": threads,
                "vm_hwm_kib": vm_hwm_kib()})
     );
     Ok(())

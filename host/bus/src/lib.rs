@@ -102,6 +102,26 @@ pub trait Bus: Send + Sync {
         }
         Ok(())
     }
+    /// [`Bus::read_many`] that goes on past the first read only if it returned
+    /// `expect`; otherwise `out` holds that one value and nothing more was read. How a
+    /// batch that opens with a peripheral's identity register leaves alone whatever
+    /// answers there instead (a read can have side effects on another peripheral).
+    fn read_many_if(
+        &self,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(), BusError> {
+        let Some((&first, rest)) = offsets.split_first() else {
+            return Ok(());
+        };
+        let v = self.read32(first)?;
+        out.push(v);
+        if v != expect {
+            return Ok(());
+        }
+        self.read_many(rest, out)
+    }
     /// Blocks until the interrupt fires or `timeout` passes.
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError>;
     /// Unmasks the interrupt after it fired.
@@ -123,6 +143,14 @@ impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
     }
     fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
         (**self).read_many(offsets, out)
+    }
+    fn read_many_if(
+        &self,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(), BusError> {
+        (**self).read_many_if(expect, offsets, out)
     }
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
         (**self).wait_irq(timeout)

@@ -1,7 +1,8 @@
 //! The driver of the `pynq_mqtt_io` peripheral, on any [`Bus`].
 //!
-//! One thread waits for the interrupt, drains the event FIFO until it reads empty,
-//! re-arms, and sends typed [`ButtonEvent`]s into a bounded channel. Another applies
+//! One thread waits for the interrupt, drains the event FIFO until it reads empty
+//! (with coalescing, until fewer than its count wait), re-arms, and sends typed
+//! [`ButtonEvent`]s into a bounded channel. Another applies
 //! [`LedCommand`]s and reports each LED's state as read back from the hardware.
 //! Every loss (hardware drop, sequence gap, full channel) is counted in [`Stats`].
 #![forbid(unsafe_code)]
@@ -19,7 +20,7 @@ mod types;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
@@ -291,6 +292,16 @@ impl Driver {
             seq: Seq64::default(),
             n_inputs: info.n_inputs,
             check_every: u64::from(info.fifo_depth).max(16),
+            // coalescing by count and by age: the line rises again by either, so an
+            // interrupt's drain may leave fewer than the count behind
+            leave_below: if config.coalesce_us > 0 && config.coalesce_count > 1 {
+                u64::from(config.coalesce_count)
+            } else {
+                0
+            },
+            first_pairs: u64::from(config.coalesce_count).clamp(1, POP_BATCH as u64),
+            wall_sampled: None,
+            inputs: None,
             empty_in_a_row: 0,
             lost: lost.clone(),
             levels: LevelWatch {
@@ -299,8 +310,8 @@ impl Driver {
                 board: Arc::clone(&board),
             },
             trace: config.trace.clone(),
-            offsets: Vec::with_capacity(2 * POP_BATCH + CLOSE.len()),
-            batch: Vec::with_capacity(2 * POP_BATCH + CLOSE.len()),
+            offsets: Vec::with_capacity(CHECK.len() + 2 * POP_BATCH + CLOSE.len()),
+            batch: Vec::with_capacity(CHECK.len() + 2 * POP_BATCH + CLOSE.len()),
         };
         bus.write(regs::IRQ_ENABLE, IrqEnable::default().with_event(true))?;
         // the inputs as they stand, before any edge: a switch that never moves is
@@ -458,6 +469,20 @@ struct EventPump {
     n_inputs: u8,
     /// Pops between identity checks (and stop checks): the FIFO depth.
     check_every: u64,
+    /// An interrupt's drain ends once fewer than this many events wait (0: only when
+    /// the FIFO reads empty). Set to the coalescing count when coalescing also has a
+    /// timeout: those events raise the (level) line again by their number or by the
+    /// oldest one's age (IRQ_STATUS.EVENT), so none waits unseen, and a stream that
+    /// never lets the FIFO empty is taken in batches of the count, one interrupt each,
+    /// instead of by a drain that never ends.
+    leave_below: u64,
+    /// Event pairs the first batch of a drain pops before it knows the level: what an
+    /// interrupt brings (the coalescing count, 1 to 256).
+    first_pairs: u64,
+    /// When the wall-clock offset was last estimated.
+    wall_sampled: Option<Instant>,
+    /// INPUTS as the last drain's last batch read it (None: no batch completed).
+    inputs: Option<u32>,
     /// Interrupts in a row that found nothing to do.
     empty_in_a_row: u32,
     lost: LostFlag,
@@ -470,7 +495,7 @@ struct EventPump {
 }
 
 /// Events popped per batch of reads at most.
-const POP_BATCH: usize = 64;
+const POP_BATCH: usize = 256;
 
 /// The pops of a batch: `2k` of these pop `k` events (EVT_POP, then its EVT_TS).
 const POP_OFFSETS: [u32; 2 * POP_BATCH] = {
@@ -483,29 +508,54 @@ const POP_OFFSETS: [u32; 2 * POP_BATCH] = {
     offsets
 };
 
-/// What a drain reads first: TIME (between two readings of the system clock), the
-/// hardware's drop count, and how many events wait.
-const OPEN: [u32; 3] = [
-    regs::offset::TIME,
-    regs::offset::DROPPED,
-    regs::offset::FIFO_LEVEL,
-];
+/// What a drain reads first, and a long one every `check_every` pops: the identity
+/// (the bus reads nothing more of the batch unless it names pynq_mqtt_io: a notebook
+/// may have loaded another bitstream) and TIME, which keeps the 64-bit extension
+/// current.
+const CHECK: [u32; 2] = [regs::offset::ID, regs::offset::TIME];
 
 /// What closes every batch: one more pop and its timestamp (the FIFO empty, or an event
-/// that came meanwhile), then the level for the next batch and the drop count for the
-/// drain's end. Reading EVT_TS, FIFO_LEVEL or DROPPED changes nothing in the hardware.
-const CLOSE: [u32; 4] = [
+/// that came meanwhile), then the level for the next batch, the drop count (for the
+/// drain's end) and the inputs' levels (reported after the drain's events).
+/// Reading EVT_TS, FIFO_LEVEL, DROPPED or INPUTS changes nothing in the hardware.
+const CLOSE: [u32; 5] = [
     regs::offset::EVT_POP,
     regs::offset::EVT_TS,
     regs::offset::FIFO_LEVEL,
     regs::offset::DROPPED,
+    regs::offset::INPUTS,
 ];
+
+/// How often a drain's opening re-estimates the wall-clock offset, with a TIME read
+/// of its own between two readings of the system clock (the other openings fold TIME
+/// into the batch of pops, whose length would blur the estimate): the drift of two
+/// 100 ppm oscillators over this is 10 µs.
+const WALL_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// [`Bus::read_many`] with its contract checked: on success `out` holds one value per
 /// offset (a backend that returned fewer is a bus error at the first missing one).
 fn read_batch(bus: &dyn Bus, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
     let had = out.len();
     bus.read_many(offsets, out)?;
+    match offsets.get(out.len() - had) {
+        None => Ok(()),
+        Some(&offset) => Err(BusError::Timeout { offset }),
+    }
+}
+
+/// [`Bus::read_many_if`] with the same contract as [`read_batch`], except that a
+/// first value other than `expect` ends the batch there (`out` then holds one value).
+fn read_batch_if(
+    bus: &dyn Bus,
+    expect: u32,
+    offsets: &[u32],
+    out: &mut Vec<u32>,
+) -> Result<(), BusError> {
+    let had = out.len();
+    bus.read_many_if(expect, offsets, out)?;
+    if out.get(had).is_some_and(|&v| v != expect) {
+        return Ok(());
+    }
     match offsets.get(out.len() - had) {
         None => Ok(()),
         Some(&offset) => Err(BusError::Timeout { offset }),
@@ -532,12 +582,17 @@ impl LevelWatch {
     /// no edge reports (an input whose events are masked off) is handed up at the
     /// latest one `irq_timeout` later; a full queue is retried at the next wake.
     fn report(&mut self, bus: &dyn Bus, after_events: bool) -> Result<(), BusError> {
-        let now = InputLevels(bus.read(regs::INPUTS)?);
+        self.report_read(bus.read(regs::INPUTS)?, after_events);
+        Ok(())
+    }
+
+    /// [`LevelWatch::report`] of an INPUTS value read at the end of a drain.
+    fn report_read(&mut self, inputs: u32, after_events: bool) {
+        let now = InputLevels(inputs);
         self.board.set_inputs(now.0);
         if (after_events || self.sent != Some(now)) && self.tx.try_send(now).is_ok() {
             self.sent = Some(now);
         }
-        Ok(())
     }
 }
 
@@ -546,6 +601,9 @@ impl LevelWatch {
 enum Drained {
     /// EVT_POP read empty: safe to re-arm.
     Empty,
+    /// Fewer events than the coalescing count wait: safe to re-arm (the line rises
+    /// again by their number or their age).
+    Left,
     /// The stop flag was seen, or the pop limit reached, with events still coming.
     Stopped,
 }
@@ -568,29 +626,24 @@ impl EventPump {
     fn run(&mut self, stop: &AtomicBool, timeout: Duration) {
         let mut failures = 0u32;
         while !stop.load(Ordering::SeqCst) && self.lost.get().is_none() {
-            let woke = self.bus.wait_irq(timeout);
             // every wake, interrupt or timeout, first makes sure the peripheral is
-            // still ours: a notebook may have loaded another bitstream meanwhile
-            let woke = match woke {
-                Ok(w) => self.check_identity().map(|()| w),
-                Err(e) => Err(e.into()),
-            };
-            let result = match woke {
-                // the line stays masked until the FIFO has read empty: an event that
-                // arrives after that last pop raises the (level) interrupt again at
-                // the re-arm, so none waits unseen and none fires twice
+            // still ours (a notebook may have loaded another bitstream meanwhile): the
+            // drain's first read is the identity, and a wrong one reads nothing more
+            let result = match self.bus.wait_irq(timeout) {
+                // the line stays masked until the FIFO has read empty (or, coalescing,
+                // holds fewer than the count): an event that arrives after that last
+                // pop, or the events left, raise the (level) interrupt again at the
+                // re-arm or by count or age, so none waits unseen and none fires twice
                 Ok(IrqWait::Fired) => {
                     Stats::add(&self.stats.irqs, 1);
-                    match self.drain(Some(stop), None) {
-                        Ok((Drained::Empty, popped)) => {
+                    match self.drain(Some(stop), None, self.leave_below) {
+                        Ok((Drained::Empty | Drained::Left, popped)) => {
                             self.note_empty_irq(popped);
                             self.bus
                                 .rearm_irq()
                                 .map_err(DrainError::from)
                                 .and_then(|()| {
-                                    self.levels
-                                        .report(self.bus.as_ref(), popped > 0)
-                                        .map_err(DrainError::from)
+                                    self.report_levels(popped > 0).map_err(DrainError::from)
                                 })
                         }
                         // stopping: the final drain below takes what is left
@@ -600,13 +653,11 @@ impl EventPump {
                 }
                 // the FIFO is drained on timeouts too: a lost interrupt costs latency,
                 // not events (and the time extension gets its regular reading)
-                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None).and_then(|(_, popped)| {
-                    self.levels
-                        .report(self.bus.as_ref(), popped > 0)
-                        .map_err(DrainError::from)
+                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None, 0).and_then(|(_, popped)| {
+                    self.report_levels(popped > 0).map_err(DrainError::from)
                 }),
-                Err(DrainError::Bus(BusError::Closed)) => break,
-                Err(e) => Err(e),
+                Err(BusError::Closed) => break,
+                Err(e) => Err(e.into()),
             };
             match result {
                 Ok(()) => failures = 0,
@@ -630,8 +681,8 @@ impl EventPump {
         // that an input that never stops (the generator without a count) cannot hold
         // the daemon
         let limit = 2 * self.check_every + 64;
-        match self.drain(None, Some(limit)) {
-            Ok((Drained::Empty, _)) => {}
+        match self.drain(None, Some(limit), 0) {
+            Ok((Drained::Empty | Drained::Left, _)) => {}
             Ok((Drained::Stopped, n)) => {
                 warn!(
                     popped = n,
@@ -646,13 +697,16 @@ impl EventPump {
         debug!("event pump stopped");
     }
 
-    /// Fails with [`DrainError::Vanished`] unless the ID register names pynq_mqtt_io.
-    fn check_identity(&self) -> Result<(), DrainError> {
-        let id = self.bus.read(regs::ID)?;
-        if id != regs::ID_VALUE {
-            return Err(DrainError::Vanished(id));
+    /// Reports the inputs' levels after a drain: the INPUTS value its last batch read,
+    /// or a read of its own where no batch ran.
+    fn report_levels(&mut self, after_events: bool) -> Result<(), BusError> {
+        match self.inputs.take() {
+            Some(v) => {
+                self.levels.report_read(v, after_events);
+                Ok(())
+            }
+            None => self.levels.report(self.bus.as_ref(), after_events),
         }
-        Ok(())
     }
 
     /// Records a device that went away or changed identity; true for those two.
@@ -698,44 +752,46 @@ impl EventPump {
     ///
     /// Its reads go in batches, each one [`Bus::read_many`]: one hand-over per batch
     /// where the bus is another thread (the simulator), the same transactions as one by
-    /// one on a board. It opens with TIME, DROPPED and FIFO_LEVEL; each batch pops what
-    /// the last level said (EVT_POP, EVT_TS each, 64 at most) and closes with one more
-    /// pop, its EVT_TS, FIFO_LEVEL and DROPPED. So a drain that finds k events takes two
-    /// batches, and one that never finds the FIFO empty one per batch. It ends on an
-    /// EVT_POP that reads empty, as before every re-arm.
+    /// one on a board. The first batch opens with ID and TIME ([`CHECK`]) and pops as
+    /// many events as an interrupt brings ([`EventPump::first_pairs`], the coalescing
+    /// count); each later one pops what the last level said (256 at most). Every batch
+    /// closes with one more pop, its EVT_TS, FIFO_LEVEL, DROPPED and INPUTS ([`CLOSE`]).
+    /// So an interrupt's drain is one batch when it found no more than it expected, and
+    /// one that never finds the FIFO empty takes one per batch. It ends on an EVT_POP
+    /// that reads empty, or (`leave_below` > 0) after a batch that left fewer than
+    /// `leave_below` events waiting. Pops past the last event read VALID = 0 and take
+    /// nothing.
     fn drain(
         &mut self,
         stop: Option<&AtomicBool>,
         limit: Option<u64>,
+        leave_below: u64,
     ) -> Result<(Drained, u64), DrainError> {
-        let mut level = self.open()?;
+        self.inputs = None;
+        // every WALL_SAMPLE_EVERY the opening is a TIME read of its own between two
+        // readings of the system clock, for the wall-clock offset
+        let sample_wall = self
+            .wall_sampled
+            .is_none_or(|at| at.elapsed() >= WALL_SAMPLE_EVERY);
+        if sample_wall {
+            self.sample_wall()?;
+        }
+        let mut level = self.first_pairs;
+        let mut check = !sample_wall;
         let mut popped = 0u64;
         let mut since_check = 0u64;
         let mut gaps = 0u64;
         let mut offsets = std::mem::take(&mut self.offsets);
         let mut values = std::mem::take(&mut self.batch);
-        // the drop count the last batch read, for the end of an emptied drain
+        // the drop count the last batch read, for the drain's end
         let mut dropped = None;
         let result = 'drain: loop {
             if since_check >= self.check_every {
                 since_check = 0;
-                // errors end the loop, not the function: the gaps found so far are
-                // counted below
-                let id = match self.bus.read(regs::ID) {
-                    Ok(id) => id,
-                    Err(e) => break Err(e.into()),
-                };
-                if id != regs::ID_VALUE {
-                    break Err(DrainError::Vanished(id));
-                }
                 if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
                     break Ok(Drained::Stopped);
                 }
-                // a long drain: keep the time extension current
-                match self.bus.read(regs::TIME) {
-                    Ok(t) => self.clock.update(t),
-                    Err(e) => break Err(e.into()),
-                };
+                check = true;
             }
             let room = limit.map_or(u64::MAX, |l| l.saturating_sub(popped));
             if room == 0 {
@@ -747,22 +803,45 @@ impl EventPump {
                 .min((self.check_every - since_check).saturating_sub(1))
                 .min(room - 1) as usize;
             offsets.clear();
+            let head = if check { CHECK.len() } else { 0 };
+            if check {
+                offsets.extend_from_slice(&CHECK);
+            }
             offsets.extend_from_slice(&POP_OFFSETS[..2 * pairs]);
             offsets.extend_from_slice(&CLOSE);
             values.clear();
-            let read = read_batch(self.bus.as_ref(), &offsets, &mut values);
+            let read = if check {
+                read_batch_if(self.bus.as_ref(), regs::ID_VALUE, &offsets, &mut values)
+            } else {
+                read_batch(self.bus.as_ref(), &offsets, &mut values)
+            };
             let popped_at = self.trace.as_ref().map(|_| trace::unix_ns());
+            if check {
+                // errors end the loop, not the function: the gaps found so far are
+                // counted below
+                match values.first() {
+                    Some(&id) if id != regs::ID_VALUE => break Err(DrainError::Vanished(id)),
+                    Some(_) => {}
+                    // (read_batch_if returns at least one value or an error)
+                    None => break Err(read.err().unwrap_or(BusError::Closed).into()),
+                }
+                if let Some(&t) = values.get(1) {
+                    self.clock.update(t);
+                }
+                check = false;
+            }
+            let body = values.get(head..).unwrap_or_default();
             // every complete pair of the batch, the closing one included
-            let complete = values.len().min(2 * pairs + 2) / 2;
+            let complete = body.len().min(2 * pairs + 2) / 2;
             for i in 0..complete {
-                let word = EvtPop(values[2 * i]);
+                let word = EvtPop(body[2 * i]);
                 if !word.valid() {
                     // the FIFO held less than its level said, or (closing) is empty
                     continue;
                 }
                 popped += 1;
                 since_check += 1;
-                match self.accept(word, values[2 * i + 1], popped_at) {
+                match self.accept(word, body[2 * i + 1], popped_at) {
                     Ok(gap) => gaps += gap,
                     Err(e) => break 'drain Err(e),
                 }
@@ -772,12 +851,16 @@ impl EventPump {
             if let Err(e) = read {
                 break Err(e.into());
             }
-            let close = &values[2 * pairs..];
+            let close = &values[head + 2 * pairs..];
+            self.inputs = Some(close[4]);
+            dropped = Some(close[3]);
             if !EvtPop(close[0]).valid() {
-                dropped = Some(close[3]);
                 break Ok(Drained::Empty);
             }
             level = u64::from(regs::FifoLevel(close[2]).count());
+            if level < leave_below {
+                break Ok(Drained::Left);
+            }
         };
         self.offsets = offsets;
         self.batch = values;
@@ -788,8 +871,9 @@ impl EventPump {
                 "sequence numbers skipped: events lost in the hardware"
             );
         }
-        // drops counted during this drain are reported with it; after an error nothing
-        // more is touched (another bitstream may answer now), and the error stays
+        // drops counted during this drain are reported with it, from its last batch;
+        // after an error nothing more is touched (another bitstream may answer now),
+        // and the error stays
         match (&result, dropped) {
             (Ok(_), Some(d)) => self.count_drops(d)?,
             (Ok(_), None) => {
@@ -835,18 +919,21 @@ impl EventPump {
         Ok(gap)
     }
 
-    /// Opens a drain: reads TIME (keeping the 64-bit extension current) between two
-    /// readings of the system clock, which updates the wall-clock offset the JSON `ts`
-    /// is made with; counts the hardware's drops; returns FIFO_LEVEL.
-    fn open(&mut self) -> Result<u64, BusError> {
+    /// Opens a drain with the wall-clock sample: ID and TIME read between two readings
+    /// of the system clock, which updates the offset the JSON `ts` is made with (and
+    /// the 64-bit extension).
+    fn sample_wall(&mut self) -> Result<(), DrainError> {
         let mut v = std::mem::take(&mut self.batch);
         v.clear();
         let before = unix_us();
-        let read = read_batch(self.bus.as_ref(), &OPEN, &mut v);
+        let read = read_batch_if(self.bus.as_ref(), regs::ID_VALUE, &CHECK, &mut v);
         let after = unix_us();
-        let got = read.map(|()| (v[0], v[1], v[2]));
+        let got = read.map(|()| (v[0], v.get(1).copied()));
         self.batch = v;
-        let (time, dropped, level) = got?;
+        let (id, time) = got?;
+        let Some(time) = time.filter(|_| id == regs::ID_VALUE) else {
+            return Err(DrainError::Vanished(id));
+        };
         let hw = self.clock.update(time);
         if let (Some(b), Some(a)) = (before, after) {
             if let Some((offset, err)) = self.wall.sample(b, a, hw) {
@@ -854,8 +941,8 @@ impl EventPump {
                 self.stats.wall_offset_err_us.store(err, Ordering::Relaxed);
             }
         }
-        self.count_drops(dropped)?;
-        Ok(u64::from(regs::FifoLevel(level).count()))
+        self.wall_sampled = Some(Instant::now());
+        Ok(())
     }
 
     /// Moves a DROPPED count just read into the stats: writing back what was read

@@ -205,6 +205,15 @@ impl Bus for SimBaseBoard {
         self.shared.read_many(offsets, out)
     }
 
+    fn read_many_if(
+        &self,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(), BusError> {
+        self.shared.read_many_if(expect, offsets, out)
+    }
+
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
         self.shared.wait_irq(timeout)
     }

@@ -590,6 +590,27 @@ impl<M: Core> Shared<M> {
     /// [`Bus::read_many`] in one call: the reads run back to back in the clock
     /// thread, simulated time passing through each as it would on a board.
     fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
+        self.read_batch(None, offsets, out)
+    }
+
+    /// [`Bus::read_many_if`] in one call, the check made in the clock thread.
+    fn read_many_if(
+        &self,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(), BusError> {
+        self.read_batch(Some(expect), offsets, out)
+    }
+
+    /// Reads `offsets` back to back in the clock thread; with `expect`, stops after a
+    /// first value that differs from it.
+    fn read_batch(
+        &self,
+        expect: Option<u32>,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(), BusError> {
         for &offset in offsets {
             check_offset(offset, self.window.span)?;
         }
@@ -601,6 +622,9 @@ impl<M: Core> Shared<M> {
                     match st.model.read(base + offset) {
                         Ok(v) => values.push(v),
                         Err(e) => return (values, Some(axi_error(offset, e))),
+                    }
+                    if values.len() == 1 && expect.is_some_and(|x| x != values[0]) {
+                        break;
                     }
                 }
                 (values, None)
@@ -913,6 +937,15 @@ impl Bus for SimBoard {
 
     fn read_many(&self, offsets: &[u32], out: &mut Vec<u32>) -> Result<(), BusError> {
         self.shared.read_many(offsets, out)
+    }
+
+    fn read_many_if(
+        &self,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(), BusError> {
+        self.shared.read_many_if(expect, offsets, out)
     }
 
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
