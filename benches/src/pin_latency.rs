@@ -745,6 +745,8 @@ fn run_daemon(
         driver_stats: Arc::clone(&dstats),
         live: Some(Arc::clone(&live)),
         trace: Some(Arc::clone(&write_trace)),
+        // the daemon's wake-up: the driver's threads ring the publisher
+        bell: Some(ch.bell.clone()),
         ..BridgeIo::new(ch.events, cmd_tx, led_rx, 4, 0)
     };
     let cfg = crate::roles::bridge_config(a.port, 0, true);

@@ -502,11 +502,13 @@ fn run_bridge(
     cfg: BridgeConfig,
     events: crossbeam_channel::Receiver<ButtonEvent>,
     driver_stats: Arc<DriverStats>,
+    bell: Option<pynq_mqtt_driver::Bell>,
 ) -> Result<pynq_mqtt_bridge::BridgeStatsView> {
     let (cmd_tx, _cmd_rx) = bounded::<LedCommand>(16);
     let (_, led_rx) = bounded::<LedReport>(1);
     let io = BridgeIo {
         driver_stats,
+        bell,
         ..BridgeIo::new(events, cmd_tx, led_rx, 4, 0)
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -544,7 +546,7 @@ pub fn pub_bridge(port: u16, n: u64, qos: u8, protocol: pynq_mqtt_bridge::Protoc
     cfg.max_inflight = 1024;
     cfg.protocol = protocol;
     let t0 = Instant::now();
-    let view = run_bridge(cfg, rx, Arc::new(DriverStats::default()))?;
+    let view = run_bridge(cfg, rx, Arc::new(DriverStats::default()), None)?;
     let secs = t0.elapsed().as_secs_f64();
     let _ = feeder.join();
     Published {
@@ -607,7 +609,8 @@ pub fn pub_e2e(
     let dstats = driver.stats();
     let cfg = bridge_config(port, 0, false);
     let ds = Arc::clone(&dstats);
-    let bridge = std::thread::spawn(move || run_bridge(cfg, ch.events, ds));
+    let bell = Some(ch.bell.clone());
+    let bridge = std::thread::spawn(move || run_bridge(cfg, ch.events, ds, bell));
     // the daemon holds the command and LED ends too; keep them open until the end
     let (_commands, _leds) = (ch.commands, ch.leds);
     let burst = Burst {
@@ -794,6 +797,7 @@ pub fn latency(rate: f64, secs: f64) -> Result<()> {
         bridge_config(port, 0, true),
         rx,
         Arc::new(DriverStats::default()),
+        None,
     )?;
     let _ = feeder.join();
     let (r, mut lat) = sink.join().expect("sink thread");

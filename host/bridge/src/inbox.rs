@@ -1,9 +1,9 @@
 //! The driver's side of the link: its three channels (events, input levels, LED
 //! states) read without blocking into the session, and the waker that tells the
-//! link's task when one of them has something.
+//! link's task when one of them has something (the driver's bell, or a thread).
 
 use crossbeam_channel::{Receiver, TryRecvError};
-use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedReport};
+use pynq_mqtt_driver::{Bell, ButtonEvent, InputLevels, LedReport};
 
 use crate::session::Session;
 use crate::waker::Waker;
@@ -29,12 +29,18 @@ pub(crate) struct Pulled {
 }
 
 impl Inbox {
+    /// With the driver's `bell` the driver's threads wake the link; without one (or
+    /// with a bell another reader hooked already) a thread of ours watches the channels.
     pub(crate) fn new(
         events: Receiver<ButtonEvent>,
         leds: Receiver<LedReport>,
         levels: Receiver<InputLevels>,
+        bell: Option<&Bell>,
     ) -> Result<Self, BridgeError> {
-        let waker = Waker::spawn(&events, &leds, &levels).map_err(BridgeError::Thread)?;
+        let waker = match bell.and_then(Waker::on_bell) {
+            Some(w) => w,
+            None => Waker::spawn(&events, &leds, &levels).map_err(BridgeError::Thread)?,
+        };
         Ok(Self {
             events,
             leds,

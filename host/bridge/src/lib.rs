@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 use pynq_mqtt_driver::{
-    ButtonEvent, EventTrace, InputLevels, LedCommand, LedReport, Stats as DriverStats,
+    Bell, ButtonEvent, EventTrace, InputLevels, LedCommand, LedReport, Stats as DriverStats,
 };
 
 pub use config::{
@@ -77,6 +77,10 @@ pub struct BridgeIo {
     /// put its PUBLISH's last byte into the socket returned. None (always in the
     /// daemon): no clock is read and nothing is kept.
     pub trace: Option<Arc<EventTrace>>,
+    /// The driver's bell ([`DriverChannels::bell`](pynq_mqtt_driver::DriverChannels)):
+    /// the driver's threads then wake the publisher themselves. None: a thread of the
+    /// bridge waits on the channels instead (whoever feeds them need not ring).
+    pub bell: Option<Bell>,
 }
 
 impl BridgeIo {
@@ -101,6 +105,7 @@ impl BridgeIo {
             connect_hint: None,
             live: None,
             trace: None,
+            bell: None,
         }
     }
 }

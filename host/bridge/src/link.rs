@@ -79,7 +79,7 @@ impl Link {
         stats: Arc<BridgeStats>,
     ) -> Result<Self, BridgeError> {
         let cfg = Arc::new(cfg);
-        let inbox = Inbox::new(io.events, io.leds, io.levels)?;
+        let inbox = Inbox::new(io.events, io.leds, io.levels, io.bell.as_ref())?;
         let every = cfg.stats_interval.unwrap_or(Duration::from_secs(3600));
         let mut stats_tick = tokio::time::interval_at(TokioInstant::now() + every, every);
         stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -1,23 +1,35 @@
 //! Wakes the async publisher when the driver's channels have something.
 //!
 //! The driver's channels are crossbeam channels (its threads must never block on an
-//! async runtime). A small thread waits until either channel is ready, without taking
-//! anything from it, and notifies the publisher task; it then waits to be re-armed,
-//! which the publisher does only after it has found a channel empty. The level
-//! reports ride along: they close with the events (one driver thread sends both). So a busy
-//! publisher costs the waker nothing: one wake-up per batch, not per event.
+//! async runtime). Two ways to learn that one has something:
+//! - **The driver's bell** (the daemon): the driver's threads call the publisher's
+//!   `Notify` themselves after each batch they sent, and once more as they end. One
+//!   wake-up per batch, from the thread that sent it; a ring while the publisher is
+//!   busy leaves one permit, which costs it at most one look at empty channels.
+//! - **A thread of ours** (any other feeder): it waits until either channel is ready,
+//!   without taking anything from it, and notifies the publisher task; it then waits
+//!   to be re-armed, which the publisher does only after it has found a channel empty.
+//!   The level reports ride along: they close with the events (one driver thread sends
+//!   both). So a busy publisher costs the waker nothing: one wake-up per batch, not per
+//!   event, but two threads woken for each.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Select, Sender, TrySendError};
-use pynq_mqtt_driver::{ButtonEvent, InputLevels, LedReport};
+use pynq_mqtt_driver::{Bell, ButtonEvent, InputLevels, LedReport};
 use tokio::sync::Notify;
 
 /// The publisher's end.
 pub struct Waker {
     notify: Arc<Notify>,
+    /// None: the driver rings.
+    watcher: Option<Watcher>,
+}
+
+/// The publisher's hold on the waiting thread.
+struct Watcher {
     arm: Sender<()>,
     events_closed: Arc<AtomicBool>,
     leds_closed: Arc<AtomicBool>,
@@ -35,6 +47,17 @@ struct Watched {
 }
 
 impl Waker {
+    /// Hooks the publisher's wake-up to the driver's bell; None when another reader
+    /// has hooked it already.
+    pub fn on_bell(bell: &Bell) -> Option<Self> {
+        let notify = Arc::new(Notify::new());
+        let n = Arc::clone(&notify);
+        bell.set_hook(move || n.notify_one()).then_some(Self {
+            notify,
+            watcher: None,
+        })
+    }
+
     /// Starts the waiting thread on clones of the three receivers.
     pub fn spawn(
         events: &Receiver<ButtonEvent>,
@@ -63,10 +86,12 @@ impl Waker {
         let _ = arm.try_send(());
         Ok(Self {
             notify,
-            arm,
-            events_closed,
-            leds_closed,
-            levels_closed,
+            watcher: Some(Watcher {
+                arm,
+                events_closed,
+                leds_closed,
+                levels_closed,
+            }),
         })
     }
 
@@ -75,27 +100,34 @@ impl Waker {
         self.notify.notified().await;
     }
 
-    /// The publisher found the channels empty: wake it on the next message.
+    /// The publisher found the channels empty: wake it on the next message (the
+    /// driver's bell rings anyway).
     pub fn arm(&self) {
-        match self.arm.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) => {}
-            Err(TrySendError::Disconnected(())) => {}
+        if let Some(w) = &self.watcher {
+            match w.arm.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                Err(TrySendError::Disconnected(())) => {}
+            }
         }
     }
 
     /// A channel reported disconnected: stop watching it (else it is always ready).
     pub fn set_closed(&self, events: bool, leds: bool) {
-        if events {
-            self.events_closed.store(true, Ordering::SeqCst);
-        }
-        if leds {
-            self.leds_closed.store(true, Ordering::SeqCst);
+        if let Some(w) = &self.watcher {
+            if events {
+                w.events_closed.store(true, Ordering::SeqCst);
+            }
+            if leds {
+                w.leds_closed.store(true, Ordering::SeqCst);
+            }
         }
     }
 
     /// The level channel reported disconnected: stop watching it.
     pub fn set_levels_closed(&self) {
-        self.levels_closed.store(true, Ordering::SeqCst);
+        if let Some(w) = &self.watcher {
+            w.levels_closed.store(true, Ordering::SeqCst);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pynq_mqtt_bridge::{BridgeConfig, BridgeIo, BridgeStats, SessionMode};
-use pynq_mqtt_driver::{ButtonEvent, LedAction, LedCommand, LedReport};
+use pynq_mqtt_driver::{Bell, ButtonEvent, LedAction, LedCommand, LedReport};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
@@ -215,6 +215,17 @@ async fn qos2_every_event_in_order_before_offline() {
 /// 200 stops, the gap between the two closes spread from 0 to 400 us.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_stopping_while_the_link_is_idle_ends_the_run_at_once() {
+    stops_end_the_run_at_once(false).await;
+}
+
+/// The same with the driver's bell, as the daemon runs: no thread of the bridge
+/// watches the channels, and the driver's threads ring once their channel closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_stopping_while_the_link_is_idle_ends_the_run_at_once_with_the_bell() {
+    stops_end_the_run_at_once(true).await;
+}
+
+async fn stops_end_the_run_at_once(with_bell: bool) {
     let port = start_broker();
     for round in 0..200u64 {
         let (ev_tx, ev_rx) = crossbeam_channel::bounded::<ButtonEvent>(16);
@@ -227,9 +238,13 @@ async fn a_driver_stopping_while_the_link_is_idle_ends_the_run_at_once() {
         cfg.keep_alive = Duration::from_secs(3600);
         cfg.shutdown_timeout = Duration::from_secs(3600);
         let stats = Arc::new(BridgeStats::default());
+        let bell = with_bell.then(Bell::default);
         let bridge = tokio::spawn(pynq_mqtt_bridge::run(
             cfg,
-            BridgeIo::new(ev_rx, cmd_tx, led_rx, 4, 4),
+            BridgeIo {
+                bell: bell.clone(),
+                ..BridgeIo::new(ev_rx, cmd_tx, led_rx, 4, 4)
+            },
             Arc::clone(&stats),
         ));
         let connected = std::time::Instant::now();
@@ -240,16 +255,28 @@ async fn a_driver_stopping_while_the_link_is_idle_ends_the_run_at_once() {
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+        if let Some(b) = &bell {
+            assert!(
+                !b.set_hook(|| {}),
+                "round {round}: the bridge did not take the bell"
+            );
+        }
         // let the link settle into its idle wait, then stop the "driver"
         tokio::time::sleep(Duration::from_millis(2)).await;
         let gap = Duration::from_micros(round * 2);
         std::thread::spawn(move || {
             drop(ev_tx);
+            if let Some(b) = &bell {
+                b.ring();
+            }
             let t = std::time::Instant::now();
             while t.elapsed() < gap {
                 std::hint::spin_loop();
             }
             drop(led_tx);
+            if let Some(b) = &bell {
+                b.ring();
+            }
         });
         let view = tokio::time::timeout(Duration::from_secs(10), bridge)
             .await
@@ -260,4 +287,76 @@ async fn a_driver_stopping_while_the_link_is_idle_ends_the_run_at_once() {
             .expect("bridge ran");
         assert_eq!(view.published, 0, "{view:?}");
     }
+}
+
+/// With the driver's bell the link wakes on a ring and on nothing else: an event sent
+/// without one waits (no thread watches the channel), a ring sends it, and the rings of
+/// a busy link lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_bell_a_ring_wakes_the_link_and_nothing_else_does() {
+    let port = start_broker();
+    let (ev_tx, ev_rx) = crossbeam_channel::bounded::<ButtonEvent>(1024);
+    let (cmd_tx, _cmd_rx) = crossbeam_channel::bounded::<LedCommand>(16);
+    let (led_tx, led_rx) = crossbeam_channel::bounded::<LedReport>(16);
+    let mut cfg = BridgeConfig::new("127.0.0.1", port);
+    cfg.client_id = format!("it-bell-{port}");
+    cfg.stats_interval = None;
+    cfg.keep_alive = Duration::from_secs(3600);
+    let stats = Arc::new(BridgeStats::default());
+    let bell = Bell::default();
+    let bridge = tokio::spawn(pynq_mqtt_bridge::run(
+        cfg,
+        BridgeIo {
+            bell: Some(bell.clone()),
+            ..BridgeIo::new(ev_rx, cmd_tx, led_rx, 4, 4)
+        },
+        Arc::clone(&stats),
+    ));
+    let published = || stats.published.load(std::sync::atomic::Ordering::Relaxed);
+    let until = |n: u64| async move {
+        let t = std::time::Instant::now();
+        while published() < n && t.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        published()
+    };
+    while stats.connects.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // settle into the idle wait (the broker's answers to the start, SUBACK and the
+    // like, are all in by then), then an event without a ring: it stays in the channel
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ev_tx.send(event(0)).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        published(),
+        0,
+        "published without a ring: something else watches"
+    );
+    bell.ring();
+    assert_eq!(until(1).await, 1, "a ring did not wake the link");
+    // a feeder that rings after every batch of 8, while the link is busy or not
+    let feeder = {
+        let bell = bell.clone();
+        std::thread::spawn(move || {
+            for k in 1..=4000u64 {
+                ev_tx.send(event(k)).unwrap();
+                if k % 8 == 0 {
+                    bell.ring();
+                }
+            }
+            drop(ev_tx);
+            bell.ring();
+        })
+    };
+    feeder.join().unwrap();
+    assert_eq!(until(4001).await, 4001, "rings lost events");
+    drop(led_tx);
+    bell.ring();
+    let view = tokio::time::timeout(Duration::from_secs(10), bridge)
+        .await
+        .expect("the run ends on the last ring")
+        .expect("bridge task")
+        .expect("bridge ran");
+    assert_eq!(view.published, 4001, "{view:?}");
 }

@@ -175,6 +175,7 @@ pub fn run_with_pins(
             connect_hint: Some(Box::new(|e| crate::doctor::broker_hint(e).to_owned())),
             live: Some(live),
             trace: None,
+            bell: Some(ch.bell),
         },
         Arc::clone(&bridge_stats),
     ));

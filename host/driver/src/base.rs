@@ -41,7 +41,7 @@ use pynq_mqtt_regs::RegBus;
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    unix_us, ButtonEvent, DeviceInfo, DeviceLost, Driver, DriverChannels, DriverConfig,
+    unix_us, Bell, ButtonEvent, DeviceInfo, DeviceLost, Driver, DriverChannels, DriverConfig,
     DriverError, Flavor, InputLevels, LedAction, LedCommand, LedReport, Levels, LostFlag, Stats,
     LEVELS_QUEUE,
 };
@@ -197,6 +197,7 @@ impl Driver {
         let (cmd_tx, cmd_rx) = bounded::<LedCommand>(256);
         let (led_tx, led_rx) = bounded::<LedReport>(256 + usize::from(N_LEDS));
         let (levels_tx, levels_rx) = bounded::<InputLevels>(LEVELS_QUEUE);
+        let bell = Bell::default();
 
         enable(bus.as_ref(), base.bits)?;
         let now = read_levels(bus.as_ref())?;
@@ -230,6 +231,8 @@ impl Driver {
             rise_mask: config.rise_mask,
             fall_mask: config.fall_mask,
             foreign_in_a_row: 0,
+            bell: bell.clone(),
+            unrung: false,
         };
         let mut threads = Vec::new();
         let (s, timeout) = (Arc::clone(&stop), config.irq_timeout);
@@ -246,7 +249,11 @@ impl Driver {
                             );
                         }
                     }
-                    pump.run(&s, timeout)
+                    pump.run(&s, timeout);
+                    // the last word, once the channels are closed
+                    let bell = pump.bell.clone();
+                    drop(pump);
+                    bell.ring();
                 })
                 .map_err(DriverError::Thread)?,
         );
@@ -264,12 +271,18 @@ impl Driver {
             tx: led_tx,
             lost: lost.clone(),
             board: Arc::clone(&board),
+            bell: bell.clone(),
         };
         let s = Arc::clone(&stop);
         threads.push(
             std::thread::Builder::new()
                 .name("driver-leds".into())
-                .spawn(move || leds.run(&s))
+                .spawn(move || {
+                    leds.run(&s);
+                    let bell = leds.bell.clone();
+                    drop(leds);
+                    bell.ring();
+                })
                 .map_err(DriverError::Thread)?,
         );
         info!(
@@ -295,6 +308,7 @@ impl Driver {
                 commands: cmd_tx,
                 leds: led_rx,
                 levels: levels_rx,
+                bell,
             },
         ))
     }
@@ -333,6 +347,10 @@ struct BasePump {
     rise_mask: u32,
     fall_mask: u32,
     foreign_in_a_row: u32,
+    /// Rung after a wake that sent something.
+    bell: Bell,
+    /// Something was sent since the last ring.
+    unrung: bool,
 }
 
 impl BasePump {
@@ -359,6 +377,9 @@ impl BasePump {
                 Err(BusError::Closed) => break,
                 Err(e) => Err(e),
             };
+            if std::mem::take(&mut self.unrung) {
+                self.bell.ring();
+            }
             match result {
                 Ok(()) => failures = 0,
                 Err(BusError::Gone(why)) => {
@@ -477,6 +498,7 @@ impl BasePump {
             && self.levels_tx.try_send(InputLevels(self.out)).is_ok()
         {
             self.sent_levels = Some(self.out);
+            self.unrung = true;
         }
         Ok(())
     }
@@ -558,7 +580,7 @@ impl BasePump {
         self.seq += 1;
         Stats::add(&self.stats.captured, 1);
         match self.tx.try_send(event) {
-            Ok(()) => {}
+            Ok(()) => self.unrung = true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 if let Some(n) = every_power_of_two(&self.stats.channel_full, 1) {
                     warn!(lost = n, "event channel full: events lost");
@@ -595,6 +617,7 @@ struct BaseLeds {
     tx: Sender<LedReport>,
     lost: LostFlag,
     board: Arc<Levels>,
+    bell: Bell,
 }
 
 impl BaseLeds {
@@ -665,10 +688,10 @@ impl BaseLeds {
             led: cmd.led,
             on: back >> cmd.led & 1 == 1,
         };
-        if self.tx.try_send(report).is_err() {
-            if let Some(n) = every_power_of_two(&self.stats.led_reports_lost, 1) {
-                warn!(lost = n, "LED report channel full: read-backs not reported");
-            }
+        if self.tx.try_send(report).is_ok() {
+            self.bell.ring();
+        } else if let Some(n) = every_power_of_two(&self.stats.led_reports_lost, 1) {
+            warn!(lost = n, "LED report channel full: read-backs not reported");
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 #[macro_use]
 mod counters;
 pub mod base;
+mod bell;
 pub mod diag;
 mod extend;
 mod levels;
@@ -27,6 +28,7 @@ use pynq_mqtt_bus::{Bus, BusError, IrqWait};
 use pynq_mqtt_regs::{self as regs, DebounceUs, EvtPop, IrqEnable, IrqThreshold, RegBus};
 use tracing::{debug, error, info, warn};
 
+pub use bell::Bell;
 pub use counters::Counter;
 pub use extend::{Clock64, Seq64, WallOffset};
 pub use levels::Levels;
@@ -185,6 +187,9 @@ pub struct DriverChannels {
     pub leds: Receiver<LedReport>,
     /// The inputs' levels: once at start, then whenever a wake finds them changed.
     pub levels: Receiver<InputLevels>,
+    /// Rung after the driver sent into `events`, `leds` or `levels`, and as its
+    /// threads end (their channels closed): hook a wake-up of the reader here.
+    pub bell: Bell,
 }
 
 /// A running driver. [`Driver::stop`] drains the FIFO a last time and joins its threads.
@@ -272,6 +277,7 @@ impl Driver {
         let (cmd_tx, cmd_rx) = bounded::<LedCommand>(256);
         let (led_tx, led_rx) = bounded::<LedReport>(256 + usize::from(info.n_leds));
         let (levels_tx, levels_rx) = bounded::<InputLevels>(LEVELS_QUEUE);
+        let bell = Bell::default();
 
         // losses from before this start (no daemon was draining) are not this run's:
         // report them and clear the counter, which then counts this run exactly
@@ -309,6 +315,8 @@ impl Driver {
                 sent: None,
                 board: Arc::clone(&board),
             },
+            bell: bell.clone(),
+            unrung: false,
             trace: config.trace.clone(),
             offsets: Vec::with_capacity(CHECK.len() + 2 * POP_BATCH + CLOSE.len()),
             batch: Vec::with_capacity(CHECK.len() + 2 * POP_BATCH + CLOSE.len()),
@@ -345,7 +353,11 @@ impl Driver {
                             ),
                         }
                     }
-                    events.run(&s, timeout)
+                    events.run(&s, timeout);
+                    // the last word, once the channels are closed
+                    let bell = events.bell.clone();
+                    drop(events);
+                    bell.ring();
                 })
                 .map_err(DriverError::Thread)?,
         );
@@ -364,12 +376,18 @@ impl Driver {
             tx: led_tx,
             lost: lost.clone(),
             board: Arc::clone(&board),
+            bell: bell.clone(),
         };
         let s = Arc::clone(&stop);
         threads.push(
             std::thread::Builder::new()
                 .name("driver-leds".into())
-                .spawn(move || leds.run(&s))
+                .spawn(move || {
+                    leds.run(&s);
+                    let bell = leds.bell.clone();
+                    drop(leds);
+                    bell.ring();
+                })
                 .map_err(DriverError::Thread)?,
         );
         info!(
@@ -397,6 +415,7 @@ impl Driver {
                 commands: cmd_tx,
                 leds: led_rx,
                 levels: levels_rx,
+                bell,
             },
         ))
     }
@@ -492,6 +511,10 @@ struct EventPump {
     /// A drain's batch of reads and their values, kept between drains.
     offsets: Vec<u32>,
     batch: Vec<u32>,
+    /// Rung once a batch's events (or a level report) are in their channel.
+    bell: Bell,
+    /// Something was sent since the last ring.
+    unrung: bool,
 }
 
 /// Events popped per batch of reads at most.
@@ -581,18 +604,20 @@ impl LevelWatch {
     /// start, some perhaps lost) must not have the last word on a level. A level that
     /// no edge reports (an input whose events are masked off) is handed up at the
     /// latest one `irq_timeout` later; a full queue is retried at the next wake.
-    fn report(&mut self, bus: &dyn Bus, after_events: bool) -> Result<(), BusError> {
-        self.report_read(bus.read(regs::INPUTS)?, after_events);
-        Ok(())
+    fn report(&mut self, bus: &dyn Bus, after_events: bool) -> Result<bool, BusError> {
+        Ok(self.report_read(bus.read(regs::INPUTS)?, after_events))
     }
 
-    /// [`LevelWatch::report`] of an INPUTS value read at the end of a drain.
-    fn report_read(&mut self, inputs: u32, after_events: bool) {
+    /// [`LevelWatch::report`] of an INPUTS value read at the end of a drain; true when
+    /// a report was sent.
+    fn report_read(&mut self, inputs: u32, after_events: bool) -> bool {
         let now = InputLevels(inputs);
         self.board.set_inputs(now.0);
         if (after_events || self.sent != Some(now)) && self.tx.try_send(now).is_ok() {
             self.sent = Some(now);
+            return true;
         }
+        false
     }
 }
 
@@ -700,12 +725,19 @@ impl EventPump {
     /// Reports the inputs' levels after a drain: the INPUTS value its last batch read,
     /// or a read of its own where no batch ran.
     fn report_levels(&mut self, after_events: bool) -> Result<(), BusError> {
-        match self.inputs.take() {
-            Some(v) => {
-                self.levels.report_read(v, after_events);
-                Ok(())
-            }
-            None => self.levels.report(self.bus.as_ref(), after_events),
+        let sent = match self.inputs.take() {
+            Some(v) => self.levels.report_read(v, after_events),
+            None => self.levels.report(self.bus.as_ref(), after_events)?,
+        };
+        self.unrung |= sent;
+        self.ring();
+        Ok(())
+    }
+
+    /// Tells the layer above, once per batch, that something was sent.
+    fn ring(&mut self) {
+        if std::mem::take(&mut self.unrung) {
+            self.bell.ring();
         }
     }
 
@@ -846,6 +878,9 @@ impl EventPump {
                     Err(e) => break 'drain Err(e),
                 }
             }
+            // the batch's events are in the channel: the publisher may start on them
+            // while the drain goes on
+            self.ring();
             // (an event popped whose EVT_TS read failed is not handed up: the next
             // event's sequence number counts it in `seq_lost`)
             if let Err(e) = read {
@@ -864,6 +899,7 @@ impl EventPump {
         };
         self.offsets = offsets;
         self.batch = values;
+        self.ring();
         if gaps > 0 {
             Stats::add(&self.stats.seq_lost, gaps);
             warn!(
@@ -964,9 +1000,9 @@ impl EventPump {
 
     /// Hands an event up; a full channel loses it, counted and logged, never blocking
     /// (the FIFO must keep draining, and LED commands run on their own thread).
-    fn send(&self, event: ButtonEvent) {
+    fn send(&mut self, event: ButtonEvent) {
         match self.tx.try_send(event) {
-            Ok(()) => {}
+            Ok(()) => self.unrung = true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 let n = self.stats.channel_full.fetch_add(1, Ordering::Relaxed);
                 if (n + 1).is_power_of_two() {
@@ -997,6 +1033,7 @@ struct LedWorker {
     tx: Sender<LedReport>,
     lost: LostFlag,
     board: Arc<Levels>,
+    bell: Bell,
 }
 
 impl LedWorker {
@@ -1062,7 +1099,9 @@ impl LedWorker {
             led: cmd.led,
             on: back & bit != 0,
         };
-        if self.tx.try_send(report).is_err() {
+        if self.tx.try_send(report).is_ok() {
+            self.bell.ring();
+        } else {
             let n = self.stats.led_reports_lost.fetch_add(1, Ordering::Relaxed);
             if (n + 1).is_power_of_two() {
                 warn!(
