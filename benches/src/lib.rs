@@ -249,6 +249,14 @@ pub enum Role {
     /// A CPU-bound loop at normal priority until killed: the load beside (j).
     #[command(hide = true)]
     Burn,
+    /// The machine's floor under pop to socket write (pin-latency's last column).
+    #[command(hide = true)]
+    WakeFloor {
+        #[arg(long)]
+        rate: f64,
+        #[arg(long)]
+        n: u64,
+    },
     #[command(hide = true)]
     Latency {
         #[arg(long, default_value_t = 10_000.0)]
@@ -311,6 +319,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ),
         Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
         Some(Role::Burn) => roles::burn(),
+        Some(Role::WakeFloor { rate, n }) => pin_latency::wake_floor(rate, n),
         Some(Role::PinLatency {
             rates,
             secs,

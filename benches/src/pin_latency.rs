@@ -160,6 +160,10 @@ pub struct Case {
     pub write_sub: Option<Pcts>,
     /// How far the simulated fabric ran behind the wall clock (sampled every ms).
     pub fabric_lag: Option<Pcts>,
+    /// pynq-mqtt only: this machine's floor under pop to socket write, measured right
+    /// after the case in the same placement and at the same rate ([`wake_floor`]).
+    #[serde(default)]
+    pub wake_floor: Option<Pcts>,
     /// The board process's own line (driver counters, or the seed's).
     pub board: serde_json::Value,
     pub loadavg_before: String,
@@ -296,8 +300,8 @@ pub fn tables(cases: &[Case]) -> String {
         );
     }
     s += "\npynq-mqtt's split (µs, p50 / p99 / p99.9 / max):\n\n";
-    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | write → subscriber | simulated fabric behind the wall clock |\n";
-    s += "|---|---|---|---|---|---|---|\n";
+    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | write → subscriber | simulated fabric behind the wall clock | machine floor: a thread wakes a runtime |\n";
+    s += "|---|---|---|---|---|---|---|---|\n";
     let four = |p: Option<Pcts>| {
         p.map_or("–".into(), |p| {
             format!("{:.0} / {:.0} / {:.0} / {:.0}", p.p50, p.p99, p.p999, p.max)
@@ -305,7 +309,7 @@ pub fn tables(cases: &[Case]) -> String {
     };
     for c in cases.iter().filter(|c| c.board.get("captured").is_some()) {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.placement,
             c.publisher.trim_start_matches("pynq-mqtt, "),
             c.rate,
@@ -313,6 +317,7 @@ pub fn tables(cases: &[Case]) -> String {
             four(c.pop_write),
             four(c.write_sub),
             four(c.fabric_lag),
+            four(c.wake_floor),
         );
     }
     s
@@ -442,10 +447,92 @@ fn one(
         pop_write: traced.then(|| pct(&pop, &write)).flatten(),
         write_sub: traced.then(|| pct(&write, &sub_at)).flatten(),
         fabric_lag: serde_json::from_value(driven.counters["fabric_lag_us"].clone()).ok(),
+        wake_floor: if traced {
+            floor_of(ctx, place, rate, n)?
+        } else {
+            None
+        },
         board: driven.counters,
         loadavg_before,
         loadavg_after: loadavg(),
     })
+}
+
+/// [`wake_floor`] in a child process under `place`, `n` wakes (at most 2,000) at `rate`.
+fn floor_of(ctx: &Ctx, place: Place, rate: f64, n: u64) -> Result<Option<Pcts>> {
+    let out = ctx
+        .me(
+            place,
+            &[
+                "wake-floor".into(),
+                "--rate".into(),
+                rate.to_string(),
+                "--n".into(),
+                n.min(2000).to_string(),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        bail!("wake-floor failed: {}", out.status);
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// This machine's floor under the pop to socket write time: the one hand-over that
+/// path cannot do without, the driver's thread waking the publisher's runtime. A
+/// thread notifies a tokio `Notify` that a current-thread runtime in another thread
+/// awaits (as the driver's bell wakes the bridge), `n` times at `rate`; prints the
+/// percentiles of notify to the task running, µs, as one JSON line. Nothing else runs
+/// in the process: what it measures is the machine's wake-up of an idle thread.
+pub fn wake_floor(rate: f64, n: u64) -> Result<()> {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    // (the notify's moment in ns since t0) << 1 | 1, and 1 alone once the last was sent
+    let sent = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let (nt, st) = (Arc::clone(&notify), Arc::clone(&sent));
+    let waiter = std::thread::Builder::new()
+        .name("floor-task".into())
+        .spawn(move || -> Result<Vec<f64>> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            Ok(rt.block_on(async move {
+                let mut lat = Vec::with_capacity(n as usize);
+                let mut last = 0;
+                loop {
+                    nt.notified().await;
+                    let at = t0.elapsed().as_nanos() as u64;
+                    let s = st.load(Ordering::SeqCst);
+                    if s == 1 {
+                        return lat;
+                    }
+                    // a notify that came while the task ran is one permit: counted once
+                    if s != last {
+                        last = s;
+                        lat.push(at.saturating_sub(s >> 1) as f64 / 1e3);
+                    }
+                }
+            }))
+        })?;
+    std::thread::sleep(Duration::from_millis(20));
+    let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+    let start = Instant::now();
+    for i in 1..=n {
+        let due = start + period.mul_f64(i as f64);
+        if let Some(d) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+        sent.store((t0.elapsed().as_nanos() as u64) << 1 | 1, Ordering::SeqCst);
+        notify.notify_one();
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    sent.store(1, Ordering::SeqCst);
+    notify.notify_one();
+    let lat = waiter.join().map_err(|_| anyhow::anyhow!("floor task"))??;
+    println!("{}", serde_json::to_string(&percentiles(lat))?);
+    Ok(())
 }
 
 /// Settings of the board process.

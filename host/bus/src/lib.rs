@@ -124,6 +124,24 @@ pub trait Bus: Send + Sync {
     }
     /// Blocks until the interrupt fires or `timeout` passes.
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError>;
+    /// [`Bus::wait_irq`] and, once the interrupt fired, [`Bus::read_many_if`] of
+    /// `offsets` into `out`, as one step. The outer error is the wait's; the inner
+    /// result is the reads' (only after `Fired`; `out` is untouched otherwise). Where
+    /// the bus is another thread (the simulator) the reads run there the moment the
+    /// interrupt is delivered, one hand-over in all, as a driver's first reads follow
+    /// the interrupt on a board.
+    fn wait_irq_and_read(
+        &self,
+        timeout: Duration,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(IrqWait, Result<(), BusError>), BusError> {
+        Ok(match self.wait_irq(timeout)? {
+            IrqWait::Fired => (IrqWait::Fired, self.read_many_if(expect, offsets, out)),
+            IrqWait::TimedOut => (IrqWait::TimedOut, Ok(())),
+        })
+    }
     /// Unmasks the interrupt after it fired.
     fn rearm_irq(&self) -> Result<(), BusError>;
     /// Makes a [`Bus::wait_irq`] blocked in another thread return
@@ -154,6 +172,15 @@ impl<B: Bus + ?Sized> Bus for std::sync::Arc<B> {
     }
     fn wait_irq(&self, timeout: Duration) -> Result<IrqWait, BusError> {
         (**self).wait_irq(timeout)
+    }
+    fn wait_irq_and_read(
+        &self,
+        timeout: Duration,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(IrqWait, Result<(), BusError>), BusError> {
+        (**self).wait_irq_and_read(timeout, expect, offsets, out)
     }
     fn rearm_irq(&self) -> Result<(), BusError> {
         (**self).rearm_irq()

@@ -574,15 +574,44 @@ fn read_batch_if(
     offsets: &[u32],
     out: &mut Vec<u32>,
 ) -> Result<(), BusError> {
-    let had = out.len();
-    bus.read_many_if(expect, offsets, out)?;
-    if out.get(had).is_some_and(|&v| v != expect) {
+    out.clear();
+    let read = bus.read_many_if(expect, offsets, out);
+    read_contract_if(expect, offsets, out, read)
+}
+
+/// The contract of [`read_batch_if`] checked on a [`Bus::read_many_if`] (or
+/// [`Bus::wait_irq_and_read`]) that filled `values` from empty.
+fn read_contract_if(
+    expect: u32,
+    offsets: &[u32],
+    values: &[u32],
+    read: Result<(), BusError>,
+) -> Result<(), BusError> {
+    read?;
+    if values.first().is_some_and(|&v| v != expect) {
         return Ok(());
     }
-    match offsets.get(out.len() - had) {
+    match offsets.get(values.len()) {
         None => Ok(()),
         Some(&offset) => Err(BusError::Timeout { offset }),
     }
+}
+
+/// A batch's reads: the identity check (when due), `pairs` pops, the closing reads.
+fn batch_offsets(offsets: &mut Vec<u32>, check: bool, pairs: usize) {
+    if check {
+        offsets.extend_from_slice(&CHECK);
+    }
+    offsets.extend_from_slice(&POP_OFFSETS[..2 * pairs]);
+    offsets.extend_from_slice(&CLOSE);
+}
+
+/// A drain's first batch, read with the wait for the interrupt.
+struct FirstBatch {
+    /// The event pairs it popped.
+    pairs: usize,
+    /// How its reads went.
+    read: Result<(), BusError>,
 }
 
 /// Level reports waiting for the publisher; a full queue is caught up at a later wake.
@@ -654,14 +683,14 @@ impl EventPump {
             // every wake, interrupt or timeout, first makes sure the peripheral is
             // still ours (a notebook may have loaded another bitstream meanwhile): the
             // drain's first read is the identity, and a wrong one reads nothing more
-            let result = match self.bus.wait_irq(timeout) {
+            let result = match self.wait(timeout) {
                 // the line stays masked until the FIFO has read empty (or, coalescing,
                 // holds fewer than the count): an event that arrives after that last
                 // pop, or the events left, raise the (level) interrupt again at the
                 // re-arm or by count or age, so none waits unseen and none fires twice
-                Ok(IrqWait::Fired) => {
+                Ok((IrqWait::Fired, first)) => {
                     Stats::add(&self.stats.irqs, 1);
-                    match self.drain(Some(stop), None, self.leave_below) {
+                    match self.drain(Some(stop), None, self.leave_below, first) {
                         Ok((Drained::Empty | Drained::Left, popped)) => {
                             self.note_empty_irq(popped);
                             self.bus
@@ -678,9 +707,12 @@ impl EventPump {
                 }
                 // the FIFO is drained on timeouts too: a lost interrupt costs latency,
                 // not events (and the time extension gets its regular reading)
-                Ok(IrqWait::TimedOut) => self.drain(Some(stop), None, 0).and_then(|(_, popped)| {
-                    self.report_levels(popped > 0).map_err(DrainError::from)
-                }),
+                Ok((IrqWait::TimedOut, _)) => {
+                    self.drain(Some(stop), None, 0, None)
+                        .and_then(|(_, popped)| {
+                            self.report_levels(popped > 0).map_err(DrainError::from)
+                        })
+                }
                 Err(BusError::Closed) => break,
                 Err(e) => Err(e.into()),
             };
@@ -706,7 +738,7 @@ impl EventPump {
         // that an input that never stops (the generator without a count) cannot hold
         // the daemon
         let limit = 2 * self.check_every + 64;
-        match self.drain(None, Some(limit), 0) {
+        match self.drain(None, Some(limit), 0, None) {
             Ok((Drained::Empty | Drained::Left, _)) => {}
             Ok((Drained::Stopped, n)) => {
                 warn!(
@@ -720,6 +752,43 @@ impl EventPump {
             }
         }
         debug!("event pump stopped");
+    }
+
+    /// Waits for the interrupt. Unless the wall-clock estimate is due (its reads are a
+    /// batch of their own), the drain's first batch is read in the same step
+    /// ([`Bus::wait_irq_and_read`]): the offsets are left in `self.offsets`, the values
+    /// in `self.batch`, and what [`EventPump::drain`] needs of it is returned.
+    fn wait(&mut self, timeout: Duration) -> Result<(IrqWait, Option<FirstBatch>), BusError> {
+        if self.wall_due() {
+            return Ok((self.bus.wait_irq(timeout)?, None));
+        }
+        let pairs = self.batch_pairs(self.first_pairs, 0, u64::MAX);
+        self.offsets.clear();
+        batch_offsets(&mut self.offsets, true, pairs);
+        self.batch.clear();
+        let (woke, read) =
+            self.bus
+                .wait_irq_and_read(timeout, regs::ID_VALUE, &self.offsets, &mut self.batch)?;
+        Ok(match woke {
+            IrqWait::Fired => (woke, Some(FirstBatch { pairs, read })),
+            IrqWait::TimedOut => (woke, None),
+        })
+    }
+
+    /// The wall-clock offset is due for a new estimate.
+    fn wall_due(&self) -> bool {
+        self.wall_sampled
+            .is_none_or(|at| at.elapsed() >= WALL_SAMPLE_EVERY)
+    }
+
+    /// Event pairs a batch pops for a `level`, `since_check` pops after the last
+    /// identity check, with `room` pops left: the closing pop takes one of the room,
+    /// and of the pops before a check.
+    fn batch_pairs(&self, level: u64, since_check: u64, room: u64) -> usize {
+        level
+            .min(POP_BATCH as u64)
+            .min((self.check_every - since_check).saturating_sub(1))
+            .min(room - 1) as usize
     }
 
     /// Reports the inputs' levels after a drain: the INPUTS value its last batch read,
@@ -798,13 +867,13 @@ impl EventPump {
         stop: Option<&AtomicBool>,
         limit: Option<u64>,
         leave_below: u64,
+        mut first: Option<FirstBatch>,
     ) -> Result<(Drained, u64), DrainError> {
         self.inputs = None;
         // every WALL_SAMPLE_EVERY the opening is a TIME read of its own between two
-        // readings of the system clock, for the wall-clock offset
-        let sample_wall = self
-            .wall_sampled
-            .is_none_or(|at| at.elapsed() >= WALL_SAMPLE_EVERY);
+        // readings of the system clock, for the wall-clock offset (never after a first
+        // batch read with the wait: `wait` leaves that to the drain)
+        let sample_wall = first.is_none() && self.wall_due();
         if sample_wall {
             self.sample_wall()?;
         }
@@ -829,24 +898,29 @@ impl EventPump {
             if room == 0 {
                 break Ok(Drained::Stopped);
             }
-            // the closing pop takes one of the room, and of the pops before a check
-            let pairs = level
-                .min(POP_BATCH as u64)
-                .min((self.check_every - since_check).saturating_sub(1))
-                .min(room - 1) as usize;
-            offsets.clear();
-            let head = if check { CHECK.len() } else { 0 };
-            if check {
-                offsets.extend_from_slice(&CHECK);
-            }
-            offsets.extend_from_slice(&POP_OFFSETS[..2 * pairs]);
-            offsets.extend_from_slice(&CLOSE);
-            values.clear();
-            let read = if check {
-                read_batch_if(self.bus.as_ref(), regs::ID_VALUE, &offsets, &mut values)
-            } else {
-                read_batch(self.bus.as_ref(), &offsets, &mut values)
+            let (pairs, read) = match first.take() {
+                // read with the wait, identity first
+                Some(f) => {
+                    check = true;
+                    (
+                        f.pairs,
+                        read_contract_if(regs::ID_VALUE, &offsets, &values, f.read),
+                    )
+                }
+                None => {
+                    let pairs = self.batch_pairs(level, since_check, room);
+                    offsets.clear();
+                    batch_offsets(&mut offsets, check, pairs);
+                    values.clear();
+                    let read = if check {
+                        read_batch_if(self.bus.as_ref(), regs::ID_VALUE, &offsets, &mut values)
+                    } else {
+                        read_batch(self.bus.as_ref(), &offsets, &mut values)
+                    };
+                    (pairs, read)
+                }
             };
+            let head = if check { CHECK.len() } else { 0 };
             let popped_at = self.trace.as_ref().map(|_| trace::unix_ns());
             if check {
                 // errors end the loop, not the function: the gaps found so far are

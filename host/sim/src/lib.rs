@@ -264,6 +264,9 @@ struct Shared<M> {
     stop: AtomicBool,
     /// Set by `wake_waiter`: the next (or current) `wait_irq` returns at once.
     wake: AtomicBool,
+    /// A `wait_irq_and_read` waiting: its reads run in the clock thread the moment the
+    /// interrupt is delivered.
+    irq_read: Mutex<Option<IrqRead>>,
     speed: Speed,
     clk_hz: u64,
     /// The register window the bus sees: offset 0 is the model's address `base`.
@@ -272,6 +275,14 @@ struct Shared<M> {
     /// then; None while a fast replay runs. Written only when the epoch changes (at
     /// start, and when fast replay begins or ends), never per chunk.
     paced_epoch: Mutex<Option<Paced>>,
+}
+
+/// The reads of a `wait_irq_and_read`, and (once the interrupt was delivered) their
+/// values and the error that ended them.
+struct IrqRead {
+    expect: u32,
+    offsets: Vec<u32>,
+    done: Option<(Vec<u32>, Option<BusError>)>,
 }
 
 /// A bus's register window on the model: `span` bytes from address `base`.
@@ -307,6 +318,7 @@ impl<M: Core> Shared<M> {
             irq_cv: Condvar::new(),
             stop: AtomicBool::new(false),
             wake: AtomicBool::new(false),
+            irq_read: Mutex::new(None),
             speed,
             clk_hz,
             window,
@@ -408,16 +420,56 @@ impl<M: Core> Shared<M> {
 
     /// Makes the model's pins and line visible to other threads, and rings an armed
     /// interrupt (clock thread only).
-    fn publish(&self, st: &State<M>) {
+    fn publish(&self, st: &mut State<M>) {
+        let line = self.store_pins(st);
+        // the line before the re-arm flag, as `rearm_irq` writes the flag before it
+        // looks at the line: one of the two sees the other
+        if line && self.armed.load(Ordering::SeqCst) {
+            self.deliver_read(st);
+            self.ring();
+        }
+    }
+
+    /// Publishes the line and the pins; returns the line.
+    fn store_pins(&self, st: &State<M>) -> bool {
         let line = st.model.irq();
         self.line.store(line, Ordering::SeqCst);
         self.inputs.store(st.model.inputs(), Ordering::Relaxed);
         self.leds.store(st.model.leds(), Ordering::Relaxed);
-        // the line before the re-arm flag, as `rearm_irq` writes the flag before it
-        // looks at the line: one of the two sees the other
-        if line && self.armed.load(Ordering::SeqCst) {
-            self.ring();
+        line
+    }
+
+    /// The line is high and armed: a waiting `wait_irq_and_read` takes the interrupt
+    /// here and its reads run now, before the model steps on (clock thread only).
+    fn deliver_read(&self, st: &mut State<M>) {
+        let mut waiting = lock(&self.irq_read);
+        let Some(r) = waiting.as_mut().filter(|r| r.done.is_none()) else {
+            return;
+        };
+        if self
+            .armed
+            .compare_exchange(true, false, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
         }
+        let mut values = Vec::with_capacity(r.offsets.len());
+        let mut error = None;
+        for &offset in &r.offsets {
+            match st.model.read(self.window.base + offset) {
+                Ok(v) => values.push(v),
+                Err(e) => {
+                    error = Some(axi_error(offset, e));
+                    break;
+                }
+            }
+            if values.len() == 1 && values[0] != r.expect {
+                break;
+            }
+        }
+        r.done = Some((values, error));
+        drop(waiting);
+        self.store_pins(st);
     }
 
     fn start_stimulus(&self) -> Option<u64> {
@@ -487,6 +539,68 @@ impl<M: Core> Shared<M> {
                     .unwrap_or_else(|p| p.into_inner()),
             );
         }
+    }
+
+    /// [`Bus::wait_irq_and_read`]: the reads wait in `irq_read` for the clock thread,
+    /// which runs them as it delivers the interrupt (`deliver_read`).
+    fn wait_irq_and_read(
+        &self,
+        timeout: Duration,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(IrqWait, Result<(), BusError>), BusError> {
+        for &offset in offsets {
+            check_offset(offset, self.window.span)?;
+        }
+        *lock(&self.irq_read) = Some(IrqRead {
+            expect,
+            offsets: offsets.to_vec(),
+            done: None,
+        });
+        // a line already high and armed is delivered at the clock's next look
+        self.unpark();
+        let deadline = Instant::now() + timeout;
+        // takes the reads back; Some when the clock thread ran them meanwhile (their
+        // pops happened: they must not be dropped)
+        let take = || lock(&self.irq_read).take().and_then(|r| r.done);
+        let done = loop {
+            // the count before the look: a ring after it ends the sleep below at once
+            let seen = *self.rings();
+            let finished = {
+                let mut waiting = lock(&self.irq_read);
+                match waiting.as_ref() {
+                    Some(r) if r.done.is_some() => waiting.take().and_then(|r| r.done),
+                    _ => None,
+                }
+            };
+            if finished.is_some() {
+                break finished;
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return match take() {
+                    Some(done) => Ok(deliver(done, out)),
+                    None => Err(BusError::Closed),
+                };
+            }
+            if self.wake.swap(false, Ordering::SeqCst) {
+                break take();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break take();
+            }
+            let rings = self.rings();
+            drop(
+                self.irq_cv
+                    .wait_timeout_while(rings, left, |n| *n == seen)
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+        };
+        Ok(match done {
+            Some(done) => deliver(done, out),
+            None => (IrqWait::TimedOut, Ok(())),
+        })
     }
 
     fn rearm_irq(&self) {
@@ -812,6 +926,11 @@ fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
     };
     while !sh.stop.load(Ordering::SeqCst) {
         sh.serve(&mut st);
+        // a `wait_irq_and_read` that came while the line was already high and armed
+        // (the clock may stand still, paused for the host in fast replay) takes it now
+        if sh.line.load(Ordering::SeqCst) && sh.armed.load(Ordering::SeqCst) {
+            sh.publish(&mut st);
+        }
         let now = st.model.cycles();
         if st.replay == Replay::Running && st.model.pending_inputs() == 0 {
             st.replay = Replay::Done;
@@ -882,7 +1001,7 @@ fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
             } else {
                 st.model.step(k);
             }
-            sh.publish(&st);
+            sh.publish(&mut st);
             if sh.pending.load(Ordering::SeqCst) {
                 // the calls may change what the rest of the chunk should be (a replay
                 // started, a re-arm): the next round decides afresh
@@ -952,6 +1071,16 @@ impl Bus for SimBoard {
         self.shared.wait_irq(timeout)
     }
 
+    fn wait_irq_and_read(
+        &self,
+        timeout: Duration,
+        expect: u32,
+        offsets: &[u32],
+        out: &mut Vec<u32>,
+    ) -> Result<(IrqWait, Result<(), BusError>), BusError> {
+        self.shared.wait_irq_and_read(timeout, expect, offsets, out)
+    }
+
     fn rearm_irq(&self) -> Result<(), BusError> {
         self.shared.rearm_irq();
         Ok(())
@@ -964,6 +1093,15 @@ impl Bus for SimBoard {
     fn describe(&self) -> String {
         format!("sim ({} Hz Verilated RTL)", self.shared.clk_hz)
     }
+}
+
+/// A delivered interrupt's reads, handed to the caller of `wait_irq_and_read`.
+fn deliver(
+    (values, error): (Vec<u32>, Option<BusError>),
+    out: &mut Vec<u32>,
+) -> (IrqWait, Result<(), BusError>) {
+    out.extend_from_slice(&values);
+    (IrqWait::Fired, error.map_or(Ok(()), Err))
 }
 
 fn axi_error(offset: u32, e: ffi::AxiError) -> BusError {

@@ -242,3 +242,82 @@ fn a_press_and_release_within_one_clock_chunk_are_two_edges_apart_in_time() {
         assert!(apart >= 300, "round {round}: edges {apart} us apart");
     }
 }
+
+#[test]
+fn a_wait_and_read_takes_the_interrupt_and_its_reads_in_one_step() {
+    use pynq_mqtt_regs::offset;
+    let b = board(
+        Speed::RealTime(1.0),
+        "100 0 1\n100 1 1\n100 2 1\n400000 3 1\n",
+    );
+    b.write(IRQ_ENABLE, IrqEnable::default().with_event(true))
+        .unwrap();
+    let reads = [
+        offset::ID,
+        offset::EVT_POP,
+        offset::EVT_TS,
+        offset::EVT_POP,
+        offset::EVT_TS,
+        offset::FIFO_LEVEL,
+    ];
+    let id = b.read(ID).unwrap();
+    // nothing yet: a timeout, the reads not made (nothing popped, `out` untouched)
+    let mut out = vec![7];
+    let (woke, read) = b
+        .wait_irq_and_read(Duration::from_millis(20), id, &reads, &mut out)
+        .unwrap();
+    assert_eq!(
+        (woke, read.is_ok(), &out[..]),
+        (IrqWait::TimedOut, true, &[7][..])
+    );
+    // a wake-up from another thread ends the wait the same way
+    let waker = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut out = Vec::new();
+            let r = b.wait_irq_and_read(Duration::from_secs(10), id, &reads, &mut out);
+            (r.map(|(w, _)| w).ok(), out)
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        b.wake_waiter();
+        h.join().unwrap()
+    });
+    assert_eq!(waker, (Some(IrqWait::TimedOut), vec![]));
+    b.start_stimulus().expect("replay not started before");
+    out.clear();
+    let (woke, read) = b
+        .wait_irq_and_read(Duration::from_secs(5), id, &reads, &mut out)
+        .unwrap();
+    read.unwrap();
+    assert_eq!(woke, IrqWait::Fired);
+    assert_eq!(out.len(), reads.len());
+    assert_eq!(out[0], id);
+    let evt = |w: u32| ((w >> 31) & 1, (w >> 16) & 0xFF, w & 0xFFFF);
+    // the reads ran as the interrupt was delivered: the first two edges popped, the
+    // third waiting (the one 400 ms later not yet there)
+    assert_eq!(evt(out[1]), (1, 0, 0));
+    assert_eq!(evt(out[3]), (1, 1, 1));
+    assert_eq!(out[5] & 0xFFFF, 1, "FIFO_LEVEL after two pops");
+    // delivered, so masked until the re-arm, the line still high
+    let mut again = Vec::new();
+    let (woke, _) = b
+        .wait_irq_and_read(Duration::from_millis(20), id, &reads, &mut again)
+        .unwrap();
+    assert_eq!((woke, again.len()), (IrqWait::TimedOut, 0));
+    b.rearm_irq().unwrap();
+    let (woke, read) = b
+        .wait_irq_and_read(Duration::from_secs(5), id, &reads, &mut again)
+        .unwrap();
+    read.unwrap();
+    assert_eq!(woke, IrqWait::Fired);
+    assert_eq!(evt(again[1]), (1, 2, 2));
+    assert_eq!(evt(again[3]).0, 0, "the FIFO was empty after one pop");
+    // an identity that does not match: one read, nothing popped
+    b.rearm_irq().unwrap();
+    let mut other = Vec::new();
+    let (woke, read) = b
+        .wait_irq_and_read(Duration::from_secs(5), !id, &reads, &mut other)
+        .unwrap();
+    read.unwrap();
+    assert_eq!((woke, other), (IrqWait::Fired, vec![id]));
+    assert_eq!(b.read(pynq_mqtt_regs::FIFO_LEVEL).unwrap().0 & 0xFFFF, 1);
+}
