@@ -51,6 +51,11 @@ impl Inbox {
         })
     }
 
+    /// Events waiting in the channel.
+    pub(crate) fn waiting(&self) -> usize {
+        self.events.len()
+    }
+
     /// The driver has closed both its channels: it has stopped.
     pub(crate) fn closed(&self) -> bool {
         !self.events_open && !self.leds_open

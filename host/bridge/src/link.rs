@@ -34,6 +34,10 @@ use crate::BridgeError;
 /// The cause of the rate-limited line about commands the driver did not take.
 const DROPPED: &str = "LED command dropped";
 
+/// Events waiting at a wake from which the link yields its core once before it
+/// takes them (a burst: the batch is worth growing; fewer go at once).
+const YIELD_AT: usize = 32;
+
 /// How a connection ended.
 enum End {
     /// DISCONNECT sent and the broker closed (or the grace ran out): the run is over.
@@ -336,11 +340,16 @@ impl Link {
                     Ok(None) => c.flush_pending = false,
                     Err(e) => return End::Lost(TransportError::of(e, tls).into()),
                 },
-                // woken: the core goes once to whatever else is ready on it (the
-                // broker, its subscribers) before this turn takes the channel, so on a
-                // loaded core a batch grows instead of becoming one write per wake; on
-                // an idle core the yield returns at once
-                () = self.inbox.waker.notified(), if idle => std::thread::yield_now(),
+                // woken with a burst waiting (a high rate): the core goes once to
+                // whatever else is ready on it (the broker, its subscribers) before this
+                // turn takes the channel, so on a loaded core a batch grows instead of
+                // becoming one write per drain; a few events (a button) go at once, as
+                // a yield can wait behind a busy thread on the same core
+                () = self.inbox.waker.notified(), if idle => {
+                    if self.inbox.waiting() >= YIELD_AT {
+                        std::thread::yield_now();
+                    }
+                }
                 () = c.timer.as_mut() => match self.session.on_timer(Instant::now()) {
                     Ok(next) => c.timer.as_mut().reset(TokioInstant::from_std(next)),
                     Err(e) => return End::Lost(e),
