@@ -453,21 +453,12 @@ impl<M: Core> Shared<M> {
         {
             return;
         }
-        let mut values = Vec::with_capacity(r.offsets.len());
-        let mut error = None;
-        for &offset in &r.offsets {
-            match st.model.read(self.window.base + offset) {
-                Ok(v) => values.push(v),
-                Err(e) => {
-                    error = Some(axi_error(offset, e));
-                    break;
-                }
-            }
-            if values.len() == 1 && values[0] != r.expect {
-                break;
-            }
-        }
-        r.done = Some((values, error));
+        r.done = Some(read_regs(
+            &mut st.model,
+            self.window.base,
+            Some(r.expect),
+            &r.offsets,
+        ));
         drop(waiting);
         self.store_pins(st);
     }
@@ -730,19 +721,7 @@ impl<M: Core> Shared<M> {
         }
         let (base, offsets) = (self.window.base, offsets.to_vec());
         let (values, error) = self
-            .call(move |_, st| {
-                let mut values = Vec::with_capacity(offsets.len());
-                for offset in offsets {
-                    match st.model.read(base + offset) {
-                        Ok(v) => values.push(v),
-                        Err(e) => return (values, Some(axi_error(offset, e))),
-                    }
-                    if values.len() == 1 && expect.is_some_and(|x| x != values[0]) {
-                        break;
-                    }
-                }
-                (values, None)
-            })
+            .call(move |_, st| read_regs(&mut st.model, base, expect, &offsets))
             .ok_or(BusError::Closed)?;
         out.extend_from_slice(&values);
         error.map_or(Ok(()), Err)
@@ -1093,6 +1072,28 @@ impl Bus for SimBoard {
     fn describe(&self) -> String {
         format!("sim ({} Hz Verilated RTL)", self.shared.clk_hz)
     }
+}
+
+/// Reads `offsets` from `base` back to back on the model (clock thread only); with
+/// `expect`, stops after a first value that differs from it. The values read, and the
+/// error that ended them.
+fn read_regs<M: Core>(
+    model: &mut M,
+    base: u32,
+    expect: Option<u32>,
+    offsets: &[u32],
+) -> (Vec<u32>, Option<BusError>) {
+    let mut values = Vec::with_capacity(offsets.len());
+    for &offset in offsets {
+        match model.read(base + offset) {
+            Ok(v) => values.push(v),
+            Err(e) => return (values, Some(axi_error(offset, e))),
+        }
+        if values.len() == 1 && expect.is_some_and(|x| x != values[0]) {
+            break;
+        }
+    }
+    (values, None)
 }
 
 /// A delivered interrupt's reads, handed to the caller of `wait_irq_and_read`.
