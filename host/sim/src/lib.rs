@@ -35,6 +35,9 @@ const SLICE: u64 = 64;
 /// Clocks from a pin change to irq (synchronizer, edge, capture, the interrupt flop),
 /// with room to spare: the clock thread wakes this long after a scheduled change.
 const PIN_SETTLE: u64 = 16;
+/// Wall seconds before a scheduled pin change at which a sleeping clock wakes to step
+/// up to then, so that few cycles are left to step when the change is due.
+const PIN_LEAD_S: f64 = 100e-6;
 /// Behind the wall clock by more than this, the clock catches up at a bounded pace
 /// (see `clock_thread`).
 const CATCH_UP_CYCLES: u64 = 4 * CHUNK;
@@ -885,8 +888,20 @@ impl<M: Core> Drop for ClockEnd<'_, M> {
     }
 }
 
+/// Asks the kernel to end this thread's timed sleeps on time: a normal thread's timer
+/// may fire up to 50 µs late (its timer slack), and the clock's sleeps end at the
+/// moments a stimulus edge is due. Best effort: a kernel that refuses leaves the default.
+fn tight_timer() {
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and changes only this thread's
+    // timer slack; no memory is passed to the kernel.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
 fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
     let _end = ClockEnd(sh);
+    tight_timer();
     let start = sh
         .paced()
         .expect("the epoch is set before the clock starts");
@@ -1014,7 +1029,15 @@ fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
                     .saturating_add(PIN_SETTLE)
                     .saturating_sub(epoch_cycle) as f64
                     / rate;
-                sleep = sleep.min(due - epoch.elapsed().as_secs_f64());
+                let to_due = due - epoch.elapsed().as_secs_f64();
+                // far enough off, wake PIN_LEAD early and step up to then: at the due
+                // moment only the last PIN_LEAD of cycles are left to step before the
+                // edge (at 1 MHz the model steps about ten cycles per wall µs)
+                sleep = sleep.min(if to_due > 2.0 * PIN_LEAD_S {
+                    to_due - PIN_LEAD_S
+                } else {
+                    to_due
+                });
             }
             // at least the timer's grain: a due moment just passed is stepped next round
             std::thread::park_timeout(Duration::from_secs_f64(sleep.max(20e-6)));
