@@ -341,6 +341,12 @@ pub fn main(args: &BenchArgs) -> Result<()> {
             ("10,1000,10000", "10,5,2")
         };
         let json = out.join("pin-latency.json");
+        // a full run also measures spread with the simulated fabric kept off the core
+        // the bridge wakes on, to show what of spread's latency is the simulator's
+        let mut pin_placements = args.placements.clone();
+        if !smoke && args.placements.split(',').any(|p| p.trim() == "spread") {
+            pin_placements += ",spread-fabric-cpu1";
+        }
         let mut args = vec![
             "--root".to_string(),
             ctx.root.display().to_string(),
@@ -350,7 +356,7 @@ pub fn main(args: &BenchArgs) -> Result<()> {
             "--secs".into(),
             secs.into(),
             "--placements".into(),
-            args.placements.clone(),
+            pin_placements,
             "--json".into(),
             json.display().to_string(),
         ];

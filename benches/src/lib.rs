@@ -130,7 +130,8 @@ pub enum Role {
         /// Seconds per rate, comma-separated (the last one repeats).
         #[arg(long, default_value = "30,10,5", value_delimiter = ',')]
         secs: Vec<f64>,
-        /// `spread`, `shared` or both, comma-separated.
+        /// `spread`, `shared`, `spread-fabric-cpu1` (spread with the simulated
+        /// fabric's threads on CPU 1), comma-separated.
         #[arg(long, default_value = "spread,shared")]
         placements: String,
         /// `default`, `coalesce`, `seed`, comma-separated.
@@ -253,13 +254,16 @@ pub enum Role {
     /// A CPU-bound loop at normal priority until killed: the load beside (j).
     #[command(hide = true)]
     Burn,
-    /// The machine's floor under pop to socket write (pin-latency's last column).
+    /// The machine's floor under pop to socket write (pin-latency's last two columns).
     #[command(hide = true)]
     WakeFloor {
         #[arg(long)]
         rate: f64,
         #[arg(long)]
         n: u64,
+        /// Also write a PUBLISH to the broker on this port after each wake-up.
+        #[arg(long)]
+        port: Option<u16>,
     },
     #[command(hide = true)]
     Latency {
@@ -323,7 +327,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ),
         Some(Role::Latency { rate, secs }) => roles::latency(rate, secs),
         Some(Role::Burn) => roles::burn(),
-        Some(Role::WakeFloor { rate, n }) => pin_latency::wake_floor(rate, n),
+        Some(Role::WakeFloor { rate, n, port }) => pin_latency::wake_floor(rate, n, port),
         Some(Role::PinLatency {
             rates,
             secs,

@@ -164,6 +164,10 @@ pub struct Case {
     /// after the case in the same placement and at the same rate ([`wake_floor`]).
     #[serde(default)]
     pub wake_floor: Option<Pcts>,
+    /// pynq-mqtt only: the same wake-up, then one QoS 0 PUBLISH written to this case's
+    /// broker, notify to the write's return ([`wake_floor`] with the broker's port).
+    #[serde(default)]
+    pub write_floor: Option<Pcts>,
     /// The board process's own line (driver counters, or the seed's).
     pub board: serde_json::Value,
     pub loadavg_before: String,
@@ -218,8 +222,14 @@ pub fn main(
         .collect::<Result<Vec<_>>>()?;
     let mut cases = Vec::new();
     let result = (|| -> Result<()> {
-        for place in placements.split(',').map(|p| Place::parse(p.trim())) {
-            let place = place?;
+        for spec in placements.split(',').map(|p| p.trim()) {
+            // `spread-fabric-cpu1`: spread, but the simulated fabric's clock thread on
+            // CPU 1 only (as in shared), so that it does not take the core the bridge
+            // wakes on; a board's fabric takes no ARM cycles at all
+            let (place, fabric_apart) = match spec.strip_suffix("-fabric-cpu1") {
+                Some(p) => (Place::parse(p)?, true),
+                None => (Place::parse(spec)?, false),
+            };
             let broker = start_broker(&ctx, place)?;
             for &publisher in &pubs {
                 for (i, &rate) in rates.iter().enumerate() {
@@ -227,7 +237,7 @@ pub fn main(
                     let n = ((rate * secs).round() as u64).max(1);
                     let case = one(
                         &ctx,
-                        place,
+                        (place, fabric_apart),
                         broker.port,
                         (publisher, thread_driver),
                         rate,
@@ -236,7 +246,7 @@ pub fn main(
                     let t = case.total;
                     eprintln!(
                         "  {} / {} / {rate}/s: {} of {} received; pin->sub p50 {:.0} p99 {:.0} max {:.0} us",
-                        place.name(),
+                        case.placement,
                         publisher.name(),
                         case.received,
                         case.driven,
@@ -300,8 +310,8 @@ pub fn tables(cases: &[Case]) -> String {
         );
     }
     s += "\npynq-mqtt's split (µs, p50 / p99 / p99.9 / max):\n\n";
-    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | write → subscriber | simulated fabric behind the wall clock | machine floor: a thread wakes a runtime |\n";
-    s += "|---|---|---|---|---|---|---|---|\n";
+    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | write → subscriber | simulated fabric behind the wall clock | machine floor: a thread wakes a runtime | machine floor: the wake and one PUBLISH written to the broker |\n";
+    s += "|---|---|---|---|---|---|---|---|---|\n";
     let four = |p: Option<Pcts>| {
         p.map_or("–".into(), |p| {
             format!("{:.0} / {:.0} / {:.0} / {:.0}", p.p50, p.p99, p.p999, p.max)
@@ -309,7 +319,7 @@ pub fn tables(cases: &[Case]) -> String {
     };
     for c in cases.iter().filter(|c| c.board.get("captured").is_some()) {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.placement,
             c.publisher.trim_start_matches("pynq-mqtt, "),
             c.rate,
@@ -318,6 +328,7 @@ pub fn tables(cases: &[Case]) -> String {
             four(c.write_sub),
             four(c.fabric_lag),
             four(c.wake_floor),
+            four(c.write_floor),
         );
     }
     s
@@ -325,7 +336,7 @@ pub fn tables(cases: &[Case]) -> String {
 
 fn one(
     ctx: &Ctx,
-    place: Place,
+    (place, fabric_apart): (Place, bool),
     port: u16,
     (publisher, thread_driver): (Publisher, bool),
     rate: f64,
@@ -392,7 +403,8 @@ fn one(
     if thread_driver {
         args.push("--thread-driver".into());
     }
-    if place == Place::Shared {
+    let fabric_apart = fabric_apart || place == Place::Shared;
+    if fabric_apart {
         // the clock thread is the FPGA fabric and the stimulus the world outside:
         // neither takes the ARM core's cycles on a board
         args.extend(["--fabric-cpu".into(), "1".into()]);
@@ -434,8 +446,16 @@ fn one(
     };
     let pop = by_seq(edges, &driven.pops);
     let write = by_seq(edges, &driven.writes);
+    let floor = if traced {
+        floor_of(ctx, place, rate, n, port)?
+    } else {
+        Floor::default()
+    };
     Ok(Case {
-        placement: place.name(),
+        placement: match (place, fabric_apart) {
+            (Place::Spread, true) => "spread, fabric on CPU 1",
+            _ => place.name(),
+        },
         pin_driver: if thread_driver { "thread" } else { "stimulus" },
         publisher: publisher.name(),
         rate,
@@ -447,19 +467,26 @@ fn one(
         pop_write: traced.then(|| pct(&pop, &write)).flatten(),
         write_sub: traced.then(|| pct(&write, &sub_at)).flatten(),
         fabric_lag: serde_json::from_value(driven.counters["fabric_lag_us"].clone()).ok(),
-        wake_floor: if traced {
-            floor_of(ctx, place, rate, n)?
-        } else {
-            None
-        },
+        wake_floor: floor.wake,
+        write_floor: floor.write,
         board: driven.counters,
         loadavg_before,
         loadavg_after: loadavg(),
     })
 }
 
-/// [`wake_floor`] in a child process under `place`, `n` wakes (at most 2,000) at `rate`.
-fn floor_of(ctx: &Ctx, place: Place, rate: f64, n: u64) -> Result<Option<Pcts>> {
+/// What [`wake_floor`] prints.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Floor {
+    /// Notify to the task running.
+    pub wake: Option<Pcts>,
+    /// Notify to the return of the task's PUBLISH write (with a broker).
+    pub write: Option<Pcts>,
+}
+
+/// [`wake_floor`] in a child process under `place`, `n` wakes (at most 2,000) at `rate`,
+/// each followed by a PUBLISH to the broker on `port`.
+fn floor_of(ctx: &Ctx, place: Place, rate: f64, n: u64, port: u16) -> Result<Floor> {
     let out = ctx
         .me(
             place,
@@ -469,6 +496,8 @@ fn floor_of(ctx: &Ctx, place: Place, rate: f64, n: u64) -> Result<Option<Pcts>> 
                 rate.to_string(),
                 "--n".into(),
                 n.min(2000).to_string(),
+                "--port".into(),
+                port.to_string(),
             ],
         )
         .stdout(Stdio::piped())
@@ -483,10 +512,14 @@ fn floor_of(ctx: &Ctx, place: Place, rate: f64, n: u64) -> Result<Option<Pcts>> 
 /// This machine's floor under the pop to socket write time: the one hand-over that
 /// path cannot do without, the driver's thread waking the publisher's runtime. A
 /// thread notifies a tokio `Notify` that a current-thread runtime in another thread
-/// awaits (as the driver's bell wakes the bridge), `n` times at `rate`; prints the
-/// percentiles of notify to the task running, µs, as one JSON line. Nothing else runs
-/// in the process: what it measures is the machine's wake-up of an idle thread.
-pub fn wake_floor(rate: f64, n: u64) -> Result<()> {
+/// awaits (as the driver's bell wakes the bridge), `n` times at `rate`. With `port`,
+/// the task then writes one QoS 0 PUBLISH of an event's size (a topic nobody
+/// subscribes to) to the broker there, on a connection made before the first notify,
+/// as the bridge writes an event. Prints a [`Floor`]: the percentiles of notify to the
+/// task running and of notify to the write's return, µs, as one JSON line. Nothing
+/// else runs in the process: it measures the machine's wake-up of an idle thread and
+/// its loopback write to the broker, with no code of pynq-mqtt in between.
+pub fn wake_floor(rate: f64, n: u64, port: Option<u16>) -> Result<()> {
     let notify = Arc::new(tokio::sync::Notify::new());
     // (the notify's moment in ns since t0) << 1 | 1, and 1 alone once the last was sent
     let sent = Arc::new(AtomicU64::new(0));
@@ -494,27 +527,53 @@ pub fn wake_floor(rate: f64, n: u64) -> Result<()> {
     let (nt, st) = (Arc::clone(&notify), Arc::clone(&sent));
     let waiter = std::thread::Builder::new()
         .name("floor-task".into())
-        .spawn(move || -> Result<Vec<f64>> {
+        .spawn(move || -> Result<(Vec<f64>, Vec<f64>)> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            Ok(rt.block_on(async move {
-                let mut lat = Vec::with_capacity(n as usize);
+            rt.block_on(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut conn = match port {
+                    Some(p) => {
+                        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", p)).await?;
+                        c.set_nodelay(true)?;
+                        c.write_all(&wire::connect("pynq-mqtt-bench-floor")).await?;
+                        let mut connack = [0u8; 4];
+                        c.read_exact(&mut connack).await?;
+                        if connack[0] != 0x20 || connack[3] != 0 {
+                            bail!("the broker refused the floor's CONNECT: {connack:?}");
+                        }
+                        Some(c)
+                    }
+                    None => None,
+                };
+                // an event's size: pynq-mqtt's JSON payload is about this long
+                let mut packet = Vec::new();
+                wire::publish(&mut packet, "pynq-mqtt-bench/floor", &[b'x'; 72], None);
+                let (mut wake, mut write) = (Vec::with_capacity(n as usize), Vec::new());
                 let mut last = 0;
                 loop {
                     nt.notified().await;
                     let at = t0.elapsed().as_nanos() as u64;
                     let s = st.load(Ordering::SeqCst);
                     if s == 1 {
-                        return lat;
+                        if let Some(mut c) = conn {
+                            let _ = c.write_all(&wire::DISCONNECT).await;
+                        }
+                        return Ok((wake, write));
                     }
                     // a notify that came while the task ran is one permit: counted once
                     if s != last {
                         last = s;
-                        lat.push(at.saturating_sub(s >> 1) as f64 / 1e3);
+                        wake.push(at.saturating_sub(s >> 1) as f64 / 1e3);
+                        if let Some(c) = conn.as_mut() {
+                            c.write_all(&packet).await?;
+                            let done = t0.elapsed().as_nanos() as u64;
+                            write.push(done.saturating_sub(s >> 1) as f64 / 1e3);
+                        }
                     }
                 }
-            }))
+            })
         })?;
     std::thread::sleep(Duration::from_millis(20));
     let period = Duration::from_secs_f64(1.0 / rate.max(1e-3));
@@ -530,8 +589,12 @@ pub fn wake_floor(rate: f64, n: u64) -> Result<()> {
     std::thread::sleep(Duration::from_millis(5));
     sent.store(1, Ordering::SeqCst);
     notify.notify_one();
-    let lat = waiter.join().map_err(|_| anyhow::anyhow!("floor task"))??;
-    println!("{}", serde_json::to_string(&percentiles(lat))?);
+    let (wake, write) = waiter.join().map_err(|_| anyhow::anyhow!("floor task"))??;
+    let floor = Floor {
+        wake: percentiles(wake),
+        write: percentiles(write),
+    };
+    println!("{}", serde_json::to_string(&floor)?);
     Ok(())
 }
 
