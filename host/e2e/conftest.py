@@ -7,10 +7,12 @@ import re
 import subprocess
 import time
 
+import warnings
+
 import paho.mqtt.client as mqtt
 import pytest
 
-from mqtt_env import Collector, Mosquitto, free_port, wait_port  # noqa: F401 (re-exported)
+from mqtt_env import RUNNING_BROKERS, Collector, Mosquitto, free_port, wait_port  # noqa: F401 (re-exported)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -23,6 +25,16 @@ def pytest_configure(config):
         "markers",
         "arm: also run against the armv7 daemon under qemu-user (scripts/test, step "
         "'board build: armv7 end to end'): the seed workflow and a QoS 1 broker restart")
+
+
+@pytest.fixture(autouse=True)
+def no_broker_left_behind(request):
+    """A broker a test started and did not stop is stopped after it (and named), so that
+    it cannot hold a port or a core through the tests after it."""
+    yield
+    for b in list(RUNNING_BROKERS):
+        warnings.warn(f"{request.node.nodeid} left mosquitto on port {b.port} running")
+        b.stop()
 
 
 @pytest.fixture(scope="session")

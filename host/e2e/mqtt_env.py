@@ -75,6 +75,10 @@ CONFIG_LINES = {
 }
 
 
+# every Mosquitto started and not yet stopped: conftest stops what a test left behind
+RUNNING_BROKERS = set()
+
+
 class Mosquitto:
     """mosquitto on a fixed loopback port, restartable. `persistence` keeps sessions
     and queued messages across a SIGTERM restart; `extra` is appended to the listener;
@@ -107,6 +111,7 @@ class Mosquitto:
     def start(self):
         self.log = open(self.dir / f"mosquitto-{self.starts}.log", "w")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=self.log, stderr=subprocess.STDOUT)
+        RUNNING_BROKERS.add(self)
         self.starts += 1
         wait_port(self.port)
         return self
@@ -118,6 +123,7 @@ class Mosquitto:
         if self.proc:
             self.log.close()
         self.proc = None
+        RUNNING_BROKERS.discard(self)
 
     def restart(self, sig=signal.SIGTERM, down_s=0.0):
         self.stop(sig)

@@ -45,8 +45,11 @@ def test_a_prefix_without_its_slash_gets_one(binary, tmp_path):
         assert "pynq/status" in topics, topics
         assert not [t for t in topics if t.startswith("pynq") and not t.startswith("pynq/")], topics
     finally:
-        assert d.stop() == 0
-        sub.close()
+        try:
+            assert d.stop() == 0
+        finally:
+            sub.close()
+            broker.stop()
 
 
 def test_the_simulators_view_sees_a_prefix_without_its_slash(binary, tmp_path):
@@ -107,8 +110,11 @@ def test_the_id_is_in_the_connect_line_the_stats_and_discovery(binary, tmp_path)
         line = [l for l in d.text().splitlines() if "connected to broker" in l][0]
         assert "client_id=pynq-mqtt-0a1b2c" in line, line
     finally:
-        assert d.stop() == 0
-        sub.close()
+        try:
+            assert d.stop() == 0
+        finally:
+            sub.close()
+            broker.stop()
 
 
 TAKEOVER = "uses this client id"
@@ -139,6 +145,7 @@ def test_two_daemons_with_one_client_id_say_it_once(binary, tmp_path):
             b.stop()
     finally:
         a.stop()
+        broker.stop()
 
 
 def test_two_boards_with_their_own_ids_coexist_and_a_shared_status_is_named(binary, tmp_path):
@@ -165,4 +172,7 @@ def test_two_boards_with_their_own_ids_coexist_and_a_shared_status_is_named(bina
         finally:
             assert b.stop() == 0
     finally:
-        assert a.stop() == 0
+        try:
+            assert a.stop() == 0
+        finally:
+            broker.stop()
