@@ -34,7 +34,10 @@ def test_a_refused_login_gets_doctors_hint(binary, tmp_path):
     broker = Mosquitto(tmp_path, listener_opts="allow_anonymous false\n").start()
     d = Daemon(binary, f"mqtt://127.0.0.1:{broker.port}", tmp_path, "--stats-interval", "0",
                env=clean_env())
-    code = d.wait(30)
+    try:
+        code = d.wait(30)
+    finally:
+        broker.stop()
     text = d.text()
     assert code != 0, text[-2000:]
     hints = [l for l in text.splitlines() if HINT in l]

@@ -46,7 +46,10 @@ def test_more_names_than_inputs_warn_at_start(binary, sim_shape, tmp_path):
         assert len(lines) == 1 and f"{len(names)} names" in lines[0] and f"unused: {unused}" in lines[0], \
             d.text()[-2000:]
     finally:
-        assert d.stop() == 0
+        try:
+            assert d.stop() == 0
+        finally:
+            broker.stop()
 
 
 def test_a_password_in_the_file_points_to_password_file(binary, tmp_path):
@@ -77,9 +80,11 @@ def test_keep_alive_zero_is_mqtts_no_keep_alive(binary, tmp_path):
         connects = [ln for ln in broker.logs().splitlines() if "New client connected" in ln and "pynq-mqtt" in ln]
         assert connects and all(ln.rstrip(".").endswith("k0)") for ln in connects), connects
     finally:
-        assert d.stop() == 0
-        sub.close()
-        broker.stop()
+        try:
+            assert d.stop() == 0
+        finally:
+            sub.close()
+            broker.stop()
 
 
 def test_a_stimulus_with_a_byte_order_mark_runs(binary, tmp_path):
@@ -93,8 +98,11 @@ def test_a_stimulus_with_a_byte_order_mark_runs(binary, tmp_path):
         got = sub.wait_for(lambda m: len(m) >= 2, 20)
         assert got and [p for _, p, _ in got][:2] == [b"1", b"0"], d.text()[-2000:]
     finally:
-        assert d.stop() == 0
-        sub.close()
+        try:
+            assert d.stop() == 0
+        finally:
+            sub.close()
+            broker.stop()
 
 
 def test_a_missing_stimulus_says_its_cause_once(binary, tmp_path):
@@ -127,5 +135,8 @@ def test_a_rule_without_payloads_acts_on_presses_only(binary, tmp_path):
         led = [p for t, p, _ in sub.snapshot() if t == "led/1"]
         assert led == [b"0", b"1", b"0"], led
     finally:
-        assert d.stop() == 0
-        sub.close()
+        try:
+            assert d.stop() == 0
+        finally:
+            sub.close()
+            broker.stop()
