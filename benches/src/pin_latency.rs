@@ -532,18 +532,12 @@ pub fn wake_floor(rate: f64, n: u64, port: Option<u16>) -> Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                use tokio::io::AsyncWriteExt;
                 let mut conn = match port {
                     Some(p) => {
-                        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", p)).await?;
-                        c.set_nodelay(true)?;
-                        c.write_all(&wire::connect("pynq-mqtt-bench-floor")).await?;
-                        let mut connack = [0u8; 4];
-                        c.read_exact(&mut connack).await?;
-                        if connack[0] != 0x20 || connack[3] != 0 {
-                            bail!("the broker refused the floor's CONNECT: {connack:?}");
-                        }
-                        Some(c)
+                        let c = crate::publish_rate::connect(p, "pynq-mqtt-bench-floor")?;
+                        c.set_nonblocking(true)?;
+                        Some(tokio::net::TcpStream::from_std(c)?)
                     }
                     None => None,
                 };

@@ -221,13 +221,16 @@ async fn rumqttc_pub(port: u16, n: u64, qos: u8) -> Result<()> {
     driver.await?
 }
 
-/// CONNECT, then the CONNACK read.
-fn connect(port: u16, id: &str) -> Result<TcpStream> {
+/// CONNECT, then the CONNACK read; a refused CONNECT is an error.
+pub(crate) fn connect(port: u16, id: &str) -> Result<TcpStream> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).context("connect")?;
     s.set_nodelay(true)?;
     s.write_all(&wire::connect(id))?;
     let mut ack = [0u8; 4];
     s.read_exact(&mut ack).context("CONNACK")?;
+    if ack[0] != 0x20 || ack[3] != 0 {
+        anyhow::bail!("the broker refused the CONNECT of {id}: {ack:?}");
+    }
     Ok(s)
 }
 

@@ -1030,8 +1030,8 @@ fn clock_thread<M: Core>(sh: &Shared<M>, mut st: State<M>) {
                     .saturating_sub(epoch_cycle) as f64
                     / rate;
                 let to_due = due - epoch.elapsed().as_secs_f64();
-                // far enough off, wake PIN_LEAD early and step up to then: at the due
-                // moment only the last PIN_LEAD of cycles are left to step before the
+                // far enough off, wake PIN_LEAD_S early and step up to then: at the due
+                // moment only the last PIN_LEAD_S of cycles are left to step before the
                 // edge (at 1 MHz the model steps about ten cycles per wall µs)
                 sleep = sleep.min(if to_due > 2.0 * PIN_LEAD_S {
                     to_due - PIN_LEAD_S
