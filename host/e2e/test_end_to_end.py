@@ -225,8 +225,9 @@ def test_hardware_settings_are_checked(binary, tmp_path):
     assert "coalesce_count = 64" in r.stdout and "coalesce_us = 1000" in r.stdout, r.stdout
 
 
-def _thread_policy(pid, name):
-    """Scheduling policy (stat field 41: 0 normal, 1 SCHED_FIFO) of `pid`'s thread `name`."""
+def _thread_sched(pid, name):
+    """(policy, rt priority) of `pid`'s thread `name` (stat fields 41 and 40; policy 0
+    normal, 1 SCHED_FIFO), None without such a thread."""
     import os
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -235,14 +236,18 @@ def _thread_policy(pid, name):
         except OSError:
             continue
         if comm == name:
-            return int(stat[stat.rindex(")") + 2:].split()[38])
+            fields = stat[stat.rindex(")") + 2:].split()
+            return int(fields[38]), int(fields[37])
     return None
 
 
-def test_rt_priority_puts_only_the_event_drain_in_the_realtime_class(binary, mosquitto, subscriber_factory, tmp_path):
-    """--rt-priority moves the FIFO-draining thread (and no other) to SCHED_FIFO where
-    the process may (root here, LimitRTPRIO on the board); where it may not, one
-    warning and the daemon runs on. Events flow either way. Out of range is refused."""
+@pytest.mark.parametrize("flag,priority", [(None, 10), ("5", 5), ("0", 0)])
+def test_rt_priority_puts_only_the_event_drain_in_the_realtime_class(binary, mosquitto, subscriber_factory,
+                                                                     tmp_path, flag, priority):
+    """The FIFO-draining thread (and no other) runs SCHED_FIFO, at 10 unless
+    --rt-priority says otherwise, where the process may (root here, LimitRTPRIO on the
+    board); where it may not, one warning and the daemon runs on. 0 keeps it normal,
+    quietly. Events flow either way. Out of range is refused."""
     import os
     r = subprocess.run([str(binary), "config", "--rt-priority", "100"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "--rt-priority" in r.stderr and "0 to 99" in r.stderr, r.stderr
@@ -250,20 +255,27 @@ def test_rt_priority_puts_only_the_event_drain_in_the_realtime_class(binary, mos
     stim.write_text("".join(f"{1000 + 100 * i} 0 {1 - i % 2}\n" for i in range(40)))
     sub = subscriber_factory(mosquitto, ("button/#",))
     log = open(tmp_path / "d.log", "w")
+    extra = [] if flag is None else ["--rt-priority", flag]
+    env = {k: v for k, v in os.environ.items() if k != "PYNQ_MQTT_RT_PRIORITY"}
     proc = subprocess.Popen(
         [str(binary), "run", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{mosquitto}",
-         "--stimulus", str(stim), "--stats-interval", "0", "--rt-priority", "5"],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYNQ_MQTT_LOG": "info"})
+         "--stimulus", str(stim), "--stats-interval", "0", *extra],
+        stdout=log, stderr=subprocess.STDOUT, env={**env, "PYNQ_MQTT_LOG": "info"})
     try:
         assert sub.wait_for(lambda m: len(m) >= 40, 30), sub.snapshot()
         text = (tmp_path / "d.log").read_text()
-        drain = _thread_policy(proc.pid, "driver-events")
-        if "runs real-time" in text:
-            assert drain == 1, text
-            others = [_thread_policy(proc.pid, n) for n in ("driver-leds", "sim-clock")]
-            assert others == [0, 0], others
+        drain = _thread_sched(proc.pid, "driver-events")
+        others = [_thread_sched(proc.pid, n) for n in ("driver-leds", "sim-clock")]
+        assert others == [(0, 0), (0, 0)], others
+        if priority == 0:
+            assert drain == (0, 0), drain
+            assert "real-time" not in text, text
+        elif "runs real-time" in text:
+            assert drain == (1, priority), (drain, text)
+            assert f"priority={priority}" in text, text
         else:
-            assert "cannot run the event drain real-time" in text and drain == 0, text
+            assert "cannot run the event drain real-time" in text and drain == (0, 0), text
+            assert "rt_priority = 0" in text, "the warning says how to turn it off"
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

@@ -118,6 +118,29 @@ fn command_line_beats_file_beats_default() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The daemon's defaults are the driver's: one interrupt per event, the drain
+/// real-time at [`pynq_mqtt_driver::DEFAULT_RT_PRIORITY`], and 0 turns that off.
+#[test]
+fn hardware_defaults_are_the_drivers() {
+    let s = settings_of(["config", "--board", "sim"]).unwrap();
+    let d = pynq_mqtt_driver::DriverConfig::default();
+    assert_eq!(s.driver.rt_priority, pynq_mqtt_driver::DEFAULT_RT_PRIORITY);
+    assert!(
+        s.driver.rt_priority > 0,
+        "the drain is real-time by default"
+    );
+    assert_eq!(
+        (
+            s.driver.rt_priority,
+            s.driver.coalesce_count,
+            s.driver.coalesce_us
+        ),
+        (d.rt_priority, d.coalesce_count, d.coalesce_us)
+    );
+    let off = settings_of(["config", "--board", "sim", "--rt-priority", "0"]).unwrap();
+    assert_eq!(off.driver.rt_priority, 0);
+}
+
 /// A value of the wrong TOML type is refused in the setting's words, without quoting
 /// it (it could be a misplaced secret); a bad rule names its line.
 #[test]

@@ -241,14 +241,7 @@ impl Driver {
             std::thread::Builder::new()
                 .name("driver-events".into())
                 .spawn(move || {
-                    if rt_priority > 0 {
-                        if let Err(e) = pynq_mqtt_bus::set_current_thread_realtime(rt_priority) {
-                            warn!(
-                                priority = rt_priority,
-                                "cannot run the interrupt thread real-time ({e})"
-                            );
-                        }
-                    }
+                    crate::enter_realtime(rt_priority);
                     pump.run(&s, timeout);
                     // the last word, once the channels are closed
                     let bell = pump.bell.clone();

@@ -152,8 +152,9 @@ pub struct DriverConfig {
     /// Interrupt when the oldest event has waited this long (0: at once).
     pub coalesce_us: u32,
     /// Real-time (SCHED_FIFO) priority of the thread that drains the FIFO, 0 for the
-    /// normal class. On a core shared with a busy broker a normal thread can wait a
-    /// whole time slice for the CPU, longer than the FIFO lasts at a high event rate.
+    /// normal class ([`DEFAULT_RT_PRIORITY`] by default). On a core shared with a busy
+    /// process a normal thread can wait a whole time slice for the CPU, longer than the
+    /// FIFO lasts at a high event rate.
     pub rt_priority: u8,
     /// Bench only: records each event's sequence number and the moment its FIFO pop
     /// returned. None (the default, and always in the daemon): no clock is read.
@@ -171,9 +172,34 @@ impl Default for DriverConfig {
             fall_mask: u32::MAX,
             coalesce_count: 1,
             coalesce_us: 0,
-            rt_priority: 0,
+            rt_priority: DEFAULT_RT_PRIORITY,
             trace: None,
         }
+    }
+}
+
+/// The draining thread's real-time priority unless told otherwise. Beside a CPU-bound
+/// process at normal priority, a normal drain lost events of 128-event bursts at the
+/// FIFO in 4 of 8 runs, a SCHED_FIFO one in none (README, "Under load"); the work it
+/// does per interrupt is bounded by the FIFO, so it cannot hold a core for long.
+pub const DEFAULT_RT_PRIORITY: u8 = 10;
+
+/// Moves the calling thread, the one draining the event FIFO, to SCHED_FIFO at
+/// `priority` (0: leaves it in the normal class). Refused, it says so once, with what
+/// that risks and how to grant it, and the thread runs on at normal priority.
+pub(crate) fn enter_realtime(priority: u8) {
+    if priority == 0 {
+        return;
+    }
+    match pynq_mqtt_bus::set_current_thread_realtime(priority) {
+        Ok(()) => info!(priority, "event drain runs real-time (SCHED_FIFO)"),
+        Err(e) => warn!(
+            priority,
+            "cannot run the event drain real-time ({e}); it runs at normal priority, where \
+             a busy CPU can hold it off until the FIFO overflows (counted as \
+             dropped_hardware_fifo): grant LimitRTPRIO= in the unit or CAP_SYS_NICE, or set \
+             rt_priority = 0"
+        ),
     }
 }
 
@@ -343,16 +369,7 @@ impl Driver {
             std::thread::Builder::new()
                 .name("driver-events".into())
                 .spawn(move || {
-                    if rt_priority > 0 {
-                        match pynq_mqtt_bus::set_current_thread_realtime(rt_priority) {
-                            Ok(()) => info!(priority = rt_priority, "event drain runs real-time (SCHED_FIFO)"),
-                            Err(e) => warn!(
-                                priority = rt_priority,
-                                "cannot run the event drain real-time ({e}); it runs at normal priority \
-                                 (grant LimitRTPRIO= in the unit, or CAP_SYS_NICE)"
-                            ),
-                        }
-                    }
+                    enter_realtime(rt_priority);
                     events.run(&s, timeout);
                     // the last word, once the channels are closed
                     let bell = events.bell.clone();

@@ -199,7 +199,7 @@ settings! {
         /// Real-time (SCHED_FIFO) priority of the thread draining the event FIFO, 1 to 99,
         /// or 0 for normal scheduling. Needs root, CAP_SYS_NICE or RLIMIT_RTPRIO (the
         /// installed unit grants LimitRTPRIO); refused, it warns and runs.
-        rt_priority: Int<0, 99> = "0", "PYNQ_MQTT_RT_PRIORITY";
+        rt_priority: Int<0, 99> = "10", "PYNQ_MQTT_RT_PRIORITY";
         /// Base overlay: software debounce lockout of every input in µs, 0: off.
         soft_debounce_us: Int<0, 10_000_000> = "5000", "PYNQ_MQTT_SOFT_DEBOUNCE_US";
         /// Simulated board: replay `<time_us> <input> <level>` lines onto the inputs.
