@@ -15,7 +15,7 @@ _IP = tomllib.loads((ROOT / "hdl/regmap/pynq_mqtt_io.toml").read_text())["ip"]
 VERSION_MAJOR, VERSION_MINOR = _IP["version_major"], _IP["version_minor"]
 
 ID = 0x504D5154
-CHECKS = ["settings", "board", "map", "identity", "interrupt", "LEDs", "broker"]
+CHECKS = ["settings", "board", "map", "identity", "interrupt", "LEDs", "realtime", "broker"]
 
 
 def run(binary, *args, timeout=60):
@@ -27,7 +27,7 @@ def check_lines(stdout):
     """{check name: (mark, text)} of doctor's output."""
     out = {}
     for line in stdout.splitlines():
-        m = re.match(r"^([✓✗-]) (\S+)\s+(.*)$", line)
+        m = re.match(r"^([✓✗!-]) (\S+)\s+(.*)$", line)
         if m:
             out[m.group(2)] = (m.group(1), m.group(3))
     return out
@@ -48,7 +48,7 @@ def register_names():
     return names
 
 
-def test_doctor_on_the_simulated_board_passes_every_check(binary, mosquitto):
+def test_doctor_on_the_simulated_board_passes_every_check(binary, mosquitto, tmp_path):
     r = run(binary, "doctor", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{mosquitto}")
     assert r.returncode == 0, r.stdout + r.stderr
     lines = check_lines(r.stdout)
@@ -60,7 +60,15 @@ def test_doctor_on_the_simulated_board_passes_every_check(binary, mosquitto):
     assert "generated press" in lines["interrupt"][1]
     assert "restored to 0000" in lines["LEDs"][1]
     assert "accepted an MQTT connection" in lines["broker"][1]
+    # root here: the drain's default real-time priority is allowed
+    assert "the event drain may run SCHED_FIFO 10" in lines["realtime"][1]
     assert f"all {len(CHECKS)} checks passed" in r.stdout
+    # doctor reads rt_priority from the config file `run` would use
+    conf = tmp_path / "c.toml"
+    conf.write_text("rt_priority = 0\n")
+    off = check_lines(run(binary, "doctor", "--config", str(conf), "--board", "sim",
+                          "--broker", f"mqtt://127.0.0.1:{mosquitto}").stdout)
+    assert off["realtime"] == ("✓", "off (rt_priority = 0): the event drain runs at normal priority"), off
 
 
 def test_doctor_names_the_fix_when_the_broker_is_down(binary):
@@ -71,7 +79,7 @@ def test_doctor_names_the_fix_when_the_broker_is_down(binary):
     mark, text = lines["broker"]
     assert mark == "✗" and f"127.0.0.1:{port}" in text and "fix: start the broker" in text, text
     assert all(m == "✓" for n, (m, _) in lines.items() if n != "broker"), r.stdout
-    assert "1 of 7 checks failed" in r.stderr
+    assert f"1 of {len(CHECKS)} checks failed" in r.stderr
 
 
 def test_regs_dumps_every_register_of_the_simulated_board(binary):

@@ -104,6 +104,18 @@ def test_the_daemon_runs_unprivileged_with_no_capabilities(binary, tmp_path):
         assert status["NoNewPrivs"].strip() == "1"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+        # no RLIMIT_RTPRIO, no CAP_SYS_NICE: the drain's default real-time priority is
+        # refused with one warning that says what it risks, and doctor says the same
+        # without failing
+        text = (tmp_path / "nobody.log").read_text()
+        assert text.count("cannot run the event drain real-time") == 1 and "rt_priority = 0" in text, text
+        r = subprocess.run([setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+                            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                            str(binary), "doctor", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{broker.port}"],
+                           capture_output=True, text=True, timeout=60, cwd="/")
+        assert r.returncode == 0, r.stdout + r.stderr
+        line = [l for l in r.stdout.splitlines() if " realtime " in l]
+        assert len(line) == 1 and line[0].startswith("! realtime") and "LimitRTPRIO=10" in line[0], r.stdout
     finally:
         if proc.poll() is None:
             proc.kill()

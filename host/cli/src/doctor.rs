@@ -175,6 +175,7 @@ pub fn run(args: &DoctorArgs, settings: Result<Settings>) -> Result<()> {
 fn finish(mut r: Report, settings: Option<&Settings>) -> Result<()> {
     match settings {
         Some(s) => {
+            realtime(&mut r, s.driver.rt_priority);
             // each broker of a failover list: the daemon may end up on any
             for b in bridge_config(s).brokers() {
                 r.outcome("broker", broker::check(&b));
@@ -188,6 +189,36 @@ fn finish(mut r: Report, settings: Option<&Settings>) -> Result<()> {
         Ok(())
     } else {
         bail!("{} of {} checks failed", r.failed, r.checks)
+    }
+}
+
+/// Whether the event drain may run SCHED_FIFO at `priority`, tried on a thread of its
+/// own: refused, the daemon still runs (so a warning, not a failure), but a busy CPU
+/// can then hold the drain off until the FIFO overflows.
+fn realtime(r: &mut Report, priority: u8) {
+    if priority == 0 {
+        r.pass(
+            "realtime",
+            "off (rt_priority = 0): the event drain runs at normal priority",
+        );
+        return;
+    }
+    let tried = std::thread::spawn(move || pynq_mqtt_bus::set_current_thread_realtime(priority))
+        .join()
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::Other.into()));
+    match tried {
+        Ok(()) => r.pass(
+            "realtime",
+            format_args!("the event drain may run SCHED_FIFO {priority}"),
+        ),
+        Err(e) => r.warn(
+            "realtime",
+            format_args!(
+                "the event drain cannot run SCHED_FIFO {priority} ({e}): under CPU load the \
+                 FIFO can overflow; grant LimitRTPRIO={priority} (the installed unit does) or \
+                 CAP_SYS_NICE, or set rt_priority = 0"
+            ),
+        ),
     }
 }
 
