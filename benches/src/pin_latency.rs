@@ -874,9 +874,15 @@ fn run_daemon(
         Arc::new(EventTrace::new(cap)),
     );
     let bus: Arc<dyn Bus> = board.clone();
+    // the daemon's default drain priority, or what its variable says (0: normal class)
+    let rt_priority = std::env::var("PYNQ_MQTT_RT_PRIORITY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(pynq_mqtt_driver::DEFAULT_RT_PRIORITY);
     let dcfg = pynq_mqtt_driver::DriverConfig {
         coalesce_count: a.coalesce.0,
         coalesce_us: a.coalesce.1,
+        rt_priority,
         trace: Some(Arc::clone(&pop_trace)),
         ..Default::default()
     };
@@ -933,7 +939,7 @@ fn run_daemon(
         "captured": g(&dstats.captured), "hw_dropped": g(&dstats.hw_dropped),
         "seq_lost": g(&dstats.seq_lost), "channel_full": g(&dstats.channel_full),
         "irqs": g(&dstats.irqs), "published": view.published, "lost": view.lost(),
-        "writes": view.writes,
+        "writes": view.writes, "rt_priority": rt_priority,
         "trace_overflow": pop_trace.overflowed() + write_trace.overflowed(),
     });
     Ok((counters, pop_trace.snapshot(), write_trace.snapshot()))

@@ -178,10 +178,13 @@ impl Default for DriverConfig {
     }
 }
 
-/// The draining thread's real-time priority unless told otherwise. Beside a CPU-bound
-/// process at normal priority, a normal drain lost events of 128-event bursts at the
-/// FIFO in 4 of 8 runs, a SCHED_FIFO one in none (README, "Under load"); the work it
-/// does per interrupt is bounded by the FIFO, so it cannot hold a core for long.
+/// The draining thread's real-time priority unless told otherwise. Beside CPU-bound
+/// processes at normal priority, a drain in the normal class lost events at the FIFO
+/// from 100k events/s steady (release build; the debug build already with bursts of
+/// 128 at 42.7k/s on average, in 4 of 8 runs), a SCHED_FIFO one up to 150k/s in none
+/// (README, "Under load"). An interrupt's work is bounded by the FIFO's depth; only an
+/// input that never stops changing (no debounce) keeps it busy, and then the kernel's
+/// real-time throttling (`sched_rt_runtime_us`) still leaves the core to the others.
 pub const DEFAULT_RT_PRIORITY: u8 = 10;
 
 /// Moves the calling thread, the one draining the event FIFO, to SCHED_FIFO at
