@@ -452,6 +452,14 @@ def expected_exit(f):
     return EXIT_EVENTS_LOST if f["lost"] else 0
 
 
+def assert_every_edge_in_order(got, n, inputs=4):
+    """`got` ((topic, payload, _) as a Collector keeps them) holds every one of the `n`
+    edges that `stimulus` wrote round-robin over `inputs`, each input's in order."""
+    for i in range(inputs):
+        seen = [p for t, p, _ in got if t == f"button/{i}"]
+        assert seen == [b"1", b"0"] * (n // (2 * inputs)), f"input {i}: not every edge, in order"
+
+
 def stimulus(path, n, spacing_us=100, burst=1, gap_us=0, start_us=1000, inputs=4):
     """`n` edges round-robin over `inputs`; `burst` edges in consecutive microseconds,
     then `gap_us` of quiet. Returns the simulated duration in seconds."""
