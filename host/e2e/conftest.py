@@ -25,6 +25,10 @@ def pytest_configure(config):
         "markers",
         "arm: also run against the armv7 daemon under qemu-user (scripts/test, step "
         "'board build: armv7 end to end'): the seed workflow and a QoS 1 broker restart")
+    config.addinivalue_line(
+        "markers",
+        "release: also run against the release build, scripts/demo's binary (scripts/test, "
+        "step 'daemon: the release build'): settings, doctor and the demo")
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,8 @@ import struct
 import subprocess
 import tomllib
 
+import pytest
+
 from conftest import ROOT, free_port
 
 # the register map's version, as the daemon under test was built with it
@@ -18,9 +20,9 @@ ID = 0x504D5154
 CHECKS = ["settings", "board", "map", "identity", "interrupt", "LEDs", "realtime", "broker"]
 
 
-def run(binary, *args, timeout=60):
+def run(binary, *args, timeout=60, env=None):
     return subprocess.run([str(binary), *args], capture_output=True, text=True,
-                          timeout=timeout, env={"PATH": "/usr/bin:/bin"})
+                          timeout=timeout, env={"PATH": "/usr/bin:/bin", **(env or {})})
 
 
 def check_lines(stdout):
@@ -48,6 +50,7 @@ def register_names():
     return names
 
 
+@pytest.mark.release
 def test_doctor_on_the_simulated_board_passes_every_check(binary, mosquitto, tmp_path):
     r = run(binary, "doctor", "--board", "sim", "--broker", f"mqtt://127.0.0.1:{mosquitto}")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -69,6 +72,21 @@ def test_doctor_on_the_simulated_board_passes_every_check(binary, mosquitto, tmp
     off = check_lines(run(binary, "doctor", "--config", str(conf), "--board", "sim",
                           "--broker", f"mqtt://127.0.0.1:{mosquitto}").stdout)
     assert off["realtime"] == ("✓", "off (rt_priority = 0): the event drain runs at normal priority"), off
+    # ...and from the environment, though doctor has no --rt-priority: the variable
+    # beats the file, as it does for `run`
+    broker = ("--broker", f"mqtt://127.0.0.1:{mosquitto}")
+    conf.write_text("rt_priority = 5\n")
+    env_off = check_lines(run(binary, "doctor", "--config", str(conf), "--board", "sim", *broker,
+                              env={"PYNQ_MQTT_RT_PRIORITY": "0"}).stdout)
+    assert env_off["realtime"] == off["realtime"], env_off
+    file_5 = check_lines(run(binary, "doctor", "--config", str(conf), "--board", "sim", *broker).stdout)
+    assert file_5["realtime"] == ("✓", "the event drain may run SCHED_FIFO 5"), file_5
+    # a bad variable fails the settings check in the daemon's own words
+    bad = run(binary, "doctor", "--board", "sim", *broker, env={"PYNQ_MQTT_RT_PRIORITY": "ten"})
+    assert bad.returncode != 0
+    settings = check_lines(bad.stdout).get("settings")
+    want = 'environment variable PYNQ_MQTT_RT_PRIORITY: expected a whole number, found "ten"'
+    assert settings and settings[0] == "✗" and want in settings[1], bad.stdout + bad.stderr
 
 
 def test_doctor_names_the_fix_when_the_broker_is_down(binary):

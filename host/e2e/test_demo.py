@@ -1,10 +1,14 @@
 """scripts/demo (issue 16 point 5): it talks only to the broker it starts. A port in use
 (here a real mosquitto standing for the one a board's LEDs listen to) stops it with one
 line and a failing status before anything is published; `--port N` works; it needs no
-Python venv. PYNQ_MQTT_BIN points it at the tests' binary, so no release build runs."""
+Python venv. PYNQ_MQTT_BIN points it at the tests' binary, so no release build runs here;
+scripts/test's release step runs the demo test again with the release binary, the one
+scripts/demo builds."""
 import os
 import subprocess
 import time
+
+import pytest
 
 from conftest import ROOT, Subscriber
 from mqtt_env import Mosquitto, free_port
@@ -39,6 +43,7 @@ def test_a_port_in_use_is_one_line_and_nothing_reaches_that_broker(binary, tmp_p
         broker.stop()
 
 
+@pytest.mark.release
 def test_demo_port_runs_the_board_shaped_simulator_and_its_led_commands(binary):
     port = free_port()
     r = run_demo(binary, "--port", str(port))

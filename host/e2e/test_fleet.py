@@ -5,6 +5,8 @@ import os
 import time
 import subprocess
 
+import pytest
+
 from mqtt_env import Collector, Daemon, Mosquitto, free_port, stimulus
 
 
@@ -82,6 +84,7 @@ def fake_board(tmp_path, name, mac):
     return {"PYNQ_MQTT_TEST_SYSFS_ROOT": str(root / "sys"), "PYNQ_MQTT_TEST_PROCFS_ROOT": str(root / "proc")}
 
 
+@pytest.mark.release
 def test_the_default_client_id_is_the_boards_own(binary, tmp_path):
     a = run(binary, "config", env=clean_env(**fake_board(tmp_path, "a", "00:18:3E:0A:1B:2C")))
     b = run(binary, "config", env=clean_env(**fake_board(tmp_path, "b", "00:18:3e:0a:1b:2d")))
@@ -92,6 +95,26 @@ def test_the_default_client_id_is_the_boards_own(binary, tmp_path):
     # the simulated board has its fixed, documented id
     s = run(binary, "config", "--board", "sim")
     assert key(s.stdout, "client_id") == '"pynq-mqtt-sim"', s.stdout
+
+
+@pytest.mark.release
+def test_the_sim_command_connects_as_the_simulated_board(binary, tmp_path):
+    """`pynq-mqtt sim` (scripts/demo's command) is the simulated board, so its default id
+    is the simulator's, never one made from this machine's MAC; its log says which.
+    (The release build once took it for a board: clap tells an argument a subcommand
+    lacks, here --board, only in debug builds.)"""
+    # (this machine's own interfaces: a faked board would make the simulator play it)
+    env = clean_env()
+    r = run(binary, "sim", "--port", free_port(), "--duration", "1", "--stats-interval", "0",
+            env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "client_id=pynq-mqtt-sim " in r.stderr, r.stderr
+    # the file cannot make it a board either, nor can the environment
+    conf = tmp_path / "board.toml"
+    conf.write_text('board = "uio"\n')
+    r = run(binary, "sim", "--config", conf, "--port", free_port(), "--duration", "1",
+            "--stats-interval", "0", env=dict(env, PYNQ_MQTT_BOARD="uio"))
+    assert r.returncode == 0 and "client_id=pynq-mqtt-sim " in r.stderr, r.stdout + r.stderr
 
 
 def test_the_id_is_in_the_connect_line_the_stats_and_discovery(binary, tmp_path):

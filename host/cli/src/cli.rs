@@ -219,8 +219,8 @@ impl LogWriter {
 
 /// The settings of the subcommand in `m`, resolved (clap knows where each came from).
 pub fn resolve(m: &ArgMatches) -> Result<Settings> {
-    let (_, sub) = m.subcommand().context("no subcommand")?;
-    s::resolve(sub)
+    let (name, sub) = m.subcommand().context("no subcommand")?;
+    s::resolve(sub, name == "sim")
 }
 
 /// The settings a command line gives, `argv` without the program's name: what the

@@ -103,14 +103,19 @@ fn at(from: &Source, key: &str) -> String {
 
 /// The value of `key` from the command line or its variable `env`, as clap says; else
 /// from the file. None: the default is the caller's.
+///
+/// A subcommand that lacks the argument (e.g. `doctor` has no `--rt-priority`) still
+/// takes the variable: clap reads the variable of every argument it knows, so one it
+/// did not read is read here, parsed and refused in clap's words. Set, even empty, is
+/// set, as for clap. (clap tells an unknown argument from an absent one only in debug
+/// builds, so nothing here asks it which.)
 pub fn pick<T: Value>(
     m: &ArgMatches,
     key: &str,
     env: &'static str,
     file: Option<&File>,
 ) -> Result<Option<(T, Source)>, Error> {
-    // (a subcommand without the argument has no value source to ask for; clap's
-    // own default comes after the file's value)
+    // (clap's own default comes after the file's value)
     if let Ok(Some(v)) = m.try_get_one::<T>(key) {
         match m.value_source(key) {
             Some(ValueSource::CommandLine) => {
@@ -120,6 +125,14 @@ pub fn pick<T: Value>(
             Some(ValueSource::EnvVariable) => return Ok(Some((v.clone(), Source::Env(env)))),
             _ => {}
         }
+    }
+    if let Some(raw) = std::env::var_os(env) {
+        let from = Source::Env(env);
+        let text = raw.to_str().ok_or(format!("{raw:?} is not UTF-8"));
+        return text
+            .and_then(T::parse)
+            .map(|v| Some((v, from.clone())))
+            .map_err(|msg| Error::value(&from, key, &msg));
     }
     file.map_or(Ok(None), |f| f.get(key))
 }

@@ -172,6 +172,46 @@ fn a_bad_flag_or_variable_is_one_line_naming_it() {
 }
 
 #[test]
+fn a_subcommand_without_the_flag_still_takes_its_variable() {
+    const ENV: &str = "PYNQ_MQTT_LAYERS_TEST_NO_FLAG";
+    let f = Scratch::new("no-flag", "level = 3\n");
+    let file = f.load().unwrap();
+    // `doctor` has no --level: clap neither knows the variable nor reads it
+    let without = || {
+        Command::new("t")
+            .arg(Arg::new("mode").long("mode").value_parser(parser::<Mode>()))
+            .try_get_matches_from(["t"])
+            .unwrap()
+    };
+    let level = |file: Option<&File>| pick::<Level>(&without(), "level", ENV, file);
+
+    std::env::remove_var(ENV);
+    assert_eq!(level(None).unwrap(), None);
+    assert_eq!(level(Some(&file)).unwrap(), Some((Int(3), at_line(&f, 1))));
+
+    // over the file, as for a subcommand that has the flag
+    std::env::set_var(ENV, "5");
+    assert_eq!(
+        level(Some(&file)).unwrap(),
+        Some((Int(5), Source::Env(ENV)))
+    );
+
+    // refused in the same words as clap's, naming the variable; set but empty is set
+    for (raw, why) in [
+        ("x", "expected a whole number, found \"x\""),
+        ("12", "12: expected 0 to 9"),
+        ("", "expected a whole number, found \"\""),
+    ] {
+        std::env::set_var(ENV, raw);
+        let e = level(Some(&file)).unwrap_err().to_string();
+        assert_eq!(e, format!("environment variable {ENV}: {why}"), "{raw:?}");
+        let clap = matches(ENV, &[]).unwrap_err();
+        assert_eq!(bad_value(&clap), Some(e.as_str()), "{raw:?}");
+    }
+    std::env::remove_var(ENV);
+}
+
+#[test]
 fn values_read_from_the_file_with_their_lines() {
     let f = Scratch::new("values", "mode = \"slow\"\n\n\non = true\nname = \"n\"\n");
     let file = f.load().unwrap();

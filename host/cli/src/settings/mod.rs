@@ -77,8 +77,10 @@ macro_rules! settings {
         ) -> Result<(Values, Vec<Shown>)> {
             let mut shown = Vec::new();
             $($(
-                let mut found = pick::<$ty>(m, stringify!($name), $env, file)?;
-                sim_board(stringify!($name), sim_cmd, &mut found);
+                let found = match sim_board::<$ty>(stringify!($name), sim_cmd) {
+                    Some(sim) => Some(sim),
+                    None => pick::<$ty>(m, stringify!($name), $env, file)?,
+                };
                 let ($name, value, source) = match found {
                     Some((v, source)) => (settings!(@some v $(, $default)?), Some(show(&v)), source),
                     None => settings!(@default $ty $(, $default)?),
@@ -268,15 +270,17 @@ pub struct Settings {
 
 /// `pynq-mqtt sim` is the simulated board whatever the file says, so that the
 /// defaults that follow the board (the client id) are the simulator's.
-fn sim_board<T: Value>(key: &str, sim_cmd: bool, found: &mut Option<(T, Source)>) {
-    if sim_cmd && key == "board" {
-        *found = T::parse("sim").ok().map(|v| (v, Source::Default));
-    }
+fn sim_board<T: Value>(key: &str, sim_cmd: bool) -> Option<(T, Source)> {
+    (sim_cmd && key == "board")
+        .then(|| T::parse("sim").ok().map(|v| (v, Source::Default)))
+        .flatten()
 }
 
 /// Resolves the settings of a subcommand's arguments: those of the groups above it
-/// takes, and the file of [`CommonArgs`] for every key.
-pub fn resolve(m: &ArgMatches) -> Result<Settings> {
+/// takes, and the file of [`CommonArgs`] for every key. `sim_cmd`: the subcommand is
+/// `sim` (told by name: clap's matches tell a missing argument from an absent value
+/// only in debug builds).
+pub fn resolve(m: &ArgMatches, sim_cmd: bool) -> Result<Settings> {
     // a file is read by whoever may read the config: the password lives in a file of
     // its own or in the environment
     let password = format!(
@@ -292,8 +296,6 @@ pub fn resolve(m: &ArgMatches) -> Result<Settings> {
         Ok(Some(path)) => Some(File::load(path, keys)?),
         _ => None,
     };
-    // `sim` has no --board: it is the simulated board, whose default id follows
-    let sim_cmd = m.try_get_one::<BoardKind>("board").is_err();
     let (mut values, mut shown) = resolve_values(m, file.as_ref(), sim_cmd)?;
     build::every_broker(m, &mut values, &mut shown)?;
     let rules = file
