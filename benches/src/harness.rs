@@ -127,6 +127,7 @@ fn run_placement(
                 subscriber: s.iter().map(|s| s.subscriber.clone()).collect(),
                 accounting: accountings.get(&peer.id).cloned().unwrap_or_default(),
                 publisher: s.iter().map(|s| s.publisher.clone()).collect(),
+                cost: s.iter().map(|s| s.cost.clone()).collect(),
             }
         })
         .collect();

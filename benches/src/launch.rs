@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::peers::{Launch, Peer, Place};
-use crate::report::{Delivered, PeakOf};
+use crate::report::{Delivered, PeakOf, RunCost};
 use crate::roles;
 
 pub struct Ctx {
@@ -55,6 +55,30 @@ pub struct Broker {
     /// (retained, expiring after 60 s) only when it changes: a subscriber that sees
     /// none knows it is unchanged since then.
     dropped: std::cell::Cell<Option<u64>>,
+}
+
+impl Broker {
+    /// The broker's CPU seconds so far (mosquitto is one thread: the scheduler's own
+    /// nanoseconds, else the tick-sampled stat).
+    pub fn cpu_secs(&self) -> Option<f64> {
+        let pid = self.child.id();
+        let exact = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok();
+        if let Some(ns) = exact.and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok()) {
+            return Some(ns as f64 / 1e9);
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        roles::stat_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+    }
+}
+
+/// Steal time of each CPU so far, ms (`/proc/stat`, in its 100 Hz ticks).
+fn steal_ms() -> Vec<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .filter_map(|l| l.split_whitespace().nth(8)?.parse::<u64>().ok())
+        .map(|ticks| ticks * 10)
+        .collect()
 }
 
 impl Drop for Broker {
@@ -133,6 +157,7 @@ pub fn measure(
         Some(Ok(l)) if l == "ready" => {}
         other => bail!("subscriber did not start: {other:?}"),
     }
+    let (broker_before, steal_before) = (broker.cpu_secs(), steal_ms());
     let mut publisher = publisher;
     let mut p = publisher
         .stdout(Stdio::piped())
@@ -173,6 +198,14 @@ pub fn measure(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let cost = RunCost {
+        broker_cpu_secs: broker.cpu_secs().zip(broker_before).map(|(b, a)| b - a),
+        steal_ms: steal_ms()
+            .iter()
+            .zip(&steal_before)
+            .map(|(b, a)| b.saturating_sub(*a))
+            .collect(),
+    };
     drop(sub_in);
     let _ = sub.wait();
     let _ = reader.join();
@@ -207,6 +240,7 @@ pub fn measure(
             .and_then(|p| p.vm_hwm_kib),
         publisher,
         subscriber: d,
+        cost,
     })
 }
 
@@ -221,6 +255,8 @@ pub struct Sample {
     pub vm_hwm_kib: Option<u64>,
     /// The subscriber's line: why it stopped, its longest gap, the broker's drops.
     pub subscriber: Delivered,
+    /// The broker's CPU and the steal time over the run.
+    pub cost: RunCost,
 }
 
 pub fn peer_cmd(

@@ -64,6 +64,19 @@ pub struct PeerReport {
     /// The publisher's own last JSON line per rep (null when it printed none): each
     /// peer reports what it knows (bridge writes, the driver's counters, VmHWM).
     pub publisher: Vec<Value>,
+    /// Per rep, what the run cost the machine outside the publisher (see [`RunCost`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cost: Vec<RunCost>,
+}
+
+/// One run's cost outside the publisher: the broker's CPU (on the shared core, the
+/// time the publisher competes with) and the time the hypervisor took from each CPU.
+#[derive(Serialize, Clone, Debug, Default, PartialEq)]
+pub struct RunCost {
+    /// The broker's CPU seconds from the publisher's start to the subscriber's end.
+    pub broker_cpu_secs: Option<f64>,
+    /// Steal time per CPU meanwhile, ms (`/proc/stat`): a VM's vCPU that did not run.
+    pub steal_ms: Vec<u64>,
 }
 
 #[derive(Serialize)]
@@ -231,6 +244,9 @@ impl Report {
             }
             let (a, b) = p.compared;
             let _ = writeln!(t, "\nQoS1: ({a}) / ({b}) = {:.3} (median)", p.qos1_ratio);
+            if let Some(line) = p.core_line() {
+                let _ = writeln!(t, "\n{line}");
+            }
         }
         let _ = writeln!(
             t,
@@ -278,6 +294,51 @@ pub fn median(v: &[f64]) -> f64 {
     } else {
         (v[m - 1] + v[m]) / 2.0
     }
+}
+
+impl PlacementReport {
+    /// Where the CPU went in (f) against (a), medians per run: the broker's seconds in
+    /// each, pynq-mqtt's own threads in (f) (the simulated fabric's aside: it stands for
+    /// the FPGA), and the most steal of any CPU in a run. On the shared core the broker
+    /// and pynq-mqtt divide one core, so this is what bounds (f) / (a) there.
+    pub fn core_line(&self) -> Option<String> {
+        let of = |key: &str| self.peers.iter().find(|p| p.key == key);
+        let (a, f) = (of("a")?, of("f")?);
+        let broker = |p: &PeerReport| {
+            let v: Vec<f64> = p.cost.iter().filter_map(|c| c.broker_cpu_secs).collect();
+            (!v.is_empty()).then(|| median(&v))
+        };
+        let own: Vec<f64> = f.publisher.iter().filter_map(own_cpu_secs).collect();
+        let steal = |p: &PeerReport| {
+            let per_run = p
+                .cost
+                .iter()
+                .map(|c| c.steal_ms.iter().copied().max().unwrap_or(0));
+            per_run.max().unwrap_or(0)
+        };
+        Some(format!(
+            "CPU per run of {} messages (medians): the broker {:.2} s in (a), {:.2} s in (f); \
+             pynq-mqtt's threads in (f), the simulated fabric aside, {}; most steal of a CPU in a run: \
+             {} ms in (a), {} ms in (f)",
+            f.n,
+            broker(a)?,
+            broker(f)?,
+            if own.is_empty() { "unknown".to_owned() } else { format!("{:.2} s", median(&own)) },
+            steal(a),
+            steal(f)
+        ))
+    }
+}
+
+/// The CPU seconds of an end-to-end publisher's threads but the simulated fabric's
+/// (`threads` of its line).
+fn own_cpu_secs(line: &Value) -> Option<f64> {
+    let threads = line.get("threads")?.as_object()?;
+    let secs = threads
+        .iter()
+        .filter(|(name, _)| name.as_str() != "sim-clock")
+        .filter_map(|(_, t)| t.get("cpu_secs")?.as_f64());
+    Some(secs.sum())
 }
 
 impl PeerReport {
@@ -332,6 +393,7 @@ mod tests {
             subscriber: vec![],
             accounting: vec![],
             publisher: vec![Value::Null],
+            cost: Vec::new(),
         }
     }
 
@@ -478,6 +540,44 @@ mod tests {
             t.contains("publisher (e) 2.0 MiB, end to end (f, incl. the Verilated board) 4.0 MiB")
         );
         assert!(!t.contains("idle CPU") && !t.contains("callgrind"));
+    }
+
+    #[test]
+    fn the_core_line_weighs_the_broker_against_pynq_mqtt() {
+        let cost = |secs: f64, steal: Vec<u64>| RunCost {
+            broker_cpu_secs: Some(secs),
+            steal_ms: steal,
+        };
+        let mut a = peer("a", 100.0);
+        a.cost = vec![
+            cost(6.0, vec![0, 10]),
+            cost(7.0, vec![0, 0]),
+            cost(8.0, vec![30, 0]),
+        ];
+        let mut f = peer("f", 90.0);
+        f.n = 1000;
+        f.cost = vec![cost(7.5, vec![0, 0]); 3];
+        let line = |drain: f64| {
+            serde_json::json!({"threads": {"sim-clock": {"cpu_secs": 5.0},
+                "driver-events": {"cpu_secs": drain}, "pynq-mqtt-bench": {"cpu_secs": 0.25}}})
+        };
+        f.publisher = vec![line(0.25), line(0.5), line(0.75)];
+        let mut p = PlacementReport {
+            peers: vec![a, f],
+            compared: ("h", "g"),
+            qos1_ratio: 0.5,
+            qos1_ratios: vec![0.5],
+        };
+        assert_eq!(
+            p.core_line().unwrap(),
+            "CPU per run of 1000 messages (medians): the broker 7.00 s in (a), 7.50 s in (f); \
+             pynq-mqtt's threads in (f), the simulated fabric aside, 0.75 s; most steal of a CPU \
+             in a run: 30 ms in (a), 0 ms in (f)"
+        );
+        // without the broker's figures (an older run) there is no line
+        p.peers[1].cost.clear();
+        assert_eq!(p.core_line(), None);
+        assert!(!report().table().contains("CPU per run"));
     }
 
     #[test]
