@@ -58,16 +58,9 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// The broker's CPU seconds so far (mosquitto is one thread: the scheduler's own
-    /// nanoseconds, else the tick-sampled stat).
+    /// The broker's CPU seconds so far (mosquitto is one thread).
     pub fn cpu_secs(&self) -> Option<f64> {
-        let pid = self.child.id();
-        let exact = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok();
-        if let Some(ns) = exact.and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok()) {
-            return Some(ns as f64 / 1e9);
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        roles::stat_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+        roles::task_cpu_secs(Path::new(&format!("/proc/{}", self.child.id())))
     }
 }
 

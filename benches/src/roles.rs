@@ -56,6 +56,19 @@ pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// CPU seconds used so far by the task whose /proc directory is `dir` (a process's is
+/// its main thread's): the scheduler's own nanoseconds where the kernel keeps them (the
+/// tick-sampled stat misplaces the time of threads that run in short bursts), else the
+/// stat's ticks (1/100 s on Linux).
+pub fn task_cpu_secs(dir: &std::path::Path) -> Option<f64> {
+    let exact = std::fs::read_to_string(dir.join("schedstat")).ok();
+    if let Some(ns) = exact.and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok()) {
+        return Some(ns as f64 / 1e9);
+    }
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    stat_cpu_ticks(&stat).map(|t| t as f64 / 100.0)
+}
+
 /// Every thread of this process as it stands: name -> (CPU seconds, voluntary and
 /// involuntary context switches), summed over the threads of one name. Where a
 /// shared core's time goes in an end-to-end run (the drain, the bridge, the waker).
@@ -66,19 +79,12 @@ fn threads_cpu() -> serde_json::Map<String, serde_json::Value> {
     };
     for t in dir.flatten() {
         let t = t.path();
-        let (Ok(comm), Ok(stat), Ok(status)) = (
+        let (Ok(comm), Ok(status)) = (
             std::fs::read_to_string(t.join("comm")),
-            std::fs::read_to_string(t.join("stat")),
             std::fs::read_to_string(t.join("status")),
         ) else {
             continue;
         };
-        // the scheduler's own nanoseconds on a CPU where the kernel keeps them (the
-        // tick-sampled stat misplaces the time of threads that run in short bursts)
-        let exact = std::fs::read_to_string(t.join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-            .map(|ns| ns as f64 / 1e9);
         let switches = |key: &str| -> u64 {
             status
                 .lines()
@@ -87,7 +93,7 @@ fn threads_cpu() -> serde_json::Map<String, serde_json::Value> {
                 .unwrap_or(0)
         };
         let e = by_name.entry(comm.trim().to_owned()).or_default();
-        e.0 += exact.unwrap_or(stat_cpu_ticks(&stat).unwrap_or(0) as f64 / 100.0);
+        e.0 += task_cpu_secs(&t).unwrap_or(0.0);
         e.1 += switches("voluntary_ctxt_switches:");
         e.2 += switches("nonvoluntary_ctxt_switches:");
     }

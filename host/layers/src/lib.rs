@@ -23,7 +23,7 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 
 pub use file::{File, Keys};
-pub use value::{bad_value, parser, show, Bool, Int, Parser, Value};
+pub use value::{bad_value, parse_os, parser, show, Bool, Int, Parser, Value};
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,11 +128,10 @@ pub fn pick<T: Value>(
     }
     if let Some(raw) = std::env::var_os(env) {
         let from = Source::Env(env);
-        let text = raw.to_str().ok_or(format!("{raw:?} is not UTF-8"));
-        return text
-            .and_then(T::parse)
-            .map(|v| Some((v, from.clone())))
-            .map_err(|msg| Error::value(&from, key, &msg));
+        return match parse_os::<T>(&raw) {
+            Ok(v) => Ok(Some((v, from))),
+            Err(msg) => Err(Error::value(&from, key, &msg)),
+        };
     }
     file.map_or(Ok(None), |f| f.get(key))
 }

@@ -77,6 +77,12 @@ pub fn show<T: Serialize + ?Sized>(v: &T) -> String {
     v.map_or_else(|e| format!("\"{e}\""), |v| v.to_string().trim().to_owned())
 }
 
+/// The value of `text` as a flag or a variable holds it, or why not in words.
+pub fn parse_os<T: Value>(text: &OsStr) -> Result<T, String> {
+    let utf8 = text.to_str().ok_or(format!("{text:?} is not UTF-8"));
+    utf8.and_then(T::parse)
+}
+
 /// Reads a value for clap; a bad value is one line naming its flag or variable.
 #[derive(Clone)]
 pub struct Parser<T>(std::marker::PhantomData<fn() -> T>);
@@ -102,8 +108,7 @@ impl<T: Value> clap::builder::TypedValueParser for Parser<T> {
         value: &OsStr,
         source: ValueSource,
     ) -> clap::error::Result<T> {
-        let parsed = value.to_str().ok_or(format!("{value:?} is not UTF-8"));
-        parsed.and_then(T::parse).map_err(|msg| {
+        parse_os::<T>(value).map_err(|msg| {
             let who = match (source, arg.and_then(|a| a.get_env())) {
                 (ValueSource::EnvVariable, Some(env)) => {
                     format!("environment variable {}", env.to_string_lossy())
