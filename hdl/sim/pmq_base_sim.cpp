@@ -8,7 +8,10 @@
 #include <new>
 
 #include "Vpynq_base_z1.h"
+#include "Vpynq_base_z1___024root.h"
 #include "Vpynq_base_z2.h"
+#include "Vpynq_base_z2___024root.h"
+#include "pmq_clock_fall.h"
 #include "verilated.h"
 
 namespace {
@@ -34,8 +37,11 @@ struct pmq_base_sim {
     virtual void drive_other(uint32_t levels) = 0;
     virtual uint32_t leds() const = 0;
     virtual bool irq() const = 0;
+    virtual bool fast_clock() const = 0;
 
     uint64_t cycles = 0;
+    // Evaluate every falling edge of step(), as the tests' reference does.
+    bool exact_clock = false;
     uint32_t inputs = 0;
     std::deque<PinChange> schedule;
 };
@@ -101,14 +107,14 @@ struct Sim final : pmq_base_sim {
     void step(uint64_t n) override {
         for (uint64_t i = 0; i < n; ++i) {
             high();
-            low();
+            pmq_clock_fall(top.get(), exact_clock);
         }
     }
     uint64_t step_until_irq(uint64_t n) override {
         uint64_t done = 0;
         while (done < n && !top->irq) {
             high();
-            low();
+            pmq_clock_fall(top.get(), exact_clock);
             ++done;
         }
         return done;
@@ -197,6 +203,7 @@ struct Sim final : pmq_base_sim {
                ((static_cast<uint32_t>(top->rgbleds) & 0x3Fu) << 4);
     }
     bool irq() const override { return top->irq != 0; }
+    bool fast_clock() const override { return pmq_clock_fall_fast<Top>(); }
 };
 
 }  // namespace
@@ -211,6 +218,10 @@ pmq_base_sim *pmq_base_sim_create(int z2) {
 }
 
 void pmq_base_sim_destroy(pmq_base_sim *sim) { delete sim; }
+
+int pmq_base_sim_fast_clock(const pmq_base_sim *sim) { return sim->fast_clock() ? 1 : 0; }
+
+void pmq_base_sim_set_exact_clock(pmq_base_sim *sim, int exact) { sim->exact_clock = exact != 0; }
 
 void pmq_base_sim_step(pmq_base_sim *sim, uint64_t cycles) { sim->step(cycles); }
 

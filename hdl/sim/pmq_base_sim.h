@@ -33,6 +33,10 @@ typedef struct pmq_base_sim pmq_base_sim;
 pmq_base_sim *pmq_base_sim_create(int z2);
 void pmq_base_sim_destroy(pmq_base_sim *sim);
 
+/* As pmq_sim_fast_clock, for this handle's layout. */
+int pmq_base_sim_fast_clock(const pmq_base_sim *sim);
+/* As pmq_sim_set_exact_clock. */
+void pmq_base_sim_set_exact_clock(pmq_base_sim *sim, int exact);
 void pmq_base_sim_step(pmq_base_sim *sim, uint64_t cycles);
 /* As pmq_sim_step_until_irq. */
 uint64_t pmq_base_sim_step_until_irq(pmq_base_sim *sim, uint64_t cycles);

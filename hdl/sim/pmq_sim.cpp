@@ -9,6 +9,8 @@
 #include <memory>
 
 #include "Vpynq_mqtt_io.h"
+#include "Vpynq_mqtt_io___024root.h"
+#include "pmq_clock_fall.h"
 #include "pynq_mqtt_io_regs.h"
 #include "verilated.h"
 
@@ -40,6 +42,8 @@ struct pmq_sim {
     uint64_t cycles = 0;
     uint32_t inputs = 0;
     std::deque<PinChange> schedule;
+    // Evaluate every falling edge of pmq_sim_step(), as the tests' reference does.
+    bool exact_clock = false;
 
     pmq_sim() : ctx(new VerilatedContext), top(new Vpynq_mqtt_io{ctx.get(), "pynq_mqtt_io"}) {}
 
@@ -63,6 +67,8 @@ struct pmq_sim {
         top->eval();
         ++cycles;
     }
+    // Falling edge between two rising edges with the bus idle (pmq_clock_fall.h).
+    void fall() { pmq_clock_fall(top.get(), exact_clock); }
     void idle_bus() {
         top->s_axi_awvalid = 0;
         top->s_axi_wvalid = 0;
@@ -116,7 +122,7 @@ void pmq_sim_destroy(pmq_sim *sim) {
 void pmq_sim_step(pmq_sim *sim, uint64_t cycles) {
     for (uint64_t i = 0; i < cycles; ++i) {
         sim->high();
-        sim->low();
+        sim->fall();
     }
 }
 
@@ -124,11 +130,15 @@ uint64_t pmq_sim_step_until_irq(pmq_sim *sim, uint64_t cycles) {
     uint64_t done = 0;
     while (done < cycles && !sim->top->irq) {
         sim->high();
-        sim->low();
+        sim->fall();
         ++done;
     }
     return done;
 }
+
+void pmq_sim_set_exact_clock(pmq_sim *sim, int exact) { sim->exact_clock = exact != 0; }
+
+int pmq_sim_fast_clock(void) { return pmq_clock_fall_fast<Vpynq_mqtt_io>() ? 1 : 0; }
 
 uint64_t pmq_sim_cycles(const pmq_sim *sim) { return sim->cycles; }
 

@@ -35,6 +35,13 @@ void pmq_sim_step(pmq_sim *sim, uint64_t cycles);
 /* Advances at most `cycles` rising edges, stopping early after the edge that raised
  * irq (or at once if it is already high). Returns the cycles advanced. */
 uint64_t pmq_sim_step_until_irq(pmq_sim *sim, uint64_t cycles);
+/* 1 if pmq_sim_step() and pmq_sim_step_until_irq() take the clock low without an
+ * evaluation (pmq_clock_fall.h: the build's Verilator exposes the clock's edge detector),
+ * 0 if they evaluate every falling edge. */
+int pmq_sim_fast_clock(void);
+/* Nonzero: from now on, evaluate every falling edge in pmq_sim_step() and
+ * pmq_sim_step_until_irq(), the reference the fast clock is tested against. */
+void pmq_sim_set_exact_clock(pmq_sim *sim, int exact);
 /* Rising clock edges since creation. */
 uint64_t pmq_sim_cycles(const pmq_sim *sim);
 
