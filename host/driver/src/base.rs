@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, Sender, TrySendError};
 use pynq_mqtt_bus::{Bus, BusError, IrqWait};
 use pynq_mqtt_regs::base::{
     intc, Gier, Gpio, IntrSet, Mer, BTNS_GPIO, LEDS_GPIO, RGBLEDS_GPIO, SWITCHES_GPIO,
@@ -41,9 +41,9 @@ use pynq_mqtt_regs::RegBus;
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    unix_us, Bell, ButtonEvent, DeviceInfo, DeviceLost, Driver, DriverChannels, DriverConfig,
-    DriverError, Flavor, InputLevels, LedAction, LedCommand, LedReport, Levels, LostFlag, Stats,
-    LEVELS_QUEUE,
+    leds::LedInbox, unix_us, Bell, ButtonEvent, DeviceInfo, DeviceLost, Driver, DriverChannels,
+    DriverConfig, DriverError, Flavor, InputLevels, LedAction, LedCommand, LedReport, Levels,
+    LostFlag, Stats, LEVELS_QUEUE,
 };
 
 /// Inputs: BTN0-3, SW0-1.
@@ -250,19 +250,10 @@ impl Driver {
                 })
                 .map_err(DriverError::Thread)?,
         );
-        // the LED thread sleeps until a command, the stop or the loss: no timer
-        let (quit, quit_rx) = bounded::<()>(1);
-        let q = quit.clone();
-        lost.on_lost(move || {
-            let _ = q.try_send(());
-        });
+        let (inbox, quit) = LedInbox::new(&bus, &stats, cmd_rx, &lost);
         let mut leds = BaseLeds {
-            bus: Arc::clone(&bus),
-            stats: Arc::clone(&stats),
-            rx: cmd_rx,
-            quit: quit_rx,
+            inbox,
             tx: led_tx,
-            lost: lost.clone(),
             board: Arc::clone(&board),
             bell: bell.clone(),
         };
@@ -602,42 +593,15 @@ impl BasePump {
 }
 
 struct BaseLeds {
-    bus: Arc<dyn Bus>,
-    stats: Arc<Stats>,
-    rx: Receiver<LedCommand>,
-    /// A message (or a closed channel) at the stop or the loss.
-    quit: Receiver<()>,
+    inbox: LedInbox,
     tx: Sender<LedReport>,
-    lost: LostFlag,
     board: Arc<Levels>,
     bell: Bell,
 }
 
 impl BaseLeds {
     fn run(&mut self, stop: &AtomicBool) {
-        while !stop.load(Ordering::SeqCst) && self.lost.get().is_none() {
-            crossbeam_channel::select! {
-                recv(self.rx) -> cmd => match cmd {
-                    Ok(cmd) => match self.apply(cmd) {
-                        Ok(()) => {}
-                        Err(BusError::Gone(why)) => {
-                            debug!("device gone: {why}");
-                            let _ = self.lost.set(DeviceLost::Gone);
-                            self.bus.wake_waiter();
-                        }
-                        Err(e) => {
-                            Stats::add(&self.stats.bus_errors, 1);
-                            error!("LED command {cmd:?} failed: {e}");
-                        }
-                    },
-                    Err(_) => break,
-                },
-                // the loop's condition tells a stop from a loss
-                recv(self.quit) -> q => if q.is_err() {
-                    break;
-                },
-            }
-        }
+        self.inbox.clone().serve(stop, |cmd| self.apply(cmd));
     }
 
     /// LEDs 0-3 are leds_gpio's bits, 4-9 rgbleds_gpio's bits 0-5. AXI GPIO has no
@@ -645,7 +609,7 @@ impl BaseLeds {
     /// (a notebook writing the same block is what docs/board.md says not to run).
     fn apply(&mut self, cmd: LedCommand) -> Result<(), BusError> {
         if cmd.led >= N_LEDS {
-            Stats::add(&self.stats.led_rejected, 1);
+            Stats::add(&self.inbox.stats.led_rejected, 1);
             warn!(
                 led = cmd.led,
                 leds = N_LEDS,
@@ -653,13 +617,13 @@ impl BaseLeds {
             );
             return Ok(());
         }
-        if self.lost.get().is_some() {
+        if self.inbox.lost.get().is_some() {
             return Ok(());
         }
-        let tri = self.bus.read(BTNS_GPIO.tri())?;
+        let tri = self.inbox.bus.read(BTNS_GPIO.tri())?;
         if tri & 0xF != 0xF {
-            let _ = self.lost.set(DeviceLost::BaseReplaced { tri });
-            self.bus.wake_waiter();
+            let _ = self.inbox.lost.set(DeviceLost::BaseReplaced { tri });
+            self.inbox.bus.wake_waiter();
             return Ok(());
         }
         let (gpio, bit) = if cmd.led < 4 {
@@ -667,23 +631,23 @@ impl BaseLeds {
         } else {
             (RGBLEDS_GPIO, 1u32 << (cmd.led - 4))
         };
-        let cur = self.bus.read(gpio.data())?;
+        let cur = self.inbox.bus.read(gpio.data())?;
         let next = match cmd.action {
             LedAction::On => cur | bit,
             LedAction::Off => cur & !bit,
             LedAction::Toggle => cur ^ bit,
         };
-        self.bus.write(gpio.data(), next)?;
-        let back = read_leds(self.bus.as_ref())?;
+        self.inbox.bus.write(gpio.data(), next)?;
+        let back = read_leds(self.inbox.bus.as_ref())?;
         self.board.set_leds(back);
-        Stats::add(&self.stats.led_commands, 1);
+        Stats::add(&self.inbox.stats.led_commands, 1);
         let report = LedReport {
             led: cmd.led,
             on: back >> cmd.led & 1 == 1,
         };
         if self.tx.try_send(report).is_ok() {
             self.bell.ring();
-        } else if let Some(n) = every_power_of_two(&self.stats.led_reports_lost, 1) {
+        } else if let Some(n) = every_power_of_two(&self.inbox.stats.led_reports_lost, 1) {
             warn!(lost = n, "LED report channel full: read-backs not reported");
         }
         Ok(())
