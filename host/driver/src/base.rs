@@ -28,7 +28,7 @@
 //! counted, logged and set again; pending inputs that are not ours are counted and
 //! throttled, never acknowledged.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,9 +41,9 @@ use pynq_mqtt_regs::RegBus;
 use tracing::{debug, error, info, warn};
 
 use crate::{
-    leds::LedInbox, unix_us, Bell, ButtonEvent, DeviceInfo, DeviceLost, Driver, DriverChannels,
-    DriverConfig, DriverError, Flavor, InputLevels, LedAction, LedCommand, LedReport, Levels,
-    LostFlag, Stats, LEVELS_QUEUE,
+    back_off, every_power_of_two, leds::LedInbox, unix_us, Bell, ButtonEvent, DeviceInfo,
+    DeviceLost, Driver, DriverChannels, DriverConfig, DriverError, Flavor, InputLevels, LedAction,
+    LedCommand, LedReport, Levels, LostFlag, Stats, LEVELS_QUEUE,
 };
 
 /// Inputs: BTN0-3, SW0-1.
@@ -301,14 +301,6 @@ impl Driver {
 /// After this many wakes in a row for inputs that are not ours, waiting is throttled.
 const FOREIGN_BEFORE_THROTTLE: u32 = 64;
 
-/// Logs at the 1st, 2nd, 4th, 8th ... time: a storm costs a few lines.
-fn every_power_of_two(counter: &AtomicU64, n: u64) -> Option<u64> {
-    let total = counter.fetch_add(n, Ordering::Relaxed) + n;
-    let before = total - n;
-    // a power of two crossed by this addition
-    (before == 0 || (63 - before.leading_zeros()) != (63 - total.leading_zeros())).then_some(total)
-}
-
 struct BasePump {
     bus: Arc<dyn Bus>,
     stats: Arc<Stats>,
@@ -372,11 +364,8 @@ impl BasePump {
                     break;
                 }
                 Err(e) => {
-                    Stats::add(&self.stats.bus_errors, 1);
-                    failures = failures.saturating_add(1);
                     error!("base overlay service failed: {e}");
-                    std::thread::sleep(Duration::from_millis(10u64 << failures.min(6)));
-                    let _ = self.bus.rearm_irq();
+                    back_off(self.bus.as_ref(), &self.stats, &mut failures);
                 }
             }
         }
@@ -656,6 +645,8 @@ impl BaseLeds {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use super::*;
 
     #[test]

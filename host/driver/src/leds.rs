@@ -9,7 +9,9 @@ use pynq_mqtt_bus::{Bus, BusError};
 use pynq_mqtt_regs::{self as regs, RegBus};
 use tracing::{debug, error, warn};
 
-use crate::{Bell, DeviceLost, LedAction, LedCommand, LedReport, Levels, LostFlag, Stats};
+use crate::{
+    every_power_of_two, Bell, DeviceLost, LedAction, LedCommand, LedReport, Levels, LostFlag, Stats,
+};
 
 /// Switches the LEDs of `mask` on, off or over, through the set/clear/toggle
 /// registers: no read-modify-write to race with.
@@ -145,18 +147,8 @@ impl LedWorker {
         };
         if self.tx.try_send(report).is_ok() {
             self.bell.ring();
-        } else {
-            let n = self
-                .inbox
-                .stats
-                .led_reports_lost
-                .fetch_add(1, Ordering::Relaxed);
-            if (n + 1).is_power_of_two() {
-                warn!(
-                    lost = n + 1,
-                    "LED report channel full: read-backs not reported"
-                );
-            }
+        } else if let Some(n) = every_power_of_two(&self.inbox.stats.led_reports_lost, 1) {
+            warn!(lost = n, "LED report channel full: read-backs not reported");
         }
         Ok(())
     }

@@ -124,6 +124,26 @@ counters! {
     }
 }
 
+/// Adds `n` to `counter`; its new total when that crossed a power of two, so a log
+/// line guarded by it comes at the 1st, 2nd, 4th, 8th ... time: a storm costs a few
+/// lines.
+pub(crate) fn every_power_of_two(counter: &AtomicU64, n: u64) -> Option<u64> {
+    let total = counter.fetch_add(n, Ordering::Relaxed) + n;
+    let before = total - n;
+    // a power of two crossed by this addition
+    (before == 0 || (63 - before.leading_zeros()) != (63 - total.leading_zeros())).then_some(total)
+}
+
+/// After a failed bus round of an event thread: counts the error, waits longer the more
+/// rounds failed in a row (10 ms doubling up to 640 ms, so a broken bus does not become
+/// a busy loop) and re-arms the interrupt for the next round.
+pub(crate) fn back_off(bus: &dyn Bus, stats: &Stats, failures: &mut u32) {
+    Stats::add(&stats.bus_errors, 1);
+    *failures = failures.saturating_add(1);
+    std::thread::sleep(Duration::from_millis(10u64 << (*failures).min(6)));
+    let _ = bus.rearm_irq();
+}
+
 /// The system clock in Unix microseconds (None before 1970).
 fn unix_us() -> Option<u64> {
     let d = std::time::SystemTime::now()

@@ -11,8 +11,8 @@ use pynq_mqtt_regs::{self as regs, EvtPop, RegBus};
 use tracing::{debug, error, warn};
 
 use crate::{
-    trace, unix_us, Bell, ButtonEvent, Clock64, DeviceLost, EventTrace, InputLevels, Levels,
-    LostFlag, Seq64, Stats, WallOffset,
+    back_off, every_power_of_two, trace, unix_us, Bell, ButtonEvent, Clock64, DeviceLost,
+    EventTrace, InputLevels, Levels, LostFlag, Seq64, Stats, WallOffset,
 };
 
 /// The event thread: its bus, its channels and what it carries from one drain to the next.
@@ -255,12 +255,8 @@ impl EventPump {
                 Ok(()) => failures = 0,
                 Err(e) if self.note_lost(&e) => break,
                 Err(e) => {
-                    Stats::add(&self.stats.bus_errors, 1);
-                    failures = failures.saturating_add(1);
                     error!("event drain failed: {e}");
-                    // back off so a broken bus does not become a busy loop
-                    std::thread::sleep(Duration::from_millis(10u64 << failures.min(6)));
-                    let _ = self.bus.rearm_irq();
+                    back_off(self.bus.as_ref(), &self.stats, &mut failures);
                 }
             }
         }
@@ -613,9 +609,8 @@ impl EventPump {
         match self.tx.try_send(event) {
             Ok(()) => self.unrung = true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                let n = self.stats.channel_full.fetch_add(1, Ordering::Relaxed);
-                if (n + 1).is_power_of_two() {
-                    warn!(lost = n + 1, "event channel full: events lost");
+                if let Some(n) = every_power_of_two(&self.stats.channel_full, 1) {
+                    warn!(lost = n, "event channel full: events lost");
                 }
             }
         }
