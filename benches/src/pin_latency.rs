@@ -154,10 +154,18 @@ pub struct Case {
     pub lost: usize,
     /// Pin to subscriber.
     pub total: Option<Pcts>,
-    /// pynq-mqtt only: pin to FIFO pop, pop to socket write, write to subscriber.
+    /// pynq-mqtt only: pin to FIFO pop, pop to socket write (the write's return),
+    /// write to subscriber.
     pub pin_pop: Option<Pcts>,
     pub pop_write: Option<Pcts>,
     pub write_sub: Option<Pcts>,
+    /// pynq-mqtt only, pop to socket write in two: pop to the write(2) issued (the
+    /// daemon's part), and the write(2) from its issue to its return (the kernel's
+    /// send, which on loopback also queues the bytes at the broker and wakes it).
+    #[serde(default)]
+    pub pop_issue: Option<Pcts>,
+    #[serde(default)]
+    pub write_call: Option<Pcts>,
     /// How far the simulated fabric ran behind the wall clock (sampled every ms).
     pub fabric_lag: Option<Pcts>,
     /// pynq-mqtt only: this machine's floor under pop to socket write, measured right
@@ -179,6 +187,10 @@ pub struct Case {
 struct Driven {
     driven_ns: Vec<u64>,
     pops: Vec<(u64, u64)>,
+    /// When the write(2) that took each event's last byte was issued.
+    #[serde(default)]
+    issues: Vec<(u64, u64)>,
+    /// When that write returned.
     writes: Vec<(u64, u64)>,
     counters: serde_json::Value,
 }
@@ -310,8 +322,8 @@ pub fn tables(cases: &[Case]) -> String {
         );
     }
     s += "\npynq-mqtt's split (µs, p50 / p99 / p99.9 / max):\n\n";
-    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | write → subscriber | simulated fabric behind the wall clock | machine floor: a thread wakes a runtime | machine floor: the wake and one PUBLISH written to the broker |\n";
-    s += "|---|---|---|---|---|---|---|---|---|\n";
+    s += "| placement | interrupts | events/s | pin → FIFO pop | pop → socket write | of which pop → write(2) issued | of which the write(2), issue to return | write → subscriber | simulated fabric behind the wall clock | machine floor: a thread wakes a runtime | machine floor: the wake and one PUBLISH written to the broker |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     let four = |p: Option<Pcts>| {
         p.map_or("–".into(), |p| {
             format!("{:.0} / {:.0} / {:.0} / {:.0}", p.p50, p.p99, p.p999, p.max)
@@ -319,12 +331,14 @@ pub fn tables(cases: &[Case]) -> String {
     };
     for c in cases.iter().filter(|c| c.board.get("captured").is_some()) {
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.placement,
             c.publisher.trim_start_matches("pynq-mqtt, "),
             c.rate,
             four(c.pin_pop),
             four(c.pop_write),
+            four(c.pop_issue),
+            four(c.write_call),
             four(c.write_sub),
             four(c.fabric_lag),
             four(c.wake_floor),
@@ -445,6 +459,7 @@ fn one(
         matched.then(|| percentiles(spans(from, to))).flatten()
     };
     let pop = by_seq(edges, &driven.pops);
+    let issue = by_seq(edges, &driven.issues);
     let write = by_seq(edges, &driven.writes);
     let floor = if traced {
         floor_of(ctx, place, rate, n, port)?
@@ -466,6 +481,8 @@ fn one(
         pin_pop: traced.then(|| pct(&pin, &pop)).flatten(),
         pop_write: traced.then(|| pct(&pop, &write)).flatten(),
         write_sub: traced.then(|| pct(&write, &sub_at)).flatten(),
+        pop_issue: traced.then(|| pct(&pop, &issue)).flatten(),
+        write_call: traced.then(|| pct(&issue, &write)).flatten(),
         fabric_lag: serde_json::from_value(driven.counters["fabric_lag_us"].clone()).ok(),
         wake_floor: floor.wake,
         write_floor: floor.write,
@@ -680,9 +697,9 @@ pub fn board(a: BoardArgs) -> Result<()> {
     if let Some(cpu) = a.fabric_cpu {
         crate::roles::pin_thread("lag-sampler", cpu)?;
     }
-    let (mut counters, pops, writes) = if seed {
+    let (mut counters, pops, issues, writes) = if seed {
         let seed_line = run_seed(&a, &board, &drive)?;
-        (seed_line, Vec::new(), Vec::new())
+        (seed_line, Vec::new(), Vec::new(), Vec::new())
     } else {
         run_daemon(&a, &board, &drive)?
     };
@@ -695,6 +712,7 @@ pub fn board(a: BoardArgs) -> Result<()> {
     let line = Driven {
         driven_ns,
         pops,
+        issues,
         writes,
         counters,
     };
@@ -858,7 +876,14 @@ fn fabric_lag(board: &pynq_mqtt_sim::SimBoard, done: &AtomicBool) -> Vec<f64> {
     lags
 }
 
-type Traced = (serde_json::Value, Vec<(u64, u64)>, Vec<(u64, u64)>);
+/// The driver's counters, then (sequence number, Unix ns) at FIFO pop, at the write's
+/// issue and at its return.
+type Traced = (
+    serde_json::Value,
+    Vec<(u64, u64)>,
+    Vec<(u64, u64)>,
+    Vec<(u64, u64)>,
+);
 
 fn run_daemon(
     a: &BoardArgs,
@@ -869,10 +894,11 @@ fn run_daemon(
     use pynq_mqtt_bus::Bus;
     use pynq_mqtt_driver::{LedCommand, LedReport};
     let cap = a.n as usize + 64;
-    let (pop_trace, write_trace) = (
-        Arc::new(EventTrace::new(cap)),
-        Arc::new(EventTrace::new(cap)),
-    );
+    let pop_trace = Arc::new(EventTrace::new(cap));
+    let write_trace = pynq_mqtt_bridge::WriteTrace {
+        issued: Arc::new(EventTrace::new(cap)),
+        returned: Arc::new(EventTrace::new(cap)),
+    };
     let bus: Arc<dyn Bus> = board.clone();
     // the daemon's default drain priority, or what its variable says (0: normal class)
     let rt_priority = std::env::var("PYNQ_MQTT_RT_PRIORITY")
@@ -894,7 +920,7 @@ fn run_daemon(
     let io = BridgeIo {
         driver_stats: Arc::clone(&dstats),
         live: Some(Arc::clone(&live)),
-        trace: Some(Arc::clone(&write_trace)),
+        trace: Some(write_trace.clone()),
         // the daemon's wake-up: the driver's threads ring the publisher
         bell: Some(ch.bell.clone()),
         ..BridgeIo::new(ch.events, cmd_tx, led_rx, 4, 0)
@@ -940,9 +966,16 @@ fn run_daemon(
         "seq_lost": g(&dstats.seq_lost), "channel_full": g(&dstats.channel_full),
         "irqs": g(&dstats.irqs), "published": view.published, "lost": view.lost(),
         "writes": view.writes, "rt_priority": rt_priority,
-        "trace_overflow": pop_trace.overflowed() + write_trace.overflowed(),
+        "trace_overflow": pop_trace.overflowed()
+            + write_trace.issued.overflowed()
+            + write_trace.returned.overflowed(),
     });
-    Ok((counters, pop_trace.snapshot(), write_trace.snapshot()))
+    Ok((
+        counters,
+        pop_trace.snapshot(),
+        write_trace.issued.snapshot(),
+        write_trace.returned.snapshot(),
+    ))
 }
 
 /// The seed's loop as a child process, reading the pins through a socket this process

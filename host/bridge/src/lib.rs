@@ -73,10 +73,9 @@ pub struct BridgeIo {
     pub connect_hint: Option<ConnectHint>,
     /// Where the bridge shows its connection, window and latency (None: nowhere).
     pub live: Option<Arc<BridgeLive>>,
-    /// Bench only: records each event's sequence number and the moment the write that
-    /// put its PUBLISH's last byte into the socket returned. None (always in the
+    /// Bench only: when each event's PUBLISH went into the socket. None (always in the
     /// daemon): no clock is read and nothing is kept.
-    pub trace: Option<Arc<EventTrace>>,
+    pub trace: Option<WriteTrace>,
     /// The driver's bell ([`DriverChannels::bell`](pynq_mqtt_driver::DriverChannels)):
     /// the driver's threads then wake the publisher themselves. None: a thread of the
     /// bridge waits on the channels instead (whoever feeds them need not ring).
@@ -108,6 +107,18 @@ impl BridgeIo {
             bell: None,
         }
     }
+}
+
+/// Bench only: two moments of the write that puts an event PUBLISH's last byte into
+/// the socket, each recorded with the event's sequence number. Between the two is
+/// the kernel's send: on loopback it also queues the bytes at the broker's socket and
+/// wakes the broker.
+#[derive(Debug, Clone)]
+pub struct WriteTrace {
+    /// When the bridge issued the write(2) (its first try, if the socket was full).
+    pub issued: Arc<EventTrace>,
+    /// When that write returned.
+    pub returned: Arc<EventTrace>,
 }
 
 /// The fix for a failed connection, as one line.

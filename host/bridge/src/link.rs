@@ -314,6 +314,9 @@ impl Link {
             // control packets piled up (the broker sends but does not read): stop
             // reading until the batch is out, so TCP pushes back on the broker
             let reading = self.session.wants_input();
+            // bench only: the moment the write is issued, taken as its future first
+            // runs (the write(2) follows at once unless the socket is full)
+            let stamp = self.session.tracing();
             tokio::select! {
                 biased;
                 r = c.rd.read_buf(&mut c.rbuf), if reading => match r {
@@ -327,10 +330,16 @@ impl Link {
                     }
                     Err(e) => return End::Lost(TransportError::of(e, tls).into()),
                 },
-                r = write_or_flush(c.wr.as_mut(), self.session.pending()), if !idle => match r {
+                (r, issued) = async {
+                    let issued = stamp.then(pynq_mqtt_driver::trace::unix_ns);
+                    (write_or_flush(c.wr.as_mut(), self.session.pending()).await, issued)
+                }, if !idle => match r {
                     Ok(Some(0)) => return End::Lost(Lost::WriteZero),
                     Ok(Some(n)) => {
                         let now = Instant::now();
+                        if let Some(at) = issued {
+                            self.session.write_issued(at);
+                        }
                         self.session.on_written(n, now);
                         if self.session.batch_done() {
                             self.probe.batch_written(now);

@@ -162,6 +162,17 @@ impl Session {
         l.wbuf.is_empty() && matches!(self.shutdown, Shutdown::Disconnecting(_))
     }
 
+    /// Bench only: whether writes are traced (the link then stamps each one it issues).
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Bench only: the write that the next [`Session::on_written`] reports was issued
+    /// at `unix_ns`.
+    pub fn write_issued(&mut self, unix_ns: u64) {
+        self.write_issued_ns = unix_ns;
+    }
+
     /// The connection took `n` bytes of the batch.
     pub fn on_written(&mut self, n: usize, now: Instant) {
         let Some(l) = self.live.as_mut() else {
@@ -179,13 +190,17 @@ impl Session {
             done += 1;
         }
         l.tail.wrote(n, l.wpos, &l.ends[from..l.ends_done]);
+        let issued = std::mem::take(&mut self.write_issued_ns);
         if let Some(trace) = &self.trace {
             let at = pynq_mqtt_driver::trace::unix_ns();
             while let Some(&(end, seq)) = l.traced.get(l.traced_done) {
                 if end > l.wpos {
                     break;
                 }
-                trace.record(seq, at);
+                trace.returned.record(seq, at);
+                if issued != 0 {
+                    trace.issued.record(seq, issued);
+                }
                 l.traced_done += 1;
             }
         }

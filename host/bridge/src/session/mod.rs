@@ -117,7 +117,10 @@ pub struct Session {
     /// Whether another device says `online` on our status topic.
     pub(crate) shared_status: crate::fleet::SharedStatus,
     /// Bench only (see [`crate::BridgeIo::trace`]).
-    pub(crate) trace: Option<Arc<pynq_mqtt_driver::EventTrace>>,
+    pub(crate) trace: Option<crate::WriteTrace>,
+    /// Bench only: when the write the next [`Session::on_written`] reports was
+    /// issued, in Unix ns (0: not known).
+    pub(crate) write_issued_ns: u64,
 }
 
 /// The next control packet id (above the events' range, never 0).
@@ -242,6 +245,7 @@ impl Session {
             ratelog: RateLog::default(),
             shared_status: Default::default(),
             trace: None,
+            write_issued_ns: 0,
             cfg,
         }
     }

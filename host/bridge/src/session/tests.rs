@@ -250,8 +250,12 @@ fn qos0_events_finish_when_their_last_byte_is_written() {
 fn a_trace_records_each_event_once_its_last_byte_is_written() {
     for qos in [Qos::AtMostOnce, Qos::AtLeastOnce] {
         let (mut s, _) = session(qos);
-        let trace = Arc::new(pynq_mqtt_driver::EventTrace::new(16));
-        s.trace = Some(Arc::clone(&trace));
+        let trace = crate::WriteTrace {
+            issued: Arc::new(pynq_mqtt_driver::EventTrace::new(16)),
+            returned: Arc::new(pynq_mqtt_driver::EventTrace::new(16)),
+        };
+        s.trace = Some(trace.clone());
+        assert!(s.tracing());
         let now = Instant::now();
         connect(&mut s, false, now);
         for k in 10..13 {
@@ -261,20 +265,31 @@ fn a_trace_records_each_event_once_its_last_byte_is_written() {
         assert_eq!(s.fill(), Fill::Dry);
         s.finish_batch();
         let total = s.pending().len();
+        s.write_issued(1_000);
         s.on_written(total / 3 + 1, now);
         let seqs = |t: &pynq_mqtt_driver::EventTrace| -> Vec<u64> {
             t.snapshot().into_iter().map(|(seq, _)| seq).collect()
         };
         assert_eq!(
-            seqs(&trace),
+            seqs(&trace.returned),
             vec![10],
             "{qos:?}: only the first is complete"
         );
+        assert_eq!(trace.issued.snapshot(), vec![(10, 1_000)], "{qos:?}");
+        // the write that completes the other two was issued later
+        s.write_issued(2_000);
         s.on_written(total - total / 3 - 1, now);
-        assert_eq!(seqs(&trace), vec![10, 11, 12], "{qos:?}");
-        // the next batch (nothing new) records nothing again
+        assert_eq!(seqs(&trace.returned), vec![10, 11, 12], "{qos:?}");
+        assert_eq!(
+            trace.issued.snapshot(),
+            vec![(10, 1_000), (11, 2_000), (12, 2_000)],
+            "{qos:?}"
+        );
+        // the next batch (nothing new) records nothing again, and a stamp is used once
         write_batch(&mut s, now);
-        assert_eq!(seqs(&trace), vec![10, 11, 12], "{qos:?}");
+        assert_eq!(seqs(&trace.returned), vec![10, 11, 12], "{qos:?}");
+        assert_eq!(seqs(&trace.issued), vec![10, 11, 12], "{qos:?}");
+        assert_eq!(s.write_issued_ns, 0, "{qos:?}");
     }
 }
 
